@@ -1,0 +1,77 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config configures the API server.
+type Config struct {
+	// DataDir holds the embedded etcd's data (DataDir/etcd).
+	DataDir string
+	// Listen is the address the gRPC API is served on.
+	Listen string
+	// EtcdServers, when set, names an external etcd cluster to use instead
+	// of the embedded one.
+	EtcdServers []string
+	// RequestTimeout bounds each etcd call; a request that cannot reach
+	// etcd in time fails with ServiceUnavailable.
+	RequestTimeout time.Duration
+	// WatchWindow is how many recent events each resource's watch cache
+	// keeps for watchers that resume.
+	WatchWindow int
+	// BookmarkInterval is how often watchers are sent bookmarks.
+	BookmarkInterval time.Duration
+	// EtcdCompactionRetention is how much history the embedded etcd keeps;
+	// watchers and paginated lists older than that get Gone.
+	EtcdCompactionRetention time.Duration
+}
+
+// DefaultConfig returns the defaults: state under /var/lib/skiff, the API on
+// 127.0.0.1:6443.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:                 "/var/lib/skiff",
+		Listen:                  "127.0.0.1:6443",
+		RequestTimeout:          10 * time.Second,
+		WatchWindow:             10000,
+		BookmarkInterval:        5 * time.Second,
+		EtcdCompactionRetention: 10 * time.Minute,
+	}
+}
+
+// AddFlags registers the server's flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the server's state (the embedded etcd lives in DATA-DIR/etcd)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve the API on (host:port); use 0.0.0.0:6443 to reach it from other machines")
+	fs.StringSliceVar(&c.EtcdServers, "etcd-servers", c.EtcdServers, "external etcd endpoints (comma-separated URLs); empty runs an embedded etcd")
+	fs.DurationVar(&c.RequestTimeout, "etcd-request-timeout", c.RequestTimeout, "how long one etcd call may take before the request fails with ServiceUnavailable")
+	fs.IntVar(&c.WatchWindow, "watch-cache-size", c.WatchWindow, "recent events kept per resource for watchers that resume")
+	fs.DurationVar(&c.BookmarkInterval, "watch-bookmark-interval", c.BookmarkInterval, "how often watchers that allow bookmarks are sent one")
+	fs.DurationVar(&c.EtcdCompactionRetention, "etcd-compaction-retention", c.EtcdCompactionRetention, "history the embedded etcd keeps before compacting it")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.EtcdServers) == 0 && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required when no --etcd-servers are given"))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("--etcd-request-timeout must be positive"))
+	}
+	if c.WatchWindow < 100 {
+		errs = append(errs, errors.New("--watch-cache-size must be at least 100"))
+	}
+	if c.BookmarkInterval <= 0 {
+		errs = append(errs, errors.New("--watch-bookmark-interval must be positive"))
+	}
+	return errors.Join(errs...)
+}

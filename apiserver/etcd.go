@@ -1,0 +1,74 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// startEmbeddedEtcd starts a single-member etcd in dataDir/etcd. It listens
+// on unix sockets inside that directory only: the embedded etcd belongs to
+// this server, and nothing else on the network can reach it.
+func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Duration) (*embed.Etcd, error) {
+	dir := filepath.Join(dataDir, "etcd")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating etcd data dir: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "skiff"
+	cfg.Dir = dir
+	cfg.Logger = "zap"
+	cfg.LogLevel = "error"
+	cfg.LogOutputs = []string{"stderr"}
+	client := url.URL{Scheme: "unix", Path: filepath.Join(dir, "client.sock")}
+	peer := url.URL{Scheme: "unix", Path: filepath.Join(dir, "peer.sock")}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.ListenMetricsUrls = nil
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = retention.String()
+	// Stale sockets from a previous run would make the listeners fail.
+	_ = os.Remove(client.Path)
+	_ = os.Remove(peer.Path)
+
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting embedded etcd in %s: %w", dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// newEtcdClient connects to etcd. The client does not wait for the cluster:
+// while etcd is down requests fail after the request timeout, and the
+// client reconnects by itself when it returns.
+func newEtcdClient(endpoints []string) (*clientv3.Client, error) {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		Logger:               zap.NewNop(),
+		MaxCallRecvMsgSize:   512 * 1024 * 1024,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd %v: %w", endpoints, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,136 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiffdev/skiff/apiserver/storage"
+	"github.com/skiffdev/skiff/internal/scheme"
+)
+
+// Config configures the registry.
+type Config struct {
+	// Client is the etcd client.
+	Client *clientv3.Client
+	// RequestTimeout bounds every etcd call.
+	RequestTimeout time.Duration
+	// WatchWindow is how many recent events each watch cache keeps.
+	WatchWindow int
+	// BookmarkInterval is how often watchers get bookmarks.
+	BookmarkInterval time.Duration
+}
+
+// Registry holds one Store per served resource.
+type Registry struct {
+	stores     map[schema.GroupResource]*Store
+	namespaces *Store
+}
+
+// KeyPrefix is where a resource's objects live in etcd:
+// /registry/<group>/<resource>/, with "core" for the core group.
+func KeyPrefix(info *scheme.ResourceInfo) string {
+	group := info.Group
+	if group == "" {
+		group = "core"
+	}
+	return "/registry/" + group + "/" + info.Resource + "/"
+}
+
+// New builds the stores. Run starts their watch caches.
+func New(cfg Config) *Registry {
+	r := &Registry{stores: map[schema.GroupResource]*Store{}}
+	for i := range scheme.Resources {
+		info := &scheme.Resources[i]
+		st, ok := strategies[info.GroupResource()]
+		if !ok {
+			panic(fmt.Sprintf("registry: no strategy for %s", info.GroupResource()))
+		}
+		store := storage.NewStore(storage.Config{
+			Client:         cfg.Client,
+			Resource:       info.GroupResource(),
+			Prefix:         KeyPrefix(info),
+			NewFunc:        info.New,
+			NewListFunc:    info.NewList,
+			Attrs:          st.attrFunc(),
+			RequestTimeout: cfg.RequestTimeout,
+		})
+		r.stores[info.GroupResource()] = &Store{
+			info:     info,
+			strategy: st,
+			storage:  store,
+			cache: storage.NewCacher(storage.CacherConfig{
+				Store:            store,
+				WindowSize:       cfg.WatchWindow,
+				BookmarkInterval: cfg.BookmarkInterval,
+			}),
+			registry: r,
+		}
+	}
+	r.namespaces = r.stores[schema.GroupResource{Resource: "namespaces"}]
+	return r
+}
+
+// Run runs every watch cache until ctx ends.
+func (r *Registry) Run(ctx context.Context) {
+	for _, s := range r.stores {
+		go s.cache.Run(ctx)
+	}
+	<-ctx.Done()
+}
+
+// WaitReady waits until every watch cache has made its first list.
+func (r *Registry) WaitReady(ctx context.Context) error {
+	for _, s := range r.stores {
+		select {
+		case <-s.cache.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Store returns the store of a resource.
+func (r *Registry) Store(gr schema.GroupResource) (*Store, bool) {
+	s, ok := r.stores[gr]
+	return s, ok
+}
+
+// EnsureNamespaces creates the given namespaces unless they exist.
+func (r *Registry) EnsureNamespaces(ctx context.Context, names ...string) error {
+	for _, name := range names {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if _, _, err := r.namespaces.Create(ctx, "", ns, false); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating namespace %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// admitNamespace refuses new objects in a namespace that does not exist or
+// is being deleted. The namespace cache answers almost every time; a miss
+// is checked against etcd, since the namespace may be brand new.
+func (r *Registry) admitNamespace(ctx context.Context, info *scheme.ResourceInfo, name, namespace string) error {
+	var ns runtime.Object
+	ns, ok := r.namespaces.cache.Get("", namespace)
+	if !ok {
+		var err error
+		if ns, err = r.namespaces.Get(ctx, "", namespace); err != nil {
+			return err
+		}
+	}
+	n := ns.(*corev1.Namespace)
+	if n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating {
+		return apierrors.NewForbidden(info.GroupResource(), name,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+	}
+	return nil
+}

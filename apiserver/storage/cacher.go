@@ -1,0 +1,511 @@
+package storage
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiffdev/skiff/internal/scheme"
+)
+
+// Event is one change seen by the cache. Its object carries the event's
+// resourceVersion; the encoded bytes are made once and shared by every
+// watcher the event goes to.
+type Event struct {
+	Type   watch.EventType
+	Object runtime.Object
+	Rev    int64
+
+	labels labels.Set
+	fields fields.Set
+	// prev* describe the object before a MODIFIED event, so that a
+	// filtered watcher can tell an object entering or leaving its
+	// selection.
+	hasPrev    bool
+	prevLabels labels.Set
+	prevFields fields.Set
+
+	encOnce sync.Once
+	enc     []byte
+	encErr  error
+}
+
+// Encoded returns the event's object in the Kubernetes protobuf encoding.
+func (e *Event) Encoded() ([]byte, error) {
+	e.encOnce.Do(func() { e.enc, e.encErr = scheme.EncodeProtobuf(e.Object) })
+	return e.enc, e.encErr
+}
+
+// WatchEvent is what a watcher receives: an event, with the type as this
+// watcher sees it (an object leaving a watcher's selection is DELETED for
+// that watcher even though it was MODIFIED in etcd).
+type WatchEvent struct {
+	Type  watch.EventType
+	Event *Event
+}
+
+// cacheEntry is one object in the cache: the event that last wrote it,
+// which carries the object, its selector attributes and its encoding.
+type cacheEntry struct {
+	*Event
+}
+
+// CacherConfig configures a watch cache.
+type CacherConfig struct {
+	Store *Store
+	// WindowSize is how many recent events are kept for watchers that
+	// resume from an older resourceVersion.
+	WindowSize int
+	// BookmarkInterval is how often watchers that allow bookmarks are told
+	// the cache's current resourceVersion.
+	BookmarkInterval time.Duration
+	// WatcherBuffer is how many events may wait for a slow watcher before
+	// the cache ends its watch (the client then resumes from the last
+	// resourceVersion it saw).
+	WatcherBuffer int
+}
+
+// Cacher is the watch cache of one resource: one etcd watch feeds any
+// number of watchers.
+type Cacher struct {
+	cfg   CacherConfig
+	store *Store
+
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	// mu guards everything below.
+	mu       sync.RWMutex
+	objects  map[string]*cacheEntry
+	rev      int64 // the revision the cache reflects
+	window   []*Event
+	head     int   // index of the oldest event in window (a ring)
+	count    int   // number of events in window
+	oldest   int64 // every event after this revision is in the window
+	watchers map[*Watcher]struct{}
+}
+
+// NewCacher returns a cache for the store's resource. Run starts it.
+func NewCacher(cfg CacherConfig) *Cacher {
+	if cfg.WindowSize <= 0 {
+		cfg.WindowSize = 10000
+	}
+	if cfg.BookmarkInterval <= 0 {
+		cfg.BookmarkInterval = 5 * time.Second
+	}
+	if cfg.WatcherBuffer <= 0 {
+		cfg.WatcherBuffer = 512
+	}
+	return &Cacher{
+		cfg:      cfg,
+		store:    cfg.Store,
+		ready:    make(chan struct{}),
+		objects:  map[string]*cacheEntry{},
+		window:   make([]*Event, cfg.WindowSize),
+		watchers: map[*Watcher]struct{}{},
+	}
+}
+
+// Run lists and watches the resource until ctx ends. When the etcd watch
+// fails (for example because the revision it follows was compacted) the
+// cache lists again; watchers are ended and resume from where they were,
+// or get Gone if that is now too far back.
+func (c *Cacher) Run(ctx context.Context) {
+	go c.bookmarks(ctx)
+	for ctx.Err() == nil {
+		err := c.listAndWatch(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		slog.Warn("watch cache restarting", "resource", c.store.cfg.Resource.String(), "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	c.mu.Lock()
+	for w := range c.watchers {
+		c.stopLocked(w)
+	}
+	c.mu.Unlock()
+}
+
+// Ready is closed once the cache has listed its resource the first time.
+func (c *Cacher) Ready() <-chan struct{} { return c.ready }
+
+func (c *Cacher) listAndWatch(ctx context.Context) error {
+	prefix := c.store.cfg.Prefix
+	var resp *clientv3.GetResponse
+	err := c.store.call(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = c.store.cfg.Client.Get(ctx, prefix, clientv3.WithPrefix())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	objects := make(map[string]*cacheEntry, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		obj, err := c.store.decode(kv.Value, kv.ModRevision)
+		if err != nil {
+			return err
+		}
+		e := &Event{Type: watch.Added, Object: obj, Rev: kv.ModRevision}
+		e.labels, e.fields = c.store.cfg.Attrs(obj)
+		objects[string(kv.Key)] = &cacheEntry{e}
+	}
+	rev := resp.Header.Revision
+
+	c.mu.Lock()
+	c.objects = objects
+	c.rev, c.oldest = rev, rev
+	c.head, c.count = 0, 0
+	clear(c.window)
+	// Watchers that were following the old etcd watch may have missed
+	// events; end them so that they resume (and get Gone if needed).
+	for w := range c.watchers {
+		c.stopLocked(w)
+	}
+	c.mu.Unlock()
+	c.readyOnce.Do(func() { close(c.ready) })
+
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := c.store.cfg.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1),
+		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
+	for wr := range wch {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		if wr.IsProgressNotify() {
+			c.mu.Lock()
+			if wr.Header.Revision > c.rev {
+				c.rev = wr.Header.Revision
+			}
+			c.mu.Unlock()
+			continue
+		}
+		for _, ev := range wr.Events {
+			e, err := c.toEvent(ev)
+			if err != nil {
+				slog.Error("watch cache dropped an undecodable event", "key", string(ev.Kv.Key), "err", err)
+				continue
+			}
+			c.process(string(ev.Kv.Key), e)
+		}
+	}
+	return ctx.Err()
+}
+
+// toEvent turns an etcd event into a cache event.
+func (c *Cacher) toEvent(ev *clientv3.Event) (*Event, error) {
+	e := &Event{Rev: ev.Kv.ModRevision}
+	switch {
+	case ev.Type == clientv3.EventTypeDelete:
+		e.Type = watch.Deleted
+		if ev.PrevKv == nil {
+			return nil, apierrors.NewInternalError(errNoPrevKV)
+		}
+		obj, err := c.store.decode(ev.PrevKv.Value, ev.Kv.ModRevision)
+		if err != nil {
+			return nil, err
+		}
+		e.Object = obj
+	default:
+		obj, err := c.store.decode(ev.Kv.Value, ev.Kv.ModRevision)
+		if err != nil {
+			return nil, err
+		}
+		e.Object = obj
+		e.Type = watch.Modified
+		if ev.IsCreate() {
+			e.Type = watch.Added
+		}
+	}
+	e.labels, e.fields = c.store.cfg.Attrs(e.Object)
+	return e, nil
+}
+
+type constError string
+
+func (e constError) Error() string { return string(e) }
+
+const errNoPrevKV = constError("etcd delete event without the previous value")
+
+// process applies one event to the cache and hands it to the watchers.
+func (c *Cacher) process(key string, e *Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.objects[key]; ok && e.Type == watch.Modified {
+		e.hasPrev, e.prevLabels, e.prevFields = true, prev.labels, prev.fields
+	}
+	if e.Type == watch.Deleted {
+		delete(c.objects, key)
+	} else {
+		c.objects[key] = &cacheEntry{e}
+	}
+	if e.Rev > c.rev {
+		c.rev = e.Rev
+	}
+	// Append to the ring, dropping the oldest event when it is full.
+	if c.count == len(c.window) {
+		c.oldest = c.window[c.head].Rev
+		c.window[c.head] = nil
+		c.head = (c.head + 1) % len(c.window)
+		c.count--
+	}
+	c.window[(c.head+c.count)%len(c.window)] = e
+	c.count++
+
+	for w := range c.watchers {
+		if e.Rev <= w.minRev {
+			continue
+		}
+		if t, ok := w.filter(e); ok {
+			c.sendLocked(w, WatchEvent{Type: t, Event: e})
+		}
+	}
+}
+
+// sendLocked hands an event to a watcher without blocking; a watcher whose
+// buffer is full is ended.
+func (c *Cacher) sendLocked(w *Watcher, we WatchEvent) {
+	select {
+	case w.input <- we:
+	default:
+		slog.Info("ending a watcher that fell behind", "resource", c.store.cfg.Resource.String())
+		c.stopLocked(w)
+	}
+}
+
+func (c *Cacher) stopLocked(w *Watcher) {
+	if _, ok := c.watchers[w]; !ok {
+		return
+	}
+	delete(c.watchers, w)
+	close(w.input)
+}
+
+// bookmarks periodically tells watchers that allow it how far the cache
+// has got, so that they can resume from a recent resourceVersion.
+func (c *Cacher) bookmarks(ctx context.Context) {
+	t := time.NewTicker(c.cfg.BookmarkInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// Ask etcd for a progress notification so that the cache's
+		// revision moves on even when this resource does not change.
+		_ = c.store.cfg.Client.RequestProgress(ctx)
+		c.mu.Lock()
+		if len(c.watchers) > 0 {
+			obj := c.store.cfg.NewFunc()
+			_ = setResourceVersion(obj, c.rev)
+			_ = scheme.SetTypeMeta(obj)
+			e := &Event{Type: watch.Bookmark, Object: obj, Rev: c.rev}
+			for w := range c.watchers {
+				if w.bookmarks && c.rev > w.minRev && len(w.input) < cap(w.input)/2 {
+					w.input <- WatchEvent{Type: watch.Bookmark, Event: e}
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Watcher is one client's watch on the cache.
+type Watcher struct {
+	c         *Cacher
+	pred      Predicate
+	bookmarks bool
+	minRev    int64 // events at or before this revision are not sent
+	initial   []WatchEvent
+	input     chan WatchEvent
+	result    chan WatchEvent
+	done      chan struct{}
+	stopOnce  sync.Once
+}
+
+// filter decides how an event looks to this watcher: ADDED, MODIFIED or
+// DELETED, or not at all.
+func (w *Watcher) filter(e *Event) (watch.EventType, bool) {
+	if w.pred.Empty() {
+		return e.Type, true
+	}
+	cur := w.pred.MatchesAttrs(e.labels, e.fields)
+	switch e.Type {
+	case watch.Added, watch.Deleted:
+		return e.Type, cur
+	}
+	prev := e.hasPrev && w.pred.MatchesAttrs(e.prevLabels, e.prevFields)
+	switch {
+	case cur && prev:
+		return watch.Modified, true
+	case cur:
+		return watch.Added, true
+	case prev:
+		return watch.Deleted, true
+	}
+	return "", false
+}
+
+// ResultChan delivers the watch's events. It is closed when the watch ends:
+// after Stop, when the cache restarts, or when the watcher fell too far
+// behind. A client resumes by watching again from the last resourceVersion
+// it received.
+func (w *Watcher) ResultChan() <-chan WatchEvent { return w.result }
+
+// Stop ends the watch.
+func (w *Watcher) Stop() {
+	w.stopOnce.Do(func() {
+		close(w.done)
+		w.c.mu.Lock()
+		w.c.stopLocked(w)
+		w.c.mu.Unlock()
+	})
+}
+
+func (w *Watcher) run() {
+	defer close(w.result)
+	for _, e := range w.initial {
+		select {
+		case w.result <- e:
+		case <-w.done:
+			return
+		}
+	}
+	w.initial = nil
+	for e := range w.input {
+		select {
+		case w.result <- e:
+		case <-w.done:
+			return
+		}
+	}
+}
+
+// Watch starts a watch. With rv 0 the watcher first receives an ADDED event
+// for every current object it selects, then every later change. With rv > 0
+// it receives the changes after rv; if rv is older than the cache's window
+// the error is Gone (410) and the client must list again.
+func (c *Cacher) Watch(ctx context.Context, rv int64, pred Predicate, allowBookmarks bool) (*Watcher, error) {
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	w := &Watcher{
+		c:         c,
+		pred:      pred,
+		bookmarks: allowBookmarks,
+		input:     make(chan WatchEvent, c.cfg.WatcherBuffer),
+		result:    make(chan WatchEvent),
+		done:      make(chan struct{}),
+	}
+	c.mu.Lock()
+	switch {
+	case rv == 0:
+		for _, key := range c.sortedKeysLocked() {
+			en := c.objects[key]
+			if pred.MatchesAttrs(en.labels, en.fields) {
+				w.initial = append(w.initial, WatchEvent{Type: watch.Added, Event: en.Event})
+			}
+		}
+		w.minRev = c.rev
+	case rv < c.oldest:
+		oldest := c.oldest
+		c.mu.Unlock()
+		return nil, &apierrors.StatusError{ErrStatus: *statusGone(rv, oldest)}
+	default:
+		for i := 0; i < c.count; i++ {
+			e := c.window[(c.head+i)%len(c.window)]
+			if e.Rev <= rv {
+				continue
+			}
+			if t, ok := w.filter(e); ok {
+				w.initial = append(w.initial, WatchEvent{Type: t, Event: e})
+			}
+		}
+		w.minRev = max(rv, c.rev)
+	}
+	c.watchers[w] = struct{}{}
+	c.mu.Unlock()
+	go w.run()
+	return w, nil
+}
+
+func (c *Cacher) waitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Cacher) sortedKeysLocked() []string {
+	keys := make([]string, 0, len(c.objects))
+	for k := range c.objects {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// List returns the cached objects of a namespace ("" for all) that the
+// predicate selects, sorted by key, with the cache's revision as the list's
+// resourceVersion. It is what a list with resourceVersion "0" gets.
+func (c *Cacher) List(ctx context.Context, namespace string, pred Predicate) (runtime.Object, error) {
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	prefix := c.store.Prefix(namespace)
+	c.mu.RLock()
+	var items []runtime.Object
+	for _, key := range c.sortedKeysLocked() {
+		if len(key) < len(prefix) || key[:len(prefix)] != prefix {
+			continue
+		}
+		en := c.objects[key]
+		if pred.MatchesAttrs(en.labels, en.fields) {
+			items = append(items, en.Object) // SetList copies typed items by value
+		}
+	}
+	rev := c.rev
+	c.mu.RUnlock()
+
+	list := c.store.cfg.NewListFunc()
+	if err := meta.SetList(list, items); err != nil {
+		return nil, err
+	}
+	lm, err := meta.ListAccessor(list)
+	if err != nil {
+		return nil, err
+	}
+	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
+	return list, nil
+}
+
+// Get returns a cached object, or false when the cache does not hold it.
+// The object is shared: callers must not modify it.
+func (c *Cacher) Get(namespace, name string) (runtime.Object, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	en, ok := c.objects[c.store.Key(namespace, name)]
+	if !ok {
+		return nil, false
+	}
+	return en.Object, true
+}

@@ -1,0 +1,508 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiffdev/skiff/internal/scheme"
+)
+
+// Config describes one resource's storage.
+type Config struct {
+	// Client is the etcd client shared by all stores.
+	Client *clientv3.Client
+	// Resource names the resource, for error messages.
+	Resource schema.GroupResource
+	// Prefix is the key prefix, ending in "/".
+	Prefix string
+	// NewFunc returns an empty object; NewListFunc an empty list.
+	NewFunc     func() runtime.Object
+	NewListFunc func() runtime.Object
+	// Attrs returns the labels and fields that selectors match against.
+	Attrs AttrFunc
+	// RequestTimeout bounds each etcd call, so that a request fails with
+	// ServiceUnavailable instead of hanging while etcd is unreachable.
+	RequestTimeout time.Duration
+}
+
+// Store keeps the objects of one resource in etcd.
+type Store struct {
+	cfg Config
+}
+
+// NewStore returns a store for one resource.
+func NewStore(cfg Config) *Store {
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	return &Store{cfg: cfg}
+}
+
+// Key returns the etcd key of an object. Cluster-scoped objects have no
+// namespace segment.
+func (s *Store) Key(namespace, name string) string {
+	if namespace == "" {
+		return s.cfg.Prefix + name
+	}
+	return s.cfg.Prefix + namespace + "/" + name
+}
+
+// Prefix returns the key prefix under which the objects of a namespace
+// (or of all namespaces, for "") live.
+func (s *Store) Prefix(namespace string) string {
+	if namespace == "" {
+		return s.cfg.Prefix
+	}
+	return s.cfg.Prefix + namespace + "/"
+}
+
+// Preconditions must hold for an update or delete to go ahead.
+type Preconditions struct {
+	UID             *types.UID
+	ResourceVersion *string
+}
+
+func (p *Preconditions) check(gr schema.GroupResource, name string, obj runtime.Object) error {
+	if p == nil {
+		return nil
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	if p.UID != nil && *p.UID != m.GetUID() {
+		return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, m.GetUID()))
+	}
+	if p.ResourceVersion != nil && *p.ResourceVersion != m.GetResourceVersion() {
+		return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.GetResourceVersion()))
+	}
+	return nil
+}
+
+// call runs one etcd operation under the request timeout and turns etcd's
+// failures into API errors.
+func (s *Store) call(ctx context.Context, op func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	return s.etcdError(ctx, op(ctx))
+}
+
+// etcdError maps an etcd client error to an API error. A deadline that ran
+// out while the caller still waited means etcd did not answer in time.
+func (s *Store) etcdError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrFutureRev) {
+		return apierrors.NewResourceExpired(fmt.Sprintf("the requested resourceVersion has been compacted: %v", err))
+	}
+	code := grpcstatus.Code(err)
+	if errors.Is(err, context.DeadlineExceeded) || code == codes.DeadlineExceeded || code == codes.Unavailable ||
+		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) {
+		return Unavailable(err)
+	}
+	if errors.Is(err, context.Canceled) || code == codes.Canceled {
+		return err
+	}
+	return apierrors.NewInternalError(fmt.Errorf("etcd: %w", err))
+}
+
+// Unavailable is the error returned while etcd cannot be reached.
+func Unavailable(cause error) error {
+	e := apierrors.NewServiceUnavailable(fmt.Sprintf("storage is unavailable: %v", cause))
+	return e
+}
+
+// decode turns stored bytes into an object whose resourceVersion is rev.
+func (s *Store) decode(data []byte, rev int64) (runtime.Object, error) {
+	obj, err := scheme.DecodeProtobuf(data, s.cfg.NewFunc())
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("decoding stored %s: %w", s.cfg.Resource, err))
+	}
+	if err := setResourceVersion(obj, rev); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// encode turns an object into the bytes to store: its resourceVersion is
+// cleared, since the key's mod revision is the source of truth.
+func encode(obj runtime.Object) ([]byte, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	rv := m.GetResourceVersion()
+	m.SetResourceVersion("")
+	data, err := scheme.EncodeProtobuf(obj)
+	m.SetResourceVersion(rv)
+	return data, err
+}
+
+func setResourceVersion(obj runtime.Object, rev int64) error {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		m.SetResourceVersion("")
+	} else {
+		m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	}
+	return nil
+}
+
+// ParseResourceVersion parses a resourceVersion string; "" is 0.
+func ParseResourceVersion(rv string) (int64, error) {
+	if rv == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil || n < 0 {
+		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version %q", rv))
+	}
+	return n, nil
+}
+
+// Create stores a new object under key. It fails with AlreadyExists when
+// the key is taken. The stored object is returned with its resourceVersion.
+func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object) (runtime.Object, error) {
+	data, err := encode(obj)
+	if err != nil {
+		return nil, err
+	}
+	var resp *clientv3.TxnResponse
+	err = s.call(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = s.cfg.Client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, string(data))).
+			Commit()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		return nil, apierrors.NewAlreadyExists(s.cfg.Resource, name)
+	}
+	out := obj.DeepCopyObject()
+	if err := setResourceVersion(out, resp.Header.Revision); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Get reads one object. It fails with NotFound when the key is absent.
+func (s *Store) Get(ctx context.Context, key, name string) (runtime.Object, error) {
+	var resp *clientv3.GetResponse
+	err := s.call(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = s.cfg.Client.Get(ctx, key)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, apierrors.NewNotFound(s.cfg.Resource, name)
+	}
+	return s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+}
+
+// UpdateFunc computes the new state of an object from its current state.
+// It receives a copy it may modify. Returning (nil, nil) deletes nothing
+// and writes nothing: the current object is kept.
+type UpdateFunc func(current runtime.Object) (runtime.Object, error)
+
+// GuaranteedUpdate applies tryUpdate to the current object and writes the
+// result with a compare-and-swap on the key's mod revision, retrying with
+// a fresh read when another writer got there first. tryUpdate may return an
+// error (for example Conflict when the caller's resourceVersion is stale),
+// which is returned as is. If the result encodes to the stored bytes no
+// write happens. When deleteIf reports true for the new object, the key is
+// deleted instead of written (used when the last finalizer goes).
+func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Preconditions, tryUpdate UpdateFunc, deleteIf func(runtime.Object) bool) (obj runtime.Object, deleted bool, err error) {
+	var (
+		data []byte
+		rev  int64
+	)
+	if err := s.read(ctx, key, &data, &rev); err != nil {
+		return nil, false, err
+	}
+	for {
+		if rev == 0 {
+			return nil, false, apierrors.NewNotFound(s.cfg.Resource, name)
+		}
+		current, err := s.decode(data, rev)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := pre.check(s.cfg.Resource, name, current); err != nil {
+			return nil, false, err
+		}
+		updated, err := tryUpdate(current.DeepCopyObject())
+		if err != nil {
+			return nil, false, err
+		}
+		if updated == nil {
+			return current, false, nil
+		}
+		del := deleteIf != nil && deleteIf(updated)
+		var newData []byte
+		var op clientv3.Op
+		if del {
+			op = clientv3.OpDelete(key)
+		} else {
+			newData, err = encode(updated)
+			if err != nil {
+				return nil, false, err
+			}
+			if bytes.Equal(newData, data) {
+				return current, false, nil
+			}
+			op = clientv3.OpPut(key, string(newData))
+		}
+		var resp *clientv3.TxnResponse
+		err = s.call(ctx, func(ctx context.Context) error {
+			resp, err = s.cfg.Client.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+				Then(op).
+				Else(clientv3.OpGet(key)).
+				Commit()
+			return err
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		if resp.Succeeded {
+			out := updated.DeepCopyObject()
+			if err := setResourceVersion(out, resp.Header.Revision); err != nil {
+				return nil, false, err
+			}
+			return out, del, nil
+		}
+		// Someone else wrote the key first: start again from what they wrote.
+		data, rev = nil, 0
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			data, rev = kvs[0].Value, kvs[0].ModRevision
+		}
+	}
+}
+
+func (s *Store) read(ctx context.Context, key string, data *[]byte, rev *int64) error {
+	return s.call(ctx, func(ctx context.Context) error {
+		resp, err := s.cfg.Client.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) > 0 {
+			*data, *rev = resp.Kvs[0].Value, resp.Kvs[0].ModRevision
+		}
+		return nil
+	})
+}
+
+// Delete removes an object with a compare-and-swap on its mod revision.
+// check, when set, may refuse the deletion after seeing the current object.
+// The deleted object is returned.
+func (s *Store) Delete(ctx context.Context, key, name string, pre *Preconditions) (runtime.Object, error) {
+	var (
+		data []byte
+		rev  int64
+	)
+	if err := s.read(ctx, key, &data, &rev); err != nil {
+		return nil, err
+	}
+	for {
+		if rev == 0 {
+			return nil, apierrors.NewNotFound(s.cfg.Resource, name)
+		}
+		current, err := s.decode(data, rev)
+		if err != nil {
+			return nil, err
+		}
+		if err := pre.check(s.cfg.Resource, name, current); err != nil {
+			return nil, err
+		}
+		var resp *clientv3.TxnResponse
+		err = s.call(ctx, func(ctx context.Context) error {
+			resp, err = s.cfg.Client.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+				Then(clientv3.OpDelete(key)).
+				Else(clientv3.OpGet(key)).
+				Commit()
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			return current, nil
+		}
+		data, rev = nil, 0
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			data, rev = kvs[0].Value, kvs[0].ModRevision
+		}
+	}
+}
+
+// ListOptions selects what List returns.
+type ListOptions struct {
+	// Namespace limits the list to one namespace; "" lists all.
+	Namespace string
+	// Predicate filters by label and field selectors.
+	Predicate Predicate
+	// Limit caps the number of items; 0 means no limit. When more remain,
+	// the list's continue token resumes after the last item returned.
+	Limit int64
+	// Continue is the token from a previous page.
+	Continue string
+}
+
+// continueToken is the decoded form of a list's continue string: the
+// revision the first page was read at and the key to start after.
+type continueToken struct {
+	Revision int64  `json:"rv"`
+	StartKey string `json:"start"`
+}
+
+// List reads objects from etcd. All pages of one list are read at the
+// revision of the first page, so the pages together are one consistent
+// snapshot; a token whose revision has been compacted fails with Gone.
+func (s *Store) List(ctx context.Context, opts ListOptions) (runtime.Object, error) {
+	prefix := s.Prefix(opts.Namespace)
+	start, rev := prefix, int64(0)
+	if opts.Continue != "" {
+		tok, err := decodeContinue(opts.Continue, prefix)
+		if err != nil {
+			return nil, err
+		}
+		start, rev = tok.StartKey, tok.Revision
+	}
+	end := clientv3.GetPrefixRangeEnd(prefix)
+
+	var items []runtime.Object
+	var next string
+	// Read in pages of the requested size until the limit is filled with
+	// matching objects or the range is exhausted.
+	batch := opts.Limit
+	if batch > 0 && batch < 100 && !opts.Predicate.Empty() {
+		batch = 100
+	}
+	for {
+		ops := []clientv3.OpOption{clientv3.WithRange(end)}
+		if batch > 0 {
+			ops = append(ops, clientv3.WithLimit(batch+1))
+		}
+		if rev > 0 {
+			ops = append(ops, clientv3.WithRev(rev))
+		}
+		var resp *clientv3.GetResponse
+		err := s.call(ctx, func(ctx context.Context) error {
+			var err error
+			resp, err = s.cfg.Client.Get(ctx, start, ops...)
+			return err
+		})
+		if err != nil {
+			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+				return nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+			}
+			return nil, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		kvs := resp.Kvs
+		more := batch > 0 && int64(len(kvs)) > batch
+		if more {
+			kvs = kvs[:batch]
+		}
+		for i, kv := range kvs {
+			obj, err := s.decode(kv.Value, kv.ModRevision)
+			if err != nil {
+				return nil, err
+			}
+			if !opts.Predicate.Matches(obj, s.cfg.Attrs) {
+				continue
+			}
+			items = append(items, obj)
+			if opts.Limit > 0 && int64(len(items)) == opts.Limit {
+				if i < len(kvs)-1 || more {
+					next = string(kv.Key) + "\x00"
+				}
+				break
+			}
+		}
+		if next != "" || !more || (opts.Limit > 0 && int64(len(items)) == opts.Limit) {
+			break
+		}
+		start = string(kvs[len(kvs)-1].Key) + "\x00"
+	}
+
+	list := s.cfg.NewListFunc()
+	if err := meta.SetList(list, items); err != nil {
+		return nil, err
+	}
+	lm, err := meta.ListAccessor(list)
+	if err != nil {
+		return nil, err
+	}
+	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if next != "" {
+		lm.SetContinue(encodeContinue(continueToken{Revision: rev, StartKey: next}))
+	}
+	return list, nil
+}
+
+func encodeContinue(t continueToken) string {
+	b, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinue(s, prefix string) (continueToken, error) {
+	var t continueToken
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || t.Revision <= 0 || len(t.StartKey) < len(prefix) || t.StartKey[:len(prefix)] != prefix {
+		return t, apierrors.NewBadRequest("continue key is not valid")
+	}
+	return t, nil
+}
+
+// CurrentRevision returns etcd's current revision.
+func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.call(ctx, func(ctx context.Context) error {
+		resp, err := s.cfg.Client.Get(ctx, "/registry/revision-probe", clientv3.WithCountOnly())
+		if err == nil {
+			rev = resp.Header.Revision
+		}
+		return err
+	})
+	return rev, err
+}
+
+// statusGone is the message of a watch that starts too far back.
+func statusGone(rv, oldest int64) *metav1.Status {
+	return &apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, oldest)).ErrStatus
+}
