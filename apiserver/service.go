@@ -78,7 +78,7 @@ func decode(data []byte, enc skiffv1.Encoding, into runtime.Object, kind string)
 	case skiffv1.Encoding_ENCODING_YAML:
 		obj, err = scheme.DecodeStrictYAML(data, into)
 	default:
-		return nil, apierrors.NewUnsupportedMediaType(enc.String())
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("unknown request encoding %s", enc))
 	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version \"v1\" cannot be handled as a %s: %v", kind, kind, err))

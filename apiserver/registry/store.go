@@ -334,7 +334,10 @@ func ApplyPatch(doc []byte, pt types.PatchType, patch []byte, dataStruct runtime
 			out, err = p.Apply(doc)
 		}
 	default:
-		return nil, apierrors.NewUnsupportedMediaType(string(pt))
+		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: 415, Reason: metav1.StatusReasonUnsupportedMediaType,
+			Message: fmt.Sprintf("the patch type %q is not supported; use %q, %q or %q", pt, types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType),
+		}}
 	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be applied: %v", err))

@@ -2,12 +2,14 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -118,17 +120,34 @@ func NewCacher(cfg CacherConfig) *Cacher {
 }
 
 // Run lists and watches the resource until ctx ends. When the etcd watch
-// fails (for example because the revision it follows was compacted) the
-// cache lists again; watchers are ended and resume from where they were,
-// or get Gone if that is now too far back.
+// breaks, the cache watches again from where it was; when the revision it
+// needs has been compacted, it lists again, and its watchers are ended to
+// resume from where they were (or get Gone if that is now too far back).
 func (c *Cacher) Run(ctx context.Context) {
 	go c.bookmarks(ctx)
+	listed := false
 	for ctx.Err() == nil {
-		err := c.listAndWatch(ctx)
+		var err error
+		if !listed {
+			err = c.list(ctx)
+			listed = err == nil
+		}
+		if listed {
+			// Follow etcd from where the cache is. A watch that breaks
+			// (etcd restarted, leader lost) resumes from the same point with
+			// nothing lost; only a compacted revision needs a new list.
+			c.mu.RLock()
+			from := c.rev + 1
+			c.mu.RUnlock()
+			err = c.watch(ctx, from)
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				listed = false
+			}
+		}
 		if ctx.Err() != nil {
 			break
 		}
-		slog.Warn("watch cache restarting", "resource", c.store.cfg.Resource.String(), "err", err)
+		slog.Warn("watch cache interrupted; retrying", "resource", c.store.cfg.Resource.String(), "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -144,7 +163,10 @@ func (c *Cacher) Run(ctx context.Context) {
 // Ready is closed once the cache has listed its resource the first time.
 func (c *Cacher) Ready() <-chan struct{} { return c.ready }
 
-func (c *Cacher) listAndWatch(ctx context.Context) error {
+// list reads the whole prefix and makes it the cache's state. Watchers that
+// were following the previous state may have missed events; they are ended
+// so that they resume (and get Gone if they are now too far back).
+func (c *Cacher) list(ctx context.Context) error {
 	prefix := c.store.cfg.Prefix
 	var resp *clientv3.GetResponse
 	err := c.store.call(ctx, func(ctx context.Context) error {
@@ -172,17 +194,20 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 	c.rev, c.oldest = rev, rev
 	c.head, c.count = 0, 0
 	clear(c.window)
-	// Watchers that were following the old etcd watch may have missed
-	// events; end them so that they resume (and get Gone if needed).
 	for w := range c.watchers {
 		c.stopLocked(w)
 	}
 	c.mu.Unlock()
 	c.readyOnce.Do(func() { close(c.ready) })
+	return nil
+}
 
+// watch applies etcd's events from revision from on, until the watch fails
+// or ctx ends.
+func (c *Cacher) watch(ctx context.Context, from int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	wch := c.store.cfg.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1),
+	wch := c.store.cfg.Client.Watch(wctx, c.store.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from),
 		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
@@ -205,7 +230,10 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 			c.process(string(ev.Kv.Key), e)
 		}
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New("etcd watch closed")
 }
 
 // toEvent turns an etcd event into a cache event.
@@ -309,8 +337,10 @@ func (c *Cacher) bookmarks(ctx context.Context) {
 		case <-t.C:
 		}
 		// Ask etcd for a progress notification so that the cache's
-		// revision moves on even when this resource does not change.
-		_ = c.store.cfg.Client.RequestProgress(ctx)
+		// revision moves on even when this resource does not change. The
+		// context carries the same metadata as the watch's, which is how
+		// the etcd client picks the watch stream to ask on.
+		_ = c.store.cfg.Client.RequestProgress(clientv3.WithRequireLeader(ctx))
 		c.mu.Lock()
 		if len(c.watchers) > 0 {
 			obj := c.store.cfg.NewFunc()
