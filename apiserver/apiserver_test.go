@@ -72,11 +72,15 @@ func TestCRUDEveryResource(t *testing.T) {
 	}
 	cases := []crudCase{
 		{
-			name:   "namespaces",
-			create: func(c *client.Client) (runtime.Object, error) { return c.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}) },
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.Namespaces().Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.Namespaces().List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.Namespaces().Update(ctx, touch(o).(*corev1.Namespace)) },
+			name: "namespaces",
+			create: func(c *client.Client) (runtime.Object, error) {
+				return c.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})
+			},
+			get:  func(c *client.Client, n string) (runtime.Object, error) { return c.Namespaces().Get(ctx, n) },
+			list: func(c *client.Client) (runtime.Object, error) { return c.Namespaces().List(ctx, metav1.ListOptions{}) },
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.Namespaces().Update(ctx, touch(o).(*corev1.Namespace))
+			},
 			delete: nil, // namespaces wait for their finalizer; see TestNamespaceRules
 		},
 		{
@@ -84,18 +88,28 @@ func TestCRUDEveryResource(t *testing.T) {
 			create: func(c *client.Client) (runtime.Object, error) {
 				return c.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}})
 			},
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.Nodes().Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.Nodes().List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.Nodes().Update(ctx, touch(o).(*corev1.Node)) },
+			get:  func(c *client.Client, n string) (runtime.Object, error) { return c.Nodes().Get(ctx, n) },
+			list: func(c *client.Client) (runtime.Object, error) { return c.Nodes().List(ctx, metav1.ListOptions{}) },
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.Nodes().Update(ctx, touch(o).(*corev1.Node))
+			},
 			delete: func(c *client.Client, n string) error { return c.Nodes().Delete(ctx, n, metav1.DeleteOptions{}) },
 		},
 		{
-			name:   "pods",
-			create: func(c *client.Client) (runtime.Object, error) { return c.Pods("default").Create(ctx, newPod("web-1", nil)) },
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.Pods("default").Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.Pods("default").List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.Pods("default").Update(ctx, touch(o).(*corev1.Pod)) },
-			delete: func(c *client.Client, n string) error { return c.Pods("default").Delete(ctx, n, metav1.DeleteOptions{}) },
+			name: "pods",
+			create: func(c *client.Client) (runtime.Object, error) {
+				return c.Pods("default").Create(ctx, newPod("web-1", nil))
+			},
+			get: func(c *client.Client, n string) (runtime.Object, error) { return c.Pods("default").Get(ctx, n) },
+			list: func(c *client.Client) (runtime.Object, error) {
+				return c.Pods("default").List(ctx, metav1.ListOptions{})
+			},
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.Pods("default").Update(ctx, touch(o).(*corev1.Pod))
+			},
+			delete: func(c *client.Client, n string) error {
+				return c.Pods("default").Delete(ctx, n, metav1.DeleteOptions{})
+			},
 		},
 		{
 			name: "services",
@@ -105,18 +119,32 @@ func TestCRUDEveryResource(t *testing.T) {
 					Spec:       corev1.ServiceSpec{Selector: labels("app", "web"), Ports: []corev1.ServicePort{{Port: 80}}},
 				})
 			},
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.Services("default").Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.Services("default").List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.Services("default").Update(ctx, touch(o).(*corev1.Service)) },
-			delete: func(c *client.Client, n string) error { return c.Services("default").Delete(ctx, n, metav1.DeleteOptions{}) },
+			get: func(c *client.Client, n string) (runtime.Object, error) { return c.Services("default").Get(ctx, n) },
+			list: func(c *client.Client) (runtime.Object, error) {
+				return c.Services("default").List(ctx, metav1.ListOptions{})
+			},
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.Services("default").Update(ctx, touch(o).(*corev1.Service))
+			},
+			delete: func(c *client.Client, n string) error {
+				return c.Services("default").Delete(ctx, n, metav1.DeleteOptions{})
+			},
 		},
 		{
-			name:   "deployments",
-			create: func(c *client.Client) (runtime.Object, error) { return c.Deployments("default").Create(ctx, newDeployment("web", 2)) },
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.Deployments("default").Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.Deployments("default").List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.Deployments("default").Update(ctx, touch(o).(*appsv1.Deployment)) },
-			delete: func(c *client.Client, n string) error { return c.Deployments("default").Delete(ctx, n, metav1.DeleteOptions{}) },
+			name: "deployments",
+			create: func(c *client.Client) (runtime.Object, error) {
+				return c.Deployments("default").Create(ctx, newDeployment("web", 2))
+			},
+			get: func(c *client.Client, n string) (runtime.Object, error) { return c.Deployments("default").Get(ctx, n) },
+			list: func(c *client.Client) (runtime.Object, error) {
+				return c.Deployments("default").List(ctx, metav1.ListOptions{})
+			},
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.Deployments("default").Update(ctx, touch(o).(*appsv1.Deployment))
+			},
+			delete: func(c *client.Client, n string) error {
+				return c.Deployments("default").Delete(ctx, n, metav1.DeleteOptions{})
+			},
 		},
 		{
 			name: "replicasets",
@@ -125,10 +153,16 @@ func TestCRUDEveryResource(t *testing.T) {
 				return c.ReplicaSets("default").Create(ctx, &appsv1.ReplicaSet{ObjectMeta: d.ObjectMeta,
 					Spec: appsv1.ReplicaSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template}})
 			},
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.ReplicaSets("default").Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.ReplicaSets("default").List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.ReplicaSets("default").Update(ctx, touch(o).(*appsv1.ReplicaSet)) },
-			delete: func(c *client.Client, n string) error { return c.ReplicaSets("default").Delete(ctx, n, metav1.DeleteOptions{}) },
+			get: func(c *client.Client, n string) (runtime.Object, error) { return c.ReplicaSets("default").Get(ctx, n) },
+			list: func(c *client.Client) (runtime.Object, error) {
+				return c.ReplicaSets("default").List(ctx, metav1.ListOptions{})
+			},
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.ReplicaSets("default").Update(ctx, touch(o).(*appsv1.ReplicaSet))
+			},
+			delete: func(c *client.Client, n string) error {
+				return c.ReplicaSets("default").Delete(ctx, n, metav1.DeleteOptions{})
+			},
 		},
 		{
 			name: "endpointslices",
@@ -140,10 +174,18 @@ func TestCRUDEveryResource(t *testing.T) {
 					Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](80)}},
 				})
 			},
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.EndpointSlices("default").Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.EndpointSlices("default").List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.EndpointSlices("default").Update(ctx, touch(o).(*discoveryv1.EndpointSlice)) },
-			delete: func(c *client.Client, n string) error { return c.EndpointSlices("default").Delete(ctx, n, metav1.DeleteOptions{}) },
+			get: func(c *client.Client, n string) (runtime.Object, error) {
+				return c.EndpointSlices("default").Get(ctx, n)
+			},
+			list: func(c *client.Client) (runtime.Object, error) {
+				return c.EndpointSlices("default").List(ctx, metav1.ListOptions{})
+			},
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.EndpointSlices("default").Update(ctx, touch(o).(*discoveryv1.EndpointSlice))
+			},
+			delete: func(c *client.Client, n string) error {
+				return c.EndpointSlices("default").Delete(ctx, n, metav1.DeleteOptions{})
+			},
 		},
 		{
 			name: "leases",
@@ -153,10 +195,18 @@ func TestCRUDEveryResource(t *testing.T) {
 					Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("node-1"), LeaseDurationSeconds: ptr.To[int32](40)},
 				})
 			},
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.Leases("kube-node-lease").Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.Leases("kube-node-lease").List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.Leases("kube-node-lease").Update(ctx, touch(o).(*coordinationv1.Lease)) },
-			delete: func(c *client.Client, n string) error { return c.Leases("kube-node-lease").Delete(ctx, n, metav1.DeleteOptions{}) },
+			get: func(c *client.Client, n string) (runtime.Object, error) {
+				return c.Leases("kube-node-lease").Get(ctx, n)
+			},
+			list: func(c *client.Client) (runtime.Object, error) {
+				return c.Leases("kube-node-lease").List(ctx, metav1.ListOptions{})
+			},
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.Leases("kube-node-lease").Update(ctx, touch(o).(*coordinationv1.Lease))
+			},
+			delete: func(c *client.Client, n string) error {
+				return c.Leases("kube-node-lease").Delete(ctx, n, metav1.DeleteOptions{})
+			},
 		},
 		{
 			name: "events",
@@ -167,10 +217,16 @@ func TestCRUDEveryResource(t *testing.T) {
 					Reason:         "Scheduled", Message: "Successfully assigned default/web-1 to node-1", Type: corev1.EventTypeNormal,
 				})
 			},
-			get:    func(c *client.Client, n string) (runtime.Object, error) { return c.Events("default").Get(ctx, n) },
-			list:   func(c *client.Client) (runtime.Object, error) { return c.Events("default").List(ctx, metav1.ListOptions{}) },
-			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) { return c.Events("default").Update(ctx, touch(o).(*corev1.Event)) },
-			delete: func(c *client.Client, n string) error { return c.Events("default").Delete(ctx, n, metav1.DeleteOptions{}) },
+			get: func(c *client.Client, n string) (runtime.Object, error) { return c.Events("default").Get(ctx, n) },
+			list: func(c *client.Client) (runtime.Object, error) {
+				return c.Events("default").List(ctx, metav1.ListOptions{})
+			},
+			update: func(c *client.Client, o runtime.Object) (runtime.Object, error) {
+				return c.Events("default").Update(ctx, touch(o).(*corev1.Event))
+			},
+			delete: func(c *client.Client, n string) error {
+				return c.Events("default").Delete(ctx, n, metav1.DeleteOptions{})
+			},
 		},
 	}
 	for _, tc := range cases {
@@ -180,7 +236,7 @@ func TestCRUDEveryResource(t *testing.T) {
 				t.Fatalf("create: %v", err)
 			}
 			m, _ := meta.Accessor(created)
-			if m.GetUID() == "" || m.GetResourceVersion() == "" || m.GetCreationTimestamp().IsZero() || m.GetGeneration() != 1 {
+			if m.GetUID() == "" || m.GetResourceVersion() == "" || m.GetCreationTimestamp().Time.IsZero() || m.GetGeneration() != 1 {
 				t.Fatalf("created object lacks server metadata: uid=%q rv=%q created=%v generation=%d",
 					m.GetUID(), m.GetResourceVersion(), m.GetCreationTimestamp(), m.GetGeneration())
 			}

@@ -6,17 +6,49 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
+
+// embeddedEtcd is an etcd server running inside this process.
+type embeddedEtcd struct {
+	*embed.Etcd
+	closing *atomic.Bool
+}
+
+// Close stops etcd. Its listeners report their own closing as errors;
+// those lines are dropped.
+func (e *embeddedEtcd) Close() {
+	e.closing.Store(true)
+	e.Etcd.Close()
+}
+
+// quietCore passes log entries on until etcd is closing.
+type quietCore struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (c quietCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.closing.Load() {
+		return ce
+	}
+	return c.Core.Check(ent, ce)
+}
+
+func (c quietCore) With(f []zapcore.Field) zapcore.Core {
+	return quietCore{Core: c.Core.With(f), closing: c.closing}
+}
 
 // startEmbeddedEtcd starts a single-member etcd in dataDir/etcd. It listens
 // on unix sockets inside that directory only: the embedded etcd belongs to
 // this server, and nothing else on the network can reach it.
-func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Duration) (*embed.Etcd, error) {
+func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Duration) (*embeddedEtcd, error) {
 	dir := filepath.Join(dataDir, "etcd")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating etcd data dir: %w", err)
@@ -24,9 +56,12 @@ func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Durat
 	cfg := embed.NewConfig()
 	cfg.Name = "skiff"
 	cfg.Dir = dir
+	closing := &atomic.Bool{}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zapcore.ErrorLevel)
 	cfg.Logger = "zap"
-	cfg.LogLevel = "error"
-	cfg.LogOutputs = []string{"stderr"}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(quietCore{Core: core, closing: closing}).Named("etcd"))
 	client := url.URL{Scheme: "unix", Path: filepath.Join(dir, "client.sock")}
 	peer := url.URL{Scheme: "unix", Path: filepath.Join(dir, "peer.sock")}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
@@ -45,7 +80,7 @@ func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Durat
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-		return e, nil
+		return &embeddedEtcd{Etcd: e, closing: closing}, nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,7 +20,7 @@ import (
 // Server is a running API server.
 type Server struct {
 	cfg      Config
-	etcd     *embed.Etcd // nil with an external etcd
+	etcd     *embeddedEtcd // nil with an external etcd
 	client   *clientv3.Client
 	registry *registry.Registry
 	grpc     *grpc.Server

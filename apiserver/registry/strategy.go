@@ -44,7 +44,13 @@ var strategies = map[schema.GroupResource]strategy{
 			return fields.Set{"status.phase": string(obj.(*corev1.Namespace).Status.Phase)}
 		},
 		prepareForCreate: func(obj runtime.Object) {
-			obj.(*corev1.Namespace).Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+			ns := obj.(*corev1.Namespace)
+			ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+			// The namespace controller removes this finalizer once the
+			// namespace is empty; until then a deleted namespace stays.
+			if len(ns.Spec.Finalizers) == 0 {
+				ns.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
+			}
 		},
 		holdsDeletion: func(obj runtime.Object) bool { return len(obj.(*corev1.Namespace).Spec.Finalizers) > 0 },
 		onDelete:      func(obj runtime.Object) { obj.(*corev1.Namespace).Status.Phase = corev1.NamespaceTerminating },

@@ -1,0 +1,121 @@
+package validation
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// ValidateObject validates a new object (after defaulting). The returned
+// field paths are rooted at the object ("metadata.name", "spec.replicas").
+// An object of a type Skiff does not serve gets one internal error.
+func ValidateObject(obj runtime.Object) field.ErrorList {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return validatePodCreate(o)
+	case *appsv1.Deployment:
+		return validateDeployment(o)
+	case *appsv1.ReplicaSet:
+		return validateReplicaSet(o)
+	case *corev1.Service:
+		return validateService(o)
+	case *corev1.Namespace:
+		return validateNamespace(o)
+	case *corev1.Node:
+		return validateNode(o)
+	case *discoveryv1.EndpointSlice:
+		return validateEndpointSlice(o)
+	case *coordinationv1.Lease:
+		return validateLease(o)
+	case *corev1.Event:
+		return validateEvent(o)
+	case *corev1.Binding:
+		return validateBinding(o)
+	case *autoscalingv1.Scale:
+		return validateScale(o)
+	}
+	return unsupportedType(obj)
+}
+
+// ValidateObjectUpdate validates an updated object against the stored one:
+// everything ValidateObject checks, plus immutable fields and metadata
+// update rules. obj and old must be of the same type.
+func ValidateObjectUpdate(obj, old runtime.Object) field.ErrorList {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return withOld(o, old, validatePodUpdate)
+	case *appsv1.Deployment:
+		return withOld(o, old, validateDeploymentUpdate)
+	case *appsv1.ReplicaSet:
+		return withOld(o, old, validateReplicaSetUpdate)
+	case *corev1.Service:
+		return withOld(o, old, validateServiceUpdate)
+	case *corev1.Namespace:
+		return withOld(o, old, validateNamespaceUpdate)
+	case *corev1.Node:
+		return withOld(o, old, validateNodeUpdate)
+	case *discoveryv1.EndpointSlice:
+		return withOld(o, old, validateEndpointSliceUpdate)
+	case *coordinationv1.Lease:
+		return withOld(o, old, validateLeaseUpdate)
+	case *corev1.Event:
+		return withOld(o, old, validateEventUpdate)
+	case *autoscalingv1.Scale:
+		return withOld(o, old, validateScaleUpdate)
+	}
+	return unsupportedType(obj)
+}
+
+// ValidateStatusUpdate validates a status-subresource update (status
+// fields, plus metadata update rules). The caller copies the stored spec
+// into obj first: a status write never changes the spec. Kinds without a
+// status of their own get the metadata update rules only.
+func ValidateStatusUpdate(obj, old runtime.Object) field.ErrorList {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return withOld(o, old, validatePodStatusUpdate)
+	case *appsv1.Deployment:
+		return withOld(o, old, validateDeploymentStatusUpdate)
+	case *appsv1.ReplicaSet:
+		return withOld(o, old, validateReplicaSetStatusUpdate)
+	case *corev1.Service:
+		return withOld(o, old, validateServiceStatusUpdate)
+	case *corev1.Namespace:
+		return withOld(o, old, validateNamespaceStatusUpdate)
+	case *corev1.Node:
+		return withOld(o, old, validateNodeStatusUpdate)
+	case *discoveryv1.EndpointSlice:
+		return withOld(o, old, func(s, o *discoveryv1.EndpointSlice) field.ErrorList {
+			return validateObjectMetaUpdate(&s.ObjectMeta, &o.ObjectMeta)
+		})
+	case *coordinationv1.Lease:
+		return withOld(o, old, func(l, o *coordinationv1.Lease) field.ErrorList {
+			return validateObjectMetaUpdate(&l.ObjectMeta, &o.ObjectMeta)
+		})
+	case *corev1.Event:
+		return withOld(o, old, func(e, o *corev1.Event) field.ErrorList {
+			return validateObjectMetaUpdate(&e.ObjectMeta, &o.ObjectMeta)
+		})
+	}
+	return unsupportedType(obj)
+}
+
+// withOld calls validate with old converted to the type of obj, or reports
+// an internal error when the two objects are not of the same type.
+func withOld[T runtime.Object](obj T, old runtime.Object, validate func(obj, old T) field.ErrorList) field.ErrorList {
+	o, ok := old.(T)
+	if !ok {
+		return field.ErrorList{field.InternalError(nil, fmt.Errorf("cannot compare a %T with a %T", obj, old))}
+	}
+	return validate(obj, o)
+}
+
+func unsupportedType(obj runtime.Object) field.ErrorList {
+	return field.ErrorList{field.InternalError(nil, fmt.Errorf("no validation for type %T", obj))}
+}
