@@ -15,6 +15,10 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// etcdMaxRequestBytes is the largest etcd request Skiff makes: one object
+// of MaxRequestBytes plus the transaction around it.
+const etcdMaxRequestBytes = MaxRequestBytes + 512*1024
+
 // embeddedEtcd is an etcd server running inside this process.
 type embeddedEtcd struct {
 	*embed.Etcd
@@ -68,6 +72,9 @@ func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Durat
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.ListenMetricsUrls = nil
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// etcd's own limit (1.5 MiB) is below the API's: raise it so that
+	// every object the API accepts can be stored.
+	cfg.MaxRequestBytes = etcdMaxRequestBytes
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = retention.String()
 	// Stale sockets from a previous run would make the listeners fail.
@@ -101,6 +108,7 @@ func newEtcdClient(endpoints []string) (*clientv3.Client, error) {
 		DialKeepAliveTimeout: 5 * time.Second,
 		Logger:               zap.NewNop(),
 		MaxCallRecvMsgSize:   512 * 1024 * 1024,
+		MaxCallSendMsgSize:   etcdMaxRequestBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd %v: %w", endpoints, err)

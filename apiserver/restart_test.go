@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,6 +171,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 		if !apierrors.IsGone(err) && !apierrors.IsResourceExpired(err) {
 			t.Fatalf("watch from resourceVersion %s: got %v, want events or Gone", lastRV, err)
 		}
+		t.Logf("a watch from resourceVersion %s after the restart: %v", lastRV, err)
 		return
 	}
 	defer w.Stop()
@@ -179,8 +181,11 @@ func TestServerRestartLosesNothing(t *testing.T) {
 		if st, _ := ev.Object.(*metav1.Status); st == nil || st.Code != 410 {
 			t.Fatalf("watch from resourceVersion %s: got ERROR %v, want 410 Gone", lastRV, ev.Object)
 		}
+		t.Logf("a watch from resourceVersion %s after the restart: %s", lastRV, ev.Object.(*metav1.Status).Message)
 	case ev.Type != watch.Added || p == nil || p.Name != "after":
 		t.Fatalf("watch from resourceVersion %s: got %s %s, want ADDED after", lastRV, ev.Type, objectName(ev.Object))
+	default:
+		t.Logf("a watch from resourceVersion %s after the restart resumed", lastRV)
 	}
 }
 
@@ -197,7 +202,8 @@ func TestInformerSurvivesServerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	inf := runPodInformer(t, c)
+	inf, stopInformer := runPodInformer(t, c)
+	defer stopInformer()
 	waitForPods(t, inf, []string{"default/goes", "default/stays"}, nil)
 
 	stopA()
@@ -360,7 +366,7 @@ func TestEtcdStoppedAndRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	inf := runPodInformer(t, c)
+	inf, _ := runPodInformer(t, c)
 	waitForPods(t, inf, []string{"default/before"}, nil)
 
 	etcd.kill(t)
@@ -444,7 +450,7 @@ func TestRequestTooLarge(t *testing.T) {
 	srv := testenv.StartServer(t)
 	c := testenv.NewClient(t, srv.Addr())
 	ctx := testenv.Context(t)
-	const MiB = 1 << 20
+	const KiB, MiB = 1 << 10, 1 << 20
 	limit := strconv.Itoa(apiserver.MaxRequestBytes)
 
 	withAnnotation := func(name string, size int) *corev1.Pod {
@@ -456,51 +462,77 @@ func TestRequestTooLarge(t *testing.T) {
 		// Arguments have no size limit of their own, unlike annotations
 		// (256 KiB in all), so they make a big pod that is still valid.
 		p := rsPod(name)
-		for range size / (64 * 1024) {
-			p.Spec.Containers[0].Args = append(p.Spec.Containers[0].Args, strings.Repeat("a", 64*1024))
+		for range size / (64 * KiB) {
+			p.Spec.Containers[0].Args = append(p.Spec.Containers[0].Args, strings.Repeat("a", 64*KiB))
 		}
 		return p
 	}
+	tooLarge := apierrors.IsRequestEntityTooLargeError
 	cases := []struct {
 		name    string
 		pod     *corev1.Pod
-		check   func(error) bool
-		wantErr string // "" for success, else text the error must contain
+		want    string           // the outcome, for failure messages
+		accept  bool             // the pod may be created
+		refuse  func(error) bool // the kind of error the pod may be refused with
+		wantMsg string           // what the refusal's message must match
 	}{
 		{
 			name:    "just over the limit",
-			pod:     withAnnotation("over", apiserver.MaxRequestBytes+1024),
-			check:   apierrors.IsRequestEntityTooLargeError,
-			wantErr: "limit is " + limit,
+			want:    "413 RequestEntityTooLarge",
+			pod:     withAnnotation("over", apiserver.MaxRequestBytes+KiB),
+			refuse:  tooLarge,
+			wantMsg: "limit is " + limit,
 		},
 		{
+			// So big that gRPC refuses the message before the service
+			// sees it; the client still reports a 413.
 			name:    "far over the limit",
+			want:    "413 RequestEntityTooLarge",
 			pod:     withAnnotation("far-over", 5*MiB),
-			check:   apierrors.IsRequestEntityTooLargeError,
-			wantErr: limit,
+			refuse:  tooLarge,
+			wantMsg: "limit is " + limit + "|larger than max",
 		},
 		{
 			name:    "1 MiB of annotations",
+			want:    "422 Invalid",
 			pod:     withAnnotation("big-annotations", MiB),
-			check:   apierrors.IsInvalid,
-			wantErr: "must have at most 262144 bytes",
+			refuse:  apierrors.IsInvalid,
+			wantMsg: `metadata\.annotations: Too long.* 262144 bytes`,
 		},
 		{
-			name: "1 MiB pod",
-			pod:  withArgs("one-mib", MiB),
+			name:   "1 MiB pod",
+			want:   "the pod stored",
+			pod:    withArgs("one-mib", MiB),
+			accept: true,
 		},
 		{
-			name: "2 MiB pod",
-			pod:  withArgs("two-mib", 2*MiB),
+			// Under the API's limit but over etcd's default request
+			// limit (1.5 MiB): stored, or refused as too large with a
+			// reason, but never an internal error.
+			name:    "1.75 MiB pod",
+			want:    "the pod stored, or 413 RequestEntityTooLarge",
+			pod:     withArgs("one-and-three-quarters-mib", MiB+3*MiB/4),
+			accept:  true,
+			refuse:  tooLarge,
+			wantMsg: "limit|too large|larger than",
+		},
+		{
+			// Over the etcd client's default message size (2 MiB).
+			name:    "2.5 MiB pod",
+			want:    "the pod stored, or 413 RequestEntityTooLarge",
+			pod:     withArgs("two-and-a-half-mib", 2*MiB+MiB/2),
+			accept:  true,
+			refuse:  tooLarge,
+			wantMsg: "limit|too large|larger than",
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			created, err := c.Pods("default").Create(ctx, tc.pod)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("got %v, want the pod accepted", err)
-				}
+			switch {
+			case err == nil && !tc.accept:
+				t.Fatalf("got the pod stored, want %s", tc.want)
+			case err == nil:
 				got, err := c.Pods("default").Get(ctx, created.Name)
 				if err != nil {
 					t.Fatal(err)
@@ -508,19 +540,21 @@ func TestRequestTooLarge(t *testing.T) {
 				if got, want := len(got.Spec.Containers[0].Args), len(tc.pod.Spec.Containers[0].Args); got != want {
 					t.Errorf("arguments stored: got %v, want %v", got, want)
 				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("got the pod accepted, want an error containing %q", tc.wantErr)
-			}
-			if !tc.check(err) {
-				t.Errorf("got %v (reason %s), want a different kind of error", err, apierrors.ReasonForError(err))
-			}
-			if !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("got %q, want a message containing %q", err, tc.wantErr)
+			case tc.refuse == nil || !tc.refuse(err):
+				t.Fatalf("got %v (reason %s, code %d), want %s", err, apierrors.ReasonForError(err), errorCode(err), tc.want)
+			case !regexp.MustCompile(tc.wantMsg).MatchString(err.Error()):
+				t.Errorf("got %q, want a message matching %q", err, tc.wantMsg)
 			}
 		})
 	}
+}
+
+// errorCode is the HTTP code of an API error, 0 for other errors.
+func errorCode(err error) int32 {
+	if s, ok := err.(apierrors.APIStatus); ok {
+		return s.Status().Code
+	}
+	return 0
 }
 
 // rsPodSpec, rsPod and rsDeployment make the objects of these tests.
@@ -564,25 +598,28 @@ func startStoppable(t *testing.T, cfg apiserver.Config) (*apiserver.Server, func
 	return s, stop
 }
 
-// runPodInformer runs an informer on all pods until the test ends, and
-// waits for its first list.
-func runPodInformer(t *testing.T, c *client.Client) cache.SharedIndexInformer {
+// runPodInformer runs an informer on all pods and waits for its first
+// list. It runs until stop is called or the test ends; a test that starts
+// a server after the informer stops it first, so that the informer does
+// not see that server go away at the end.
+func runPodInformer(t *testing.T, c *client.Client) (inf cache.SharedIndexInformer, stop func()) {
 	t.Helper()
-	inf := cache.NewSharedIndexInformer(c.Pods("").ListWatch(nil), &corev1.Pod{}, 0, cache.Indexers{})
+	inf = cache.NewSharedIndexInformer(c.Pods("").ListWatch(nil), &corev1.Pod{}, 0, cache.Indexers{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		inf.RunWithContext(ctx)
 	}()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		<-done
-	})
+	}
+	t.Cleanup(stop)
 	if !cache.WaitForCacheSync(testenv.Context(t).Done(), inf.HasSynced) {
 		t.Fatal("the pod informer did not sync")
 	}
-	return inf
+	return inf, stop
 }
 
 // waitForPods waits until the informer's store holds every key in want and

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -114,6 +115,10 @@ func (s *Store) etcdError(ctx context.Context, err error) error {
 		return apierrors.NewResourceExpired(fmt.Sprintf("the requested resourceVersion has been compacted: %v", err))
 	}
 	code := grpcstatus.Code(err)
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || (code == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max")) {
+		// An external etcd configured with a smaller request limit.
+		return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("etcd refused the object as too large: %v", err))
+	}
 	if errors.Is(err, context.DeadlineExceeded) || code == codes.DeadlineExceeded || code == codes.Unavailable ||
 		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) {
 		return Unavailable(err)
