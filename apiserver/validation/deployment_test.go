@@ -46,14 +46,24 @@ func TestValidateDeployment(t *testing.T) {
 			d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{}}
 		}, []string{"spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"}},
 		{"recreate", func(d *appsv1.Deployment) { d.Spec.Strategy.Type = appsv1.RecreateDeploymentStrategyType }, nil},
-		{"surge and unavailable both zero", func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(0), intstr.FromString("0%")) },
+		{"surge and unavailable both zero", func(d *appsv1.Deployment) {
+			d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(0), intstr.FromString("0%"))
+		},
 			[]string{ru + "maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"}},
-		{"unavailable above 100%", func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromString("150%"), intstr.FromInt32(1)) },
+		{"unavailable above 100%", func(d *appsv1.Deployment) {
+			d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromString("150%"), intstr.FromInt32(1))
+		},
 			[]string{ru + `maxUnavailable: Invalid value: "150%": must not be greater than 100%`}},
-		{"surge above 100%", func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(1), intstr.FromString("200%")) }, nil},
-		{"negative surge", func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(1), intstr.FromInt32(-1)) },
+		{"surge above 100%", func(d *appsv1.Deployment) {
+			d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(1), intstr.FromString("200%"))
+		}, nil},
+		{"negative surge", func(d *appsv1.Deployment) {
+			d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(1), intstr.FromInt32(-1))
+		},
 			[]string{ru + "maxSurge: Invalid value: -1: must be greater than or equal to 0"}},
-		{"surge not a percentage", func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(1), intstr.FromString("half")) },
+		{"surge not a percentage", func(d *appsv1.Deployment) {
+			d.Spec.Strategy.RollingUpdate = rollingUpdate(intstr.FromInt32(1), intstr.FromString("half"))
+		},
 			[]string{ru + `maxSurge: Invalid value: "half": a valid percent string must be a numeric string followed by an ending '%'`}},
 		{"negative revision history", func(d *appsv1.Deployment) { d.Spec.RevisionHistoryLimit = new(int32(-1)) },
 			[]string{"spec.revisionHistoryLimit: Invalid value: -1: must be greater than or equal to 0"}},

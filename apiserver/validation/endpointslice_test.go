@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestValidateEndpointSlice(t *testing.T) {
 		{"endpoint without address", func(s *discoveryv1.EndpointSlice) { s.Endpoints[0].Addresses = nil },
 			[]string{"endpoints[0].addresses: Required value: must contain at least 1 address"}},
 		{"too many addresses", func(s *discoveryv1.EndpointSlice) {
-			s.Endpoints[0].Addresses = strings.Split(strings.Repeat("10.244.1.5,", 101)[:11*101-1], ",")
+			s.Endpoints[0].Addresses = slices.Repeat([]string{"10.244.1.5"}, 101)
 		}, []string{"endpoints[0].addresses: Too many: 101: must have at most 100 items"}},
 		{"FQDN", func(s *discoveryv1.EndpointSlice) {
 			s.AddressType = discoveryv1.AddressTypeFQDN
@@ -110,7 +111,6 @@ func TestValidateEvent(t *testing.T) {
 		{"node event in default", func(e *corev1.Event) { e.InvolvedObject = corev1.ObjectReference{Kind: "Node", Name: "node-a"} }, nil},
 		{"new-style event without reporter", func(e *corev1.Event) { e.EventTime = metav1.NowMicro() }, []string{
 			"reportingComponent: Required value",
-			`reportingComponent: Invalid value: "": name part must be non-empty`,
 			"reportingInstance: Required value",
 			"action: Required value",
 		}},

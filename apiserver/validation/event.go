@@ -46,8 +46,9 @@ func validateEvent(e *corev1.Event) field.ErrorList {
 	componentPath := field.NewPath("reportingComponent")
 	if e.ReportingController == "" {
 		errs = append(errs, field.Required(componentPath, ""))
+	} else {
+		errs = append(errs, validateQualifiedName(e.ReportingController, componentPath)...)
 	}
-	errs = append(errs, validateQualifiedName(e.ReportingController, componentPath)...)
 	for _, f := range []struct {
 		value string
 		name  string

@@ -13,7 +13,7 @@ func newNode() *corev1.Node {
 		ObjectMeta: metav1.ObjectMeta{Name: "node-a", ResourceVersion: "7"},
 		Spec:       corev1.NodeSpec{PodCIDR: "10.244.1.0/24"},
 		Status: corev1.NodeStatus{
-			Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourcePods: resource.MustParse("110")},
+			Capacity:  corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourcePods: resource.MustParse("110")},
 			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.1.10"}},
 		},
 	}

@@ -281,7 +281,9 @@ func TestValidatePodUpdate(t *testing.T) {
 			p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{Key: "gpu", Operator: corev1.TolerationOpExists})
 		}, nil},
 		{"toleration removed",
-			func(p *corev1.Pod) { p.Spec.Tolerations = []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists}} },
+			func(p *corev1.Pod) {
+				p.Spec.Tolerations = []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists}}
+			},
 			func(p *corev1.Pod) { p.Spec.Tolerations = nil },
 			[]string{"spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"}},
 		{"node name set", nil, func(p *corev1.Pod) { p.Spec.NodeName = "node-a" }, nil},

@@ -8,6 +8,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -91,19 +93,22 @@ func ValidateStatusUpdate(obj, old runtime.Object) field.ErrorList {
 	case *corev1.Node:
 		return withOld(o, old, validateNodeStatusUpdate)
 	case *discoveryv1.EndpointSlice:
-		return withOld(o, old, func(s, o *discoveryv1.EndpointSlice) field.ErrorList {
-			return validateObjectMetaUpdate(&s.ObjectMeta, &o.ObjectMeta)
-		})
+		return withOld(o, old, metadataUpdateOnly)
 	case *coordinationv1.Lease:
-		return withOld(o, old, func(l, o *coordinationv1.Lease) field.ErrorList {
-			return validateObjectMetaUpdate(&l.ObjectMeta, &o.ObjectMeta)
-		})
+		return withOld(o, old, metadataUpdateOnly)
 	case *corev1.Event:
-		return withOld(o, old, func(e, o *corev1.Event) field.ErrorList {
-			return validateObjectMetaUpdate(&e.ObjectMeta, &o.ObjectMeta)
-		})
+		return withOld(o, old, metadataUpdateOnly)
 	}
 	return unsupportedType(obj)
+}
+
+// metadataUpdateOnly checks the metadata rules of an update and nothing
+// else, for kinds that have no status of their own.
+func metadataUpdateOnly[T interface {
+	runtime.Object
+	metav1.Object
+}](obj, old T) field.ErrorList {
+	return apivalidation.ValidateObjectMetaAccessorUpdate(obj, old, metadataPath)
 }
 
 // withOld calls validate with old converted to the type of obj, or reports

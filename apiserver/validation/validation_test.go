@@ -39,8 +39,8 @@ func create(obj runtime.Object) field.ErrorList {
 	return ValidateObject(obj)
 }
 
-// update defaults both objects, gives the stored one a resourceVersion and
-// copies it to obj, and validates obj as an update of old.
+// update defaults both objects, as the registry does, and validates obj
+// as an update of the stored old.
 func update(obj, old runtime.Object) field.ErrorList {
 	defaults.Default(old)
 	defaults.Default(obj)

@@ -1,0 +1,77 @@
+package validation
+
+import (
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func TestWarnings(t *testing.T) {
+	podWith := func(mutate func(*corev1.Pod)) *corev1.Pod {
+		p := newPod()
+		mutate(p)
+		return p
+	}
+	tests := []struct {
+		name string
+		obj  runtime.Object
+		want []string
+	}{
+		{"plain pod", newPod(), nil},
+		{"pod with emptyDir and hostPath", podWith(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{
+				{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "logs", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/log"}}},
+			}
+		}), nil},
+		{"pod with configMap volume", podWith(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web"}}}}}
+		}), []string{"spec.volumes[0].configMap: not supported by Skiff yet; the field is stored but has no effect"}},
+		{"pod with secret env", podWith(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}}}
+		}), []string{"spec.containers[0].env[0].valueFrom.secretKeyRef: not supported by Skiff yet; the field is stored but has no effect"}},
+		{"deployment with pod anti-affinity", func() runtime.Object {
+			d := newDeployment()
+			d.Spec.Template.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+					TopologyKey:   "kubernetes.io/hostname",
+				}},
+			}}
+			return d
+		}(), []string{"spec.template.spec.affinity.podAntiAffinity: not supported by Skiff yet; the field is stored but has no effect"}},
+		{"replicaset with node affinity", func() runtime.Object {
+			rs := newReplicaSet()
+			rs.Spec.Template.Spec.Affinity = nodeAffinity(corev1.NodeSelectorRequirement{Key: "zone", Operator: corev1.NodeSelectorOpExists})
+			return rs
+		}(), nil},
+		{"load balancer service", func() runtime.Object {
+			s := newService()
+			s.Spec.Type = corev1.ServiceTypeLoadBalancer
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+			return s
+		}(), []string{
+			`spec.type: "LoadBalancer" is not supported by Skiff yet; the field is stored but has no effect`,
+			`spec.sessionAffinity: "ClientIP" is not supported by Skiff yet; the field is stored but has no effect`,
+		}},
+		{"plain service", newService(), nil},
+		{"plain deployment", &appsv1.Deployment{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Warnings(tc.obj)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if tc.want == nil && got != nil {
+				t.Errorf("got %#v, want nil", got)
+			}
+		})
+	}
+}
