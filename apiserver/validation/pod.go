@@ -284,9 +284,9 @@ var updatablePodSpecFields = []string{
 // validatePodUpdate checks an update of a Pod.
 //
 // The rule: copy the fields that may change from the new spec onto the old
-// one and require the result to equal the new spec. Skiff adds one case to
-// Kubernetes' list: spec.nodeName may go from "" to a node, so that binding
-// may be written as an update; once set it never changes.
+// one and require the result to equal the new spec. spec.nodeName is not
+// among them: a pod is assigned to a node only through the binding
+// subresource, which the registry makes atomic.
 func validatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 	errs := validatePod(newPod)
 	errs = append(errs, validateObjectMetaUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta)...)
@@ -315,10 +315,6 @@ func validatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 		errs = append(errs, field.Invalid(deadlinePath, *newD, "must be less than or equal to previous value"))
 	}
 
-	if oldSpec.NodeName != "" && newSpec.NodeName != oldSpec.NodeName {
-		errs = append(errs, field.Invalid(specPath.Child("nodeName"), newSpec.NodeName, fieldImmutableMsg))
-	}
-
 	errs = append(errs, validateOnlyAddedTolerations(newSpec.Tolerations, oldSpec.Tolerations, specPath.Child("tolerations"))...)
 
 	// munged is the old spec with every allowed change of the new one
@@ -332,7 +328,6 @@ func validatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 	}
 	munged.ActiveDeadlineSeconds = newSpec.ActiveDeadlineSeconds
 	munged.Tolerations = newSpec.Tolerations
-	munged.NodeName = newSpec.NodeName
 	if g := oldSpec.TerminationGracePeriodSeconds; g != nil && *g < 0 {
 		if n := newSpec.TerminationGracePeriodSeconds; n != nil && *n == 1 {
 			munged.TerminationGracePeriodSeconds = n
