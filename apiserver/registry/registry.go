@@ -116,21 +116,29 @@ func (r *Registry) EnsureNamespaces(ctx context.Context, names ...string) error 
 }
 
 // admitNamespace refuses new objects in a namespace that does not exist or
-// is being deleted. The namespace cache answers almost every time; a miss
-// is checked against etcd, since the namespace may be brand new.
-func (r *Registry) admitNamespace(ctx context.Context, info *scheme.ResourceInfo, name, namespace string) error {
+// is being deleted. It reads the namespace cache unless fresh is set (or
+// the cache does not have it: the namespace may be brand new), and returns
+// a guard that holds while the namespace stays as it was read.
+func (r *Registry) admitNamespace(ctx context.Context, info *scheme.ResourceInfo, name, namespace string, fresh bool) (storage.Guard, error) {
 	var ns runtime.Object
-	ns, ok := r.namespaces.cache.Get("", namespace)
+	var ok bool
+	if !fresh {
+		ns, ok = r.namespaces.cache.Get("", namespace)
+	}
 	if !ok {
 		var err error
 		if ns, err = r.namespaces.Get(ctx, "", namespace); err != nil {
-			return err
+			return storage.Guard{}, err
 		}
 	}
 	n := ns.(*corev1.Namespace)
 	if n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating {
-		return apierrors.NewForbidden(info.GroupResource(), name,
+		return storage.Guard{}, apierrors.NewForbidden(info.GroupResource(), name,
 			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
 	}
-	return nil
+	rev, err := storage.ParseResourceVersion(n.ResourceVersion)
+	if err != nil {
+		return storage.Guard{}, err
+	}
+	return storage.Guard{Key: r.namespaces.key("", namespace), ModRevision: rev}, nil
 }

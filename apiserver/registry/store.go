@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -85,16 +86,40 @@ func (s *Store) Create(ctx context.Context, namespace string, obj runtime.Object
 		return nil, nil, s.invalid(m.GetName(), errs)
 	}
 	warnings := validation.Warnings(obj)
-	if s.info.Namespaced {
-		if err := s.registry.admitNamespace(ctx, s.info, m.GetName(), m.GetNamespace()); err != nil {
+	if !s.info.Namespaced {
+		if dryRun {
+			return obj, warnings, nil
+		}
+		out, err := s.storage.Create(ctx, s.key("", m.GetName()), m.GetName(), obj)
+		return out, warnings, err
+	}
+	// The namespace must exist and not be terminating. Admission reads the
+	// namespace cache, and the create is guarded on the namespace being
+	// exactly as admission saw it; if it changed in between (deleted, or
+	// marked terminating), admission is repeated against etcd.
+	fresh := false
+	for {
+		guard, err := s.registry.admitNamespace(ctx, s.info, m.GetName(), m.GetNamespace(), fresh)
+		if err != nil {
 			return nil, nil, err
 		}
+		if dryRun {
+			return obj, warnings, nil
+		}
+		out, err := s.storage.Create(ctx, s.key(m.GetNamespace(), m.GetName()), m.GetName(), obj, guard)
+		if errors.Is(err, storage.ErrGuardChanged) && !fresh {
+			fresh = true
+			continue
+		}
+		if errors.Is(err, storage.ErrGuardChanged) {
+			// The namespace changed again between a fresh read and
+			// the write: a real race with its deletion. Report it as
+			// the conflict it is; the client may retry.
+			return nil, nil, apierrors.NewConflict(s.info.GroupResource(), m.GetName(),
+				fmt.Errorf("namespace %s changed during the request; please try again", m.GetNamespace()))
+		}
+		return out, warnings, err
 	}
-	if dryRun {
-		return obj, warnings, nil
-	}
-	out, err := s.storage.Create(ctx, s.key(m.GetNamespace(), m.GetName()), m.GetName(), obj)
-	return out, warnings, err
 }
 
 // checkNamespace makes the object's namespace agree with the request's.

@@ -186,19 +186,36 @@ func ParseResourceVersion(rv string) (int64, error) {
 	return n, nil
 }
 
+// Guard is a condition on another key that a write depends on: the key
+// must still be at ModRevision (0: must not exist). The registry uses it to
+// create an object only while its namespace is exactly as admission saw it.
+type Guard struct {
+	Key         string
+	ModRevision int64
+}
+
+// ErrGuardChanged is returned by Create when a guard no longer holds.
+var ErrGuardChanged = errors.New("a key the write depends on has changed")
+
 // Create stores a new object under key. It fails with AlreadyExists when
-// the key is taken. The stored object is returned with its resourceVersion.
-func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object) (runtime.Object, error) {
+// the key is taken, and with ErrGuardChanged when a guard no longer holds.
+// The stored object is returned with its resourceVersion.
+func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object, guards ...Guard) (runtime.Object, error) {
 	data, err := encode(obj)
 	if err != nil {
 		return nil, err
+	}
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	for _, g := range guards {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(g.Key), "=", g.ModRevision))
 	}
 	var resp *clientv3.TxnResponse
 	err = s.call(ctx, func(ctx context.Context) error {
 		var err error
 		resp, err = s.cfg.Client.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			If(cmps...).
 			Then(clientv3.OpPut(key, string(data))).
+			Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 			Commit()
 		return err
 	})
@@ -206,7 +223,10 @@ func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object
 		return nil, err
 	}
 	if !resp.Succeeded {
-		return nil, apierrors.NewAlreadyExists(s.cfg.Resource, name)
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return nil, apierrors.NewAlreadyExists(s.cfg.Resource, name)
+		}
+		return nil, ErrGuardChanged
 	}
 	out := obj.DeepCopyObject()
 	if err := setResourceVersion(out, resp.Header.Revision); err != nil {

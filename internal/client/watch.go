@@ -118,6 +118,11 @@ func droppedStream(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.Canceled:
 		return true
+	case codes.DeadlineExceeded:
+		// The only deadline on a watch stream is the caller's
+		// TimeoutSeconds; the server may notice it a moment before
+		// this side's timer fires.
+		return true
 	}
 	return false
 }
