@@ -1,7 +1,9 @@
 package apiserver_test
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/client"
@@ -211,13 +214,35 @@ func TestGracefulPodDeletion(t *testing.T) {
 	if got, _ := pods.Get(ctx, "bound"); *got.DeletionGracePeriodSeconds != 45 {
 		t.Fatalf("grace period lengthened to %d", *got.DeletionGracePeriodSeconds)
 	}
-	// Binding a pod that is being deleted is refused.
 	// The kubelet confirms: grace period 0 removes it.
 	if err := pods.Delete(ctx, "bound", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pods.Get(ctx, "bound"); !apierrors.IsNotFound(err) {
 		t.Fatalf("after delete with grace 0: got %v, want NotFound", err)
+	}
+
+	// A finalizer (here the one a foreground delete adds) does not take
+	// away the grace period of a bound pod.
+	if _, err := pods.Create(ctx, newPod("held", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "held"}, Target: corev1.ObjectReference{Name: "node-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Delete(ctx, "held", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)}); err != nil {
+		t.Fatal(err)
+	}
+	held, err := pods.Get(ctx, "held")
+	if err != nil || *held.DeletionGracePeriodSeconds != 30 {
+		t.Fatalf("bound pod with a finalizer: %v, grace %v; want it kept with 30s", err, held.DeletionGracePeriodSeconds)
+	}
+	held.Finalizers = nil
+	if _, err := pods.Update(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pods.Get(ctx, "held"); err != nil {
+		t.Fatalf("bound pod whose finalizer went, before its kubelet confirmed: %v; want it kept", err)
 	}
 }
 
@@ -313,5 +338,115 @@ func TestNamespaceRules(t *testing.T) {
 	}
 	if _, err := c.Namespaces().Get(ctx, "team"); !apierrors.IsNotFound(err) {
 		t.Fatalf("namespace after its finalizers were cleared: got %v, want NotFound", err)
+	}
+}
+
+// TestHostileRequests: requests that try to confuse or exhaust the server
+// get a clear client error, and the server keeps serving.
+func TestHostileRequests(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	ctx := testenv.Context(t)
+	if _, err := c.Pods("default").Create(ctx, newPod("p", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Deployments("default").Create(ctx, newDeployment("web", 1)); err != nil {
+		t.Fatal(err)
+	}
+	bomb := `[{"op":"add","path":"/metadata/annotations","value":{"a":"0123456789012345678901234567890123456789"}}`
+	for range 30 {
+		bomb += `,{"op":"copy","from":"/metadata/annotations","path":"/metadata/annotations/a"}`
+	}
+	bomb += `]`
+	cases := []struct {
+		name  string
+		do    func() error
+		isErr func(error) bool
+	}{
+		{"a patch that changes the kind", func() error {
+			_, err := c.Pods("default").Patch(ctx, "p", types.MergePatchType, []byte(`{"kind":"Service","apiVersion":"v1","spec":null,"status":null}`))
+			return err
+		}, apierrors.IsBadRequest},
+		{"a scale patch that changes the kind", func() error {
+			_, err := c.Deployments("default").Patch(ctx, "web", types.MergePatchType, []byte(`{"kind":"Pod","apiVersion":"v1","spec":null,"status":null}`), "scale")
+			return err
+		}, apierrors.IsBadRequest},
+		{"a JSON patch that copies itself into a huge document", func() error {
+			_, err := c.Pods("default").Patch(ctx, "p", types.JSONPatchType, []byte(bomb))
+			return err
+		}, apierrors.IsBadRequest},
+		{"a name that reaches into another namespace", func() error {
+			_, err := c.Pods("kube-system").Get(ctx, "../default/p")
+			return err
+		}, apierrors.IsBadRequest},
+		{"a namespaced get without a namespace", func() error {
+			_, err := c.Pods("").Get(ctx, "p")
+			return err
+		}, apierrors.IsBadRequest},
+		{"deleting a system namespace", func() error {
+			return c.Namespaces().Delete(ctx, "kube-system", metav1.DeleteOptions{})
+		}, apierrors.IsForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.do(); err == nil || !tc.isErr(err) {
+				t.Fatalf("got %v, want a client error", err)
+			}
+			if _, err := c.Pods("default").Get(ctx, "p"); err != nil {
+				t.Fatalf("server after the request: %v", err)
+			}
+		})
+	}
+}
+
+// TestConcurrentUnconditionalUpdates: updates without a resourceVersion
+// never fail with Conflict, however much they race.
+func TestConcurrentUnconditionalUpdates(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	ctx := testenv.Context(t)
+	base, err := c.Deployments("default").Create(ctx, newDeployment("web", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8*20)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				d := base.DeepCopy()
+				d.ResourceVersion = ""
+				d.Labels = map[string]string{"writer": fmt.Sprint(g), "n": fmt.Sprint(i)}
+				_, err := c.Deployments("default").Update(ctx, d)
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("unconditional update: %v", err)
+		}
+	}
+}
+
+// TestStatusIsNotWrittenThroughTheMainResource covers a resource without
+// a separate status writer in this cluster yet: namespaces.
+func TestStatusIsNotWrittenThroughTheMainResource(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	ctx := testenv.Context(t)
+	ns, err := c.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Status.Phase = corev1.NamespaceTerminating
+	ns, err = c.Namespaces().Update(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Status.Phase != corev1.NamespaceActive {
+		t.Fatalf("phase %q after a main-resource update, want Active kept", ns.Status.Phase)
 	}
 }

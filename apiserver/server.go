@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/skiffdev/skiff/apiserver/registry"
+	"github.com/skiffdev/skiff/internal/grpcerr"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -29,8 +32,8 @@ type Server struct {
 	done     chan struct{}
 }
 
-// SystemNamespaces exist from the start.
-var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, "kube-node-lease"}
+// SystemNamespaces exist from the start and cannot be deleted.
+var SystemNamespaces = registry.SystemNamespaces
 
 // Start brings the server up: etcd (embedded unless cfg.EtcdServers is
 // set), the registry and its watch caches, the system namespaces, and the
@@ -91,7 +94,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// this only stops a client from making the server buffer far more.
 		grpc.MaxRecvMsgSize(MaxRequestBytes+64*1024),
 		grpc.MaxSendMsgSize(1<<30),
+		// A pool of request goroutines keeps their grown stacks, instead
+		// of growing a fresh goroutine's stack on every request.
+		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(recoverUnary),
+		grpc.ChainStreamInterceptor(recoverStream),
 	)
 	skiffv1.RegisterAPIServer(s.grpc, &service{reg: s.registry})
 	go func() {
@@ -102,6 +110,32 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	slog.Info("api server ready", "listen", lis.Addr().String(), "etcd", endpoints)
 	ok = true
 	return s, nil
+}
+
+// recoverUnary turns a panic in a request handler into an Internal error
+// for that request, so that one bad request cannot stop the server.
+func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicError(info.FullMethod, r)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// recoverStream is recoverUnary for streams (Watch).
+func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicError(info.FullMethod, r)
+		}
+	}()
+	return handler(srv, ss)
+}
+
+func panicError(method string, r any) error {
+	slog.Error("request handler panicked", "method", method, "panic", r, "stack", string(debug.Stack()))
+	return grpcerr.ToStatus(apierrors.NewInternalError(fmt.Errorf("the server failed to handle the request: %v", r)))
 }
 
 // Addr is the address the API is served on.

@@ -246,22 +246,19 @@ func (s *service) Watch(req *skiffv1.WatchRequest, stream grpc.ServerStreamingSe
 	}
 	defer w.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		ev, ok := w.Next(ctx)
+		if !ok {
+			// The client went away, or the cache ended this watch (it
+			// restarted, or we fell behind); a client resumes from its
+			// last resourceVersion.
 			return nil
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				// The cache ended this watch (it restarted, or we fell
-				// behind); the client resumes from its last resourceVersion.
-				return nil
-			}
-			data, err := ev.Event.Encoded()
-			if err != nil {
-				return grpcerr.ToStatus(apierrors.NewInternalError(err))
-			}
-			if err := stream.Send(&skiffv1.WatchEvent{Type: string(ev.Type), Object: data}); err != nil {
-				return err
-			}
+		}
+		data, err := ev.Event.Encoded()
+		if err != nil {
+			return grpcerr.ToStatus(apierrors.NewInternalError(err))
+		}
+		if err := stream.Send(&skiffv1.WatchEvent{Type: string(ev.Type), Object: data}); err != nil {
+			return err
 		}
 	}
 }

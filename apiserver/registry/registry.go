@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -78,12 +79,14 @@ func New(cfg Config) *Registry {
 	return r
 }
 
-// Run runs every watch cache until ctx ends.
+// Run runs every watch cache until ctx ends, and returns once they have
+// all stopped.
 func (r *Registry) Run(ctx context.Context) {
+	var wg sync.WaitGroup
 	for _, s := range r.stores {
-		go s.cache.Run(ctx)
+		wg.Go(func() { s.cache.Run(ctx) })
 	}
-	<-ctx.Done()
+	wg.Wait()
 }
 
 // WaitReady waits until every watch cache has made its first list.
@@ -104,6 +107,9 @@ func (r *Registry) Store(gr schema.GroupResource) (*Store, bool) {
 	return s, ok
 }
 
+// SystemNamespaces exist from the start and cannot be deleted.
+var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
+
 // EnsureNamespaces creates the given namespaces unless they exist.
 func (r *Registry) EnsureNamespaces(ctx context.Context, names ...string) error {
 	for _, name := range names {
@@ -113,6 +119,10 @@ func (r *Registry) EnsureNamespaces(ctx context.Context, names ...string) error 
 		}
 	}
 	return nil
+}
+
+func terminating(n *corev1.Namespace) bool {
+	return n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating
 }
 
 // admitNamespace refuses new objects in a namespace that does not exist or
@@ -132,7 +142,12 @@ func (r *Registry) admitNamespace(ctx context.Context, info *scheme.ResourceInfo
 		}
 	}
 	n := ns.(*corev1.Namespace)
-	if n.DeletionTimestamp != nil || n.Status.Phase == corev1.NamespaceTerminating {
+	if terminating(n) && !fresh && ok {
+		// The cache may still hold a namespace that was since removed
+		// and created anew: ask etcd before refusing.
+		return r.admitNamespace(ctx, info, name, namespace, true)
+	}
+	if terminating(n) {
 		return storage.Guard{}, apierrors.NewForbidden(info.GroupResource(), name,
 			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
 	}

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -45,6 +49,24 @@ func (s *Store) key(namespace, name string) string {
 		namespace = ""
 	}
 	return s.storage.Key(namespace, name)
+}
+
+// objectKey is key for a request that names an existing object: the name
+// (and, for namespaced resources, the namespace) must be given, and may not
+// reach outside its own key with "/" or "..".
+func (s *Store) objectKey(namespace, name string) (string, error) {
+	if name == "" {
+		return "", apierrors.NewBadRequest("a resource name is required")
+	}
+	if s.info.Namespaced && namespace == "" {
+		return "", apierrors.NewBadRequest(fmt.Sprintf("a namespace is required for %s", s.info.GroupResource()))
+	}
+	for _, v := range []string{namespace, name} {
+		if msgs := path.IsValidPathSegmentName(v); len(msgs) > 0 {
+			return "", apierrors.NewBadRequest(fmt.Sprintf("invalid name %q: %s", v, strings.Join(msgs, "; ")))
+		}
+	}
+	return s.key(namespace, name), nil
 }
 
 // invalid wraps validation errors as Kubernetes does:
@@ -142,7 +164,11 @@ func (s *Store) checkNamespace(m metav1.Object, namespace string) error {
 
 // Get reads one object from etcd.
 func (s *Store) Get(ctx context.Context, namespace, name string) (runtime.Object, error) {
-	return s.storage.Get(ctx, s.key(namespace, name), name)
+	key, err := s.objectKey(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.storage.Get(ctx, key, name)
 }
 
 // ListOptions are the request's list and watch parameters.
@@ -239,11 +265,11 @@ func (s *Store) Update(ctx context.Context, namespace, name string, obj runtime.
 	}
 	var warnings []string
 	out, err := s.update(ctx, namespace, name, dryRun, func(current runtime.Object) (runtime.Object, error) {
-		var err error
-		var w []string
-		obj, w, err = s.prepareUpdate(current, obj.DeepCopyObject(), status)
+		// Each try starts again from the request's object: a try that
+		// lost a race must not leak into the next.
+		prepared, w, err := s.prepareUpdate(current, obj.DeepCopyObject(), status)
 		warnings = w
-		return obj, err
+		return prepared, err
 	})
 	return out, warnings, err
 }
@@ -258,7 +284,11 @@ func (s *Store) update(ctx context.Context, namespace, name string, dryRun bool,
 		}
 		return fn(current)
 	}
-	out, _, err := s.storage.GuaranteedUpdate(ctx, s.key(namespace, name), name, nil, fn, s.readyToRemove)
+	key, err := s.objectKey(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	out, _, err := s.storage.GuaranteedUpdate(ctx, key, name, nil, fn, s.readyToRemove)
 	return out, err
 }
 
@@ -277,7 +307,9 @@ func (s *Store) prepareUpdate(current, obj runtime.Object, status bool) (runtime
 		copyStatus(next, obj)
 		obj = next
 		m, _ = meta.Accessor(obj)
-	} else if _, ok := statusField(obj); ok && s.info.HasSubresource("status") {
+	} else {
+		// Status belongs to the controllers and kubelets that report it;
+		// the main resource never changes it.
 		copyStatus(obj, current)
 	}
 	// Server-owned metadata always comes from the stored object.
@@ -300,6 +332,11 @@ func (s *Store) prepareUpdate(current, obj runtime.Object, status bool) (runtime
 	}
 	if len(errs) > 0 {
 		return nil, nil, s.invalid(m.GetName(), errs)
+	}
+	if status {
+		// Warnings are about what a user wrote in the spec; a kubelet's
+		// status report would only repeat them.
+		return obj, nil, nil
 	}
 	return obj, validation.Warnings(obj), nil
 }
@@ -339,7 +376,24 @@ func (s *Store) applyPatch(current runtime.Object, pt types.PatchType, patch []b
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", s.info.Kind, s.info.Version, s.info.Kind, err))
 	}
+	// A patch may rewrite apiVersion and kind; the result must still be
+	// the resource's own type.
+	if reflect.TypeOf(obj) != reflect.TypeOf(current) {
+		gvk := obj.GetObjectKind().GroupVersionKind()
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch turns the %s into a %s (%s); kind and apiVersion may not change", s.info.Kind, gvk.Kind, gvk.GroupVersion()))
+	}
 	return obj, nil
+}
+
+// MaxJSONPatchOperations bounds the operations of one JSON patch, as in
+// Kubernetes.
+const MaxJSONPatchOperations = 10000
+
+func init() {
+	// Bound what "copy" operations may add to a document, so that a short
+	// patch cannot make the server build a huge one. The library keeps
+	// this limit in a package variable.
+	jsonpatch.AccumulatedCopySizeLimit = 3 * 1024 * 1024
 }
 
 // ApplyPatch applies a patch of type pt to a JSON document. dataStruct is
@@ -356,6 +410,9 @@ func ApplyPatch(doc []byte, pt types.PatchType, patch []byte, dataStruct runtime
 	case types.JSONPatchType:
 		var p jsonpatch.Patch
 		if p, err = jsonpatch.DecodePatch(patch); err == nil {
+			if len(p) > MaxJSONPatchOperations {
+				return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the JSON patch has %d operations, the limit is %d", len(p), MaxJSONPatchOperations))
+			}
 			out, err = p.Apply(doc)
 		}
 	default:
@@ -377,6 +434,9 @@ func (s *Store) Delete(ctx context.Context, namespace, name string, opts *metav1
 	if opts == nil {
 		opts = &metav1.DeleteOptions{}
 	}
+	if s.info.Resource == "namespaces" && slices.Contains(SystemNamespaces, name) {
+		return nil, false, apierrors.NewForbidden(s.info.GroupResource(), name, errors.New("this namespace may not be deleted"))
+	}
 	var pre *storage.Preconditions
 	if p := opts.Preconditions; p != nil {
 		pre = &storage.Preconditions{UID: p.UID, ResourceVersion: p.ResourceVersion}
@@ -392,11 +452,6 @@ func (s *Store) Delete(ctx context.Context, namespace, name string, opts *metav1
 		var grace int64
 		if s.strategy.gracePeriod != nil {
 			grace = s.strategy.gracePeriod(obj, opts)
-		}
-		if len(m.GetFinalizers()) > 0 {
-			// Objects held by finalizers are removed the moment the last
-			// finalizer goes, with no further grace.
-			grace = 0
 		}
 		now := time.Now()
 		deadline := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
@@ -421,10 +476,17 @@ func (s *Store) Delete(ctx context.Context, namespace, name string, opts *metav1
 		if err != nil {
 			return nil, false, err
 		}
+		if err := pre.Check(s.info.GroupResource(), name, current); err != nil {
+			return nil, false, err
+		}
 		obj, err := mark(current)
 		return obj, err == nil && s.readyToRemove(obj), err
 	}
-	return s.storage.GuaranteedUpdate(ctx, s.key(namespace, name), name, pre, mark, s.readyToRemove)
+	key, err := s.objectKey(namespace, name)
+	if err != nil {
+		return nil, false, err
+	}
+	return s.storage.GuaranteedUpdate(ctx, key, name, pre, mark, s.readyToRemove)
 }
 
 // readyToRemove reports whether a deleted object may leave storage: it has

@@ -30,7 +30,7 @@ type strategy struct {
 	// gracePeriod returns how long a deleted object lingers before it is
 	// removed (pods bound to a node wait for their kubelet). Nil means 0.
 	gracePeriod func(obj runtime.Object, opts *metav1.DeleteOptions) int64
-	// readyToRemove reports extra conditions that keep a deleted object in
+	// holdsDeletion reports extra conditions that keep a deleted object in
 	// storage (a namespace waits for spec.finalizers). Nil means none.
 	holdsDeletion func(obj runtime.Object) bool
 	// onDelete marks a deleted object (a namespace becomes Terminating).

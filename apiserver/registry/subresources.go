@@ -98,7 +98,11 @@ func (s *Store) PatchScale(ctx context.Context, namespace, name string, pt types
 		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("Scale in version \"v1\" cannot be handled as a Scale: %v", err))
 		}
-		return out.(*autoscalingv1.Scale), nil
+		sc, ok := out.(*autoscalingv1.Scale)
+		if !ok {
+			return nil, apierrors.NewBadRequest("the patch turns the Scale into another kind; kind and apiVersion may not change")
+		}
+		return sc, nil
 	})
 }
 

@@ -3,9 +3,11 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,8 @@ type Event struct {
 	Type   watch.EventType
 	Object runtime.Object
 	Rev    int64
+
+	key string // the object's etcd key
 
 	labels labels.Set
 	fields fields.Set
@@ -57,12 +61,6 @@ type WatchEvent struct {
 	Event *Event
 }
 
-// cacheEntry is one object in the cache: the event that last wrote it,
-// which carries the object, its selector attributes and its encoding.
-type cacheEntry struct {
-	*Event
-}
-
 // CacherConfig configures a watch cache.
 type CacherConfig struct {
 	Store *Store
@@ -89,8 +87,8 @@ type Cacher struct {
 
 	// mu guards everything below.
 	mu       sync.RWMutex
-	objects  map[string]*cacheEntry
-	rev      int64 // the revision the cache reflects
+	objects  map[string]*Event // key → the event that last wrote the object
+	rev      int64             // the revision the cache reflects
 	window   []*Event
 	head     int   // index of the oldest event in window (a ring)
 	count    int   // number of events in window
@@ -113,7 +111,7 @@ func NewCacher(cfg CacherConfig) *Cacher {
 		cfg:      cfg,
 		store:    cfg.Store,
 		ready:    make(chan struct{}),
-		objects:  map[string]*cacheEntry{},
+		objects:  map[string]*Event{},
 		window:   make([]*Event, cfg.WindowSize),
 		watchers: map[*Watcher]struct{}{},
 	}
@@ -140,7 +138,7 @@ func (c *Cacher) Run(ctx context.Context) {
 			from := c.rev + 1
 			c.mu.RUnlock()
 			err = c.watch(ctx, from)
-			if errors.Is(err, rpctypes.ErrCompacted) {
+			if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, errRelist) {
 				listed = false
 			}
 		}
@@ -177,15 +175,15 @@ func (c *Cacher) list(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	objects := make(map[string]*cacheEntry, len(resp.Kvs))
+	objects := make(map[string]*Event, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		obj, err := c.store.decode(kv.Value, kv.ModRevision)
 		if err != nil {
 			return err
 		}
-		e := &Event{Type: watch.Added, Object: obj, Rev: kv.ModRevision}
+		e := &Event{Type: watch.Added, Object: obj, Rev: kv.ModRevision, key: string(kv.Key)}
 		e.labels, e.fields = c.store.cfg.Attrs(obj)
-		objects[string(kv.Key)] = &cacheEntry{e}
+		objects[string(kv.Key)] = e
 	}
 	rev := resp.Header.Revision
 
@@ -224,8 +222,9 @@ func (c *Cacher) watch(ctx context.Context, from int64) error {
 		for _, ev := range wr.Events {
 			e, err := c.toEvent(ev)
 			if err != nil {
-				slog.Error("watch cache dropped an undecodable event", "key", string(ev.Kv.Key), "err", err)
-				continue
+				// Skipping the event would leave the cache wrong for
+				// good; start over from a fresh list instead.
+				return fmt.Errorf("%w: key %s: %v", errRelist, ev.Kv.Key, err)
 			}
 			c.process(string(ev.Kv.Key), e)
 		}
@@ -238,14 +237,21 @@ func (c *Cacher) watch(ctx context.Context, from int64) error {
 
 // toEvent turns an etcd event into a cache event.
 func (c *Cacher) toEvent(ev *clientv3.Event) (*Event, error) {
-	e := &Event{Rev: ev.Kv.ModRevision}
+	e := &Event{Rev: ev.Kv.ModRevision, key: string(ev.Kv.Key)}
 	switch {
 	case ev.Type == clientv3.EventTypeDelete:
 		e.Type = watch.Deleted
-		if ev.PrevKv == nil {
-			return nil, apierrors.NewInternalError(errNoPrevKV)
+		var last []byte
+		if ev.PrevKv != nil {
+			last = ev.PrevKv.Value
+		} else if prev, ok := c.cachedBytes(string(ev.Kv.Key)); ok {
+			// etcd could not find the previous value (it was just
+			// compacted away); the cache still has the object.
+			last = prev
+		} else {
+			return nil, errors.New("delete event without the previous value")
 		}
-		obj, err := c.store.decode(ev.PrevKv.Value, ev.Kv.ModRevision)
+		obj, err := c.store.decode(last, ev.Kv.ModRevision)
 		if err != nil {
 			return nil, err
 		}
@@ -265,11 +271,20 @@ func (c *Cacher) toEvent(ev *clientv3.Event) (*Event, error) {
 	return e, nil
 }
 
-type constError string
+// errRelist ends a watch whose events the cache could not apply.
+var errRelist = errors.New("the watch cache must list again")
 
-func (e constError) Error() string { return string(e) }
-
-const errNoPrevKV = constError("etcd delete event without the previous value")
+// cachedBytes returns the stored encoding of a cached object.
+func (c *Cacher) cachedBytes(key string) ([]byte, bool) {
+	c.mu.RLock()
+	e, ok := c.objects[key]
+	c.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	data, err := encode(e.Object.DeepCopyObject())
+	return data, err == nil
+}
 
 // process applies one event to the cache and hands it to the watchers.
 func (c *Cacher) process(key string, e *Event) {
@@ -281,7 +296,7 @@ func (c *Cacher) process(key string, e *Event) {
 	if e.Type == watch.Deleted {
 		delete(c.objects, key)
 	} else {
-		c.objects[key] = &cacheEntry{e}
+		c.objects[key] = e
 	}
 	if e.Rev > c.rev {
 		c.rev = e.Rev
@@ -348,8 +363,12 @@ func (c *Cacher) bookmarks(ctx context.Context) {
 			_ = scheme.SetTypeMeta(obj)
 			e := &Event{Type: watch.Bookmark, Object: obj, Rev: c.rev}
 			for w := range c.watchers {
-				if w.bookmarks && c.rev > w.minRev && len(w.input) < cap(w.input)/2 {
-					w.input <- WatchEvent{Type: watch.Bookmark, Event: e}
+				if !w.bookmarks || c.rev <= w.minRev || len(w.input) > cap(w.input)/2 {
+					continue // a busy watcher needs no bookmark
+				}
+				select {
+				case w.input <- WatchEvent{Type: watch.Bookmark, Event: e}:
+				default:
 				}
 			}
 		}
@@ -363,11 +382,14 @@ type Watcher struct {
 	pred      Predicate
 	bookmarks bool
 	minRev    int64 // events at or before this revision are not sent
-	initial   []WatchEvent
-	input     chan WatchEvent
-	result    chan WatchEvent
-	done      chan struct{}
-	stopOnce  sync.Once
+	// initial holds the events owed from before the watch started (the
+	// current objects, or the window's events after the requested
+	// revision); Next hands them out first.
+	initial []WatchEvent
+	// input receives live events from the cache. The cache closes it when
+	// it ends the watch.
+	input    chan WatchEvent
+	stopOnce sync.Once
 }
 
 // filter decides how an event looks to this watcher: ADDED, MODIFIED or
@@ -393,39 +415,32 @@ func (w *Watcher) filter(e *Event) (watch.EventType, bool) {
 	return "", false
 }
 
-// ResultChan delivers the watch's events. It is closed when the watch ends:
-// after Stop, when the cache restarts, or when the watcher fell too far
-// behind. A client resumes by watching again from the last resourceVersion
-// it received.
-func (w *Watcher) ResultChan() <-chan WatchEvent { return w.result }
+// Next returns the watch's next event, waiting for one until ctx ends. It reports false when the watch has ended: after Stop, when the
+// cache restarts, or when the watcher fell too far behind. A client
+// resumes by watching again from the last resourceVersion it received.
+// Next is called from one goroutine only.
+func (w *Watcher) Next(ctx context.Context) (WatchEvent, bool) {
+	if len(w.initial) > 0 {
+		e := w.initial[0]
+		w.initial[0] = WatchEvent{}
+		w.initial = w.initial[1:]
+		return e, true
+	}
+	select {
+	case e, ok := <-w.input:
+		return e, ok
+	case <-ctx.Done():
+		return WatchEvent{}, false
+	}
+}
 
 // Stop ends the watch.
 func (w *Watcher) Stop() {
 	w.stopOnce.Do(func() {
-		close(w.done)
 		w.c.mu.Lock()
 		w.c.stopLocked(w)
 		w.c.mu.Unlock()
 	})
-}
-
-func (w *Watcher) run() {
-	defer close(w.result)
-	for _, e := range w.initial {
-		select {
-		case w.result <- e:
-		case <-w.done:
-			return
-		}
-	}
-	w.initial = nil
-	for e := range w.input {
-		select {
-		case w.result <- e:
-		case <-w.done:
-			return
-		}
-	}
 }
 
 // Watch starts a watch. With rv 0 the watcher first receives an ADDED event
@@ -441,19 +456,18 @@ func (c *Cacher) Watch(ctx context.Context, rv int64, pred Predicate, allowBookm
 		pred:      pred,
 		bookmarks: allowBookmarks,
 		input:     make(chan WatchEvent, c.cfg.WatcherBuffer),
-		result:    make(chan WatchEvent),
-		done:      make(chan struct{}),
 	}
+	sortInitial := false
 	c.mu.Lock()
 	switch {
 	case rv == 0:
-		for _, key := range c.sortedKeysLocked() {
-			en := c.objects[key]
-			if pred.MatchesAttrs(en.labels, en.fields) {
-				w.initial = append(w.initial, WatchEvent{Type: watch.Added, Event: en.Event})
+		for _, e := range c.objects {
+			if pred.MatchesAttrs(e.labels, e.fields) {
+				w.initial = append(w.initial, WatchEvent{Type: watch.Added, Event: e})
 			}
 		}
 		w.minRev = c.rev
+		sortInitial = true
 	case rv < c.oldest:
 		oldest := c.oldest
 		c.mu.Unlock()
@@ -472,7 +486,10 @@ func (c *Cacher) Watch(ctx context.Context, rv int64, pred Predicate, allowBookm
 	}
 	c.watchers[w] = struct{}{}
 	c.mu.Unlock()
-	go w.run()
+	if sortInitial {
+		// Sorted outside the lock: writers need not wait for it.
+		slices.SortFunc(w.initial, func(a, b WatchEvent) int { return strings.Compare(a.Event.key, b.Event.key) })
+	}
 	return w, nil
 }
 
@@ -485,15 +502,6 @@ func (c *Cacher) waitReady(ctx context.Context) error {
 	}
 }
 
-func (c *Cacher) sortedKeysLocked() []string {
-	keys := make([]string, 0, len(c.objects))
-	for k := range c.objects {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // List returns the cached objects of a namespace ("" for all) that the
 // predicate selects, sorted by key, with the cache's revision as the list's
 // resourceVersion. It is what a list with resourceVersion "0" gets.
@@ -503,19 +511,22 @@ func (c *Cacher) List(ctx context.Context, namespace string, pred Predicate) (ru
 	}
 	prefix := c.store.Prefix(namespace)
 	c.mu.RLock()
-	var items []runtime.Object
-	for _, key := range c.sortedKeysLocked() {
-		if len(key) < len(prefix) || key[:len(prefix)] != prefix {
-			continue
-		}
-		en := c.objects[key]
-		if pred.MatchesAttrs(en.labels, en.fields) {
-			items = append(items, en.Object) // SetList copies typed items by value
+	var matched []*Event
+	for key, e := range c.objects {
+		if strings.HasPrefix(key, prefix) && pred.MatchesAttrs(e.labels, e.fields) {
+			matched = append(matched, e)
 		}
 	}
 	rev := c.rev
 	c.mu.RUnlock()
 
+	slices.SortFunc(matched, func(a, b *Event) int { return strings.Compare(a.key, b.key) })
+	items := make([]runtime.Object, len(matched))
+	for i, e := range matched {
+		// The list's items share maps and slices with the cache: the
+		// caller encodes them and must not modify them.
+		items[i] = e.Object
+	}
 	list := c.store.cfg.NewListFunc()
 	if err := meta.SetList(list, items); err != nil {
 		return nil, err

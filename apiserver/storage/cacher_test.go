@@ -88,17 +88,19 @@ func pod(name string) *corev1.Pod {
 func collect(t *testing.T, w *Watcher, n int) []WatchEvent {
 	t.Helper()
 	var got []WatchEvent
-	deadline := time.After(20 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for len(got) < n {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return got
+		ev, ok := w.Next(ctx)
+		if !ok {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("got %d of %d events within 20s", len(got), n)
+			default:
+				return got // the cache ended the watch
 			}
-			got = append(got, ev)
-		case <-deadline:
-			t.Fatalf("got %d of %d events within 20s", len(got), n)
 		}
+		got = append(got, ev)
 	}
 	return got
 }
@@ -135,7 +137,9 @@ func TestWatchersSeeOneHistory(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, err := st.Delete(ctx, key, name, nil); err != nil {
+				if _, _, err := st.GuaranteedUpdate(ctx, key, name, nil, func(cur runtime.Object) (runtime.Object, error) {
+					return cur, nil
+				}, func(runtime.Object) bool { return true }); err != nil {
 					t.Error(err)
 					return
 				}

@@ -80,7 +80,8 @@ type Preconditions struct {
 	ResourceVersion *string
 }
 
-func (p *Preconditions) check(gr schema.GroupResource, name string, obj runtime.Object) error {
+// Check returns Conflict when obj does not satisfy the preconditions.
+func (p *Preconditions) Check(gr schema.GroupResource, name string, obj runtime.Object) error {
 	if p == nil {
 		return nil
 	}
@@ -98,21 +99,32 @@ func (p *Preconditions) check(gr schema.GroupResource, name string, obj runtime.
 }
 
 // call runs one etcd operation under the request timeout and turns etcd's
-// failures into API errors.
+// failures into API errors. When the caller itself gave up (its context
+// ended), that is reported rather than blamed on etcd.
 func (s *Store) call(ctx context.Context, op func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	return s.etcdError(ctx, op(ctx))
-}
-
-// etcdError maps an etcd client error to an API error. A deadline that ran
-// out while the caller still waited means etcd did not answer in time.
-func (s *Store) etcdError(ctx context.Context, err error) error {
+	err := op(tctx)
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrFutureRev) {
+	switch ctx.Err() {
+	case context.DeadlineExceeded:
+		return apierrors.NewTimeoutError("the request did not complete within its deadline", 0)
+	case context.Canceled:
+		return ctx.Err()
+	}
+	return etcdError(err)
+}
+
+// etcdError maps an etcd client error to an API error. A request that ran
+// out of time, or found no etcd leader, means etcd is unavailable.
+func etcdError(err error) error {
+	if errors.Is(err, rpctypes.ErrCompacted) {
 		return apierrors.NewResourceExpired(fmt.Sprintf("the requested resourceVersion has been compacted: %v", err))
+	}
+	if errors.Is(err, rpctypes.ErrFutureRev) {
+		return apierrors.NewTimeoutError(fmt.Sprintf("the requested resourceVersion is newer than the storage: %v", err), 1)
 	}
 	code := grpcstatus.Code(err)
 	if errors.Is(err, rpctypes.ErrRequestTooLarge) || (code == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max")) {
@@ -122,9 +134,6 @@ func (s *Store) etcdError(ctx context.Context, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || code == codes.DeadlineExceeded || code == codes.Unavailable ||
 		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) {
 		return Unavailable(err)
-	}
-	if errors.Is(err, context.Canceled) || code == codes.Canceled {
-		return err
 	}
 	return apierrors.NewInternalError(fmt.Errorf("etcd: %w", err))
 }
@@ -199,7 +208,8 @@ var ErrGuardChanged = errors.New("a key the write depends on has changed")
 
 // Create stores a new object under key. It fails with AlreadyExists when
 // the key is taken, and with ErrGuardChanged when a guard no longer holds.
-// The stored object is returned with its resourceVersion.
+// On success it sets obj's resourceVersion and returns obj: the caller
+// hands the object over.
 func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object, guards ...Guard) (runtime.Object, error) {
 	data, err := encode(obj)
 	if err != nil {
@@ -228,11 +238,10 @@ func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object
 		}
 		return nil, ErrGuardChanged
 	}
-	out := obj.DeepCopyObject()
-	if err := setResourceVersion(out, resp.Header.Revision); err != nil {
+	if err := setResourceVersion(obj, resp.Header.Revision); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return obj, nil
 }
 
 // Get reads one object. It fails with NotFound when the key is absent.
@@ -280,7 +289,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 		if err != nil {
 			return nil, false, err
 		}
-		if err := pre.check(s.cfg.Resource, name, current); err != nil {
+		if err := pre.Check(s.cfg.Resource, name, current); err != nil {
 			return nil, false, err
 		}
 		updated, err := tryUpdate(current.DeepCopyObject())
@@ -343,50 +352,6 @@ func (s *Store) read(ctx context.Context, key string, data *[]byte, rev *int64) 
 		}
 		return nil
 	})
-}
-
-// Delete removes an object with a compare-and-swap on its mod revision.
-// check, when set, may refuse the deletion after seeing the current object.
-// The deleted object is returned.
-func (s *Store) Delete(ctx context.Context, key, name string, pre *Preconditions) (runtime.Object, error) {
-	var (
-		data []byte
-		rev  int64
-	)
-	if err := s.read(ctx, key, &data, &rev); err != nil {
-		return nil, err
-	}
-	for {
-		if rev == 0 {
-			return nil, apierrors.NewNotFound(s.cfg.Resource, name)
-		}
-		current, err := s.decode(data, rev)
-		if err != nil {
-			return nil, err
-		}
-		if err := pre.check(s.cfg.Resource, name, current); err != nil {
-			return nil, err
-		}
-		var resp *clientv3.TxnResponse
-		err = s.call(ctx, func(ctx context.Context) error {
-			resp, err = s.cfg.Client.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-				Then(clientv3.OpDelete(key)).
-				Else(clientv3.OpGet(key)).
-				Commit()
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if resp.Succeeded {
-			return current, nil
-		}
-		data, rev = nil, 0
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-			data, rev = kvs[0].Value, kvs[0].ModRevision
-		}
-	}
 }
 
 // ListOptions selects what List returns.
@@ -512,19 +477,6 @@ func decodeContinue(s, prefix string) (continueToken, error) {
 		return t, apierrors.NewBadRequest("continue key is not valid")
 	}
 	return t, nil
-}
-
-// CurrentRevision returns etcd's current revision.
-func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
-	var rev int64
-	err := s.call(ctx, func(ctx context.Context) error {
-		resp, err := s.cfg.Client.Get(ctx, "/registry/revision-probe", clientv3.WithCountOnly())
-		if err == nil {
-			rev = resp.Header.Revision
-		}
-		return err
-	})
-	return rev, err
 }
 
 // statusGone is the message of a watch that starts too far back.

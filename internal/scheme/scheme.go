@@ -93,7 +93,7 @@ func (r *ResourceInfo) HasSubresource(sub string) bool {
 // Resources is every resource type Skiff serves, in the order that
 // manifests are best applied (namespaces first).
 var Resources = []ResourceInfo{
-	{Group: "", Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", ShortNames: []string{"ns"},
+	{Group: "", Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", ShortNames: []string{"ns"}, Subresources: []string{"status"},
 		New: func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} }},
 	{Group: "", Version: "v1", Resource: "nodes", Singular: "node", Kind: "Node", ShortNames: []string{"no"}, Subresources: []string{"status"},
 		New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} }},
