@@ -11,6 +11,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -58,12 +59,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.etcd = e
 		endpoints = []string{e.Clients[0].Addr().Network() + "://" + e.Clients[0].Addr().String()}
+		// In-process calls: the same etcd API without a gRPC hop.
+		s.client = v3client.New(e.Server)
+	} else {
+		client, err := newEtcdClient(endpoints)
+		if err != nil {
+			return nil, err
+		}
+		s.client = client
 	}
-	client, err := newEtcdClient(endpoints)
-	if err != nil {
-		return nil, err
-	}
-	s.client = client
+	client := s.client
 
 	s.registry = registry.New(registry.Config{
 		Client:           client,
