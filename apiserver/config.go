@@ -26,6 +26,8 @@ type Config struct {
 	WatchWindow int
 	// BookmarkInterval is how often watchers are sent bookmarks.
 	BookmarkInterval time.Duration
+	// EventTTL is how long an event is kept after it is created.
+	EventTTL time.Duration
 	// EtcdCompactionRetention is how much history the embedded etcd keeps;
 	// watchers and paginated lists older than that get Gone.
 	EtcdCompactionRetention time.Duration
@@ -40,6 +42,7 @@ func DefaultConfig() Config {
 		RequestTimeout:          10 * time.Second,
 		WatchWindow:             10000,
 		BookmarkInterval:        5 * time.Second,
+		EventTTL:                time.Hour,
 		EtcdCompactionRetention: 10 * time.Minute,
 	}
 }
@@ -52,6 +55,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RequestTimeout, "etcd-request-timeout", c.RequestTimeout, "how long one etcd call may take before the request fails with ServiceUnavailable")
 	fs.IntVar(&c.WatchWindow, "watch-cache-size", c.WatchWindow, "recent events kept per resource for watchers that resume")
 	fs.DurationVar(&c.BookmarkInterval, "watch-bookmark-interval", c.BookmarkInterval, "how often watchers that allow bookmarks are sent one")
+	fs.DurationVar(&c.EventTTL, "event-ttl", c.EventTTL, "how long events are kept")
 	fs.DurationVar(&c.EtcdCompactionRetention, "etcd-compaction-retention", c.EtcdCompactionRetention, "history the embedded etcd keeps before compacting it")
 }
 
@@ -69,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WatchWindow < 100 {
 		errs = append(errs, errors.New("--watch-cache-size must be at least 100"))
+	}
+	if c.EventTTL < time.Second {
+		errs = append(errs, errors.New("--event-ttl must be at least 1s"))
 	}
 	if c.BookmarkInterval <= 0 {
 		errs = append(errs, errors.New("--watch-bookmark-interval must be positive"))

@@ -12,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
@@ -448,5 +450,45 @@ func TestStatusIsNotWrittenThroughTheMainResource(t *testing.T) {
 	}
 	if ns.Status.Phase != corev1.NamespaceActive {
 		t.Fatalf("phase %q after a main-resource update, want Active kept", ns.Status.Phase)
+	}
+}
+
+// TestEventsExpire: events leave by themselves after --event-ttl, also
+// when they were updated in between, and watchers see them go.
+func TestEventsExpire(t *testing.T) {
+	srv := testenv.StartServer(t, func(cfg *apiserver.Config) { cfg.EventTTL = 2 * time.Second })
+	c := testenv.NewClient(t, srv.Addr())
+	ctx := testenv.Context(t)
+	events := c.Events("default")
+	ev, err := events.Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "web-1.1"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-1"},
+		Reason:         "Pulled", Message: "pulled the image", Type: corev1.EventTypeNormal, Count: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := events.Watch(ctx, metav1.ListOptions{ResourceVersion: ev.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ev.Count = 2
+	if _, err := events.Update(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the event to expire", func() (bool, error) {
+		_, err := events.Get(ctx, "web-1.1")
+		return apierrors.IsNotFound(err), err
+	})
+	if e := next(t, w); e.Type != watch.Modified {
+		t.Fatalf("first watch event %s, want MODIFIED", e.Type)
+	}
+	if e := next(t, w); e.Type != watch.Deleted {
+		t.Fatalf("second watch event %s, want DELETED", e.Type)
+	}
+	// Other objects do not expire.
+	if _, err := c.Namespaces().Get(ctx, "default"); err != nil {
+		t.Fatal(err)
 	}
 }

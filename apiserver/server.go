@@ -75,6 +75,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		RequestTimeout:   cfg.RequestTimeout,
 		WatchWindow:      cfg.WatchWindow,
 		BookmarkInterval: cfg.BookmarkInterval,
+		EventTTL:         cfg.EventTTL,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

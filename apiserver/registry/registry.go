@@ -27,6 +27,8 @@ type Config struct {
 	WatchWindow int
 	// BookmarkInterval is how often watchers get bookmarks.
 	BookmarkInterval time.Duration
+	// EventTTL is how long events are kept.
+	EventTTL time.Duration
 }
 
 // Registry holds one Store per served resource.
@@ -54,7 +56,12 @@ func New(cfg Config) *Registry {
 		if !ok {
 			panic(fmt.Sprintf("registry: no strategy for %s", info.GroupResource()))
 		}
+		var ttl time.Duration
+		if info.Resource == "events" {
+			ttl = cfg.EventTTL
+		}
 		store := storage.NewStore(storage.Config{
+			TTL:            ttl,
 			Client:         cfg.Client,
 			Resource:       info.GroupResource(),
 			Prefix:         KeyPrefix(info),

@@ -41,11 +41,15 @@ type Config struct {
 	// RequestTimeout bounds each etcd call, so that a request fails with
 	// ServiceUnavailable instead of hanging while etcd is unreachable.
 	RequestTimeout time.Duration
+	// TTL, when set, makes objects expire that long after they were
+	// created: etcd removes them (events, which would otherwise pile up).
+	TTL time.Duration
 }
 
 // Store keeps the objects of one resource in etcd.
 type Store struct {
-	cfg Config
+	cfg    Config
+	leases *leases // for objects that expire; nil when cfg.TTL is 0
 }
 
 // NewStore returns a store for one resource.
@@ -53,7 +57,11 @@ func NewStore(cfg Config) *Store {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
-	return &Store{cfg: cfg}
+	s := &Store{cfg: cfg}
+	if cfg.TTL > 0 {
+		s.leases = &leases{client: cfg.Client}
+	}
+	return s
 }
 
 // Key returns the etcd key of an object. Cluster-scoped objects have no
@@ -219,12 +227,25 @@ func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object
 	for _, g := range guards {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(g.Key), "=", g.ModRevision))
 	}
+	var put []clientv3.OpOption
+	if s.leases != nil {
+		var id clientv3.LeaseID
+		err := s.call(ctx, func(ctx context.Context) error {
+			var err error
+			id, err = s.leases.get(ctx, s.cfg.TTL)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		put = append(put, clientv3.WithLease(id))
+	}
 	var resp *clientv3.TxnResponse
 	err = s.call(ctx, func(ctx context.Context) error {
 		var err error
 		resp, err = s.cfg.Client.Txn(ctx).
 			If(cmps...).
-			Then(clientv3.OpPut(key, string(data))).
+			Then(clientv3.OpPut(key, string(data), put...)).
 			Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 			Commit()
 		return err
@@ -312,7 +333,12 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 			if bytes.Equal(newData, data) {
 				return current, false, nil
 			}
-			op = clientv3.OpPut(key, string(newData))
+			var put []clientv3.OpOption
+			if s.leases != nil {
+				// An update keeps the object's expiry.
+				put = append(put, clientv3.WithIgnoreLease())
+			}
+			op = clientv3.OpPut(key, string(newData), put...)
 		}
 		var resp *clientv3.TxnResponse
 		err = s.call(ctx, func(ctx context.Context) error {
