@@ -169,9 +169,9 @@ func TestCRUD(t *testing.T) {
 		if reqs := srv.Requests(); reqs[len(reqs)-1] != "Update pods default/web-1/status" {
 			t.Errorf("request: got %q, want the status subresource", reqs[len(reqs)-1])
 		}
-		if _, err := c.Namespaces().UpdateStatus(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x"}}); err == nil ||
+		if _, err := c.Events("default").UpdateStatus(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "x"}}); err == nil ||
 			!strings.Contains(err.Error(), `no "status" subresource`) {
-			t.Errorf("namespaces UpdateStatus: got %v, want a missing subresource error", err)
+			t.Errorf("events UpdateStatus: got %v, want a missing subresource error", err)
 		}
 	})
 
