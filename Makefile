@@ -29,7 +29,7 @@ run: build
 
 # Unit and integration tests, including the fuzz targets' seed corpora.
 test: deps
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Benchmarks report custom metrics (creates/s, p99-ms, rss-MB, ...).
 bench: deps
