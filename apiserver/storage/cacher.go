@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -527,16 +525,7 @@ func (c *Cacher) List(ctx context.Context, namespace string, pred Predicate) (ru
 		// caller encodes them and must not modify them.
 		items[i] = e.Object
 	}
-	list := c.store.cfg.NewListFunc()
-	if err := meta.SetList(list, items); err != nil {
-		return nil, err
-	}
-	lm, err := meta.ListAccessor(list)
-	if err != nil {
-		return nil, err
-	}
-	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
-	return list, nil
+	return c.store.newList(items, rev, "")
 }
 
 // Get returns a cached object, or false when the cache does not hold it.

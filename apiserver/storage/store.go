@@ -473,6 +473,15 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (runtime.Object, err
 		start = string(kvs[len(kvs)-1].Key) + "\x00"
 	}
 
+	cont := ""
+	if next != "" {
+		cont = encodeContinue(continueToken{Revision: rev, StartKey: next})
+	}
+	return s.newList(items, rev, cont)
+}
+
+// newList builds the resource's list type from items, read at revision rev.
+func (s *Store) newList(items []runtime.Object, rev int64, cont string) (runtime.Object, error) {
 	list := s.cfg.NewListFunc()
 	if err := meta.SetList(list, items); err != nil {
 		return nil, err
@@ -482,9 +491,7 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (runtime.Object, err
 		return nil, err
 	}
 	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
-	if next != "" {
-		lm.SetContinue(encodeContinue(continueToken{Revision: rev, StartKey: next}))
-	}
+	lm.SetContinue(cont)
 	return list, nil
 }
 
