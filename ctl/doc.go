@@ -1,0 +1,9 @@
+// Package ctl is skiffctl: the command-line client of a Skiff cluster,
+// with kubectl's verbs, flags and output shapes.
+//
+// Each verb is one file holding one constructor, newXxxCommand(o *Options),
+// that returns a cobra command. Options holds what every verb shares: the
+// output streams, the namespace flags, and a lazily made API client.
+// Resource names (pods, po, deployment.apps, ...) are resolved by
+// resources.go; manifests (-f FILE|DIR|-) are read by manifest.go.
+package ctl
