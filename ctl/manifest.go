@@ -51,7 +51,9 @@ type DocumentError struct {
 	Err error
 }
 
-func (e *DocumentError) Error() string { return fmt.Sprintf("error reading %s: %v", e.Doc.Where(), e.Err) }
+func (e *DocumentError) Error() string {
+	return fmt.Sprintf("error reading %s: %v", e.Doc.Where(), e.Err)
+}
 func (e *DocumentError) Unwrap() error { return e.Err }
 
 // ReadManifests reads every document of the given -f arguments: files,
