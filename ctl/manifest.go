@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiffdev/skiff/internal/scheme"
@@ -124,29 +122,42 @@ func expand(p string, recursive bool) ([]string, error) {
 	return files, err
 }
 
+// chunk is one document's raw text and the line it starts on.
+type chunk struct {
+	text []byte
+	line int
+}
+
+// splitChunks splits a YAML stream at its "---" lines, remembering where
+// each document starts so that errors can name the line.
+func splitChunks(data []byte) []chunk {
+	var chunks []chunk
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	cur := chunk{line: 1}
+	for i, l := range lines {
+		t := bytes.TrimRight(l, " \t\r\n")
+		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+			chunks = append(chunks, cur)
+			cur = chunk{line: i + 2}
+			continue
+		}
+		cur.text = append(cur.text, l...)
+	}
+	return append(chunks, cur)
+}
+
 // splitDocuments splits a YAML or JSON stream into documents, unpacking
 // "kind: List".
 func splitDocuments(source string, data []byte) ([]Document, error) {
 	var docs []Document
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	line := 1
-	for index := 0; ; {
-		raw, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		start := line
-		line += bytes.Count(raw, []byte("\n"))
-		if err != nil {
-			return docs, &DocumentError{Doc: Document{Source: source, Index: index, Line: start}, Err: err}
-		}
-		start += leadingBlankLines(raw)
-		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
+	index := 0
+	for _, c := range splitChunks(data) {
+		if len(bytes.TrimSpace(stripComments(c.text))) == 0 {
 			continue
 		}
-		doc := Document{Source: source, Index: index, Line: start}
+		doc := Document{Source: source, Index: index, Line: c.line + leadingBlankLines(c.text)}
 		index++
-		js, err := yaml.YAMLToJSON(raw)
+		js, err := yaml.YAMLToJSON(c.text)
 		if err != nil {
 			return docs, &DocumentError{Doc: doc, Err: err}
 		}
@@ -180,13 +191,14 @@ func splitDocuments(source string, data []byte) ([]Document, error) {
 		}
 		docs = append(docs, doc)
 	}
+	return docs, nil
 }
 
 func leadingBlankLines(raw []byte) int {
 	n := 0
 	for _, l := range bytes.Split(raw, []byte("\n")) {
 		t := bytes.TrimSpace(l)
-		if len(t) != 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) {
+		if len(t) != 0 && t[0] != '#' {
 			break
 		}
 		n++
@@ -197,8 +209,7 @@ func leadingBlankLines(raw []byte) int {
 func stripComments(raw []byte) []byte {
 	var out [][]byte
 	for _, l := range bytes.Split(raw, []byte("\n")) {
-		t := bytes.TrimSpace(l)
-		if len(t) > 0 && t[0] == '#' || bytes.Equal(t, []byte("---")) {
+		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] == '#' {
 			continue
 		}
 		out = append(out, l)

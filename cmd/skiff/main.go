@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/version"
 )
 
@@ -42,8 +44,8 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
-	root.AddCommand(newAPIServerCommand("apiserver", "Run the API server (with an embedded etcd unless --etcd-servers is given)"))
-	root.AddCommand(newAPIServerCommand("server", "Run the control plane of a cluster: the API server with its embedded etcd"))
+	root.AddCommand(newAPIServerCommand())
+	root.AddCommand(newServerCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -55,13 +57,12 @@ func newRootCommand() *cobra.Command {
 	return root
 }
 
-// newAPIServerCommand builds "skiff apiserver" and, for now, "skiff server",
-// which later grows the scheduler, controllers, kubelet and proxy.
-func newAPIServerCommand(use, short string) *cobra.Command {
+// newAPIServerCommand builds "skiff apiserver": the API server alone.
+func newAPIServerCommand() *cobra.Command {
 	cfg := apiserver.DefaultConfig()
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
+		Use:   "apiserver",
+		Short: "Run the API server (with an embedded etcd unless --etcd-servers is given)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return apiserver.Run(cmd.Context(), cfg)
@@ -69,4 +70,56 @@ func newAPIServerCommand(use, short string) *cobra.Command {
 	}
 	cfg.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// newServerCommand builds "skiff server": the control plane of a cluster
+// on its first machine. For now that is the API server with its embedded
+// etcd; later components join it here. It writes skiffctl's config so
+// that skiffctl on this machine finds the server with no flags.
+func newServerCommand() *cobra.Command {
+	cfg := apiserver.DefaultConfig()
+	clientConfigs := []string{clientconfig.UserPath()}
+	if os.Geteuid() == 0 {
+		clientConfigs = append(clientConfigs, clientconfig.SystemPath)
+	}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane of a cluster: the API server with its embedded etcd",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := apiserver.Start(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer s.Stop()
+			addr := clientAddress(s.Addr())
+			for _, path := range clientConfigs {
+				if path == "" {
+					continue
+				}
+				if err := clientconfig.Write(path, clientconfig.Config{Server: addr}); err != nil {
+					return fmt.Errorf("writing the client config: %w", err)
+				}
+				slog.Info("wrote the client config", "path", path, "server", addr)
+			}
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	cfg.AddFlags(cmd.Flags())
+	cmd.Flags().StringSliceVar(&clientConfigs, "write-client-config", clientConfigs, "files to write skiffctl's config to (empty: none)")
+	return cmd
+}
+
+// clientAddress is the address a client on this machine uses to reach a
+// server listening on listen: a wildcard address becomes loopback.
+func clientAddress(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
