@@ -24,7 +24,10 @@ build: deps
 run: build
 	@echo "Starting Skiff with its state in $(RUN_DIR). In another terminal, try:"
 	@echo "  bin/skiffctl version"
-	@echo "Stop it with Ctrl-C."
+	@echo "  bin/skiffctl apply -f examples/web.yaml"
+	@echo "  bin/skiffctl get deploy,svc -o wide"
+	@echo "  bin/skiffctl describe deployment web"
+	@echo "Stop it with Ctrl-C; its state stays in $(RUN_DIR)."
 	bin/skiff server --data-dir $(RUN_DIR)
 
 # Unit and integration tests, including the fuzz targets' seed corpora.
