@@ -1,0 +1,112 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffdev/skiff/internal/client"
+)
+
+func init() { register(newCreateCommand) }
+
+type createOptions struct {
+	*Options
+	files      []string
+	recursive  bool
+	dryRun     string
+	saveConfig bool
+}
+
+func newCreateCommand(o *Options) *cobra.Command {
+	cr := &createOptions{Options: o}
+	cmd := &cobra.Command{
+		Use:   "create -f FILENAME",
+		Short: "Create objects from files or standard input",
+		Long: `Create objects from files or standard input.
+
+An object that exists already is an error (AlreadyExists); use apply to
+update objects. When one object fails the others are still created and the
+command exits non-zero.`,
+		Example: `  # Create the objects of a manifest
+  skiffctl create -f web.yaml
+
+  # Create them so that apply can update them later
+  skiffctl create --save-config -f web.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cr.run(cmd.Context()) },
+	}
+	fileFlags(cmd, &cr.files, &cr.recursive, "that contains the objects to create")
+	dryRunFlag(cmd, &cr.dryRun)
+	cmd.Flags().BoolVar(&cr.saveConfig, "save-config", false, "record the configuration in the "+lastAppliedAnnotation+" annotation, so that apply can update the objects later")
+	return cmd
+}
+
+func (cr *createOptions) run(ctx context.Context) error {
+	mode, err := parseDryRun(cr.dryRun)
+	if err != nil {
+		return err
+	}
+	if len(cr.files) == 0 {
+		return errors.New("must specify -f")
+	}
+	docs, readErr := ReadManifests(cr.files, cr.recursive, cr.In)
+	if len(docs) == 0 {
+		return readErr
+	}
+	c, err := cr.Client()
+	if err != nil {
+		return err
+	}
+	fails := &failures{errOut: cr.ErrOut}
+	for _, doc := range applyOrder(docs) {
+		if err := ctx.Err(); err != nil {
+			fails.add(err)
+			return fails.err()
+		}
+		name, err := cr.createOne(ctx, c, &doc, mode)
+		if err != nil {
+			fails.add(withSource("creating", &doc, err))
+			continue
+		}
+		fmt.Fprintf(cr.Out, "%s created%s\n", qualifiedName(doc.Resource, name), mode.suffix())
+	}
+	if readErr != nil {
+		fails.add(readErr)
+	}
+	return fails.err()
+}
+
+// createOne creates the object of one document and returns its name (the
+// server's choice when the manifest has only metadata.generateName).
+func (cr *createOptions) createOne(ctx context.Context, c *client.Client, doc *Document, mode dryRun) (string, error) {
+	obj, uc, err := cr.documentObject(c, doc)
+	if err != nil {
+		return "", err
+	}
+	var body []byte
+	if cr.saveConfig {
+		body, err = withLastApplied(obj)
+	} else {
+		body, err = obj.MarshalJSON()
+	}
+	if err != nil {
+		return "", err
+	}
+	if mode == dryRunClient {
+		return obj.GetName(), nil
+	}
+	out, _, err := uc.Create(ctx, body, client.JSON, metav1.CreateOptions{DryRun: mode.serverOption()})
+	if err != nil {
+		return "", err
+	}
+	m, err := meta.Accessor(out)
+	if err != nil {
+		return "", err
+	}
+	return m.GetName(), nil
+}
