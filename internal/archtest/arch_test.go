@@ -44,7 +44,7 @@ func component(path string) string {
 	rest := strings.TrimPrefix(path, module+"/")
 	first, _, _ := strings.Cut(rest, "/")
 	switch first {
-	case "apiserver", "scheduler", "controllers", "kubelet", "proxy", "ctl":
+	case "apiserver", "scheduler", "controllers", "kubelet", "proxy", "ctl", "simnodes":
 		return first
 	}
 	return ""
