@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 
+	"github.com/skiffdev/skiff/ctl/printers"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
@@ -46,9 +47,10 @@ and the object as it is: a field removed from the manifest is removed from
 the object, while fields that the cluster or other clients set are kept.
 
 Objects are applied namespaces first, then services, then workloads. When
-one fails, the others are still applied and the command exits non-zero. A
-document that cannot be read ends the reading: the documents before it are
-applied, those after it are not.`,
+one fails, the others are still applied and the command exits non-zero,
+printing the errors at the end. A document of a kind Skiff does not serve
+is reported and skipped. A document that is not valid YAML or JSON ends
+the reading: the documents before it are applied, those after it are not.`,
 		Example: `  # Apply a manifest
   skiffctl apply -f web.yaml
 
@@ -73,29 +75,31 @@ func (a *applyOptions) run(ctx context.Context) error {
 	if len(a.files) == 0 {
 		return errors.New("must specify -f")
 	}
-	docs, readErr := ReadManifests(a.files, a.recursive, a.In)
+	fails := &failures{}
+	docs, err := readDocuments(a.files, a.recursive, a.In, fails)
+	if err != nil {
+		return err
+	}
 	if len(docs) == 0 {
-		return readErr
+		return fails.err()
 	}
 	c, err := a.Client()
 	if err != nil {
 		return err
 	}
-	fails := &failures{errOut: a.ErrOut}
 	for _, doc := range applyOrder(docs) {
 		if err := ctx.Err(); err != nil {
 			fails.add(err)
-			return fails.err()
+			break
 		}
 		name, result, err := a.applyOne(ctx, c, &doc, mode)
 		if err != nil {
-			fails.add(withSource("applying", &doc, err))
+			if !fails.add(withSource("applying", &doc, err)) {
+				break
+			}
 			continue
 		}
-		fmt.Fprintf(a.Out, "%s %s%s\n", qualifiedName(doc.Resource, name), result, mode.suffix())
-	}
-	if readErr != nil {
-		fails.add(readErr)
+		fmt.Fprintf(a.Out, "%s %s%s\n", printers.QualifiedName(doc.Resource, name), result, mode.suffix())
 	}
 	return fails.err()
 }
@@ -115,6 +119,7 @@ func (a *applyOptions) applyOne(ctx context.Context, c *client.Client, doc *Docu
 	if err != nil {
 		return name, "", err
 	}
+	warned := false
 	for attempt := 1; ; attempt++ {
 		live, err := uc.Get(ctx, name)
 		if apierrors.IsNotFound(err) {
@@ -130,7 +135,14 @@ func (a *applyOptions) applyOne(ctx context.Context, c *client.Client, doc *Docu
 		if err != nil {
 			return name, "", err
 		}
-		current, patch, err := a.threeWayPatch(doc, modified, live)
+		original, ok := lastApplied(live)
+		if !ok && !warned {
+			warned = true
+			fmt.Fprintf(a.ErrOut, "Warning: %s has no %s annotation, so it was not made by apply or create --save-config; "+
+				"fields missing from the manifest are kept this time, and the annotation is added now\n",
+				printers.QualifiedName(doc.Resource, name), lastAppliedAnnotation)
+		}
+		current, patch, err := threeWayPatch(doc.Resource, original, modified, live)
 		if err != nil {
 			return name, "", err
 		}
@@ -151,13 +163,24 @@ func (a *applyOptions) applyOne(ctx context.Context, c *client.Client, doc *Docu
 	}
 }
 
+// lastApplied returns the configuration that apply last applied to the
+// object, from its annotation, and whether it has one.
+func lastApplied(obj runtime.Object) ([]byte, bool) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, false
+	}
+	original, ok := m.GetAnnotations()[lastAppliedAnnotation]
+	return []byte(original), ok
+}
+
 // threeWayPatch computes the strategic merge patch that turns the live
-// object into the modified configuration: fields in the last-applied
-// configuration but no longer in modified are deleted, fields in modified
-// are set, and fields only the live object has (status, defaults, other
-// writers' changes) are left alone. It also returns the live object as
-// JSON.
-func (a *applyOptions) threeWayPatch(doc *Document, modified []byte, live runtime.Object) (current, patch []byte, err error) {
+// object into the modified configuration: fields in the original
+// (last-applied) configuration but no longer in modified are deleted,
+// fields in modified are set, and fields only the live object has
+// (status, defaults, other writers' changes) are left alone. It also
+// returns the live object as JSON.
+func threeWayPatch(r *scheme.ResourceInfo, original, modified []byte, live runtime.Object) (current, patch []byte, err error) {
 	if err := scheme.SetTypeMeta(live); err != nil {
 		return nil, nil, err
 	}
@@ -165,27 +188,17 @@ func (a *applyOptions) threeWayPatch(doc *Document, modified []byte, live runtim
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := meta.Accessor(live)
-	if err != nil {
-		return nil, nil, err
-	}
-	original, ok := m.GetAnnotations()[lastAppliedAnnotation]
-	if !ok {
-		fmt.Fprintf(a.ErrOut, "Warning: %s has no %s annotation, so it was not made by apply or create --save-config; "+
-			"fields missing from the manifest are kept this time, and the annotation is added now\n",
-			qualifiedName(doc.Resource, m.GetName()), lastAppliedAnnotation)
-	}
 	// The patch metadata (merge keys of lists such as containers, which
 	// lists are replaced whole) comes from the Go type's struct tags.
-	lookup, err := strategicpatch.NewPatchMetaFromStruct(doc.Resource.New())
+	lookup, err := strategicpatch.NewPatchMetaFromStruct(r.New())
 	if err != nil {
 		return nil, nil, err
 	}
-	patch, err = strategicpatch.CreateThreeWayMergePatch([]byte(original), modified, current, lookup, true)
+	patch, err = strategicpatch.CreateThreeWayMergePatch(original, modified, current, lookup, true)
 	if err != nil {
 		// The diff fails on a manifest that does not fit the type (a
 		// map where the type has a list); decoding it says where.
-		if _, derr := scheme.DecodeStrictJSON(modified, doc.Resource.New()); derr != nil {
+		if _, derr := scheme.DecodeStrictJSON(modified, r.New()); derr != nil {
 			return nil, nil, derr
 		}
 		return nil, nil, fmt.Errorf("compute the patch: %w", err)

@@ -1,7 +1,7 @@
 package ctl
 
 import (
-	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,13 +22,19 @@ import (
 // stdin as its standard input, and returns what it printed.
 func ctlRun(t *testing.T, addr, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	return ctlRunContext(testenv.Context(t), addr, stdin, args...)
+}
+
+// ctlRunContext is ctlRun with a context that the test may cancel, as
+// Ctrl-C does. It never calls t.Fatal, so it may run on any goroutine.
+func ctlRunContext(ctx context.Context, addr, stdin string, args ...string) (stdout, stderr string, err error) {
+	var out, errOut syncBuffer
 	o := DefaultOptions()
 	o.Streams = Streams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}
 	o.Server = addr
 	cmd := NewCommand(o)
 	cmd.SetArgs(args)
-	err = cmd.ExecuteContext(testenv.Context(t))
+	err = cmd.ExecuteContext(ctx)
 	o.Close()
 	return out.String(), errOut.String(), err
 }
@@ -218,23 +224,42 @@ func TestApply(t *testing.T) {
 
 	t.Run("bad document in the middle", func(t *testing.T) {
 		// Documents 1 and 3 are fine; document 2 starts on line 20.
+		configMap := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: b\n"
 		cases := []struct {
 			name      string
 			bad       string
-			want      []string
+			want      []string // in this order, each on its own line
 			thirdMade bool
 		}{
 			{
 				name:      "unknown field",
 				bad:       deploymentYAML("mid", "nginx", "  replica: 2\n", "", ""),
-				want:      []string{`Error from server (BadRequest): error when applying`, `(document 2, line 20)`, `unknown field "spec.replica"`},
+				want:      []string{`Error from server (BadRequest): error when applying "PATH" (document 2, line 20): `, `unknown field "spec.replica"`},
 				thirdMade: true, // the server refused one object; the others are still applied
 			},
 			{
-				name:      "syntax error",
-				bad:       "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: [oops\n",
-				want:      []string{`error reading`, `(document 2, line 20)`, `yaml`},
+				name:      "unknown kind",
+				bad:       configMap,
+				want:      []string{`error: resource mapping not found for name: "cfg" namespace: "" from "PATH" (document 2, line 20): no matches for kind "ConfigMap" in version "v1"`},
+				thirdMade: true, // as kubectl: the others are still applied
+			},
+			{
+				name: "syntax error",
+				bad:  "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: [oops\n",
+				// The parser's line is the file's line too.
+				want:      []string{`error: error reading "PATH" (document 2, line 20): yaml: line 23: did not find expected`},
 				thirdMade: false, // reading stops at a broken document
+			},
+			{
+				// Each error on its own line, in the order of the file.
+				name: "several",
+				bad:  configMap + "---\n" + deploymentYAML("mid", "nginx", "  replica: 2\n", "", ""),
+				want: []string{
+					`error: resource mapping not found for name: "cfg" namespace: "" from "PATH" (document 2, line 20)`,
+					"\n",
+					`Error from server (BadRequest): error when applying "PATH" (document 3, line 27): `,
+				},
+				thirdMade: true,
 			},
 		}
 		for i, tc := range cases {
@@ -248,14 +273,18 @@ func TestApply(t *testing.T) {
 					t.Fatalf("apply succeeded, want an error (stdout %q)", out)
 				}
 				msg := FormatError(err)
-				t.Logf("error: %s", msg)
-				for _, w := range append(tc.want, path) {
-					if !strings.Contains(msg, w) {
-						t.Errorf("error %q does not contain %q", msg, w)
+				rest := msg
+				for _, w := range tc.want {
+					w = strings.ReplaceAll(w, "PATH", path)
+					i := strings.Index(rest, w)
+					if i < 0 {
+						t.Errorf("error %q lacks %q (after what came before)", msg, w)
+						break
 					}
+					rest = rest[i+len(w):]
 				}
 				if errOut != "" {
-					t.Errorf("stderr = %q, want nothing (the one error is returned)", errOut)
+					t.Errorf("stderr = %q, want nothing (the errors are returned)", errOut)
 				}
 				if !strings.Contains(out, "deployment.apps/first created\n") {
 					t.Errorf("stdout = %q, want the first document applied", out)
@@ -425,6 +454,14 @@ func TestCreate(t *testing.T) {
 			t.Errorf("%s: got %q, %v (stderr %q); want %q", tc.name, out, err, errOut, tc.want)
 		}
 	}
+	// A kind Skiff does not serve is reported; the rest is created.
+	mixed := ctlFile(t, t.TempDir(), "mixed.yaml", podYAML("other")+"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n")
+	out, _, err := ctlRun(t, srv.Addr(), "", "create", "-f", mixed)
+	want := `error: resource mapping not found for name: "s" namespace: "" from "` + mixed + `" (document 2, line 10): no matches for kind "Secret" in version "v1"`
+	if out != "pod/other created\n" || FormatError(err) != want {
+		t.Errorf("mixed kinds: got %q, %q; want pod/other created and %q", out, FormatError(err), want)
+	}
+
 	p, err := c.Pods("default").Get(testenv.Context(t), "web")
 	if err != nil {
 		t.Fatal(err)

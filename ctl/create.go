@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffdev/skiff/ctl/printers"
 	"github.com/skiffdev/skiff/internal/client"
 )
 
@@ -31,7 +32,8 @@ func newCreateCommand(o *Options) *cobra.Command {
 
 An object that exists already is an error (AlreadyExists); use apply to
 update objects. When one object fails the others are still created and the
-command exits non-zero.`,
+command exits non-zero, printing the errors at the end. A document of a
+kind Skiff does not serve is reported and skipped.`,
 		Example: `  # Create the objects of a manifest
   skiffctl create -f web.yaml
 
@@ -54,29 +56,31 @@ func (cr *createOptions) run(ctx context.Context) error {
 	if len(cr.files) == 0 {
 		return errors.New("must specify -f")
 	}
-	docs, readErr := ReadManifests(cr.files, cr.recursive, cr.In)
+	fails := &failures{}
+	docs, err := readDocuments(cr.files, cr.recursive, cr.In, fails)
+	if err != nil {
+		return err
+	}
 	if len(docs) == 0 {
-		return readErr
+		return fails.err()
 	}
 	c, err := cr.Client()
 	if err != nil {
 		return err
 	}
-	fails := &failures{errOut: cr.ErrOut}
 	for _, doc := range applyOrder(docs) {
 		if err := ctx.Err(); err != nil {
 			fails.add(err)
-			return fails.err()
+			break
 		}
 		name, err := cr.createOne(ctx, c, &doc, mode)
 		if err != nil {
-			fails.add(withSource("creating", &doc, err))
+			if !fails.add(withSource("creating", &doc, err)) {
+				break
+			}
 			continue
 		}
-		fmt.Fprintf(cr.Out, "%s created%s\n", qualifiedName(doc.Resource, name), mode.suffix())
-	}
-	if readErr != nil {
-		fails.add(readErr)
+		fmt.Fprintf(cr.Out, "%s created%s\n", printers.QualifiedName(doc.Resource, name), mode.suffix())
 	}
 	return fails.err()
 }

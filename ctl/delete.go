@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -62,8 +65,18 @@ foreground (they are deleted first, and the owner waits for them), or
 orphan (they are kept).
 
 With -f every document is read before anything is deleted: a file that
-cannot be read deletes nothing. When one object cannot be deleted the
-others still are, and the command exits non-zero.`,
+cannot be read deletes nothing; a document of a kind Skiff does not serve
+is reported and skipped. When one object cannot be deleted the others
+still are, and the command exits non-zero, printing the errors at the
+end.
+
+TYPE may be a category: "all" stands for pods, services, deployments and
+replicasets.
+
+While an object is kept by finalizers (a namespace waits for the
+namespace controller to empty it) or by its graceful deletion (a pod for
+its node to stop its containers), the command says so after a few
+seconds.`,
 		Example: `  # Delete the objects of a manifest
   skiffctl delete -f web.yaml
 
@@ -74,7 +87,10 @@ others still are, and the command exits non-zero.`,
   skiffctl delete pods,services -l app=web
 
   # Delete a deployment but keep its replica sets and pods
-  skiffctl delete deployment web --cascade=orphan`,
+  skiffctl delete deployment web --cascade=orphan
+
+  # Delete the pods, services, deployments and replica sets of a namespace
+  skiffctl delete all --all -n team-a`,
 		RunE: func(cmd *cobra.Command, args []string) error { return d.run(cmd.Context(), args) },
 	}
 	fileFlags(cmd, &d.files, &d.recursive, "that names the objects to delete")
@@ -122,12 +138,13 @@ func (d *deleteOptions) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	fails := &failures{}
 	var targets []deletion
 	if len(d.files) > 0 {
 		if len(args) > 0 || selecting {
 			return errors.New("with -f, objects may not also be named by arguments, -l, --field-selector or --all")
 		}
-		targets, err = d.fromFiles(c)
+		targets, err = d.fromFiles(c, fails)
 	} else {
 		targets, err = d.fromArgs(ctx, c, args)
 	}
@@ -139,7 +156,6 @@ func (d *deleteOptions) run(ctx context.Context, args []string) error {
 		return nil
 	}
 
-	fails := &failures{errOut: d.ErrOut}
 	var deleted []deletion
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
@@ -151,7 +167,9 @@ func (d *deleteOptions) run(ctx context.Context, args []string) error {
 			if t.doc != nil {
 				err = withSource("deleting", t.doc, err)
 			}
-			fails.add(err)
+			if !fails.add(err) {
+				return fails.err()
+			}
 			continue
 		}
 		if ok {
@@ -216,13 +234,14 @@ func (d *deleteOptions) deleteOptions() (metav1.DeleteOptions, error) {
 // fromFiles reads the objects named by -f, every document first, and
 // returns them in the reverse of apply's order of resources (workloads
 // before services, namespaces last), in file order within a resource.
-func (d *deleteOptions) fromFiles(c *client.Client) ([]deletion, error) {
+// Documents of kinds Skiff does not serve are recorded in fails.
+func (d *deleteOptions) fromFiles(c *client.Client, fails *failures) ([]deletion, error) {
 	docs, err := ReadManifests(d.files, d.recursive, d.In)
 	if err != nil {
 		return nil, err
 	}
 	var runs [][]Document // applyOrder's documents, one run per resource
-	for _, doc := range applyOrder(docs) {
+	for _, doc := range applyOrder(servedDocuments(docs, fails)) {
 		if n := len(runs); n > 0 && runs[n-1][0].Resource.GroupResource() == doc.Resource.GroupResource() {
 			runs[n-1] = append(runs[n-1], doc)
 		} else {
@@ -278,20 +297,16 @@ func (d *deleteOptions) fromArgs(ctx context.Context, c *client.Client, args []s
 		return targets, nil
 	}
 
-	var resources []*scheme.ResourceInfo
-	for _, typ := range strings.Split(args[0], ",") {
-		r, err := ResolveResource(typ)
-		if err != nil {
-			return nil, err
-		}
-		resources = append(resources, r)
+	resources, _, err := resolveTypes(args[0])
+	if err != nil {
+		return nil, err
 	}
 	names := args[1:]
 	switch {
 	case len(names) > 0 && selecting:
 		return nil, errors.New("names cannot be given together with -l, --field-selector or --all")
 	case len(names) > 0 && d.AllNamespaces:
-		return nil, errors.New("objects cannot be deleted by name across all namespaces; use -n")
+		return nil, errAllNamespacesByName
 	case len(names) == 0 && !selecting:
 		return nil, errors.New("resource(s) were provided, but no name was specified; give names, -l SELECTOR or --all")
 	}
@@ -387,6 +402,10 @@ func (d *deleteOptions) deleteOne(ctx context.Context, t *deletion, opts metav1.
 	return err == nil, err
 }
 
+// waitNotice is how long delete waits quietly before it says, once for
+// each object still there, what the object's deletion waits on.
+var waitNotice = 5 * time.Second
+
 // waitAll waits until every deleted object is gone, for --timeout at most.
 func (d *deleteOptions) waitAll(ctx context.Context, deleted []deletion) error {
 	timeout := d.timeout
@@ -395,8 +414,10 @@ func (d *deleteOptions) waitAll(ctx context.Context, deleted []deletion) error {
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	noticeAt := time.Now().Add(waitNotice)
 	for _, t := range deleted {
-		err := waitGone(waitCtx, t)
+		w := &waiter{deletion: t, errOut: d.ErrOut}
+		err := w.waitGone(waitCtx, noticeAt)
 		if err == nil {
 			continue
 		}
@@ -410,15 +431,30 @@ func (d *deleteOptions) waitAll(ctx context.Context, deleted []deletion) error {
 	return nil
 }
 
+// waiter waits for one deleted object to be gone.
+type waiter struct {
+	deletion
+	errOut io.Writer
+	// last is the object as last seen.
+	last runtime.Object
+	// notice fires when it is time to say what the deletion waits on;
+	// it is nil once that has been said.
+	notice <-chan time.Time
+}
+
 // waitGone returns once the object is gone: not found, or replaced by
 // another object of the same name. It reads the object, then watches it
 // from that resourceVersion for its deletion; a watch that ends early
 // (the server's watch window moved on, or the stream broke) starts over
-// with a fresh read.
-func waitGone(ctx context.Context, t deletion) error {
-	selector := fields.OneTermEqualSelector("metadata.name", t.name).String()
+// with a fresh read. If the object is still there at noticeAt, it says
+// once what the deletion waits on.
+func (w *waiter) waitGone(ctx context.Context, noticeAt time.Time) error {
+	timer := time.NewTimer(time.Until(noticeAt))
+	defer timer.Stop()
+	w.notice = timer.C
+	selector := fields.OneTermEqualSelector("metadata.name", w.name).String()
 	for {
-		obj, err := t.client.Get(ctx, t.name)
+		obj, err := w.client.Get(ctx, w.name)
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -429,16 +465,17 @@ func waitGone(ctx context.Context, t deletion) error {
 		if err != nil {
 			return err
 		}
-		if m.GetUID() != t.uid {
+		if m.GetUID() != w.uid {
 			return nil
 		}
-		w, err := t.client.Watch(ctx, metav1.ListOptions{FieldSelector: selector, ResourceVersion: m.GetResourceVersion()})
+		w.last = obj
+		watcher, err := w.client.Watch(ctx, metav1.ListOptions{FieldSelector: selector, ResourceVersion: m.GetResourceVersion()})
 		if err != nil && !apierrors.IsGone(err) && !apierrors.IsResourceExpired(err) {
 			return err
 		}
 		if err == nil {
-			gone := watchUntilGone(w, t.uid)
-			w.Stop()
+			gone := w.watchUntilGone(watcher)
+			watcher.Stop()
 			if gone {
 				return nil
 			}
@@ -449,24 +486,98 @@ func waitGone(ctx context.Context, t deletion) error {
 	}
 }
 
-// watchUntilGone reads events until the object with uid is deleted (true)
-// or the watch ends or fails (false).
-func watchUntilGone(w watch.Interface, uid types.UID) bool {
-	for ev := range w.ResultChan() {
-		switch ev.Type {
-		case watch.Error:
-			return false
-		case watch.Deleted, watch.Added, watch.Modified:
-			m, err := meta.Accessor(ev.Object)
-			if err != nil {
+// watchUntilGone reads events until the object is deleted (true) or the
+// watch ends or fails (false), saying what the deletion waits on when the
+// notice is due.
+func (w *waiter) watchUntilGone(watcher watch.Interface) bool {
+	for {
+		select {
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
 				return false
 			}
-			// Names are unique: an event about another object of this
-			// name means that ours is gone already.
-			if ev.Type == watch.Deleted || m.GetUID() != uid {
-				return true
+			switch ev.Type {
+			case watch.Error:
+				return false
+			case watch.Deleted, watch.Added, watch.Modified:
+				m, err := meta.Accessor(ev.Object)
+				if err != nil {
+					return false
+				}
+				// Names are unique: an event about another object of
+				// this name means that ours is gone already.
+				if ev.Type == watch.Deleted || m.GetUID() != w.uid {
+					return true
+				}
+				w.last = ev.Object
 			}
+		case <-w.notice:
+			w.notice = nil
+			fmt.Fprintln(w.errOut, pendingDeletion(w.resource, w.last))
 		}
 	}
-	return false
+}
+
+// pendingDeletion says what keeps a deleted object: its finalizers (for a
+// namespace also spec.finalizers) and who removes them, or its graceful
+// deletion.
+//
+//	waiting for namespace "team-a" to be finalized (finalizers: kubernetes); the namespace controller removes it
+func pendingDeletion(r *scheme.ResourceInfo, obj runtime.Object) string {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return fmt.Sprintf("waiting for the %s to be removed", r.Singular)
+	}
+	what := kindName(r, m.GetName())
+	finalizers := m.GetFinalizers()
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		for _, f := range ns.Spec.Finalizers {
+			finalizers = append(finalizers, string(f))
+		}
+	}
+	if len(finalizers) > 0 {
+		msg := fmt.Sprintf("waiting for %s to be finalized (finalizers: %s)", what, strings.Join(finalizers, ", "))
+		if who := finalizerRemovers(finalizers); who != "" {
+			msg += "; " + who
+		}
+		return msg
+	}
+	if grace := m.GetDeletionGracePeriodSeconds(); grace != nil && *grace > 0 {
+		msg := fmt.Sprintf("waiting for %s to end its graceful deletion (grace period %ds)", what, *grace)
+		if pod, ok := obj.(*corev1.Pod); ok && pod.Spec.NodeName != "" {
+			msg += fmt.Sprintf("; the kubelet of node %q removes it once its containers have stopped", pod.Spec.NodeName)
+		}
+		return msg
+	}
+	return fmt.Sprintf("waiting for %s to be removed", what)
+}
+
+// remover names who removes each well-known finalizer.
+var remover = map[string]string{
+	string(corev1.FinalizerKubernetes): "the namespace controller",
+	metav1.FinalizerOrphanDependents:   "the garbage collector",
+	metav1.FinalizerDeleteDependents:   "the garbage collector",
+}
+
+// finalizerRemovers says who removes the finalizers ("the garbage
+// collector removes it"), or "" when one of them is not well known.
+func finalizerRemovers(finalizers []string) string {
+	var who []string
+	for _, f := range finalizers {
+		r, ok := remover[f]
+		if !ok {
+			return ""
+		}
+		if !slices.Contains(who, r) {
+			who = append(who, r)
+		}
+	}
+	them := "it"
+	if len(finalizers) > 1 {
+		them = "them"
+	}
+	if len(who) == 1 {
+		return who[0] + " removes " + them
+	}
+	return strings.Join(who, " and ") + " remove " + them
 }

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -133,6 +134,19 @@ func TestDelete(t *testing.T) {
 				left:    []string{"a"},
 			},
 			{
+				name:    "names across all namespaces",
+				pods:    map[string]map[string]string{"a": nil},
+				args:    []string{"pod", "a", "-A"},
+				wantErr: "error: a resource cannot be retrieved by name across all namespaces",
+				left:    []string{"a"},
+			},
+			{
+				name: "category",
+				pods: map[string]map[string]string{"a": nil, "b": nil},
+				args: []string{"all", "--all"},
+				want: "pod \"a\" deleted\npod \"b\" deleted\n",
+			},
+			{
 				name:    "type alone",
 				pods:    map[string]map[string]string{"a": nil},
 				args:    []string{"pods"},
@@ -176,10 +190,21 @@ func TestDelete(t *testing.T) {
 		if got := podNames(t, c, "file"); len(got) != 0 {
 			t.Errorf("pods left: %v", got)
 		}
+		// Every object is tried, and each error is reported in order.
 		_, _, err = ctlRun(t, srv.Addr(), "", "delete", "-n", "file", "-f", path)
-		want := `Error from server (NotFound): error when deleting "` + path + `" (document 2, line 10): pods "two" not found`
+		want := `Error from server (NotFound): error when deleting "` + path + `" (document 1, line 1): pods "one" not found` + "\n" +
+			`Error from server (NotFound): error when deleting "` + path + `" (document 2, line 10): pods "two" not found`
 		if err == nil || FormatError(err) != want {
 			t.Errorf("again: got %v, want %q", err, want)
+		}
+
+		// A kind Skiff does not serve is reported; the rest is deleted.
+		ctlPod(t, c, "file", "three", "", nil)
+		mixed := ctlFile(t, dir, "mixed.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n---\n"+podYAML("three"))
+		out, _, err = ctlRun(t, srv.Addr(), "", "delete", "-n", "file", "-f", mixed)
+		want = `error: resource mapping not found for name: "cfg" namespace: "" from "` + mixed + `" (document 1, line 1): no matches for kind "ConfigMap" in version "v1"`
+		if out != "pod \"three\" deleted\n" || FormatError(err) != want {
+			t.Errorf("mixed kinds: got %q, %q; want pod \"three\" deleted and %q", out, FormatError(err), want)
 		}
 	})
 
@@ -202,11 +227,6 @@ func TestDelete(t *testing.T) {
 			p, err := c.Pods("wait").Get(ctx, "slow")
 			return err == nil && p.DeletionTimestamp != nil, err
 		})
-		select {
-		case r := <-done:
-			t.Fatalf("delete returned before the pod was gone: %q, %v", r.out, r.err)
-		default:
-		}
 		confirmDeletion(t, c, "wait", "slow")
 		select {
 		case r := <-done:
@@ -279,6 +299,75 @@ func TestDelete(t *testing.T) {
 		_, _, err := ctlRun(t, srv.Addr(), "", "delete", "-n", "cascade", "deploy", "x", "--cascade=sideways")
 		if err == nil || !strings.Contains(err.Error(), `invalid cascade value (sideways)`) {
 			t.Errorf("--cascade=sideways: got %v, want an invalid cascade value error", err)
+		}
+	})
+
+	t.Run("says what it waits on", func(t *testing.T) {
+		saved := waitNotice
+		waitNotice = 0
+		t.Cleanup(func() { waitNotice = saved })
+		ctlNamespace(t, c, "team-a")
+		ctlNamespace(t, c, "notice")
+		ctlPod(t, c, "notice", "slow", "node-1", nil)
+		cases := []struct {
+			name       string
+			args       []string
+			wantOut    string
+			wantNotice string
+			wantErr    string
+		}{
+			{
+				// The namespace controller (not running here) removes
+				// the finalizer; the namespace rightly waits for it.
+				name:       "namespace",
+				args:       []string{"ns", "team-a"},
+				wantOut:    "namespace \"team-a\" deleted\n",
+				wantNotice: `waiting for namespace "team-a" to be finalized (finalizers: kubernetes); the namespace controller removes it`,
+				wantErr:    "error: timed out waiting for the condition on namespaces/team-a",
+			},
+			{
+				name:       "pod on a node",
+				args:       []string{"-n", "notice", "pod", "slow"},
+				wantOut:    "pod \"slow\" deleted\n",
+				wantNotice: `waiting for pod "slow" to end its graceful deletion (grace period 30s); the kubelet of node "node-1" removes it once its containers have stopped`,
+				wantErr:    "error: timed out waiting for the condition on pods/slow",
+			},
+		}
+		for _, tc := range cases {
+			out, errOut, err := ctlRun(t, srv.Addr(), "", append([]string{"delete", "--timeout=1s"}, tc.args...)...)
+			if out != tc.wantOut || errOut != tc.wantNotice+"\n" || FormatError(err) != tc.wantErr {
+				t.Errorf("%s: got stdout %q, stderr %q, error %q; want %q, %q, %q",
+					tc.name, out, errOut, FormatError(err), tc.wantOut, tc.wantNotice+"\n", tc.wantErr)
+			}
+		}
+		confirmDeletion(t, c, "notice", "slow")
+	})
+
+	t.Run("interrupted", func(t *testing.T) {
+		ctlNamespace(t, c, "interrupted")
+		runCtx, interrupt := context.WithCancel(ctx)
+		type result struct {
+			out, errOut string
+			err         error
+		}
+		done := make(chan result, 1)
+		go func() {
+			out, errOut, err := ctlRunContext(runCtx, srv.Addr(), "", "delete", "ns", "interrupted")
+			done <- result{out, errOut, err}
+		}()
+		testenv.Eventually(t, 10*time.Second, "the namespace to be terminating", func() (bool, error) {
+			ns, err := c.Namespaces().Get(ctx, "interrupted")
+			return err == nil && ns.DeletionTimestamp != nil, err
+		})
+		interrupt()
+		select {
+		case r := <-done:
+			// Exit status 1, and nothing more to say.
+			if r.err == nil || FormatError(r.err) != "" || strings.Contains(r.errOut, "canceled") {
+				t.Errorf("got stdout %q, stderr %q, error %v; want an error that FormatError leaves unsaid", r.out, r.errOut, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("delete still waiting 10s after it was interrupted")
 		}
 	})
 }

@@ -356,14 +356,18 @@ func TestDescribe(t *testing.T) {
 	})
 
 	t.Run("name prefix", func(t *testing.T) {
-		// "web" names no pod; it is the prefix of web-1's name. The
-		// forms with more objects leave the events out.
+		// "web" names no pod; it is the prefix of web-1's name.
 		out := describe("pods", "web")
-		describeLines(t, out, `Name:\s+web-1`)
+		describeLines(t, out, `Name:\s+web-1`, `  Normal\s+Scheduled\s+30d\s+skiff-scheduler\s+Successfully assigned default/web-1 to node-1`)
+		// Each of several objects has its events, as in kubectl.
 		out = describe("rs")
-		describeLines(t, out, `Name:\s+web-new`, `Name:\s+web-old`)
+		describeLines(t, out, `Name:\s+web-new`, `Events:\s+<none>`, `Name:\s+web-old`, `Events:\s+<none>`)
+		if n := strings.Count(out, "Events:"); n != 2 {
+			t.Errorf("got %d Events sections for two replica sets, want 2:\n%s", n, out)
+		}
+		out = describe("rs", "--show-events=false")
 		if strings.Contains(out, "Events:") {
-			t.Errorf("events shown when describing several objects:\n%s", out)
+			t.Errorf("events shown with --show-events=false:\n%s", out)
 		}
 	})
 
@@ -371,6 +375,13 @@ func TestDescribe(t *testing.T) {
 		_, _, err := getRun(ctx, srv.Addr(), "describe", "pod", "nope")
 		if !apierrors.IsNotFound(err) || FormatError(err) != `Error from server (NotFound): pods "nope" not found` {
 			t.Errorf("got %v, want pods \"nope\" not found", err)
+		}
+	})
+
+	t.Run("names across all namespaces", func(t *testing.T) {
+		_, _, err := getRun(ctx, srv.Addr(), "describe", "pod", "web-1", "-A")
+		if want := "error: a resource cannot be retrieved by name across all namespaces"; FormatError(err) != want {
+			t.Errorf("got %v, want %q", err, want)
 		}
 	})
 }

@@ -5,5 +5,8 @@
 // that returns a cobra command. Options holds what every verb shares: the
 // output streams, the namespace flags, and a lazily made API client.
 // Resource names (pods, po, deployment.apps, ...) are resolved by
-// resources.go; manifests (-f FILE|DIR|-) are read by manifest.go.
+// resources.go; manifests (-f FILE|DIR|-) are read by manifest.go. A verb
+// that acts on several objects carries on after one fails and returns the
+// errors together at the end; FormatError (errors.go) words them as
+// kubectl does, for skiffctl's main to print.
 package ctl

@@ -50,6 +50,9 @@ const getExample = `  # List the pods of the current namespace, then of every na
   # Deployments and services labelled app=web
   skiffctl get deploy,svc -l app=web
 
+  # The pods, services, deployments and replica sets of a namespace
+  skiffctl get all -n team-a
+
   # Pods on one node, and their changes as they happen
   skiffctl get pods --field-selector spec.nodeName=node-1 -w`
 
@@ -63,7 +66,12 @@ resource's columns, or the objects as yaml or json, or their names.
 
 TYPE is any name of a resource: plural, singular, short name or kind,
 optionally with its group (pods, po, deploy, deployments.apps, svc, no, ns,
-ev, lease, endpointslice). "skiffctl api-resources" lists them.`,
+ev, lease, endpointslice). "skiffctl api-resources" lists them. TYPE may
+also be the category "all": pods, services, deployments and replicasets.
+
+When several types are asked for, each object is named with its type
+(deployment.apps/web), whatever types are found. Objects that are not
+found are reported after the others are printed.`,
 		Example: getExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.run(cmd.Context(), args)
@@ -100,15 +108,16 @@ func (g *getOptions) run(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("unable to match a printer suitable for the output format %q, allowed formats are: json,name,wide,yaml", g.output)
 	}
-	reqs, err := parseGetArgs(args)
+	reqs, severalTypes, err := parseGetArgs(args)
 	if err != nil {
 		return err
 	}
-	if g.selector != "" {
-		for _, r := range reqs {
-			if len(r.names) > 0 {
-				return errors.New("name cannot be provided when a selector is specified")
-			}
+	for _, r := range reqs {
+		switch {
+		case len(r.names) > 0 && g.selector != "":
+			return errors.New("name cannot be provided when a selector is specified")
+		case len(r.names) > 0 && g.AllNamespaces:
+			return errAllNamespacesByName
 		}
 	}
 	c, err := g.Client()
@@ -122,8 +131,11 @@ func (g *getOptions) run(ctx context.Context, args []string) error {
 	var results []getResult
 	var errs []error
 	for _, r := range reqs {
-		objs, err := g.fetch(ctx, c, r)
-		errs = append(errs, err...)
+		objs, fetchErrs := g.fetch(ctx, c, r)
+		errs = append(errs, fetchErrs...)
+		if n := len(errs); n > 0 && stops(errs[n-1]) {
+			return joinErrors(errs)
+		}
 		results = append(results, getResult{info: r.info, objs: objs})
 	}
 	// "get pod web" and "get pod/web" ask for one object; kubectl prints
@@ -132,29 +144,38 @@ func (g *getOptions) run(ctx context.Context, args []string) error {
 	if single && len(errs) > 0 {
 		return errs[0]
 	}
-	if err := g.print(results, single, len(errs) > 0); err != nil {
+	if err := g.print(results, single, severalTypes, len(errs) > 0); err != nil {
 		return err
 	}
-	return g.reportErrors(errs)
+	// Found objects are printed first, then a line for each that was not.
+	return joinErrors(errs)
 }
 
+// errAllNamespacesByName refuses names with -A: a name says which
+// object only within one namespace.
+var errAllNamespacesByName = errors.New("a resource cannot be retrieved by name across all namespaces")
+
 // parseGetArgs reads kubectl's two argument forms: "TYPE[,TYPE...]
-// [NAME...]" (every name of every type) and "TYPE/NAME...".
-func parseGetArgs(args []string) ([]getRequest, error) {
+// [NAME...]" (every name of every type; a TYPE may be a category such as
+// "all") and "TYPE/NAME...". It also reports whether several types were
+// asked for (or a category), in which case kubectl names each object with
+// its type ("deployment.apps/web"), whatever types are found.
+func parseGetArgs(args []string) (reqs []getRequest, severalTypes bool, err error) {
 	if len(args) == 0 {
-		return nil, errors.New(`you must specify the type of resource to get. Use "skiffctl api-resources" for a complete list of supported resources`)
+		return nil, false, errors.New(`you must specify the type of resource to get. Use "skiffctl api-resources" for a complete list of supported resources`)
 	}
+	types := map[*scheme.ResourceInfo]bool{}
 	if strings.Contains(args[0], "/") {
-		var reqs []getRequest
 		for _, a := range args {
 			typ, name, ok := strings.Cut(a, "/")
 			if !ok || typ == "" || name == "" {
-				return nil, fmt.Errorf("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'skiffctl get resource/<resource_name>' instead of 'skiffctl get resource resource/<resource_name>')")
+				return nil, false, fmt.Errorf("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'skiffctl get resource/<resource_name>' instead of 'skiffctl get resource resource/<resource_name>')")
 			}
 			info, err := ResolveResource(typ)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
+			types[info] = true
 			// Consecutive names of one type share a table.
 			if n := len(reqs); n > 0 && reqs[n-1].info == info {
 				reqs[n-1].names = append(reqs[n-1].names, name)
@@ -162,28 +183,25 @@ func parseGetArgs(args []string) ([]getRequest, error) {
 			}
 			reqs = append(reqs, getRequest{info: info, names: []string{name}})
 		}
-		return reqs, nil
+		return reqs, len(types) > 1, nil
 	}
 	for _, a := range args[1:] {
 		if strings.Contains(a, "/") {
-			return nil, fmt.Errorf("arguments in resource/name form must have a single resource and name")
+			return nil, false, fmt.Errorf("arguments in resource/name form must have a single resource and name")
 		}
 	}
-	var reqs []getRequest
-	for _, typ := range strings.Split(args[0], ",") {
-		if typ == "" {
-			continue
+	infos, category, err := resolveTypes(args[0])
+	if err != nil {
+		return nil, false, err
+	}
+	for _, info := range infos {
+		if types[info] {
+			continue // "all,pods" shows the pods once
 		}
-		info, err := ResolveResource(typ)
-		if err != nil {
-			return nil, err
-		}
+		types[info] = true
 		reqs = append(reqs, getRequest{info: info, names: args[1:]})
 	}
-	if len(reqs) == 0 {
-		return nil, fmt.Errorf("no resource type in %q", args[0])
-	}
-	return reqs, nil
+	return reqs, category || len(types) > 1, nil
 }
 
 // namespace is the namespace requests go to: "" (all) with -A.
@@ -197,12 +215,7 @@ func (g *getOptions) namespace() string {
 // fetch gets the named objects of a request, or lists them all. It
 // returns what it found together with the errors of the names it did not.
 func (g *getOptions) fetch(ctx context.Context, c *client.Client, r getRequest) ([]runtime.Object, []error) {
-	// A named object lives in one namespace, even with -A.
-	ns := g.namespace()
-	if len(r.names) > 0 {
-		ns = g.EffectiveNamespace()
-	}
-	u, err := c.Untyped(r.info.GroupResource(), ns)
+	u, err := c.Untyped(r.info.GroupResource(), g.namespace())
 	if err != nil {
 		return nil, []error{err}
 	}
@@ -223,6 +236,9 @@ func (g *getOptions) fetch(ctx context.Context, c *client.Client, r getRequest) 
 		obj, err := u.Get(ctx, name)
 		if err != nil {
 			errs = append(errs, err)
+			if stops(err) {
+				break
+			}
 			continue
 		}
 		objs = append(objs, obj)
@@ -230,8 +246,9 @@ func (g *getOptions) fetch(ctx context.Context, c *client.Client, r getRequest) 
 	return objs, errs
 }
 
-// print writes what get found in the chosen output format.
-func (g *getOptions) print(results []getResult, single, hadErrors bool) error {
+// print writes what get found in the chosen output format. withKind
+// names the objects of tables with their type.
+func (g *getOptions) print(results []getResult, single, withKind, hadErrors bool) error {
 	var all []runtime.Object
 	for _, r := range results {
 		all = append(all, r.objs...)
@@ -245,20 +262,9 @@ func (g *getOptions) print(results []getResult, single, hadErrors bool) error {
 		return printers.PrintNames(g.Out, all)
 	}
 
-	// Tables: one per resource, separated by an empty line. Names carry
-	// their kind when objects of several kinds are shown, as in kubectl.
-	kinds := map[*scheme.ResourceInfo]bool{}
-	for _, r := range results {
-		if len(r.objs) > 0 {
-			kinds[r.info] = true
-		}
-	}
-	opts := printers.Options{
-		Wide:          g.output == "wide",
-		WithNamespace: g.AllNamespaces,
-		ShowLabels:    g.showLabels,
-		WithKind:      len(kinds) > 1,
-	}
+	// Tables: one per resource, separated by an empty line.
+	opts := g.tableOptions()
+	opts.WithKind = withKind
 	now := printClock()
 	written := 0
 	for _, r := range results {
@@ -299,16 +305,13 @@ func (g *getOptions) noResources(results []getResult) {
 	}
 }
 
-// reportErrors prints every error but the last, which it returns for the
-// caller to print, so that each missing object gets its own line.
-func (g *getOptions) reportErrors(errs []error) error {
-	if len(errs) == 0 {
-		return nil
+// tableOptions are the columns that get's flags ask for.
+func (g *getOptions) tableOptions() printers.Options {
+	return printers.Options{
+		Wide:          g.output == "wide",
+		WithNamespace: g.AllNamespaces,
+		ShowLabels:    g.showLabels,
 	}
-	for _, err := range errs[:len(errs)-1] {
-		fmt.Fprintln(g.ErrOut, FormatError(err))
-	}
-	return errs[len(errs)-1]
 }
 
 // runWatch lists one resource (unless --watch-only) and then prints every
@@ -324,7 +327,6 @@ func (g *getOptions) runWatch(ctx context.Context, c *client.Client, reqs []getR
 	ns := g.namespace()
 	fieldSelector := g.fieldSelector
 	if len(r.names) == 1 {
-		ns = g.EffectiveNamespace()
 		sel := fields.OneTermEqualSelector("metadata.name", r.names[0]).String()
 		if fieldSelector != "" {
 			sel += "," + fieldSelector
@@ -356,10 +358,10 @@ func (g *getOptions) runWatch(ctx context.Context, c *client.Client, reqs []getR
 	}
 	p := g.newStreamPrinter()
 	if !g.watchOnly {
-		for _, obj := range items {
-			if err := p.print(obj); err != nil {
-				return err
-			}
+		// One table, so that its columns fit every row; the changes
+		// that follow are padded to its widths.
+		if err := p.print(items...); err != nil {
+			return err
 		}
 	}
 
@@ -424,9 +426,9 @@ func (g *getOptions) printEvents(ctx context.Context, w watch.Interface, p *stre
 	}
 }
 
-// streamPrinter prints objects one at a time in get's output format: as
-// rows of one table (the header once, the columns kept aligned), or as
-// one document each.
+// streamPrinter prints objects as a watch reports them in get's output
+// format: as rows of one table (the header once, later rows padded to the
+// widths of the first ones), or as one document each.
 type streamPrinter struct {
 	g     *getOptions
 	table *printers.TableWriter
@@ -439,28 +441,34 @@ func (g *getOptions) newStreamPrinter() *streamPrinter {
 	return &streamPrinter{g: g, table: tw}
 }
 
-func (p *streamPrinter) print(obj runtime.Object) error {
+// print prints objs: the rows of one table, or one document each.
+func (p *streamPrinter) print(objs ...runtime.Object) error {
 	out := p.g.Out
-	objs := []runtime.Object{obj}
 	switch p.g.output {
 	case "json":
-		return printers.PrintJSON(out, objs, false)
-	case "yaml":
-		if p.docs > 0 {
-			if _, err := io.WriteString(out, "---\n"); err != nil {
+		for _, obj := range objs {
+			if err := printers.PrintJSON(out, []runtime.Object{obj}, false); err != nil {
 				return err
 			}
 		}
-		p.docs++
-		return printers.PrintYAML(out, objs, false)
+		return nil
+	case "yaml":
+		for _, obj := range objs {
+			if p.docs > 0 {
+				if _, err := io.WriteString(out, "---\n"); err != nil {
+					return err
+				}
+			}
+			p.docs++
+			if err := printers.PrintYAML(out, []runtime.Object{obj}, false); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "name":
 		return printers.PrintNames(out, objs)
 	}
-	t, err := printers.NewTable(objs, printers.Options{
-		Wide:          p.g.output == "wide",
-		WithNamespace: p.g.AllNamespaces,
-		ShowLabels:    p.g.showLabels,
-	}, printClock())
+	t, err := printers.NewTable(objs, p.g.tableOptions(), printClock())
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/skiffdev/skiff/internal/testenv"
 )
 
-var updateGetGolden = flag.Bool("update-get-golden", false, "rewrite the golden files of the get tests in testdata/get/")
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files of the get tests in testdata/get/")
 
 // getFixClock makes every age that get and describe print "30d": objects
 // created by a test are seconds old, and 30 days and 12 hours later they
@@ -56,11 +56,11 @@ func getRunTo(ctx context.Context, addr string, out, errOut interface{ Write([]b
 }
 
 // getGolden compares got with testdata/get/name.golden, or rewrites the
-// file with -update-get-golden.
+// file with -rewrite.
 func getGolden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", "get", name+".golden")
-	if *updateGetGolden {
+	if *rewrite {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -71,10 +71,10 @@ func getGolden(t *testing.T, name, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run with -update-get-golden to create it)", err)
+		t.Fatalf("%v (run with -rewrite to create it)", err)
 	}
 	if got != string(want) {
-		t.Errorf("output differs from %s (rerun with -update-get-golden if the change is right)\ngot:\n%s\nwant:\n%s", path, got, want)
+		t.Errorf("output differs from %s (rerun with -rewrite if the change is right)\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
 
@@ -191,6 +191,11 @@ func TestGet(t *testing.T) {
 		{"namespaces", []string{"get", "ns"}},
 		{"events", []string{"get", "ev"}},
 		{"deploy-name", []string{"get", "deploy", "-o", "name"}},
+		// Several types asked for: every name has its type, even when
+		// only one of the types has objects.
+		{"pods-and-deploy-by-label", []string{"get", "po,deploy", "-l", "tier=front"}},
+		{"all", []string{"get", "all"}},
+		{"all-names", []string{"get", "all", "-o", "name"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,6 +218,7 @@ func TestGet(t *testing.T) {
 			{[]string{"get", "pods", "-n", "empty"}, "No resources found in empty namespace.\n"},
 			{[]string{"get", "pods", "-A", "-l", "app=none"}, "No resources found\n"},
 			{[]string{"get", "nodes", "-l", "app=none"}, "No resources found\n"},
+			{[]string{"get", "all", "-n", "empty"}, "No resources found in empty namespace.\n"},
 		} {
 			out, errOut, err := getRun(ctx, srv.Addr(), tt.args...)
 			if err != nil || out != "" || errOut != tt.want {
@@ -229,12 +235,13 @@ func TestGet(t *testing.T) {
 		if got, want := FormatError(err), `Error from server (NotFound): pods "nope" not found`; got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
-		// Found objects are printed, then an error line per missing one.
+		// Found objects are printed, then an error line per missing
+		// one, in order.
 		out, errOut, err := getRun(ctx, srv.Addr(), "get", "pods", "web-1", "nope", "nada")
-		if !apierrors.IsNotFound(err) || !strings.Contains(out, "web-1") ||
-			errOut != "Error from server (NotFound): pods \"nope\" not found\n" ||
-			FormatError(err) != `Error from server (NotFound): pods "nada" not found` {
-			t.Errorf("got stdout %q, stderr %q, error %v", out, errOut, err)
+		want := "Error from server (NotFound): pods \"nope\" not found\n" +
+			"Error from server (NotFound): pods \"nada\" not found"
+		if !apierrors.IsNotFound(err) || !strings.Contains(out, "web-1") || errOut != "" || FormatError(err) != want {
+			t.Errorf("got stdout %q, stderr %q, error %q; want web-1 printed and the error\n%s", out, errOut, FormatError(err), want)
 		}
 	})
 
@@ -248,6 +255,9 @@ func TestGet(t *testing.T) {
 			{[]string{"get", "pods", "web-1", "-l", "app=web"}, "name cannot be provided when a selector is specified"},
 			{[]string{"get", "pods", "-o", "xml"}, `unable to match a printer suitable for the output format "xml"`},
 			{[]string{"get", "pods", "svc/web"}, "arguments in resource/name form must have a single resource and name"},
+			{[]string{"get", "pods", "web-1", "-A"}, "a resource cannot be retrieved by name across all namespaces"},
+			{[]string{"get", "pod/web-1", "-A"}, "a resource cannot be retrieved by name across all namespaces"},
+			{[]string{"get", "pods", "web-1", "-A", "-w"}, "a resource cannot be retrieved by name across all namespaces"},
 		} {
 			_, _, err := getRun(ctx, srv.Addr(), tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -377,14 +387,24 @@ func TestGetWatch(t *testing.T) {
 	lines := func(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
 
 	t.Run("list then changes", func(t *testing.T) {
+		// A pod with a longer name than the others: the initial list is
+		// one table, aligned to its longest name.
+		canary := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-canary-1"},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/web:1.0"}}},
+		}
+		if _, err := c.Pods("default").Create(ctx, canary); err != nil {
+			t.Fatal(err)
+		}
 		var out syncBuffer
 		stop := getWatch(t, srv.Addr(), &out, "get", "pods", "-w")
-		waitFor(&out, "the initial table", func(s string) bool { return strings.Contains(s, "web-2 ") })
+		waitFor(&out, "the initial table", func(s string) bool { return strings.Contains(s, "web-canary-1 ") })
 		initial := out.String()
 		want := "" +
-			"NAME    READY   STATUS    RESTARTS   AGE\n" +
-			"web-1   0/1     Pending   0          30d\n" +
-			"web-2   1/1     Running   0          30d\n"
+			"NAME           READY   STATUS    RESTARTS   AGE\n" +
+			"web-1          0/1     Pending   0          30d\n" +
+			"web-2          1/1     Running   0          30d\n" +
+			"web-canary-1   0/1     Pending   0          30d\n"
 		if initial != want {
 			t.Fatalf("initial table: got\n%s\nwant\n%s", initial, want)
 		}
@@ -412,12 +432,14 @@ func TestGetWatch(t *testing.T) {
 			t.Fatalf("get -w ended with %v", err)
 		}
 
+		// Later rows keep the widths of the initial table; a longer
+		// cell pushes the rest of its row.
 		got := lines(out.String())
 		wantRows := []string{
-			"web-3   0/1     Pending   0          30d",
-			"web-3   0/1     CrashLoopBackOff   4          30d",
+			"web-3          0/1     Pending   0          30d",
+			"web-3          0/1     CrashLoopBackOff   4          30d",
 		}
-		if len(got) != 5 || got[3] != wantRows[0] || got[4] != wantRows[1] {
+		if len(got) != 6 || got[4] != wantRows[0] || got[5] != wantRows[1] {
 			t.Errorf("got\n%s\nwant the initial table, then\n%s", strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
 		}
 		if strings.Count(out.String(), "NAME") != 1 {

@@ -2,13 +2,14 @@ package ctl
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -25,13 +26,15 @@ type Document struct {
 	Index int
 	// Line is the line of the file the document starts on, from 1.
 	Line int
-	// JSON is the document as JSON, exactly as written (no defaults).
-	JSON []byte
 	// Object is the document parsed loosely, for its apiVersion, kind,
 	// name and namespace. The server decodes JSON strictly.
 	Object *unstructured.Unstructured
-	// Resource is the resource its kind belongs to.
+	// Resource is the resource its kind belongs to; nil when Err is set.
 	Resource *scheme.ResourceInfo
+	// Err says why the document has no Resource: Skiff serves no such
+	// kind. The verbs report it (kubectl's "resource mapping not found")
+	// and go on with the other documents.
+	Err error
 }
 
 // Where names the document for messages: `error when applying "web.yaml"
@@ -43,22 +46,13 @@ func (d *Document) Where() string {
 	return fmt.Sprintf("%q (document %d, line %d)", d.Source, d.Index+1, d.Line)
 }
 
-// DocumentError is a document that could not be read.
-type DocumentError struct {
-	Doc Document
-	Err error
-}
-
-func (e *DocumentError) Error() string {
-	return fmt.Sprintf("error reading %s: %v", e.Doc.Where(), e.Err)
-}
-func (e *DocumentError) Unwrap() error { return e.Err }
-
 // ReadManifests reads every document of the given -f arguments: files,
 // directories (their .yaml, .yml and .json files, recursively with
-// recursive), and "-" for in. Documents come in file order. Reading stops
-// at the first bad document, returning those before it and the error, so
-// that a caller can act on the good ones first.
+// recursive), and "-" for in. Documents come in file order. A document of
+// a kind Skiff does not serve is returned with its Err set. Reading stops
+// at a document that is not valid YAML or JSON (or a file that cannot be
+// read), returning those before it and the error, so that a caller can
+// act on the good ones first.
 func ReadManifests(paths []string, recursive bool, in io.Reader) ([]Document, error) {
 	var docs []Document
 	for _, p := range paths {
@@ -159,39 +153,48 @@ func splitDocuments(source string, data []byte) ([]Document, error) {
 		index++
 		js, err := yaml.YAMLToJSON(c.text)
 		if err != nil {
-			return docs, &DocumentError{Doc: doc, Err: err}
+			return docs, fmt.Errorf("error reading %s: %w", doc.Where(), fileLines(err, c.line))
 		}
 		obj := &unstructured.Unstructured{}
 		if err := obj.UnmarshalJSON(js); err != nil {
-			return docs, &DocumentError{Doc: doc, Err: err}
+			return docs, fmt.Errorf("error reading %s: %w", doc.Where(), err)
 		}
-		if obj.IsList() {
-			list, err := obj.ToList()
-			if err != nil {
-				return docs, &DocumentError{Doc: doc, Err: err}
-			}
-			for i := range list.Items {
-				item := list.Items[i]
-				ij, err := json.Marshal(item.Object)
-				if err != nil {
-					return docs, &DocumentError{Doc: doc, Err: err}
-				}
-				d := doc
-				d.JSON, d.Object = ij, &item
-				if d.Resource, err = ResourceForKind(item.GetAPIVersion(), item.GetKind()); err != nil {
-					return docs, &DocumentError{Doc: d, Err: fmt.Errorf("items[%d]: %w", i, err)}
-				}
-				docs = append(docs, d)
-			}
+		if !obj.IsList() {
+			doc.Object = obj
+			doc.Resource, doc.Err = ResourceForKind(obj.GetAPIVersion(), obj.GetKind())
+			docs = append(docs, doc)
 			continue
 		}
-		doc.JSON, doc.Object = js, obj
-		if doc.Resource, err = ResourceForKind(obj.GetAPIVersion(), obj.GetKind()); err != nil {
-			return docs, &DocumentError{Doc: doc, Err: err}
+		list, err := obj.ToList()
+		if err != nil {
+			return docs, fmt.Errorf("error reading %s: %w", doc.Where(), err)
 		}
-		docs = append(docs, doc)
+		for i := range list.Items {
+			d := doc
+			d.Object = &list.Items[i]
+			d.Resource, d.Err = ResourceForKind(d.Object.GetAPIVersion(), d.Object.GetKind())
+			if d.Err != nil {
+				d.Err = fmt.Errorf("items[%d]: %w", i, d.Err)
+			}
+			docs = append(docs, d)
+		}
 	}
 	return docs, nil
+}
+
+// yamlLine finds the line numbers in the YAML parser's messages ("yaml:
+// line 6: did not find expected key").
+var yamlLine = regexp.MustCompile(`yaml: line (\d+):`)
+
+// fileLines rewrites the line numbers of a YAML parser error, which count
+// from the start of the document, into lines of the file, for a document
+// that starts on the file's line first.
+func fileLines(err error, first int) error {
+	msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, _ := strconv.Atoi(yamlLine.FindStringSubmatch(m)[1])
+		return fmt.Sprintf("yaml: line %d:", first+n-1)
+	})
+	return errors.New(msg)
 }
 
 func leadingBlankLines(raw []byte) int {
@@ -219,7 +222,8 @@ func stripComments(raw []byte) []byte {
 
 // applyOrder sorts documents so that what others depend on comes first:
 // namespaces, then services, then workloads, in the order of
-// scheme.Resources; documents of one resource keep their order.
+// scheme.Resources; documents of one resource keep their order. The
+// documents must all have a Resource.
 func applyOrder(docs []Document) []Document {
 	rank := map[string]int{}
 	for i, r := range scheme.Resources {

@@ -67,25 +67,88 @@ metadata:
 			t.Fatalf("got %v, %+v", err, docs)
 		}
 	})
-	t.Run("a bad document keeps the ones before it", func(t *testing.T) {
+	t.Run("an unknown kind is recorded and reading goes on", func(t *testing.T) {
 		docs, err := ReadManifests([]string{bad}, false, nil)
-		if err == nil || len(docs) != 1 {
-			t.Fatalf("got %d documents and %v; want 1 and an error", len(docs), err)
+		if err != nil || len(docs) != 2 {
+			t.Fatalf("got %d documents and %v; want 2 and no error", len(docs), err)
 		}
-		for _, want := range []string{"bad.yaml", "document 2", "line 6", `no matches for kind "Widget"`} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not mention %q", err, want)
-			}
+		if docs[0].Err != nil || docs[0].Resource == nil {
+			t.Errorf("document 1: got %v, %v; want the namespace resource", docs[0].Resource, docs[0].Err)
+		}
+		w := docs[1]
+		if w.Resource != nil || w.Err == nil || w.Index != 1 || w.Line != 6 || w.Object.GetName() != "w" {
+			t.Fatalf("document 2: got index %d, line %d, resource %v, error %v", w.Index, w.Line, w.Resource, w.Err)
+		}
+		if want := `no matches for kind "Widget" in version "v1"`; w.Err.Error() != want {
+			t.Errorf("got %q, want %q", w.Err, want)
+		}
+	})
+	t.Run("a syntax error stops the reading", func(t *testing.T) {
+		dir := t.TempDir()
+		cases := []struct {
+			name, content string
+			docs          int
+			want          string // with PATH for the file
+		}{
+			{
+				// The parser's own line numbers count from the start
+				// of the document; the error gives the file's line.
+				name: "yaml",
+				content: "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\n# a comment\n\n" +
+					"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: [b\n---\n" +
+					"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: c\n",
+				docs: 1,
+				want: `error reading "PATH" (document 2, line 8): yaml: line 11: did not find expected ',' or ']'`,
+			},
+			{
+				name:    "yaml, tab indentation",
+				content: "apiVersion: v1\nkind: Namespace\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n\tname: b\n",
+				docs:    1,
+				want:    `error reading "PATH" (document 2, line 4): yaml: line 7: found character that cannot start any token`,
+			},
+			{
+				name:    "json",
+				content: "{\"apiVersion\": \"v1\",\n \"kind\": \"Namespace\",\n \"metadata\": {\"name\": \"a\"}\n",
+				want:    `error reading "PATH" (document 1, line 1): yaml: line 3: did not find expected ',' or '}'`,
+			},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+				if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				docs, err := ReadManifests([]string{path}, false, nil)
+				want := strings.ReplaceAll(tc.want, "PATH", path)
+				if len(docs) != tc.docs || err == nil || err.Error() != want {
+					t.Errorf("got %d documents and %v; want %d and %q", len(docs), err, tc.docs, want)
+				}
+			})
 		}
 	})
 	t.Run("directory, recursive or not", func(t *testing.T) {
-		flat, err := ReadManifests([]string{filepath.Join(dir, "nested", "..")}, false, nil)
-		if err == nil {
-			t.Fatalf("the flat directory holds bad.yaml; got %d documents and no error", len(flat))
+		names := func(docs []Document) []string {
+			var out []string
+			for _, d := range docs {
+				out = append(out, d.Object.GetName())
+			}
+			return out
 		}
-		deep, _ := ReadManifests([]string{filepath.Join(dir, "nested")}, true, nil)
-		if len(deep) != 1 || deep[0].Object.GetName() != "deep" {
-			t.Fatalf("recursive read of nested/: %+v", deep)
+		flat, err := ReadManifests([]string{dir}, false, nil)
+		if err != nil {
+			t.Fatalf("flat read: %v", err)
+		}
+		// bad.yaml, list.json and multi.yaml, in that order; not
+		// nested/deep.yaml, nor notes.txt.
+		if got, want := strings.Join(names(flat), ","), "ok,w,s,d,a,p"; got != want {
+			t.Errorf("flat read: got %s, want %s", got, want)
+		}
+		deep, err := ReadManifests([]string{dir}, true, nil)
+		if err != nil {
+			t.Fatalf("recursive read: %v", err)
+		}
+		if got, want := strings.Join(names(deep), ","), "ok,w,s,d,a,p,deep"; got != want {
+			t.Errorf("recursive read: got %s, want %s", got, want)
 		}
 	})
 	t.Run("standard input", func(t *testing.T) {

@@ -11,14 +11,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/skiffdev/skiff/ctl/printers"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
 // This file holds what the verbs that act on manifests (apply, create,
-// delete -f) share: the -f flags, where a document's object goes, how an
-// error names its document, and how a command that carries on after a
-// failed object reports its errors.
+// delete -f) share: the -f flags, where a document's object goes, and how
+// an error names its document.
 
 // lastAppliedAnnotation holds the configuration that apply last applied to
 // an object. It is kubectl's key, so that kubectl apply and skiffctl apply
@@ -29,6 +29,41 @@ const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
 func fileFlags(cmd *cobra.Command, files *[]string, recursive *bool, what string) {
 	cmd.Flags().StringSliceVarP(files, "filename", "f", nil, "a file, directory or - (standard input) "+what)
 	cmd.Flags().BoolVarP(recursive, "recursive", "R", false, "read the directories given with -f recursively")
+}
+
+// readDocuments reads the manifests of -f for a verb that carries on
+// after a failed object (apply, create). The documents of kinds Skiff does
+// not serve, and a document that cannot be parsed (which ends the
+// reading), are recorded in fails in the order of the files; the others
+// are returned to act on. An error is returned only when nothing could be
+// read at all.
+func readDocuments(files []string, recursive bool, in io.Reader, fails *failures) ([]Document, error) {
+	docs, readErr := ReadManifests(files, recursive, in)
+	if len(docs) == 0 {
+		return nil, readErr
+	}
+	docs = servedDocuments(docs, fails)
+	if readErr != nil {
+		fails.add(readErr)
+	}
+	return docs, nil
+}
+
+// servedDocuments returns the documents whose kind Skiff serves and
+// records the others in fails with kubectl's message:
+//
+//	resource mapping not found for name: "cfg" namespace: "" from "app.yaml" (document 2, line 9): no matches for kind "ConfigMap" in version "v1"
+func servedDocuments(docs []Document, fails *failures) []Document {
+	var served []Document
+	for _, doc := range docs {
+		if doc.Err == nil {
+			served = append(served, doc)
+			continue
+		}
+		fails.add(fmt.Errorf("resource mapping not found for name: %q namespace: %q from %s: %w",
+			doc.Object.GetName(), doc.Object.GetNamespace(), doc.Where(), doc.Err))
+	}
+	return served
 }
 
 // documentNamespace is the namespace a document's object belongs in: its
@@ -94,7 +129,12 @@ func withLastApplied(obj *unstructured.Unstructured) ([]byte, error) {
 // `error when applying "web.yaml" (document 2, line 14): ...`. An error
 // from the server stays one (same reason and code), with the document
 // named in its message, so that it still prints as "Error from server".
+// An interruption or an unreachable server is not about the document and
+// is returned as it is.
 func withSource(verb string, doc *Document, err error) error {
+	if stops(err) {
+		return err
+	}
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
 		s := status.Status()
@@ -151,31 +191,8 @@ func (d dryRun) serverOption() []string {
 	return nil
 }
 
-// failures collects the errors of a command that carries on after one
-// object fails, as kubectl's apply, create and delete do. Each error is
-// shown once: every one but the last goes to errOut as soon as the next
-// one arrives, and the last is returned for skiffctl's main to print,
-// which also makes the command exit non-zero.
-type failures struct {
-	errOut io.Writer
-	last   error
-}
-
-func (f *failures) add(err error) {
-	if f.last != nil {
-		fmt.Fprintln(f.errOut, FormatError(f.last))
-	}
-	f.last = err
-}
-
-func (f *failures) err() error { return f.last }
-
 // kindName is how kubectl names an object in delete's messages:
 // `pod "web-1"`, `deployment.apps "web"`.
 func kindName(r *scheme.ResourceInfo, name string) string {
-	kind := r.Singular
-	if r.Group != "" {
-		kind += "." + r.Group
-	}
-	return fmt.Sprintf("%s %q", kind, name)
+	return fmt.Sprintf("%s %q", printers.QualifiedKind(r), name)
 }

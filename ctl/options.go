@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/clientconfig"
+	"github.com/skiffdev/skiff/internal/grpcerr"
 )
 
 // Streams are where a command reads and writes.
@@ -34,7 +36,9 @@ type Options struct {
 	// Timeout bounds each request.
 	Timeout time.Duration
 
+	// client is made on first use, connected to server.
 	client *client.Client
+	server string
 }
 
 // DefaultOptions returns options with the standard streams and the
@@ -85,7 +89,7 @@ func (o *Options) Client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.client = c
+	o.client, o.server = c, addr
 	return c, nil
 }
 
@@ -127,9 +131,35 @@ func NewCommand(o *Options) *cobra.Command {
 	f.DurationVar(&o.Timeout, "request-timeout", o.Timeout, "how long one request may take")
 
 	for _, newCmd := range verbs {
-		root.AddCommand(newCmd(o))
+		cmd := newCmd(o)
+		if run := cmd.RunE; run != nil {
+			cmd.RunE = func(cmd *cobra.Command, args []string) error {
+				return o.nameServer(run(cmd, args))
+			}
+		}
+		root.AddCommand(cmd)
 	}
 	return root
+}
+
+// nameServer adds the address of the server to a verb's errors, so that
+// FormatError can name it when it could not be reached, as kubectl does.
+func (o *Options) nameServer(err error) error {
+	if err == nil || o.server == "" {
+		return err
+	}
+	if list, ok := err.(errorList); ok {
+		named := make(errorList, len(list))
+		for i, e := range list {
+			named[i] = o.nameServer(e)
+		}
+		return named
+	}
+	var unreachable *grpcerr.UnreachableError
+	if !errors.As(err, &unreachable) {
+		return err
+	}
+	return &serverError{server: o.server, err: err}
 }
 
 // verbs lists the constructors of every verb; each verb's file adds

@@ -31,7 +31,7 @@ func newVersionCommand(o *Options) *cobra.Command {
 			defer cancel()
 			sv, err := c.Version(ctx)
 			if err != nil {
-				return fmt.Errorf("the server could not be reached: %w", err)
+				return err
 			}
 			fmt.Fprintf(o.Out, "Server Version: %s\n", sv.GitVersion)
 			return nil

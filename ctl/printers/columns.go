@@ -103,16 +103,17 @@ func HumanAge(t metav1.Time, now time.Time) string {
 	return duration.HumanDuration(now.Sub(t.Time))
 }
 
-// orNone is s, or "<none>" when s is empty.
-func orNone(s string) string {
+// OrNone is s, or "<none>" when s is empty: how kubectl's tables and
+// describe show a missing value.
+func OrNone(s string) string {
 	if s == "" {
 		return "<none>"
 	}
 	return s
 }
 
-// replicas reads a spec.replicas, which the API server defaults to 1.
-func replicas(r *int32) int32 {
+// Replicas reads a spec.replicas, which the API server defaults to 1.
+func Replicas(r *int32) int32 {
 	if r == nil {
 		return 1
 	}
@@ -138,7 +139,7 @@ func deploymentRow(obj runtime.Object, _ bool, now time.Time) []string {
 	}
 	return []string{
 		d.Name,
-		fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, replicas(d.Spec.Replicas)),
+		fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, Replicas(d.Spec.Replicas)),
 		strconv.Itoa(int(d.Status.UpdatedReplicas)),
 		strconv.Itoa(int(d.Status.AvailableReplicas)),
 		HumanAge(d.CreationTimestamp, now),
@@ -151,7 +152,7 @@ func replicaSetRow(obj runtime.Object, _ bool, now time.Time) []string {
 	names, images := containerCells(rs.Spec.Template.Spec.Containers)
 	return []string{
 		rs.Name,
-		strconv.Itoa(int(replicas(rs.Spec.Replicas))),
+		strconv.Itoa(int(Replicas(rs.Spec.Replicas))),
 		strconv.Itoa(int(rs.Status.Replicas)),
 		strconv.Itoa(int(rs.Status.ReadyReplicas)),
 		HumanAge(rs.CreationTimestamp, now),
@@ -170,7 +171,7 @@ func serviceRow(obj runtime.Object, wide bool, now time.Time) []string {
 		string(svc.Spec.Type),
 		clusterIP,
 		externalIPs(svc, wide),
-		orNone(ServicePorts(svc.Spec.Ports)),
+		OrNone(ServicePorts(svc.Spec.Ports)),
 		HumanAge(svc.CreationTimestamp, now),
 		labels.FormatLabels(svc.Spec.Selector),
 	}
@@ -246,7 +247,7 @@ func nodeRow(obj runtime.Object, _ bool, now time.Time) []string {
 	return []string{
 		n.Name,
 		NodeStatus(n),
-		orNone(roles),
+		OrNone(roles),
 		HumanAge(n.CreationTimestamp, now),
 		info.KubeletVersion,
 		nodeAddress(n, corev1.NodeInternalIP),

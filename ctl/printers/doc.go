@@ -13,12 +13,15 @@
 //     NewTable(objs, opts, now).
 //  2. Write it with a TableWriter, which aligns the columns as kubectl
 //     does (cells padded to the widest cell plus three spaces). A
-//     TableWriter remembers its column widths and prints the header once,
-//     so the rows of later tables - a watch's changes - line up under it.
+//     TableWriter prints the header once and remembers its column widths,
+//     so the rows of later tables - a watch's changes - are padded to the
+//     widths of the first; they line up under it unless a cell is longer
+//     than any before it in its column.
 //  3. For another resource, start a new TableWriter; kubectl separates
 //     such tables with an empty line.
 //
-// PrintJSON, PrintYAML and PrintNames write the other output formats;
-// HumanAge is the duration format of the AGE column, which describe uses
-// too.
+// PrintJSON, PrintYAML and PrintNames write the other output formats.
+// A few helpers serve skiffctl's other output as well: HumanAge (the
+// duration format of the AGE column), QualifiedName ("deployment.apps/web",
+// the name of an object in messages), OrNone and Replicas.
 package printers

@@ -94,35 +94,41 @@ func genericValue(obj runtime.Object) (any, error) {
 	return v, nil
 }
 
-// Name is an object's name as -o name prints it: "pod/web-1",
-// "deployment.apps/web".
-func Name(obj runtime.Object) (string, error) {
-	info, err := scheme.ForObject(obj)
-	if err != nil {
-		return "", err
+// QualifiedKind is how kubectl names a resource type in messages:
+// its singular name, with its group unless it is the core group ("pod",
+// "deployment.apps").
+func QualifiedKind(r *scheme.ResourceInfo) string {
+	if r.Group == "" {
+		return r.Singular
 	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return "", err
-	}
-	if info.Group == "" {
-		return info.Singular + "/" + m.GetName(), nil
-	}
-	return info.Singular + "." + info.Group + "/" + m.GetName(), nil
+	return r.Singular + "." + r.Group
 }
 
-// PrintNames writes the name of each object (see Name) on its own line.
+// QualifiedName is how kubectl names one object when the type must be
+// said: in -o name, in apply's "deployment.apps/web configured", and in
+// the NAME column when a table shows several types ("pod/web-1",
+// "deployment.apps/web").
+func QualifiedName(r *scheme.ResourceInfo, name string) string {
+	return QualifiedKind(r) + "/" + name
+}
+
+// PrintNames writes the qualified name of each object (see
+// QualifiedName) on its own line, as -o name does.
 func PrintNames(w io.Writer, objs []runtime.Object) error {
 	items, err := flatten(objs)
 	if err != nil {
 		return err
 	}
 	for _, obj := range items {
-		n, err := Name(obj)
+		info, err := scheme.ForObject(obj)
 		if err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintln(w, n); err != nil {
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintln(w, QualifiedName(info, m.GetName())); err != nil {
 			return err
 		}
 	}

@@ -197,5 +197,5 @@ func podRow(obj runtime.Object, wide bool, now time.Time) []string {
 		}
 		gates = fmt.Sprintf("%d/%d", met, n)
 	}
-	return append(cells, orNone(ip), orNone(pod.Spec.NodeName), orNone(pod.Status.NominatedNodeName), gates)
+	return append(cells, OrNone(ip), OrNone(pod.Spec.NodeName), OrNone(pod.Status.NominatedNodeName), gates)
 }

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/")
 
 // now is the fixed clock every table in these tests is rendered at.
 var now = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -33,11 +33,11 @@ func objMeta(ns, name string, age time.Duration, labels map[string]string) metav
 }
 
 // golden compares got with testdata/name.golden, or rewrites the file
-// with -update.
+// with -rewrite.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name+".golden")
-	if *update {
+	if *rewrite {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -45,11 +45,25 @@ func golden(t *testing.T, name, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run the test with -update to create it)", err)
+		t.Fatalf("%v (run the test with -rewrite to create it)", err)
 	}
 	if got != string(want) {
-		t.Errorf("%s differs from the golden file (rerun with -update if the change is right)\ngot:\n%s\nwant:\n%s", path, got, want)
+		t.Errorf("%s differs from the golden file (rerun with -rewrite if the change is right)\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
+}
+
+// render builds the table of objs and writes it as get does, with a
+// header.
+func render(objs []runtime.Object, opts Options, now time.Time) (string, error) {
+	t, err := NewTable(objs, opts, now)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := NewTableWriter(&buf).Write(t); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
 }
 
 // Containers in the states kubelets report.
@@ -362,7 +376,7 @@ func TestTables(t *testing.T) {
 	for _, r := range resources {
 		for _, l := range layouts {
 			t.Run(r.name+"-"+l.name, func(t *testing.T) {
-				got, err := Render(r.objs, l.opts, now)
+				got, err := render(r.objs, l.opts, now)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -438,8 +452,8 @@ func TestHumanAge(t *testing.T) {
 }
 
 // TestTableWriterRemembersWidths is what a watch relies on: rows written
-// later are padded to the widths of the first table, and the header is
-// not repeated.
+// later are padded to the widths of the first table (a longer cell pushes
+// the rest of its row), and the header is not repeated.
 func TestTableWriterRemembersWidths(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewTableWriter(&buf)
@@ -464,7 +478,7 @@ func TestTableWriterRemembersWidths(t *testing.T) {
 }
 
 func TestWithKindAndSanitizing(t *testing.T) {
-	got, err := Render(testDeployments()[:1], Options{WithKind: true}, now)
+	got, err := render(testDeployments()[:1], Options{WithKind: true}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +486,7 @@ func TestWithKindAndSanitizing(t *testing.T) {
 		t.Errorf("got:\n%s\nwant a row starting %q", got, want)
 	}
 	// Event messages are cut at their first line break.
-	got, err = Render(testEvents()[:1], Options{}, now)
+	got, err = render(testEvents()[:1], Options{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +495,7 @@ func TestWithKindAndSanitizing(t *testing.T) {
 	}
 	evil := testEvents()[0].(*corev1.Event)
 	evil.Message = "line one\x1b[2J\nline two"
-	got, err = Render([]runtime.Object{evil}, Options{}, now)
+	got, err = render([]runtime.Object{evil}, Options{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,10 +88,6 @@ func NewTable(objs []runtime.Object, opts Options, now time.Time) (*Table, error
 		t.Columns = append(t.Columns, "LABELS")
 	}
 
-	kindPrefix := info.Singular
-	if info.Group != "" {
-		kindPrefix += "." + info.Group
-	}
 	for _, obj := range items {
 		if other, err := scheme.ForObject(obj); err != nil || other != info {
 			return nil, fmt.Errorf("a table holds one resource: got %T among %s", obj, info.GroupResource())
@@ -111,7 +107,7 @@ func NewTable(objs []runtime.Object, opts Options, now time.Time) (*Table, error
 			}
 			cell := cells[i]
 			if c.name && opts.WithKind {
-				cell = kindPrefix + "/" + cell
+				cell = QualifiedName(info, cell)
 			}
 			row = append(row, cell)
 		}
@@ -140,20 +136,6 @@ func flatten(objs []runtime.Object) ([]runtime.Object, error) {
 	return out, nil
 }
 
-// Render builds the table of objs and returns it as text, with a header,
-// aligned as kubectl aligns it. It returns "" when there are no objects.
-func Render(objs []runtime.Object, opts Options, now time.Time) (string, error) {
-	t, err := NewTable(objs, opts, now)
-	if err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	if err := NewTableWriter(&buf).Write(t); err != nil {
-		return "", err
-	}
-	return buf.String(), nil
-}
-
 // Layout of the columns, the same as kubectl's tab writer: a cell is
 // padded to the width of the widest cell in its column plus three spaces,
 // and a column is at least six characters wide. The last column is not
@@ -163,11 +145,16 @@ const (
 	columnPadding  = 3
 )
 
-// TableWriter writes tables with aligned columns. It prints the header
-// with the first rows it writes (never for an empty table) and remembers
-// the width of every column, so that rows written later, such as the
-// changes a watch reports, line up under the earlier ones. Use a new
-// TableWriter for a table with other columns.
+// TableWriter writes tables with aligned columns. The rows of one Write
+// are aligned with each other. It prints the header with the first rows
+// it writes (never for an empty table) and remembers the width of every
+// column, widening it when a later Write brings a longer cell: a later
+// row, such as a change a watch reports, lines up under the earlier ones
+// as long as its cells fit in their widths; a longer cell pushes the rest
+// of its row (and widens the column for later rows), since rows already
+// printed cannot be redone. Write everything known at once, as one table,
+// to align it whole. Use a new TableWriter for a table with other
+// columns.
 type TableWriter struct {
 	out io.Writer
 	// NoHeaders leaves the header out (--no-headers).

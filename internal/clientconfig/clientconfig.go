@@ -63,18 +63,35 @@ func Load(paths ...string) (Config, string, error) {
 	return Config{}, "", nil
 }
 
-// Write writes the file at path, creating its directory.
+// Write writes the file at path, creating its directory. It writes a
+// temporary file next to path and renames it over path, so that a reader
+// sees the old file or the new one, never a part of either, and two
+// writers at once do not mix their contents.
 func Write(path string, c Config) error {
 	data, err := yaml.Marshal(c)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	// CreateTemp makes the file private; the address is no secret.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -12,7 +12,10 @@
 // *apierrors.StatusError, so callers keep writing apierrors.IsNotFound(err).
 // Errors that never reached the server (connection refused, the client's own
 // deadline, a message over gRPC's size limit) have no detail; FromStatus
-// turns their gRPC code into the closest Kubernetes error.
+// turns their gRPC code into the closest Kubernetes error, and marks the
+// two that a client words differently: a deadline (errors.Is
+// context.DeadlineExceeded) and a server that could not be reached at all
+// (*UnreachableError).
 package grpcerr
 
 import (
@@ -21,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -185,7 +189,8 @@ func codeForReason(reason metav1.StatusReason) int32 {
 //
 //	Canceled           context.Canceled (matched with errors.Is)
 //	DeadlineExceeded   504 Timeout that also matches context.DeadlineExceeded
-//	Unavailable        503 ServiceUnavailable
+//	Unavailable        503 ServiceUnavailable; an *UnreachableError when
+//	                   the message shows that no connection was made
 //	ResourceExhausted  413 RequestEntityTooLarge when gRPC's message size
 //	                   limit was hit, otherwise 429 TooManyRequests
 //	others             the inverse of the table in Code
@@ -248,8 +253,12 @@ func fromCode(code codes.Code, msg string) error {
 	case codes.DeadlineExceeded:
 		return &deadlineError{apierrors.NewTimeoutError(msg, 0)}
 	case codes.Unavailable:
-		return newStatusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+		err := newStatusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the server is currently unable to handle the request: "+msg)
+		if cause, ok := connectionFailure(msg); ok {
+			return &UnreachableError{StatusError: err, Cause: cause}
+		}
+		return err
 	case codes.ResourceExhausted:
 		if strings.Contains(msg, "larger than max") {
 			return newStatusError(http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge, msg)
@@ -298,6 +307,54 @@ func (e *deadlineError) Is(target error) bool { return target == context.Deadlin
 
 // Unwrap exposes the StatusError to errors.As.
 func (e *deadlineError) Unwrap() error { return e.StatusError }
+
+// UnreachableError is the error FromStatus returns when a request never
+// reached the server because no connection could be made: the connection
+// was refused, the address did not resolve, the dial failed. It is a 503
+// ServiceUnavailable like any other Unavailable status (so
+// apierrors.IsServiceUnavailable holds); errors.As finds it for callers
+// that word the failure differently, as skiffctl does ("The connection to
+// the server ... was refused").
+type UnreachableError struct {
+	*apierrors.StatusError
+	// Cause is what the transport reported, without gRPC's wrapping:
+	// "dial tcp 127.0.0.1:1: connect: connection refused".
+	Cause string
+}
+
+// Refused reports whether the server's host answered that nothing
+// listens on the port.
+func (e *UnreachableError) Refused() bool {
+	return strings.Contains(e.Cause, "connection refused")
+}
+
+// Unwrap exposes the StatusError to errors.As.
+func (e *UnreachableError) Unwrap() error { return e.StatusError }
+
+// connectionFailure reports whether the message of an Unavailable status
+// says that no connection could be made, as opposed to a server that
+// answered Unavailable itself, and returns the transport's own words.
+// gRPC words a dial failure as
+//
+//	connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"
+//
+// and an address that does not resolve as "name resolver error: ...".
+func connectionFailure(msg string) (string, bool) {
+	cause, ok := strings.CutPrefix(msg, "connection error: desc = ")
+	switch {
+	case ok:
+		if unquoted, err := strconv.Unquote(cause); err == nil {
+			cause = unquoted
+		}
+		cause = strings.TrimPrefix(cause, "transport: ")
+		cause = strings.TrimPrefix(cause, "Error while dialing: ")
+		cause = strings.TrimPrefix(cause, "error while dialing: ")
+		return cause, true
+	case strings.HasPrefix(msg, "name resolver error: "), strings.Contains(msg, "connection refused"):
+		return msg, true
+	}
+	return "", false
+}
 
 // StatusFor returns the metav1.Status that describes err: the Status of an
 // apierrors.APIStatus, the Status of the API error FromStatus recovers from

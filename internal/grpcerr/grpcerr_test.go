@@ -197,6 +197,57 @@ func TestWithoutDetail(t *testing.T) {
 	})
 }
 
+// TestUnreachable checks which Unavailable statuses mean that no
+// connection was made, and what the transport is quoted as saying.
+func TestUnreachable(t *testing.T) {
+	tests := []struct {
+		name        string
+		msg         string
+		unreachable bool
+		cause       string
+		refused     bool
+	}{
+		{
+			name:        "refused",
+			msg:         `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`,
+			unreachable: true,
+			cause:       "dial tcp 127.0.0.1:1: connect: connection refused",
+			refused:     true,
+		},
+		{
+			name:        "no such host",
+			msg:         "name resolver error: produced zero addresses",
+			unreachable: true,
+			cause:       "name resolver error: produced zero addresses",
+		},
+		{
+			name:        "dial timeout",
+			msg:         `connection error: desc = "transport: Error while dialing: dial tcp 10.0.0.1:6443: i/o timeout"`,
+			unreachable: true,
+			cause:       "dial tcp 10.0.0.1:6443: i/o timeout",
+		},
+		{name: "the server says unavailable", msg: "etcd is down"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := FromStatus(status.Error(codes.Unavailable, tt.msg))
+			if !apierrors.IsServiceUnavailable(got) {
+				t.Errorf("got %v, want a ServiceUnavailable error", got)
+			}
+			var u *UnreachableError
+			if errors.As(got, &u) != tt.unreachable {
+				t.Fatalf("got %T %v, want unreachable %t", got, got, tt.unreachable)
+			}
+			if !tt.unreachable {
+				return
+			}
+			if u.Cause != tt.cause || u.Refused() != tt.refused {
+				t.Errorf("got cause %q, refused %t; want %q, %t", u.Cause, u.Refused(), tt.cause, tt.refused)
+			}
+		})
+	}
+}
+
 func TestEnvelopedDetail(t *testing.T) {
 	// A server may also send the detail in the Kubernetes envelope.
 	in := apierrors.NewNotFound(schema.GroupResource{Resource: "nodes"}, "n1")
