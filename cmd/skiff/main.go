@@ -13,10 +13,12 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/version"
+	"github.com/skiffdev/skiff/scheduler"
 )
 
 func main() {
@@ -46,6 +48,8 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	root.AddCommand(newAPIServerCommand())
 	root.AddCommand(newServerCommand())
+	root.AddCommand(newSchedulerCommand())
+	root.AddCommand(newSimNodesCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -72,19 +76,37 @@ func newAPIServerCommand() *cobra.Command {
 	return cmd
 }
 
+// newSchedulerCommand builds "skiff scheduler": the scheduler alone,
+// connected to an API server.
+func newSchedulerCommand() *cobra.Command {
+	cfg := scheduler.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "scheduler",
+		Short: "Run the scheduler, which binds pending pods to nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return scheduler.Run(cmd.Context(), cfg)
+		},
+	}
+	cfg.AddFlags(cmd.Flags())
+	return cmd
+}
+
 // newServerCommand builds "skiff server": the control plane of a cluster
 // on its first machine. For now that is the API server with its embedded
-// etcd; later components join it here. It writes skiffctl's config so
-// that skiffctl on this machine finds the server with no flags.
+// etcd and the scheduler; later components join it here. It writes
+// skiffctl's config so that skiffctl on this machine finds the server
+// with no flags.
 func newServerCommand() *cobra.Command {
 	cfg := apiserver.DefaultConfig()
+	schedCfg := scheduler.DefaultConfig()
 	clientConfigs := []string{clientconfig.UserPath()}
 	if os.Geteuid() == 0 {
 		clientConfigs = append(clientConfigs, clientconfig.SystemPath)
 	}
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the control plane of a cluster: the API server with its embedded etcd",
+		Short: "Run the control plane of a cluster: the API server with its embedded etcd, and the scheduler",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := apiserver.Start(cmd.Context(), cfg)
@@ -102,13 +124,30 @@ func newServerCommand() *cobra.Command {
 				}
 				slog.Info("wrote the client config", "path", path, "server", addr)
 			}
-			<-cmd.Context().Done()
-			return nil
+			return runScheduler(cmd.Context(), schedCfg, addr)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
+	// The scheduler's flags, but not --server: it talks to this server.
+	schedFlags := pflag.NewFlagSet("scheduler", pflag.ContinueOnError)
+	schedCfg.AddFlags(schedFlags)
+	schedFlags.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "server" {
+			cmd.Flags().AddFlag(f)
+		}
+	})
 	cmd.Flags().StringSliceVar(&clientConfigs, "write-client-config", clientConfigs, "files to write skiffctl's config to (empty: none)")
 	return cmd
+}
+
+// runScheduler runs the scheduler of "skiff server" against the server's
+// own address until ctx ends, and fails if the scheduler fails.
+func runScheduler(ctx context.Context, cfg scheduler.Config, addr string) error {
+	cfg.Server = addr
+	if err := scheduler.Run(ctx, cfg); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	return nil
 }
 
 // clientAddress is the address a client on this machine uses to reach a

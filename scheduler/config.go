@@ -1,0 +1,107 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/scheduler/algorithm"
+)
+
+// Config configures the scheduler.
+type Config struct {
+	// Server is the API server's address ("host:port"). Ignored when
+	// Client is set.
+	Server string
+	// Client, when not nil, is used instead of dialling Server; Run does
+	// not close it. `skiff server` and tests share one client this way.
+	Client *client.Client
+
+	// SchedulerName is the spec.schedulerName of the pods this scheduler
+	// places; pods with an empty schedulerName are placed too when it is
+	// "default-scheduler".
+	SchedulerName string
+
+	// Weights weigh the scores of the decision (0 turns one off).
+	Weights algorithm.Weights
+	// PercentageOfNodesToScore bounds the search in large clusters; 0 is
+	// the adaptive default. See algorithm.Config.
+	PercentageOfNodesToScore int
+
+	// BindWorkers is how many bindings (and status writes) are made at
+	// the same time. Each binding waits for an etcd commit (an fsync);
+	// many in flight let etcd commit them together, which is what makes
+	// a burst of pods go fast (16 workers bind about half as many pods
+	// per second as 64 on a 2-core machine).
+	BindWorkers int
+
+	// AssumeTTL is how long a pod whose binding succeeded is still
+	// counted on its node while the watch has not shown it bound yet.
+	AssumeTTL time.Duration
+
+	// Logger receives the scheduler's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults: the default scheduler name,
+// Kubernetes' weights and adaptive search, 64 bind workers.
+func DefaultConfig() Config {
+	return Config{
+		SchedulerName: corev1.DefaultSchedulerName,
+		Weights:       algorithm.DefaultWeights,
+		BindWorkers:   64,
+		AssumeTTL:     30 * time.Second,
+	}
+}
+
+// AddFlags registers the flags of "skiff scheduler".
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Server, "server", c.Server, "API server address (host:port)")
+	fs.StringVar(&c.SchedulerName, "scheduler-name", c.SchedulerName, "spec.schedulerName of the pods to schedule")
+	fs.Int64Var(&c.Weights.LeastAllocated, "weight-least-allocated", c.Weights.LeastAllocated, "weight of the score that prefers nodes with more free cpu and memory")
+	fs.Int64Var(&c.Weights.BalancedAllocation, "weight-balanced-allocation", c.Weights.BalancedAllocation, "weight of the score that prefers nodes whose cpu and memory use stay balanced")
+	fs.Int64Var(&c.Weights.Spread, "weight-spread", c.Weights.Spread, "weight of the score that spreads pods of one owner across nodes")
+	fs.Int64Var(&c.Weights.NodeAffinity, "weight-node-affinity", c.Weights.NodeAffinity, "weight of preferred node affinity")
+	fs.IntVar(&c.PercentageOfNodesToScore, "percentage-of-nodes-to-score", c.PercentageOfNodesToScore, "share of the nodes to find fitting before choosing among them (0: adaptive, 100: all)")
+	fs.IntVar(&c.BindWorkers, "bind-workers", c.BindWorkers, "bindings written at the same time")
+	fs.DurationVar(&c.AssumeTTL, "assume-ttl", c.AssumeTTL, "how long a bound pod is counted on its node before the watch confirms it")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Client == nil && c.Server == "" {
+		errs = append(errs, errors.New("--server is required"))
+	}
+	if c.SchedulerName == "" {
+		errs = append(errs, errors.New("--scheduler-name must not be empty"))
+	}
+	for _, w := range []struct {
+		flag  string
+		value int64
+	}{
+		{"weight-least-allocated", c.Weights.LeastAllocated},
+		{"weight-balanced-allocation", c.Weights.BalancedAllocation},
+		{"weight-spread", c.Weights.Spread},
+		{"weight-node-affinity", c.Weights.NodeAffinity},
+	} {
+		if w.value < 0 {
+			errs = append(errs, fmt.Errorf("--%s %d: must not be negative", w.flag, w.value))
+		}
+	}
+	if c.PercentageOfNodesToScore < 0 || c.PercentageOfNodesToScore > 100 {
+		errs = append(errs, fmt.Errorf("--percentage-of-nodes-to-score %d: must be between 0 and 100", c.PercentageOfNodesToScore))
+	}
+	if c.BindWorkers < 1 {
+		errs = append(errs, fmt.Errorf("--bind-workers %d: must be at least 1", c.BindWorkers))
+	}
+	if c.AssumeTTL <= 0 {
+		errs = append(errs, errors.New("--assume-ttl must be positive"))
+	}
+	return errors.Join(errs...)
+}
