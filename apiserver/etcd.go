@@ -32,18 +32,24 @@ func (e *embeddedEtcd) Close() {
 	e.Etcd.Close()
 }
 
-// quietCore passes log entries on until etcd is closing.
+// quietCore passes etcd's log entries on, except the harmless ones: the
+// errors its listeners report while it closes, and one start-up race.
 type quietCore struct {
 	zapcore.Core
 	closing *atomic.Bool
 }
 
 func (c quietCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if c.closing.Load() {
+	if c.closing.Load() || ent.Message == startupStorageVersionRace {
 		return ce
 	}
 	return c.Core.Check(ent, ce)
 }
+
+// startupStorageVersionRace is logged as an error by a freshly elected
+// member whose storage-version monitor runs before the first term is on
+// disk; the monitor tries again a moment later and succeeds.
+const startupStorageVersionRace = "failed to update storage version"
 
 func (c quietCore) With(f []zapcore.Field) zapcore.Core {
 	return quietCore{Core: c.Core.With(f), closing: c.closing}
