@@ -1,0 +1,162 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/informers"
+)
+
+// Config configures the controller manager.
+type Config struct {
+	// Server is the API server's address; Client, when set, is used
+	// instead (tests, and `skiff server`).
+	Server string
+	Client *client.Client
+	// Workers is how many keys each controller reconciles at once.
+	Workers int
+	// Resync is how often informers replay their whole cache, the safety
+	// net of every control loop.
+	Resync time.Duration
+	// NodeMonitorGracePeriod is how long a node's Lease may go unrenewed
+	// before the node is marked not ready (node lifecycle controller).
+	NodeMonitorGracePeriod time.Duration
+	// Disabled names controllers not to run.
+	Disabled []string
+}
+
+// DefaultConfig returns Kubernetes' defaults where Kubernetes has them.
+func DefaultConfig() Config {
+	return Config{
+		Workers:                5,
+		Resync:                 5 * time.Minute,
+		NodeMonitorGracePeriod: 40 * time.Second,
+	}
+}
+
+// AddFlags registers the manager's flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Server, "server", c.Server, "address of the API server (host:port)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "keys each controller reconciles at once")
+	fs.DurationVar(&c.Resync, "resync", c.Resync, "how often informers replay their cache to every controller")
+	fs.DurationVar(&c.NodeMonitorGracePeriod, "node-monitor-grace-period", c.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is marked not ready")
+	fs.StringSliceVar(&c.Disabled, "disable", c.Disabled, "controllers not to run (comma-separated names)")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Server == "" && c.Client == nil {
+		errs = append(errs, errors.New("--server is required"))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, errors.New("--workers must be at least 1"))
+	}
+	if c.Resync <= 0 {
+		errs = append(errs, errors.New("--resync must be positive"))
+	}
+	if c.NodeMonitorGracePeriod <= 0 {
+		errs = append(errs, errors.New("--node-monitor-grace-period must be positive"))
+	}
+	for _, d := range c.Disabled {
+		if _, ok := registered(d); !ok {
+			errs = append(errs, fmt.Errorf("--disable: no controller called %q", d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Deps is what a controller is built from.
+type Deps struct {
+	Config    *Config
+	Client    *client.Client
+	Informers *informers.Factory
+	Recorder  *events.Recorder
+}
+
+// Controller is a built controller; Run works until ctx ends.
+type Controller interface {
+	Run(ctx context.Context)
+}
+
+type entry struct {
+	name string
+	new  func(Deps) (Controller, error)
+}
+
+// all lists the controllers; each controller's file in this package adds
+// its own entry with register, so that adding one touches one file.
+var all []entry
+
+func register(name string, newFn func(Deps) (Controller, error)) {
+	all = append(all, entry{name, newFn})
+}
+
+func registered(name string) (entry, bool) {
+	for _, e := range all {
+		if e.name == name {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// Run builds every enabled controller, starts the informers, and runs the
+// controllers until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	c := cfg.Client
+	if c == nil {
+		var err error
+		if c, err = client.New(client.Config{Server: cfg.Server, UserAgent: "controllers"}); err != nil {
+			return err
+		}
+		defer c.Close()
+	}
+	deps := Deps{Config: &cfg, Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: events.NewRecorder(c, "controllers")}
+	defer deps.Recorder.Stop()
+
+	var ctrls []Controller
+	var names []string
+	for _, e := range all {
+		if contains(cfg.Disabled, e.name) {
+			continue
+		}
+		ctrl, err := e.new(deps)
+		if err != nil {
+			return fmt.Errorf("controller %s: %w", e.name, err)
+		}
+		ctrls, names = append(ctrls, ctrl), append(names, e.name)
+	}
+	deps.Informers.Start(ctx)
+	defer deps.Informers.Wait()
+	if !deps.Informers.WaitForCacheSync(ctx) {
+		return ctx.Err()
+	}
+	slog.Info("controllers started", "controllers", names)
+	var wg sync.WaitGroup
+	for _, ctrl := range ctrls {
+		wg.Go(func() { ctrl.Run(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
