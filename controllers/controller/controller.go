@@ -42,7 +42,9 @@ type Reconciler interface {
 type ReconcilerFunc func(ctx context.Context, key string) (Result, error)
 
 // Reconcile calls f.
-func (f ReconcilerFunc) Reconcile(ctx context.Context, key string) (Result, error) { return f(ctx, key) }
+func (f ReconcilerFunc) Reconcile(ctx context.Context, key string) (Result, error) {
+	return f(ctx, key)
+}
 
 // Run runs workers that reconcile keys from q until ctx ends, then shuts
 // the queue down and waits for them. name labels the logs.
