@@ -5,10 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/utils/clock"
 
 	"github.com/skiffdev/skiff/scheduler/algorithm"
 )
@@ -18,18 +16,22 @@ import (
 // decides on it (Assume), long before the API server has bound it, so
 // that the next decision already sees the capacity taken; the watch later
 // shows the pod bound and confirms the assumption. A failed binding gives
-// the capacity back (Forget). An assumed pod whose binding succeeded but
-// whose bound version never shows up (a watch that lost the event, a pod
-// deleted at once) is dropped AssumeTTL after the binding.
+// the capacity back (Forget). An assumed pod never expires: until the
+// watch shows it bound, it must stay counted however slow the watch is,
+// or the next decisions would over-commit its node (Kubernetes removed
+// assumed-pod expiry for that reason, kubernetes/kubernetes#106361). A
+// pod deleted before its bound version showed up leaves through its
+// delete event, or the tombstone of the informer's relist.
+//
+// Pods are counted by namespace/name, but an entry acts for one pod only:
+// a pod deleted and created again under the same name is another pod
+// (another UID), and Forget and Counted tell them apart.
 //
 // Decisions read the cache's own NodeInfos under its read lock (Schedule),
 // without copying anything; the informer handlers and Assume change them
 // under the write lock. This works because algorithm.Schedule never
 // modifies its snapshot.
 type Cache struct {
-	clock clock.PassiveClock
-	ttl   time.Duration
-
 	// mu guards everything below.
 	mu sync.RWMutex
 	// nodes holds every node the cache knows of: nodes whose object the
@@ -60,17 +62,11 @@ type podItem struct {
 	node string
 	// assumed is true from Assume until the watch shows the pod bound.
 	assumed bool
-	// deadline, once the binding succeeded, is when an assumed pod
-	// that is still unconfirmed is dropped; zero while binding.
-	deadline time.Time
 }
 
-// NewCache returns an empty cache. Assumed pods expire ttl after their
-// binding succeeded, as measured by clk.
-func NewCache(clk clock.PassiveClock, ttl time.Duration) *Cache {
+// NewCache returns an empty cache.
+func NewCache() *Cache {
 	return &Cache{
-		clock: clk,
-		ttl:   ttl,
 		nodes: map[string]*nodeItem{},
 		pods:  map[string]*podItem{},
 	}
@@ -174,52 +170,31 @@ func (c *Cache) Assume(pod *corev1.Pod, node string) error {
 	return nil
 }
 
-// FinishBinding starts the expiry clock of an assumed pod whose binding
-// succeeded: if the watch does not confirm it within the TTL, it is
-// dropped.
-func (c *Cache) FinishBinding(pod *corev1.Pod) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if item, ok := c.pods[podKey(pod)]; ok && item.assumed {
-		item.deadline = c.clock.Now().Add(c.ttl)
-	}
-}
-
-// Forget drops the assumption of a pod whose binding failed. A pod that
-// the watch has shown bound meanwhile stays counted.
-func (c *Cache) Forget(pod *corev1.Pod) {
+// Forget drops the assumption of a pod whose binding failed, and reports
+// whether it did, which frees capacity. A pod that the watch has shown
+// bound meanwhile stays counted, and so does another pod of the same name
+// (a different UID): the failed binding was not about it.
+func (c *Cache) Forget(pod *corev1.Pod) (freed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := podKey(pod)
-	if item, ok := c.pods[key]; ok && item.assumed {
-		c.removeLocked(key, item)
+	item, ok := c.pods[key]
+	if !ok || !item.assumed || item.pod.UID != pod.UID {
+		return false
 	}
+	c.removeLocked(key, item)
+	return true
 }
 
-// Counted reports whether a pod is counted on a node, bound or assumed:
-// such a pod needs no scheduling, even if an older pending version of it
-// is still around.
-func (c *Cache) Counted(key string) bool {
+// Counted reports whether this very pod (same name and UID) is counted on
+// a node, bound or assumed: such a pod needs no scheduling, even if an
+// older pending version of it is still around. A pod of the same name
+// but another UID does not count.
+func (c *Cache) Counted(pod *corev1.Pod) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	_, ok := c.pods[key]
-	return ok
-}
-
-// cleanupExpired drops the assumed pods whose binding succeeded more than
-// the TTL ago and that the watch never showed bound. It returns their keys.
-func (c *Cache) cleanupExpired() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.clock.Now()
-	var expired []string
-	for key, item := range c.pods {
-		if item.assumed && !item.deadline.IsZero() && now.After(item.deadline) {
-			c.removeLocked(key, item)
-			expired = append(expired, key)
-		}
-	}
-	return expired
+	item, ok := c.pods[podKey(pod)]
+	return ok && item.pod.UID == pod.UID
 }
 
 // NodeCount is how many nodes decisions see.

@@ -3,23 +3,14 @@ package scheduler
 import (
 	"slices"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/skiffdev/skiff/scheduler/algorithm"
 )
-
-const testTTL = 30 * time.Second
-
-func newTestCache() (*Cache, *testingclock.FakeClock) {
-	clk := testingclock.NewFakeClock(epoch)
-	return NewCache(clk, testTTL), clk
-}
 
 // readyNode is a Ready node with the given cpu and room for 110 pods.
 func readyNode(name, cpu string) *corev1.Node {
@@ -76,7 +67,7 @@ func expectRequested(t *testing.T, c *Cache, node string, milliCPU, pods int64) 
 }
 
 func TestCacheNodesSortedByName(t *testing.T) {
-	c, _ := newTestCache()
+	c := NewCache()
 	for _, name := range []string{"node-c", "node-a", "node-b", "node-a"} {
 		c.SetNode(readyNode(name, "1"))
 	}
@@ -98,14 +89,14 @@ func TestCacheNodesSortedByName(t *testing.T) {
 }
 
 func TestCacheAssumeCountsAtOnce(t *testing.T) {
-	c, _ := newTestCache()
+	c := NewCache()
 	c.SetNode(readyNode("node-a", "1"))
 	pod := cpuPod("web-1", "600m")
 	if err := c.Assume(pod, "node-a"); err != nil {
 		t.Fatal(err)
 	}
 	expectRequested(t, c, "node-a", 600, 1)
-	if !c.Counted("default/web-1") {
+	if !c.Counted(pod) {
 		t.Error("an assumed pod is not counted")
 	}
 	if pod.Spec.NodeName != "" {
@@ -126,21 +117,62 @@ func TestCacheAssumeCountsAtOnce(t *testing.T) {
 }
 
 func TestCacheForget(t *testing.T) {
-	c, _ := newTestCache()
+	c := NewCache()
 	c.SetNode(readyNode("node-a", "1"))
 	pod := cpuPod("web-1", "600m")
 	if err := c.Assume(pod, "node-a"); err != nil {
 		t.Fatal(err)
 	}
-	c.Forget(pod)
+	if !c.Forget(pod) {
+		t.Error("forgetting an assumed pod: got false, want true")
+	}
 	expectRequested(t, c, "node-a", 0, 0)
-	if c.Counted("default/web-1") {
+	if c.Counted(pod) {
 		t.Error("a forgotten pod is still counted")
+	}
+	if c.Forget(pod) {
+		t.Error("forgetting it again: got true, want false")
+	}
+}
+
+// TestCacheSameNameOtherPod: a pod deleted and created again under the
+// same name is another pod (another UID). The old pod's failed binding
+// must not drop the new pod's assumption, and the new pod is not counted
+// because the old one is.
+func TestCacheSameNameOtherPod(t *testing.T) {
+	c := NewCache()
+	c.SetNode(readyNode("node-a", "1"))
+	old := cpuPod("web-1", "600m")
+	recreated := old.DeepCopy()
+	recreated.UID = "uid-web-1-again"
+
+	if err := c.Assume(recreated, "node-a"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Forget(old) {
+		t.Error("forgetting the old pod: got true, want false")
+	}
+	expectRequested(t, c, "node-a", 600, 1)
+	if !c.Counted(recreated) {
+		t.Error("the new pod's assumption was dropped by the old pod's Forget")
+	}
+	if c.Counted(old) {
+		t.Error("the old pod counts as counted because the new one of its name is")
+	}
+	if !c.Forget(recreated) {
+		t.Error("forgetting the new pod: got false, want true")
+	}
+	expectRequested(t, c, "node-a", 0, 0)
+
+	// The other way round: the old pod bound, the new one pending.
+	c.SetPod(boundTo(old, "node-a"))
+	if c.Counted(recreated) {
+		t.Error("a new pending pod counts as counted because the old bound one of its name is")
 	}
 }
 
 func TestCacheConfirm(t *testing.T) {
-	c, clk := newTestCache()
+	c := NewCache()
 	c.SetNode(readyNode("node-a", "1"))
 	pod := cpuPod("web-1", "600m")
 	if err := c.Assume(pod, "node-a"); err != nil {
@@ -148,20 +180,17 @@ func TestCacheConfirm(t *testing.T) {
 	}
 	// The watch may show the pod bound before the binding call returns.
 	c.SetPod(boundTo(pod, "node-a"))
-	c.FinishBinding(pod)
 	expectRequested(t, c, "node-a", 600, 1)
 
-	// Confirmed pods never expire, and a late Forget leaves them alone.
-	clk.Step(2 * testTTL)
-	if expired := c.cleanupExpired(); len(expired) != 0 {
-		t.Errorf("got expired %v, want none", expired)
+	// A late Forget leaves a confirmed pod alone.
+	if c.Forget(pod) {
+		t.Error("forgetting a confirmed pod: got true, want false")
 	}
-	c.Forget(pod)
 	expectRequested(t, c, "node-a", 600, 1)
 }
 
 func TestCacheConfirmOnAnotherNode(t *testing.T) {
-	c, _ := newTestCache()
+	c := NewCache()
 	c.SetNode(readyNode("node-a", "1"))
 	c.SetNode(readyNode("node-b", "1"))
 	pod := cpuPod("web-1", "600m")
@@ -174,31 +203,8 @@ func TestCacheConfirmOnAnotherNode(t *testing.T) {
 	expectRequested(t, c, "node-b", 600, 1)
 }
 
-func TestCacheAssumedPodsExpire(t *testing.T) {
-	c, clk := newTestCache()
-	c.SetNode(readyNode("node-a", "1"))
-	binding := cpuPod("binding", "100m")
-	bound := cpuPod("bound", "200m")
-	for _, p := range []*corev1.Pod{binding, bound} {
-		if err := c.Assume(p, "node-a"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.FinishBinding(bound)
-	clk.Step(testTTL)
-	if expired := c.cleanupExpired(); len(expired) != 0 {
-		t.Fatalf("at the TTL: got expired %v, want none", expired)
-	}
-	clk.Step(time.Millisecond)
-	if expired := c.cleanupExpired(); !slices.Equal(expired, []string{"default/bound"}) {
-		t.Fatalf("after the TTL: got expired %v, want [default/bound]", expired)
-	}
-	// A binding still in flight never expires: it may be slow.
-	expectRequested(t, c, "node-a", 100, 1)
-}
-
 func TestCachePodsBeforeTheirNode(t *testing.T) {
-	c, _ := newTestCache()
+	c := NewCache()
 	c.SetPod(boundTo(cpuPod("web-1", "300m"), "node-a"))
 	if c.NodeCount() != 0 {
 		t.Fatalf("got %d nodes, want 0: node-a's object is unknown", c.NodeCount())
@@ -213,7 +219,7 @@ func TestCachePodsBeforeTheirNode(t *testing.T) {
 }
 
 func TestCacheNodeUpdateKeepsPods(t *testing.T) {
-	c, _ := newTestCache()
+	c := NewCache()
 	c.SetNode(readyNode("node-a", "1"))
 	c.SetPod(boundTo(cpuPod("web-1", "300m"), "node-a"))
 	c.SetNode(readyNode("node-a", "4"))
@@ -224,7 +230,7 @@ func TestCacheNodeUpdateKeepsPods(t *testing.T) {
 }
 
 func TestCacheFinishedAndDeletedPodsFreeCapacity(t *testing.T) {
-	c, _ := newTestCache()
+	c := NewCache()
 	c.SetNode(readyNode("node-a", "1"))
 	job := boundTo(cpuPod("job", "300m"), "node-a")
 	web := boundTo(cpuPod("web", "200m"), "node-a")
@@ -253,7 +259,7 @@ func TestCacheFinishedAndDeletedPodsFreeCapacity(t *testing.T) {
 	if c.SetPod(cpuPod("pending", "1")) {
 		t.Error("a pending pod: got freed true, want false")
 	}
-	if c.Counted("default/pending") {
+	if c.Counted(cpuPod("pending", "1")) {
 		t.Error("a pending pod is counted")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
@@ -40,10 +39,6 @@ type Config struct {
 	// per second as 64 on a 2-core machine).
 	BindWorkers int
 
-	// AssumeTTL is how long a pod whose binding succeeded is still
-	// counted on its node while the watch has not shown it bound yet.
-	AssumeTTL time.Duration
-
 	// Logger receives the scheduler's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -55,7 +50,6 @@ func DefaultConfig() Config {
 		SchedulerName: corev1.DefaultSchedulerName,
 		Weights:       algorithm.DefaultWeights,
 		BindWorkers:   64,
-		AssumeTTL:     30 * time.Second,
 	}
 }
 
@@ -69,7 +63,6 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.Weights.NodeAffinity, "weight-node-affinity", c.Weights.NodeAffinity, "weight of preferred node affinity")
 	fs.IntVar(&c.PercentageOfNodesToScore, "percentage-of-nodes-to-score", c.PercentageOfNodesToScore, "share of the nodes to find fitting before choosing among them (0: adaptive, 100: all)")
 	fs.IntVar(&c.BindWorkers, "bind-workers", c.BindWorkers, "bindings written at the same time")
-	fs.DurationVar(&c.AssumeTTL, "assume-ttl", c.AssumeTTL, "how long a bound pod is counted on its node before the watch confirms it")
 }
 
 // Validate checks the configuration.
@@ -81,27 +74,14 @@ func (c *Config) Validate() error {
 	if c.SchedulerName == "" {
 		errs = append(errs, errors.New("--scheduler-name must not be empty"))
 	}
-	for _, w := range []struct {
-		flag  string
-		value int64
-	}{
-		{"weight-least-allocated", c.Weights.LeastAllocated},
-		{"weight-balanced-allocation", c.Weights.BalancedAllocation},
-		{"weight-spread", c.Weights.Spread},
-		{"weight-node-affinity", c.Weights.NodeAffinity},
-	} {
-		if w.value < 0 {
-			errs = append(errs, fmt.Errorf("--%s %d: must not be negative", w.flag, w.value))
-		}
-	}
-	if c.PercentageOfNodesToScore < 0 || c.PercentageOfNodesToScore > 100 {
-		errs = append(errs, fmt.Errorf("--percentage-of-nodes-to-score %d: must be between 0 and 100", c.PercentageOfNodesToScore))
+	// The decision's own rules (weights not negative, a percentage) live
+	// with the decision.
+	algo := algorithm.Config{Weights: c.Weights, PercentageOfNodesToScore: c.PercentageOfNodesToScore}
+	if err := algo.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BindWorkers < 1 {
 		errs = append(errs, fmt.Errorf("--bind-workers %d: must be at least 1", c.BindWorkers))
-	}
-	if c.AssumeTTL <= 0 {
-		errs = append(errs, errors.New("--assume-ttl must be positive"))
 	}
 	return errors.Join(errs...)
 }

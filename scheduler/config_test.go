@@ -36,10 +36,10 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults with a server", func(*Config) {}, nil},
 		{"no server", func(c *Config) { c.Server = "" }, []string{"--server is required"}},
 		{"no scheduler name", func(c *Config) { c.SchedulerName = "" }, []string{"--scheduler-name must not be empty"}},
-		{"negative weight", func(c *Config) { c.Weights.NodeAffinity = -1 }, []string{"--weight-node-affinity -1: must not be negative"}},
-		{"percentage", func(c *Config) { c.PercentageOfNodesToScore = 101 }, []string{"--percentage-of-nodes-to-score 101: must be between 0 and 100"}},
-		{"several", func(c *Config) { c.BindWorkers = 0; c.AssumeTTL = 0 }, []string{
-			"--bind-workers 0: must be at least 1", "--assume-ttl must be positive"}},
+		{"negative weight", func(c *Config) { c.Weights.NodeAffinity = -1 }, []string{"NodeAffinity:-1}: must not be negative"}},
+		{"percentage", func(c *Config) { c.PercentageOfNodesToScore = 101 }, []string{"percentageOfNodesToScore 101: must be between 0 and 100"}},
+		{"several", func(c *Config) { c.BindWorkers = 0; c.SchedulerName = "" }, []string{
+			"--bind-workers 0: must be at least 1", "--scheduler-name must not be empty"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

@@ -368,13 +368,13 @@ func backoffFor(attempts int) time.Duration {
 // podChanged reports whether a pending pod changed in a way that could
 // change where it fits. Status changes (among them the scheduler's own
 // PodScheduled condition) and metadata bookkeeping do not count.
-func podChanged(old, new *corev1.Pod) bool {
-	if old == new {
+func podChanged(old, pod *corev1.Pod) bool {
+	if old == pod {
 		return false
 	}
-	return !maps.Equal(old.Labels, new.Labels) ||
-		!maps.Equal(old.Annotations, new.Annotations) ||
-		!equality.Semantic.DeepEqual(&old.Spec, &new.Spec)
+	return !maps.Equal(old.Labels, pod.Labels) ||
+		!maps.Equal(old.Annotations, pod.Annotations) ||
+		!equality.Semantic.DeepEqual(&old.Spec, &pod.Spec)
 }
 
 // podKey is the queue and cache key of a pod: namespace/name.

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -24,9 +23,6 @@ import (
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
 )
-
-// housekeepingInterval is how often assumed pods are checked for expiry.
-const housekeepingInterval = time.Second
 
 // Scheduler binds pending pods to nodes. Create it with New and call Run
 // once.
@@ -82,14 +78,14 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	clk := clock.RealClock{}
 	s.queue = NewQueue(clk)
-	s.cache = NewCache(clk, cfg.AssumeTTL)
+	s.cache = NewCache()
 	s.jobs = make(chan func(context.Context), 4*cfg.BindWorkers)
 
 	s.factory = informers.NewFactory(s.client, 0)
 	s.pods = s.factory.Pods()
 	podsReg, err := s.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onPod(obj.(*corev1.Pod)) },
-		UpdateFunc: func(_, obj any) { s.onPod(obj.(*corev1.Pod)) },
+		UpdateFunc: func(old, obj any) { s.onPodUpdated(old.(*corev1.Pod), obj.(*corev1.Pod)) },
 		DeleteFunc: func(obj any) {
 			if pod, ok := tombstoned[*corev1.Pod](obj); ok {
 				s.onPodDeleted(pod)
@@ -121,7 +117,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.ownClient {
 		defer s.client.Close()
 	}
-	s.recorder = events.NewRecorder(s.client, s.cfg.SchedulerName)
+	s.recorder = events.NewRecorder(s.client, s.cfg.SchedulerName, events.WithLogger(s.log))
 	defer s.recorder.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -141,7 +137,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		wg.Go(func() { s.worker(ctx) })
 	}
 	wg.Go(func() { s.queue.Run(ctx) })
-	wg.Go(func() { s.housekeeping(ctx) })
 
 	for ctx.Err() == nil {
 		s.scheduleOne(ctx)
@@ -201,15 +196,16 @@ func (s *Scheduler) pendingPod(key string, queued *corev1.Pod) (*corev1.Pod, boo
 		return nil, false
 	}
 	pod := obj.(*corev1.Pod)
-	if pod.UID != queued.UID || !s.responsibleFor(pod) || s.cache.Counted(key) {
+	if pod.UID != queued.UID || !s.responsibleFor(pod) || s.cache.Counted(pod) {
 		return nil, false
 	}
 	return pod, true
 }
 
 // bind writes the binding of pod to node. On success the assumption
-// waits for the watch to confirm it; on failure it is forgotten and the
-// pod tried again, unless it was bound by someone else or deleted.
+// waits for the watch to confirm it, however long that takes; on failure
+// it is forgotten, which may let a parked pod fit, and the pod is tried
+// again, unless it was bound by someone else or deleted.
 func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pod *corev1.Pod, node string) {
 	key := podKey(pod)
 	err := s.client.Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
@@ -218,23 +214,26 @@ func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pod *corev1.Pod, no
 	})
 	switch {
 	case err == nil:
-		s.cache.FinishBinding(pod)
 		s.queue.Done(qp)
 		s.log.Debug("pod bound", "pod", key, "node", node)
 		s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s to %s", key, node)
 	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
-		// Bound by someone else, or deleted: nothing left to do.
-		s.cache.Forget(pod)
+		// Bound by someone else, or deleted: nothing left to do but
+		// give back the capacity, which a parked pod may fit.
 		s.queue.Done(qp)
 		s.log.Debug("pod not bound", "pod", key, "node", node, "err", err)
+		if s.cache.Forget(pod) {
+			s.moveUnschedulable("binding failed")
+		}
 	case ctx.Err() != nil:
 		// Shutting down: the pod stays pending for the next scheduler.
 	default:
-		s.cache.Forget(pod)
 		s.queue.Requeue(qp, false)
 		s.log.Error("binding failed", "pod", key, "node", node, "err", err)
 		// The capacity given back may fit a parked pod.
-		s.queue.MoveAllToActiveOrBackoff()
+		if s.cache.Forget(pod) {
+			s.moveUnschedulable("binding failed")
+		}
 	}
 }
 
@@ -253,8 +252,19 @@ func (s *Scheduler) unschedulable(ctx context.Context, qp *QueuedPod, pod *corev
 }
 
 // writeUnschedulable sets the pod's PodScheduled condition to False with
-// reason Unschedulable and the decision's message.
+// reason Unschedulable and the decision's message. pod is the version the
+// decision was made from; the write is a compare-and-swap on its
+// resourceVersion, because a write delayed in a busy worker must not
+// overwrite what happened since (PodScheduled=True of a pod bound
+// meanwhile). A Conflict or NotFound means the pod moved on: the write
+// is dropped, and the next decision about it writes afresh if needed.
 func (s *Scheduler) writeUnschedulable(ctx context.Context, pod *corev1.Pod, message string) {
+	key := podKey(pod)
+	if obj, exists, err := s.pods.GetStore().GetByKey(key); err == nil && exists {
+		if cur := obj.(*corev1.Pod); cur.UID != pod.UID || cur.Spec.NodeName != "" {
+			return // bound or replaced since the decision: saves a Conflict
+		}
+	}
 	cond := corev1.PodCondition{
 		Type:               corev1.PodScheduled,
 		Status:             corev1.ConditionFalse,
@@ -266,17 +276,23 @@ func (s *Scheduler) writeUnschedulable(ctx context.Context, pod *corev1.Pod, mes
 		cond.LastTransitionTime = old.LastTransitionTime
 	}
 	// A strategic merge patch merges conditions by type, leaving the
-	// other conditions alone.
+	// other conditions alone; the API server refuses it with Conflict
+	// when metadata.resourceVersion is no longer the pod's.
 	patch, err := json.Marshal(map[string]any{
-		"status": map[string]any{"conditions": []corev1.PodCondition{cond}},
+		"metadata": map[string]any{"resourceVersion": pod.ResourceVersion},
+		"status":   map[string]any{"conditions": []corev1.PodCondition{cond}},
 	})
 	if err != nil {
-		s.log.Error("cannot encode the pod's condition", "pod", podKey(pod), "err", err)
+		s.log.Error("cannot encode the pod's condition", "pod", key, "err", err)
 		return
 	}
 	_, err = s.client.Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, "status")
-	if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
-		s.log.Error("cannot write the pod's condition", "pod", podKey(pod), "err", err)
+	switch {
+	case err == nil:
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		s.log.Debug("pod changed before its condition was written", "pod", key, "err", err)
+	case ctx.Err() == nil:
+		s.log.Error("cannot write the pod's condition", "pod", key, "err", err)
 	}
 }
 
@@ -300,24 +316,6 @@ func (s *Scheduler) worker(ctx context.Context) {
 	}
 }
 
-// housekeeping drops assumed pods that were never confirmed, until ctx
-// ends.
-func (s *Scheduler) housekeeping(ctx context.Context) {
-	t := time.NewTicker(housekeepingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if expired := s.cache.cleanupExpired(); len(expired) > 0 {
-				s.log.Warn("assumed pods expired", "pods", expired)
-				s.queue.MoveAllToActiveOrBackoff()
-			}
-		}
-	}
-}
-
 // onPod handles a pod added or changed: a pending pod of this scheduler
 // goes to the queue; a bound pod to the cache.
 func (s *Scheduler) onPod(pod *corev1.Pod) {
@@ -332,6 +330,18 @@ func (s *Scheduler) onPod(pod *corev1.Pod) {
 	default:
 		s.queue.Delete(podKey(pod))
 	}
+}
+
+// onPodUpdated handles a pod changed. A pod deleted and created again
+// under the same name while the watch was down shows up as one update
+// from the old pod (one UID) to the new one (another) when the informer
+// relists: the old pod is gone, and the new one is another pod, as
+// kube-scheduler treats it.
+func (s *Scheduler) onPodUpdated(old, pod *corev1.Pod) {
+	if old.UID != pod.UID {
+		s.onPodDeleted(old)
+	}
+	s.onPod(pod)
 }
 
 // onPodDeleted handles a pod deleted: it leaves the queue, and its node
@@ -382,17 +392,7 @@ func nodeChanged(old, node *corev1.Node) bool {
 		!maps.Equal(old.Labels, node.Labels) ||
 		!slices.EqualFunc(old.Spec.Taints, node.Spec.Taints, func(a, b corev1.Taint) bool { return a.MatchTaint(&b) && a.Value == b.Value }) ||
 		old.Spec.Unschedulable != node.Spec.Unschedulable ||
-		nodeReady(old) != nodeReady(node)
-}
-
-// nodeReady is the status of the node's Ready condition.
-func nodeReady(node *corev1.Node) corev1.ConditionStatus {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status
-		}
-	}
-	return corev1.ConditionUnknown
+		algorithm.ReadyStatus(old) != algorithm.ReadyStatus(node)
 }
 
 // conditionNeedsUpdate reports whether the pod's PodScheduled condition

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -374,7 +376,8 @@ func TestPodsBoundBySomeoneElseAreLeftAlone(t *testing.T) {
 
 // TestBindConflictIsDropped binds a pod behind the scheduler's back
 // between its decision and its binding: the binding's Conflict ends the
-// pod's scheduling and gives back the capacity it assumed.
+// pod's scheduling and gives back the capacity it assumed, which wakes
+// the parked pods.
 func TestBindConflictIsDropped(t *testing.T) {
 	srv := testenv.StartServer(t)
 	c := testenv.NewClient(t, srv.Addr())
@@ -405,6 +408,16 @@ func TestBindConflictIsDropped(t *testing.T) {
 	if err := s.cache.Assume(p, "node-b"); err != nil {
 		t.Fatal(err)
 	}
+	// A pod that did not fit while web was assumed on node-b.
+	s.queue.Add(pod("parked", "600m"))
+	parked, err := s.queue.Pop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Requeue(parked, true)
+	if got := s.queue.Stats(); got.Unschedulable != 1 {
+		t.Fatalf("got queue %+v, want the pod parked", got)
+	}
 	// Someone else binds it first.
 	if err := c.Pods("default").Bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
@@ -413,10 +426,11 @@ func TestBindConflictIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.bind(ctx, qp, p, "node-b")
-	if got := s.queue.Stats(); got != (QueueStats{}) {
-		t.Errorf("got queue %+v, want the pod gone from it", got)
+	// web is gone from the queue; parked waits out its backoff.
+	if got, want := s.queue.Stats(), (QueueStats{Backoff: 1}); got != want {
+		t.Errorf("got queue %+v, want %+v: web gone, the parked pod moved", got, want)
 	}
-	if s.cache.Counted("default/web") {
+	if s.cache.Counted(p) {
 		t.Error("the pod is still assumed on node-b")
 	}
 	got, err := c.Pods("default").Get(ctx, "web")
@@ -516,4 +530,184 @@ func checkNotOvercommitted(t testing.TB, ctx context.Context, c *client.Client) 
 			t.Errorf("node %s is over-committed: requested %v, allocatable %v", n.Name, got, have)
 		}
 	}
+}
+
+// newTestScheduler builds a scheduler against a fresh API server without
+// running it: tests drive its handlers and workers by hand.
+func newTestScheduler(t *testing.T) (*Scheduler, *client.Client) {
+	t.Helper()
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	cfg := DefaultConfig()
+	cfg.Client = c
+	cfg.Logger = quietLogger
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+// TestPodRecreatedDuringRelist: a pod deleted and created again under
+// the same name while the watch was down reaches the handlers as one
+// update from the old pod to the new one. The old pod's assumed capacity
+// must be given back, and the new pod scheduled.
+func TestPodRecreatedDuringRelist(t *testing.T) {
+	s, _ := newTestScheduler(t)
+	ctx := testenv.Context(t)
+	s.cache.SetNode(readyNode("node-a", "1"))
+
+	old := cpuPod("web", "600m")
+	s.onPod(old)
+	qp, err := s.queue.Pop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cache.Assume(old, "node-a"); err != nil {
+		t.Fatal(err)
+	}
+
+	recreated := old.DeepCopy()
+	recreated.UID = "uid-web-again"
+	s.onPodUpdated(old, recreated)
+
+	expectRequested(t, s.cache, "node-a", 0, 0)
+	if s.cache.Counted(recreated) {
+		t.Error("the new pod counts as counted because the old one was assumed")
+	}
+	// The old pod's binding ends; the new pod is still to be scheduled.
+	s.queue.Done(qp)
+	if got, want := s.queue.Stats(), (QueueStats{Active: 1}); got != want {
+		t.Fatalf("got queue %+v, want %+v", got, want)
+	}
+	next, err := s.queue.Pop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Pod.UID != recreated.UID {
+		t.Errorf("got uid %q from the queue, want %q", next.Pod.UID, recreated.UID)
+	}
+}
+
+// TestUnschedulableWriteIsCompareAndSwap: the PodScheduled=False write
+// of a decision is made against the pod the decision saw. A pod bound
+// meanwhile keeps its condition.
+func TestUnschedulableWriteIsCompareAndSwap(t *testing.T) {
+	s, c := newTestScheduler(t)
+	ctx := testenv.Context(t)
+	const message = "0/1 nodes are available: 1 Insufficient cpu."
+
+	stale, err := c.Pods("default").Create(ctx, pod("bound-meanwhile", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nodes().Create(ctx, node("node-a", "2", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pods("default").Bind(ctx, &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: stale.Name, Namespace: "default"},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: "node-a"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.writeUnschedulable(ctx, stale, message)
+	got, err := c.Pods("default").Get(ctx, stale.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cond := podCondition(got, corev1.PodScheduled); cond != nil && cond.Status == corev1.ConditionFalse {
+		t.Errorf("got condition %+v on a pod bound to %q, want no PodScheduled=False", *cond, got.Spec.NodeName)
+	}
+
+	// A pod unchanged since the decision gets the condition.
+	pending, err := c.Pods("default").Create(ctx, pod("pending", "4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.writeUnschedulable(ctx, pending, message)
+	got, err = c.Pods("default").Get(ctx, pending.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conditionNeedsUpdate(got, message) {
+		t.Errorf("got conditions %+v, want PodScheduled=False with %q", got.Status.Conditions, message)
+	}
+}
+
+// TestRunStopsCleanly: Run returns soon after its context ends, and
+// leaves no goroutine of its own behind (informers, queue, workers,
+// event recorder).
+func TestRunStopsCleanly(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	ctx := testenv.Context(t)
+	cfg := DefaultConfig()
+	cfg.Server = srv.Addr() // Run dials and closes its own client
+	cfg.Logger = quietLogger
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+
+	// Get everything going: a binding, an event, a parked pod.
+	if _, err := c.Nodes().Create(ctx, node("node-a", "1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*corev1.Pod{pod("fits", "500m"), pod("too-big", "2")} {
+		if _, err := c.Pods("default").Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, waitTimeout, "a pod bound and one parked", func() (bool, error) {
+		st := s.queue.Stats()
+		return st.Unschedulable == 1 && st.Active+st.Backoff+st.InFlight == 0, fmt.Errorf("queue %+v", st)
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: got %v, want nil", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not return after its context ended")
+	}
+	// Goroutines end asynchronously after the last Done; give them a
+	// moment.
+	testenv.Eventually(t, 5*time.Second, "the scheduler's goroutines to end", func() (bool, error) {
+		gs := schedulerGoroutines()
+		return len(gs) == 0, fmt.Errorf("%d still running:\n\n%s", len(gs), strings.Join(gs, "\n\n"))
+	})
+}
+
+// schedulerGoroutines returns the stacks of the goroutines that belong to
+// a scheduler: its own code, its informers, its event recorder.
+func schedulerGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "testing.tRunner") || strings.Contains(g, "TestRunStopsCleanly") {
+			continue // the test itself
+		}
+		for _, marker := range []string{"skiffdev/skiff/scheduler.", "skiffdev/skiff/internal/informers.",
+			"skiffdev/skiff/internal/events.", "k8s.io/client-go/tools/cache."} {
+			if strings.Contains(g, marker) {
+				found = append(found, g)
+				break
+			}
+		}
+	}
+	return found
 }

@@ -77,6 +77,11 @@ func (s *sim) heartbeats(ctx context.Context) {
 	slots := max(int(interval/tick), 1)
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
+	// A round normally takes slots ticks, at most the interval. The
+	// ticker drops ticks while the dispatcher waits for busy workers, so
+	// a round that takes longer means Leases are renewed less often than
+	// HeartbeatInterval; one tick of slack absorbs the ticker's jitter.
+	roundStart, late := time.Now(), interval+tick
 	next, slot, skipped := 0, 0, 0
 	for {
 		select {
@@ -98,7 +103,9 @@ func (s *sim) heartbeats(ctx context.Context) {
 			}
 		}
 		if slot == slots {
-			s.reportHeartbeats(skipped)
+			now := time.Now()
+			s.reportHeartbeats(skipped, now.Sub(roundStart), late)
+			roundStart = now
 			next, slot, skipped = 0, 0, 0
 		}
 	}
@@ -129,8 +136,9 @@ func (s *sim) heartbeat(ctx context.Context, n *simNode) {
 }
 
 // reportHeartbeats logs how the last round of heartbeats went: a warning
-// when some failed or were skipped, else a debug line.
-func (s *sim) reportHeartbeats(skipped int) {
+// when some failed or were skipped, or when the round took longer than
+// late, else a debug line.
+func (s *sim) reportHeartbeats(skipped int, took, late time.Duration) {
 	renewed, failed := s.stats.renewed.Swap(0), s.stats.failed.Swap(0)
 	s.stats.mu.Lock()
 	lastErr := s.stats.lastErr
@@ -138,11 +146,13 @@ func (s *sim) reportHeartbeats(skipped int) {
 	s.stats.mu.Unlock()
 	switch {
 	case failed > 0:
-		s.log.Warn("heartbeats failed", "failed", failed, "renewed", renewed, "skipped", skipped, "err", lastErr)
+		s.log.Warn("heartbeats failed", "failed", failed, "renewed", renewed, "skipped", skipped, "took", took, "err", lastErr)
 	case skipped > 0:
-		s.log.Warn("heartbeats fell behind", "skipped", skipped, "renewed", renewed)
+		s.log.Warn("heartbeats fell behind", "skipped", skipped, "renewed", renewed, "took", took)
+	case took > late:
+		s.log.Warn("heartbeat round took longer than the heartbeat interval", "took", took, "interval", s.cfg.HeartbeatInterval, "renewed", renewed)
 	default:
-		s.log.Debug("heartbeat round", "renewed", renewed)
+		s.log.Debug("heartbeat round", "renewed", renewed, "took", took)
 	}
 }
 

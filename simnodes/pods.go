@@ -53,6 +53,12 @@ func (s *sim) podWorker(ctx context.Context) {
 		if shutdown {
 			return
 		}
+		if ctx.Err() != nil {
+			// Shutting down: the keys still queued are left for the
+			// next run, which syncs every pod from its cache anyway.
+			s.queue.Done(key)
+			continue
+		}
 		after, err := s.syncPod(ctx, key)
 		switch {
 		case err != nil:

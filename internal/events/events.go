@@ -4,7 +4,7 @@
 //
 // Every component uses it the same way:
 //
-//	rec := events.NewRecorder(c, "scheduler")
+//	rec := events.NewRecorder(c, "scheduler", events.WithLogger(log))
 //	defer rec.Stop()
 //	rec.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", ns, name, node)
 //
@@ -60,6 +60,7 @@ type Recorder struct {
 	client    *client.Client
 	component string
 	host      string
+	log       *slog.Logger
 
 	// events is the buffer the workers drain; it is closed by Stop.
 	events chan *corev1.Event
@@ -79,9 +80,23 @@ type Recorder struct {
 	dropped    atomic.Int64
 }
 
+// Option changes a Recorder built by NewRecorder.
+type Option func(*Recorder)
+
+// WithLogger makes the recorder log through l, the component's logger
+// (which names the component already), instead of slog.Default() with a
+// "component" attribute.
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Recorder) {
+		if l != nil {
+			r.log = l
+		}
+	}
+}
+
 // NewRecorder returns a recorder that writes events through c, signed by
 // component ("scheduler", "kubelet"). Its workers run until Stop.
-func NewRecorder(c *client.Client, component string) *Recorder {
+func NewRecorder(c *client.Client, component string, opts ...Option) *Recorder {
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Recorder{
@@ -92,6 +107,12 @@ func NewRecorder(c *client.Client, component string) *Recorder {
 		ctx:          ctx,
 		cancel:       cancel,
 		flushTimeout: FlushTimeout,
+	}
+	for _, opt := range opts {
+		opt(r)
+	}
+	if r.log == nil {
+		r.log = slog.Default().With("component", component)
 	}
 	for range Workers {
 		r.wg.Add(1)
@@ -108,20 +129,20 @@ func NewRecorder(c *client.Client, component string) *Recorder {
 func (r *Recorder) Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any) {
 	ev, err := r.makeEvent(obj, eventType, reason, fmt.Sprintf(messageFmt, args...))
 	if err != nil {
-		slog.Error("cannot record an event", "component", r.component, "reason", reason, "err", err)
+		r.log.Error("cannot record an event", "reason", reason, "err", err)
 		return
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.stopped {
-		slog.Debug("event dropped: recorder stopped", "component", r.component, "event", ev.Name, "reason", reason)
+		r.log.Debug("event dropped: recorder stopped", "event", ev.Name, "reason", reason)
 		return
 	}
 	select {
 	case r.events <- ev:
 	default:
 		n := r.dropped.Add(1)
-		slog.Debug("event dropped: buffer full", "component", r.component, "event", ev.Name, "reason", reason, "dropped", n)
+		r.log.Debug("event dropped: buffer full", "event", ev.Name, "reason", reason, "dropped", n)
 	}
 }
 
@@ -151,7 +172,7 @@ func (r *Recorder) Stop() {
 	select {
 	case <-done:
 	case <-timer.C:
-		slog.Warn("events not written before the deadline", "component", r.component, "left", len(r.events))
+		r.log.Warn("events not written before the deadline", "left", len(r.events))
 		r.cancel()
 		<-done
 	}
@@ -171,7 +192,7 @@ func (r *Recorder) worker() {
 		cancel()
 		if err != nil {
 			// Events are hints: a lost one is logged, never retried.
-			slog.Debug("cannot write an event", "component", r.component, "event", ev.Namespace+"/"+ev.Name, "reason", ev.Reason, "err", err)
+			r.log.Debug("cannot write an event", "event", ev.Namespace+"/"+ev.Name, "reason", ev.Reason, "err", err)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bytes"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -124,7 +126,9 @@ func TestManyEventsHaveDistinctNames(t *testing.T) {
 
 // TestBurstDoesNotBlock writes to a server that accepts connections and
 // never answers: Eventf must still return at once, dropping what does
-// not fit, and Stop must give up after its deadline.
+// not fit, and Stop must give up after its deadline. The bounds are
+// generous (a race-enabled build on a busy machine); a blocking Eventf
+// would wait WriteTimeout (10 s) for each event beyond the buffer.
 func TestBurstDoesNotBlock(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -150,13 +154,21 @@ func TestBurstDoesNotBlock(t *testing.T) {
 	rec.flushTimeout = 100 * time.Millisecond
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}}
 	extra := 50
+	start := time.Now()
 	for i := range BufferSize + Workers + extra {
 		rec.Eventf(pod, corev1.EventTypeNormal, "Burst", "event %d", i)
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("got %d Eventf calls taking %v, want under 1s: Eventf blocks", BufferSize+Workers+extra, elapsed)
 	}
 	if got := rec.Dropped(); got < int64(extra) {
 		t.Errorf("got %d dropped events, want at least %d", got, extra)
 	}
+	start = time.Now()
 	rec.Stop()
+	if elapsed, limit := time.Since(start), rec.flushTimeout+2*time.Second; elapsed > limit {
+		t.Errorf("got Stop taking %v, want under %v: it must give up after its flush timeout (%v)", elapsed, limit, rec.flushTimeout)
+	}
 	rec.Eventf(pod, corev1.EventTypeNormal, "Late", "after stop") // dropped, no panic
 	rec.Stop()                                                    // again: nothing
 }
@@ -165,5 +177,18 @@ func TestReferenceOfAnUnknownType(t *testing.T) {
 	_, err := reference(&corev1.PodList{})
 	if err == nil {
 		t.Fatal("got no error for a list, want one")
+	}
+}
+
+// TestLogsThroughTheComponentsLogger: a recorder given a logger logs
+// through it, not through slog.Default().
+func TestLogsThroughTheComponentsLogger(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil)).With("component", "scheduler")
+	rec := NewRecorder(nil, "scheduler", WithLogger(log))
+	defer rec.Stop()
+	rec.Eventf(&corev1.PodList{}, corev1.EventTypeNormal, "Nonsense", "about a list")
+	if got := buf.String(); !strings.Contains(got, "cannot record an event") || !strings.Contains(got, "component=scheduler") {
+		t.Errorf("got log %q, want the error logged through the given logger", got)
 	}
 }

@@ -99,7 +99,7 @@ func fitsNodeName(p *preparedPod, node *corev1.Node) bool {
 // relies on the taint alone; checking the condition as well means a node
 // is not offered pods in the moment before the taint lands.)
 func fitsReady(p *preparedPod, node *corev1.Node) bool {
-	switch readyStatus(node) {
+	switch ReadyStatus(node) {
 	case corev1.ConditionTrue:
 		return true
 	case corev1.ConditionUnknown:
@@ -109,8 +109,9 @@ func fitsReady(p *preparedPod, node *corev1.Node) bool {
 	}
 }
 
-// readyStatus is the status of node's Ready condition, "" if it has none.
-func readyStatus(node *corev1.Node) corev1.ConditionStatus {
+// ReadyStatus is the status of node's Ready condition, "" if it has none
+// (which fitsReady treats like False).
+func ReadyStatus(node *corev1.Node) corev1.ConditionStatus {
 	for i := range node.Status.Conditions {
 		if node.Status.Conditions[i].Type == corev1.NodeReady {
 			return node.Status.Conditions[i].Status

@@ -28,9 +28,8 @@ type NodeInfo struct {
 	Pods []*corev1.Pod
 	// Allocatable is the node's status.allocatable.
 	Allocatable Resources
-	// Requested is the sum of PodRequests over Pods (a pod's request is
-	// the larger of the sum of its containers' requests and the largest
-	// init container's request, plus its overhead; each pod counts 1).
+	// Requested is the sum of PodRequests over Pods; PodRequests says
+	// what one pod's request is.
 	Requested Resources
 	// NonZeroRequested is Requested with a default request (100m cpu,
 	// 200Mi memory) for every container that names none. Only scoring
