@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/scheduler"
@@ -49,6 +50,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newAPIServerCommand())
 	root.AddCommand(newServerCommand())
 	root.AddCommand(newSchedulerCommand())
+	root.AddCommand(newControllersCommand())
 	root.AddCommand(newSimNodesCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -92,21 +94,39 @@ func newSchedulerCommand() *cobra.Command {
 	return cmd
 }
 
+// newControllersCommand builds "skiff controllers": every controller in
+// one process, connected to an API server.
+func newControllersCommand() *cobra.Command {
+	cfg := controllers.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "controllers",
+		Short: "Run the controllers, which drive what runs towards what was declared",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return controllers.Run(cmd.Context(), cfg)
+		},
+	}
+	cfg.AddFlags(cmd.Flags())
+	return cmd
+}
+
 // newServerCommand builds "skiff server": the control plane of a cluster
 // on its first machine. For now that is the API server with its embedded
-// etcd and the scheduler; later components join it here. It writes
+// etcd, the scheduler and the controllers; later components join it
+// here. It writes
 // skiffctl's config so that skiffctl on this machine finds the server
 // with no flags.
 func newServerCommand() *cobra.Command {
 	cfg := apiserver.DefaultConfig()
 	schedCfg := scheduler.DefaultConfig()
+	ctrlCfg := controllers.DefaultConfig()
 	clientConfigs := []string{clientconfig.UserPath()}
 	if os.Geteuid() == 0 {
 		clientConfigs = append(clientConfigs, clientconfig.SystemPath)
 	}
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the control plane of a cluster: the API server with its embedded etcd, and the scheduler",
+		Short: "Run the control plane of a cluster: the API server with its embedded etcd, the scheduler and the controllers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := apiserver.Start(cmd.Context(), cfg)
@@ -124,7 +144,7 @@ func newServerCommand() *cobra.Command {
 				}
 				slog.Info("wrote the client config", "path", path, "server", addr)
 			}
-			return runScheduler(cmd.Context(), schedCfg, addr)
+			return runComponents(cmd.Context(), schedCfg, ctrlCfg, addr)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
@@ -136,8 +156,45 @@ func newServerCommand() *cobra.Command {
 			cmd.Flags().AddFlag(f)
 		}
 	})
+	// The controllers' flags, but not --server either.
+	ctrlFlags := pflag.NewFlagSet("controllers", pflag.ContinueOnError)
+	ctrlCfg.AddFlags(ctrlFlags)
+	ctrlFlags.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "server" {
+			cmd.Flags().AddFlag(f)
+		}
+	})
 	cmd.Flags().StringSliceVar(&clientConfigs, "write-client-config", clientConfigs, "files to write skiffctl's config to (empty: none)")
 	return cmd
+}
+
+// runComponents runs the scheduler and the controllers of "skiff server"
+// until ctx ends. If one of them fails, the other is stopped and the
+// failure returned.
+func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, addr string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- runScheduler(ctx, schedCfg, addr) }()
+	go func() { errs <- runControllers(ctx, ctrlCfg, addr) }()
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// runControllers runs the controllers of "skiff server" against the
+// server's own address until ctx ends, and fails if they fail.
+func runControllers(ctx context.Context, cfg controllers.Config, addr string) error {
+	cfg.Server = addr
+	if err := controllers.Run(ctx, cfg); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("controllers: %w", err)
+	}
+	return nil
 }
 
 // runScheduler runs the scheduler of "skiff server" against the server's

@@ -1,0 +1,209 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiffdev/skiff/internal/queue"
+)
+
+// deadline bounds every wait of these tests.
+const deadline = 10 * time.Second
+
+// start runs r with workers workers on a new queue until the test ends
+// (or stop is called), and returns the queue and stop, which waits for
+// Run to return.
+func start(t *testing.T, workers int, r Reconciler) (q interface{ Add(string) }, stop func()) {
+	t.Helper()
+	wq := queue.New(t.Name())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Run(ctx, "test", workers, wq, r)
+		close(done)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(deadline):
+				t.Fatal("Run did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return wq, stop
+}
+
+// wait receives from ch, failing the test after the deadline.
+func wait[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(deadline):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+func TestErrorIsRetriedWithBackoff(t *testing.T) {
+	const failures = 4
+	calls := make(chan time.Time, failures+1)
+	var n int
+	r := ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		n++ // one key is never reconciled twice at once
+		calls <- time.Now()
+		if n <= failures {
+			return Result{}, errors.New("not yet")
+		}
+		return Result{}, nil
+	})
+	q, _ := start(t, 2, r)
+	q.Add("default/web")
+	var times []time.Time
+	for range failures + 1 {
+		times = append(times, wait(t, calls, "a reconcile"))
+	}
+	// Each retry waits at least twice as long as the one before.
+	for i := 1; i < len(times); i++ {
+		want := queue.BaseDelay << (i - 1)
+		if got := times[i].Sub(times[i-1]); got < want {
+			t.Errorf("retry %d came after %v, want at least %v", i, got, want)
+		}
+	}
+}
+
+func TestRequeueAfter(t *testing.T) {
+	const after = 100 * time.Millisecond
+	calls := make(chan time.Time, 2)
+	var n int
+	r := ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		n++
+		calls <- time.Now()
+		if n == 1 {
+			return Result{RequeueAfter: after}, nil
+		}
+		return Result{}, nil
+	})
+	q, _ := start(t, 1, r)
+	q.Add("default/web")
+	first := wait(t, calls, "the first reconcile")
+	second := wait(t, calls, "the requeued reconcile")
+	if got := second.Sub(first); got < after {
+		t.Errorf("requeued after %v, want at least %v", got, after)
+	}
+}
+
+func TestKeyIsNeverHandledByTwoWorkers(t *testing.T) {
+	var mu sync.Mutex
+	inFlight := map[string]int{}
+	calls := map[string]int{}
+	started := make(chan string, 100)
+	release := make(chan struct{})
+	r := ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		mu.Lock()
+		inFlight[key]++
+		calls[key]++
+		if inFlight[key] > 1 {
+			t.Errorf("key %q reconciled by %d workers at once", key, inFlight[key])
+		}
+		first := key == "a" && calls[key] == 1
+		mu.Unlock()
+		started <- key
+		if first {
+			<-release
+		}
+		mu.Lock()
+		inFlight[key]--
+		mu.Unlock()
+		return Result{}, nil
+	})
+	q, _ := start(t, 4, r)
+	q.Add("a")
+	if got := wait(t, started, "a to start"); got != "a" {
+		t.Fatalf("got %q, want a", got)
+	}
+	// While "a" is being reconciled, it is added again and again; other
+	// workers are free (they reconcile "b"), yet none takes "a".
+	for range 10 {
+		q.Add("a")
+	}
+	q.Add("b")
+	if got := wait(t, started, "b to start"); got != "b" {
+		t.Fatalf("got %q, want b", got)
+	}
+	close(release)
+	// The adds made while "a" was in flight merge into one more reconcile.
+	if got := wait(t, started, "a to be reconciled again"); got != "a" {
+		t.Fatalf("got %q, want a", got)
+	}
+	q.Add("c")
+	if got := wait(t, started, "c to start"); got != "c" {
+		t.Fatalf("got %q, want c (a was reconciled a third time)", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["a"] != 2 {
+		t.Errorf("a reconciled %d times, want 2", calls["a"])
+	}
+}
+
+func TestShutdownWaitsForWorkers(t *testing.T) {
+	entered := make(chan struct{})
+	finished := make(chan struct{})
+	r := ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		close(entered)
+		<-ctx.Done() // the reconcile sees the shutdown through its context
+		close(finished)
+		return Result{}, ctx.Err()
+	})
+	q, stop := start(t, 2, r)
+	q.Add("default/web")
+	wait(t, entered, "the reconcile to start")
+	stop()
+	select {
+	case <-finished:
+	default:
+		t.Fatal("Run returned before its worker finished")
+	}
+	wq := q.(interface{ ShuttingDown() bool })
+	if !wq.ShuttingDown() {
+		t.Error("the queue was not shut down")
+	}
+}
+
+func TestKey(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+	tests := []struct {
+		name string
+		obj  any
+		want string
+	}{
+		{"namespaced", pod, "default/web"},
+		{"cluster-scoped", node, "n1"},
+		{"tombstone", cache.DeletedFinalStateUnknown{Key: "default/gone", Obj: pod}, "default/gone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := Key(tt.obj)
+			if !ok || got != tt.want {
+				t.Errorf("got %q, %v, want %q", got, ok, tt.want)
+			}
+		})
+	}
+	if _, ok := Key("not an object"); ok {
+		t.Error("Key of a string: got ok, want not ok")
+	}
+}

@@ -1,0 +1,411 @@
+package replicaset
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/scheduler"
+	"github.com/skiffdev/skiff/simnodes"
+)
+
+// waitTimeout bounds every wait of these tests.
+const waitTimeout = 30 * time.Second
+
+// quietLogger logs warnings and errors only.
+var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// cluster is an API server with a scheduler and simulated nodes, all
+// stopped when the test ends.
+type cluster struct {
+	t      *testing.T
+	ctx    context.Context
+	client *client.Client
+}
+
+func startCluster(t *testing.T, nodes int) *cluster {
+	t.Helper()
+	s := testenv.StartServer(t)
+	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s.Addr())}
+
+	schedCfg := scheduler.DefaultConfig()
+	schedCfg.Client = cl.client
+	schedCfg.Logger = quietLogger
+	cl.runUntilCleanup("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
+
+	simCfg := simnodes.DefaultConfig()
+	simCfg.Client = cl.client
+	simCfg.Count = nodes
+	simCfg.Logger = quietLogger
+	cl.runUntilCleanup("simnodes", func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
+	testenv.Eventually(t, waitTimeout, fmt.Sprintf("%d nodes", nodes), func() (bool, error) {
+		list, err := cl.client.Nodes().List(cl.ctx, metav1.ListOptions{})
+		return err == nil && len(list.Items) == nodes, err
+	})
+	return cl
+}
+
+// runUntilCleanup runs fn until the test ends.
+func (cl *cluster) runUntilCleanup(name string, fn func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	cl.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			cl.t.Errorf("%s: %v", name, err)
+		}
+	})
+}
+
+// startController runs a ReplicaSet controller with its own informers
+// and recorder, like a fresh process. stop ends it and returns once Run
+// has returned; it is also called when the test ends.
+func (cl *cluster) startController(beforeCreate func()) (stop func()) {
+	cl.t.Helper()
+	f := informers.NewFactory(cl.client, time.Minute)
+	rec := events.NewRecorder(cl.client, "controllers")
+	cfg := DefaultConfig()
+	cfg.Logger = quietLogger
+	ctrl, err := New(cl.client, f, rec, cfg)
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	ctrl.beforeCreate = beforeCreate
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Start(ctx)
+	done := make(chan struct{})
+	go func() {
+		ctrl.Run(ctx)
+		close(done)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			f.Wait()
+			rec.Stop()
+		})
+	}
+	cl.t.Cleanup(stop)
+	return stop
+}
+
+// newReplicaSet is a ReplicaSet "web" selecting app=web, whose template
+// also sets tier=frontend.
+func newReplicaSet(replicas, minReadySeconds int32) *appsv1.ReplicaSet {
+	return &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas:        ptr.To(replicas),
+			MinReadySeconds: minReadySeconds,
+			Selector:        &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web", "tier": "frontend"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "web", Image: "nginx:1.27",
+				}}},
+			},
+		},
+	}
+}
+
+func (cl *cluster) createReplicaSet(rs *appsv1.ReplicaSet) *appsv1.ReplicaSet {
+	cl.t.Helper()
+	out, err := cl.client.ReplicaSets(rs.Namespace).Create(cl.ctx, rs)
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	return out
+}
+
+func (cl *cluster) scale(name string, replicas int32) {
+	cl.t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas)
+	if _, err := cl.client.ReplicaSets("default").Patch(cl.ctx, name, types.MergePatchType, []byte(patch)); err != nil {
+		cl.t.Fatal(err)
+	}
+}
+
+// activePods lists the pods labelled app=web that are not terminating.
+func (cl *cluster) activePods() ([]corev1.Pod, error) {
+	list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// awaitStatus waits until the ReplicaSet's status is exactly want.
+func (cl *cluster) awaitStatus(name string, want appsv1.ReplicaSetStatus) *appsv1.ReplicaSet {
+	cl.t.Helper()
+	var rs *appsv1.ReplicaSet
+	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("status %+v", want), func() (bool, error) {
+		var err error
+		rs, err = cl.client.ReplicaSets("default").Get(cl.ctx, name)
+		if err != nil {
+			return false, err
+		}
+		return equality.Semantic.DeepEqual(rs.Status, want), fmt.Errorf("got %+v", rs.Status)
+	})
+	return rs
+}
+
+// awaitPods waits until exactly n active pods are labelled app=web, and
+// the simulated nodes have removed the terminating ones.
+func (cl *cluster) awaitPods(n int) []corev1.Pod {
+	cl.t.Helper()
+	var pods []corev1.Pod
+	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
+		list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		pods = list.Items
+		return len(pods) == n, fmt.Errorf("%d pods", len(pods))
+	})
+	return pods
+}
+
+// status is the status of a settled ReplicaSet at generation gen.
+func status(replicas, fullyLabeled int32, gen int64) appsv1.ReplicaSetStatus {
+	return appsv1.ReplicaSetStatus{
+		Replicas: replicas, FullyLabeledReplicas: fullyLabeled,
+		ReadyReplicas: replicas, AvailableReplicas: replicas, ObservedGeneration: gen,
+	}
+}
+
+// eventCount counts the events with reason about the ReplicaSet name.
+func (cl *cluster) eventCount(name, reason string) (int, error) {
+	list, err := cl.client.Events("default").List(cl.ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range list.Items {
+		if e.InvolvedObject.Kind == "ReplicaSet" && e.InvolvedObject.Name == name && e.Reason == reason {
+			n++
+		}
+	}
+	return n, nil
+}
+
+var podName = regexp.MustCompile(`^web-[a-z0-9]{5}$`)
+
+func TestReplicaSetOfTenBecomesAvailable(t *testing.T) {
+	cl := startCluster(t, 3)
+	cl.startController(nil)
+	// minReadySeconds: nothing but the controller's own requeue makes the
+	// pods count as available a second after they are ready.
+	rs := cl.createReplicaSet(newReplicaSet(10, 1))
+	cl.awaitStatus("web", status(10, 10, 1))
+
+	pods := cl.awaitPods(10)
+	for _, p := range pods {
+		if !podName.MatchString(p.Name) {
+			t.Errorf("pod name %q does not match %v", p.Name, podName)
+		}
+		if p.Labels["app"] != "web" || p.Labels["tier"] != "frontend" {
+			t.Errorf("pod %s labels: got %v, want the template's", p.Name, p.Labels)
+		}
+		ref := metav1.GetControllerOf(&p)
+		if ref == nil || ref.UID != rs.UID || ref.Kind != "ReplicaSet" || ref.APIVersion != "apps/v1" ||
+			ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+			t.Errorf("pod %s ownerReferences: got %+v, want the ReplicaSet as controller, blocking deletion", p.Name, p.OwnerReferences)
+		}
+		if p.Spec.NodeName == "" || p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s: node %q phase %s, want bound and Running", p.Name, p.Spec.NodeName, p.Status.Phase)
+		}
+	}
+	testenv.Eventually(t, waitTimeout, "10 SuccessfulCreate events", func() (bool, error) {
+		n, err := cl.eventCount("web", "SuccessfulCreate")
+		return n == 10, fmt.Errorf("%d events (%v)", n, err)
+	})
+}
+
+func TestScaleUpAndDown(t *testing.T) {
+	cl := startCluster(t, 2)
+	cl.startController(nil)
+	cl.createReplicaSet(newReplicaSet(3, 0))
+	cl.awaitStatus("web", status(3, 3, 1))
+
+	cl.scale("web", 8)
+	cl.awaitStatus("web", status(8, 8, 2))
+	cl.awaitPods(8)
+
+	cl.scale("web", 2)
+	cl.awaitStatus("web", status(2, 2, 3))
+	cl.awaitPods(2)
+	testenv.Eventually(t, waitTimeout, "6 SuccessfulDelete events", func() (bool, error) {
+		n, err := cl.eventCount("web", "SuccessfulDelete")
+		return n == 6, fmt.Errorf("%d events (%v)", n, err)
+	})
+
+	cl.scale("web", 0)
+	cl.awaitStatus("web", appsv1.ReplicaSetStatus{ObservedGeneration: 4})
+	cl.awaitPods(0)
+}
+
+func TestDeletedPodIsReplaced(t *testing.T) {
+	cl := startCluster(t, 2)
+	cl.startController(nil)
+	cl.createReplicaSet(newReplicaSet(4, 0))
+	cl.awaitStatus("web", status(4, 4, 1))
+	pods := cl.awaitPods(4)
+
+	victim := pods[0].Name
+	if err := cl.client.Pods("default").Delete(cl.ctx, victim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, waitTimeout, "the deleted pod to be replaced", func() (bool, error) {
+		pods, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.Name == victim {
+				return false, fmt.Errorf("%s is still there", victim)
+			}
+		}
+		return len(pods.Items) == 4, fmt.Errorf("%d pods", len(pods.Items))
+	})
+	cl.awaitStatus("web", status(4, 4, 1))
+}
+
+func TestAdoptionAndRelease(t *testing.T) {
+	cl := startCluster(t, 2)
+	cl.startController(nil)
+	// An orphan that matches the selector but lacks the template's tier
+	// label: adopted, counted in replicas but not in fullyLabeledReplicas.
+	orphan := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "orphan", Labels: map[string]string{"app": "web"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}},
+	}
+	if _, err := cl.client.Pods("default").Create(cl.ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	rs := cl.createReplicaSet(newReplicaSet(3, 0))
+	cl.awaitStatus("web", status(3, 2, 1))
+	cl.awaitPods(3)
+	got, err := cl.client.Pods("default").Get(cl.ctx, "orphan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := metav1.GetControllerOf(got); ref == nil || ref.UID != rs.UID {
+		t.Fatalf("orphan's controller: got %+v, want the ReplicaSet", ref)
+	}
+
+	// Relabelled out of the selector: released, and replaced.
+	if _, err := cl.client.Pods("default").Patch(cl.ctx, "orphan", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"app":"debug"}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	cl.awaitStatus("web", status(3, 3, 1))
+	cl.awaitPods(3)
+	testenv.Eventually(t, waitTimeout, "the relabelled pod to be released", func() (bool, error) {
+		got, err := cl.client.Pods("default").Get(cl.ctx, "orphan")
+		if err != nil {
+			return false, err
+		}
+		return len(got.OwnerReferences) == 0, fmt.Errorf("ownerReferences %+v", got.OwnerReferences)
+	})
+}
+
+// TestRestartMidScaleUpMakesNoExtraPods stops a controller in the middle
+// of a scale-up, after its third batch of creates (1+2+4 pods), and
+// starts a new one: the new one creates exactly the missing pods, and no
+// pod is ever created and deleted again.
+func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
+	const replicas = 40
+	cl := startCluster(t, 4)
+
+	// Every pod ever created, seen through a watch.
+	w, err := cl.client.Pods("default").Watch(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var mu sync.Mutex
+	created, deleted := map[string]bool{}, 0
+	go func() {
+		for ev := range w.ResultChan() {
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			switch ev.Type {
+			case watch.Added:
+				created[pod.Name] = true
+			case watch.Deleted:
+				deleted++
+			}
+			mu.Unlock()
+		}
+	}()
+
+	var stopFirst func()
+	var firstCreates atomic.Int32
+	stopped := make(chan struct{})
+	stopFirst = cl.startController(func() {
+		if firstCreates.Add(1) == 7 {
+			// The fourth batch (8 pods) is never started.
+			go func() {
+				stopFirst()
+				close(stopped)
+			}()
+		}
+	})
+	cl.createReplicaSet(newReplicaSet(replicas, 0))
+	select {
+	case <-stopped:
+	case <-time.After(waitTimeout):
+		t.Fatal("the first controller never made 7 creates")
+	}
+	if pods, err := cl.activePods(); err != nil || len(pods) != 7 {
+		t.Fatalf("after the first controller: %d pods (err %v), want 7", len(pods), err)
+	}
+
+	var secondCreates atomic.Int32
+	cl.startController(func() { secondCreates.Add(1) })
+	cl.awaitStatus("web", status(replicas, replicas, 1))
+	cl.awaitPods(replicas)
+	if got, want := firstCreates.Load()+secondCreates.Load(), int32(replicas); got != want {
+		t.Errorf("creates: got %d, want %d", got, want)
+	}
+	testenv.Eventually(t, waitTimeout, "the watch to show every pod", func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(created) == replicas, fmt.Errorf("%d pods created", len(created))
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if deleted != 0 {
+		t.Errorf("%d pods deleted, want none", deleted)
+	}
+}
