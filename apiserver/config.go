@@ -31,19 +31,27 @@ type Config struct {
 	// EtcdCompactionRetention is how much history the embedded etcd keeps;
 	// watchers and paginated lists older than that get Gone.
 	EtcdCompactionRetention time.Duration
+	// DefaultTolerationSeconds is the tolerationSeconds of the
+	// not-ready:NoExecute and unreachable:NoExecute tolerations that
+	// admission adds to every new pod that does not tolerate those taints
+	// already: how long a pod stays on a node that stopped reporting
+	// before the node lifecycle controller evicts it (Kubernetes'
+	// DefaultTolerationSeconds admission plugin).
+	DefaultTolerationSeconds int64
 }
 
 // DefaultConfig returns the defaults: state under /var/lib/skiff, the API on
 // 127.0.0.1:6443.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:                 "/var/lib/skiff",
-		Listen:                  "127.0.0.1:6443",
-		RequestTimeout:          10 * time.Second,
-		WatchWindow:             10000,
-		BookmarkInterval:        5 * time.Second,
-		EventTTL:                time.Hour,
-		EtcdCompactionRetention: 10 * time.Minute,
+		DataDir:                  "/var/lib/skiff",
+		Listen:                   "127.0.0.1:6443",
+		RequestTimeout:           10 * time.Second,
+		WatchWindow:              10000,
+		BookmarkInterval:         5 * time.Second,
+		EventTTL:                 time.Hour,
+		EtcdCompactionRetention:  10 * time.Minute,
+		DefaultTolerationSeconds: 300,
 	}
 }
 
@@ -56,6 +64,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.WatchWindow, "watch-cache-size", c.WatchWindow, "recent events kept per resource for watchers that resume")
 	fs.DurationVar(&c.BookmarkInterval, "watch-bookmark-interval", c.BookmarkInterval, "how often watchers that allow bookmarks are sent one")
 	fs.DurationVar(&c.EventTTL, "event-ttl", c.EventTTL, "how long events are kept")
+	fs.Int64Var(&c.DefaultTolerationSeconds, "default-toleration-seconds", c.DefaultTolerationSeconds, "tolerationSeconds of the not-ready:NoExecute and unreachable:NoExecute tolerations added to every pod that has none")
 	fs.DurationVar(&c.EtcdCompactionRetention, "etcd-compaction-retention", c.EtcdCompactionRetention, "history the embedded etcd keeps before compacting it")
 }
 
@@ -79,6 +88,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BookmarkInterval <= 0 {
 		errs = append(errs, errors.New("--watch-bookmark-interval must be positive"))
+	}
+	if c.DefaultTolerationSeconds < 0 {
+		errs = append(errs, errors.New("--default-toleration-seconds must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -71,11 +71,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	client := s.client
 
 	s.registry = registry.New(registry.Config{
-		Client:           client,
-		RequestTimeout:   cfg.RequestTimeout,
-		WatchWindow:      cfg.WatchWindow,
-		BookmarkInterval: cfg.BookmarkInterval,
-		EventTTL:         cfg.EventTTL,
+		Client:                   client,
+		RequestTimeout:           cfg.RequestTimeout,
+		WatchWindow:              cfg.WatchWindow,
+		BookmarkInterval:         cfg.BookmarkInterval,
+		EventTTL:                 cfg.EventTTL,
+		DefaultTolerationSeconds: new(cfg.DefaultTolerationSeconds),
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

@@ -13,6 +13,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/leaderelection"
 )
 
 // Config configures the controller manager.
@@ -31,6 +32,10 @@ type Config struct {
 	NodeMonitorGracePeriod time.Duration
 	// Disabled names controllers not to run.
 	Disabled []string
+	// LeaderElection makes the controllers run only while this copy
+	// holds the kube-system/skiff-controllers Lease (on by default), so
+	// that several copies can run and one acts.
+	LeaderElection leaderelection.Options
 }
 
 // DefaultConfig returns Kubernetes' defaults where Kubernetes has them.
@@ -39,6 +44,7 @@ func DefaultConfig() Config {
 		Workers:                5,
 		Resync:                 5 * time.Minute,
 		NodeMonitorGracePeriod: 40 * time.Second,
+		LeaderElection:         leaderelection.DefaultOptions("skiff-controllers"),
 	}
 }
 
@@ -49,6 +55,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "how often informers replay their cache to every controller")
 	fs.DurationVar(&c.NodeMonitorGracePeriod, "node-monitor-grace-period", c.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is marked not ready")
 	fs.StringSliceVar(&c.Disabled, "disable", c.Disabled, "controllers not to run (comma-separated names)")
+	c.LeaderElection.AddFlags(fs)
 }
 
 // Validate checks the configuration.
@@ -70,6 +77,9 @@ func (c *Config) Validate() error {
 		if _, ok := registered(d); !ok {
 			errs = append(errs, fmt.Errorf("--disable: no controller called %q", d))
 		}
+	}
+	if err := c.LeaderElection.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -109,8 +119,9 @@ func registered(name string) (entry, bool) {
 	return entry{}, false
 }
 
-// Run builds every enabled controller, starts the informers, and runs the
-// controllers until ctx ends.
+// Run runs the controllers until ctx ends; with leader election, only
+// while this copy holds the Lease, each term with fresh informers and
+// controllers.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -123,6 +134,18 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer c.Close()
 	}
+	var err error
+	lerr := cfg.LeaderElection.RunOrLead(ctx, c, func(ctx context.Context) {
+		if err = runControllers(ctx, cfg, c); err != nil && cfg.LeaderElection.LeaderElect {
+			slog.Error("controllers failed", "err", err)
+		}
+	})
+	return errors.Join(lerr, err)
+}
+
+// runControllers builds every enabled controller, starts the informers,
+// and runs the controllers until ctx ends.
+func runControllers(ctx context.Context, cfg Config, c *client.Client) error {
 	deps := Deps{Config: &cfg, Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: events.NewRecorder(c, "controllers")}
 	defer deps.Recorder.Stop()
 

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/leaderelection"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 
 	// Logger receives the scheduler's logs. Nil means slog.Default().
 	Logger *slog.Logger
+
+	// LeaderElection makes the scheduler schedule only while this copy
+	// holds the kube-system/skiff-scheduler Lease (on by default).
+	LeaderElection leaderelection.Options
 }
 
 // DefaultConfig returns the defaults: the default scheduler name,
@@ -82,6 +87,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BindWorkers < 1 {
 		errs = append(errs, fmt.Errorf("--bind-workers %d: must be at least 1", c.BindWorkers))
+	}
+	if err := c.LeaderElection.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -50,13 +50,39 @@ type Scheduler struct {
 	start int
 }
 
-// Run schedules pods with cfg until ctx ends.
+// Run schedules pods with cfg until ctx ends; with leader election, only
+// while this copy holds the Lease, each term with a fresh scheduler (and
+// so fresh caches and queue).
 func Run(ctx context.Context, cfg Config) error {
-	s, err := New(cfg)
-	if err != nil {
+	if !cfg.LeaderElection.LeaderElect {
+		s, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		return s.Run(ctx)
+	}
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return s.Run(ctx)
+	if cfg.Client == nil {
+		c, err := client.New(client.Config{Server: cfg.Server, UserAgent: "scheduler"})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cfg.Client = c
+	}
+	var err error
+	lerr := cfg.LeaderElection.RunOrLead(ctx, cfg.Client, func(ctx context.Context) {
+		var s *Scheduler
+		if s, err = New(cfg); err == nil {
+			err = s.Run(ctx)
+		}
+		if err != nil {
+			slog.Error("scheduler failed", "err", err)
+		}
+	})
+	return errors.Join(lerr, err)
 }
 
 // New checks cfg and builds a scheduler. Nothing runs until Run.

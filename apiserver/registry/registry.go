@@ -29,6 +29,10 @@ type Config struct {
 	BookmarkInterval time.Duration
 	// EventTTL is how long events are kept.
 	EventTTL time.Duration
+	// DefaultTolerationSeconds, when not nil, makes pod creation add the
+	// default not-ready and unreachable NoExecute tolerations with this
+	// many seconds (see addDefaultTolerations). Nil adds none.
+	DefaultTolerationSeconds *int64
 }
 
 // Registry holds one Store per served resource.
@@ -52,7 +56,7 @@ func New(cfg Config) *Registry {
 	r := &Registry{stores: map[schema.GroupResource]*Store{}}
 	for i := range scheme.Resources {
 		info := &scheme.Resources[i]
-		st, ok := strategies[info.GroupResource()]
+		st, ok := strategyFor(info.GroupResource(), cfg)
 		if !ok {
 			panic(fmt.Sprintf("registry: no strategy for %s", info.GroupResource()))
 		}

@@ -211,3 +211,67 @@ func specChanged(a, b runtime.Object) bool {
 	}
 	return !equality.Semantic.DeepEqual(strip(a), strip(b))
 }
+
+// strategyFor returns a resource's strategy with the registry's
+// configuration applied: pods get the default tolerations admission when
+// cfg.DefaultTolerationSeconds is set.
+func strategyFor(gr schema.GroupResource, cfg Config) (strategy, bool) {
+	st, ok := strategies[gr]
+	if !ok || gr != (schema.GroupResource{Resource: "pods"}) || cfg.DefaultTolerationSeconds == nil {
+		return st, ok
+	}
+	seconds := *cfg.DefaultTolerationSeconds
+	prepare := st.prepareForCreate
+	st.prepareForCreate = func(obj runtime.Object) {
+		if prepare != nil {
+			prepare(obj)
+		}
+		addDefaultTolerations(obj.(*corev1.Pod), seconds)
+	}
+	return st, true
+}
+
+// addDefaultTolerations is Kubernetes' DefaultTolerationSeconds admission:
+// a new pod that does not tolerate the node.kubernetes.io/not-ready or
+// node.kubernetes.io/unreachable NoExecute taint gets a toleration of it
+// for seconds, so that a node's short outage does not evict its pods at
+// once, while a long one does (the node lifecycle controller evicts them
+// when the toleration runs out).
+func addDefaultTolerations(pod *corev1.Pod, seconds int64) {
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		taint := corev1.Taint{Key: key, Effect: corev1.TaintEffectNoExecute}
+		if toleratesAny(pod.Spec.Tolerations, &taint) {
+			continue
+		}
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
+			Key:               key,
+			Operator:          corev1.TolerationOpExists,
+			Effect:            corev1.TaintEffectNoExecute,
+			TolerationSeconds: new(seconds),
+		})
+	}
+}
+
+// toleratesAny reports whether one of tolerations tolerates taint, by
+// Kubernetes' rules: an empty effect matches every effect, an empty key
+// with operator Exists matches every key, Equal (the default operator)
+// also compares the value.
+func toleratesAny(tolerations []corev1.Toleration, taint *corev1.Taint) bool {
+	for _, t := range tolerations {
+		if t.Effect != "" && t.Effect != taint.Effect {
+			continue
+		}
+		if t.Key != "" && t.Key != taint.Key {
+			continue
+		}
+		switch t.Operator {
+		case corev1.TolerationOpExists:
+			return true
+		case "", corev1.TolerationOpEqual:
+			if t.Key != "" && t.Value == taint.Value {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,175 @@
+package leaderelection_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/leaderelection"
+	"github.com/skiffdev/skiff/internal/testenv"
+)
+
+const (
+	leaseDuration = time.Second
+	renewDeadline = 600 * time.Millisecond
+	retryPeriod   = 100 * time.Millisecond
+)
+
+// candidate is one copy of a component in an election.
+type candidate struct {
+	id      string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	leading atomic.Bool
+	stopped atomic.Int32 // onStoppedLeading calls
+}
+
+// campaign starts a candidate; active counts the candidates acting at
+// once, and the test fails if it ever exceeds one.
+func campaign(t *testing.T, c *client.Client, id string, active *atomic.Int32) *candidate {
+	t.Helper()
+	ctx, cancel := context.WithCancel(testenv.Context(t))
+	cand := &candidate{id: id, cancel: cancel, done: make(chan struct{})}
+	cfg := leaderelection.Config{
+		Client: c, Namespace: metav1.NamespaceSystem, Name: "test-lease", Identity: id,
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+	}
+	go func() {
+		defer close(cand.done)
+		err := leaderelection.Run(ctx, cfg, func(ctx context.Context) {
+			if n := active.Add(1); n > 1 {
+				t.Errorf("%s started leading while %d others act", id, n-1)
+			}
+			cand.leading.Store(true)
+			<-ctx.Done()
+			cand.leading.Store(false)
+			active.Add(-1)
+		}, func() { cand.stopped.Add(1) })
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-cand.done })
+	return cand
+}
+
+func leader(cands ...*candidate) *candidate {
+	for _, c := range cands {
+		if c.leading.Load() {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestOneLeaderAndTakeover(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	var active atomic.Int32
+	a, b := campaign(t, c, "a", &active), campaign(t, c, "b", &active)
+
+	testenv.Eventually(t, 5*time.Second, "a leader", func() (bool, error) { return leader(a, b) != nil, nil })
+	first := leader(a, b)
+	other := a
+	if first == a {
+		other = b
+	}
+	// The other keeps waiting while the leader renews.
+	deadline := time.Now().Add(2 * leaseDuration)
+	for time.Now().Before(deadline) {
+		if other.leading.Load() {
+			t.Fatalf("%s leads while %s renews", other.id, first.id)
+		}
+		time.Sleep(retryPeriod / 2)
+	}
+
+	stopped := time.Now()
+	first.cancel()
+	<-first.done
+	testenv.Eventually(t, leaseDuration+retryPeriod+500*time.Millisecond, other.id+" taking over", func() (bool, error) {
+		return other.leading.Load(), nil
+	})
+	t.Logf("%s took over %v after %s stopped", other.id, time.Since(stopped).Round(time.Millisecond), first.id)
+	if n := first.stopped.Load(); n != 1 {
+		t.Errorf("got %d onStoppedLeading calls, want 1", n)
+	}
+	l, err := c.Leases(metav1.NamespaceSystem).Get(testenv.Context(t), "test-lease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *l.Spec.HolderIdentity; got != other.id {
+		t.Errorf("got holder %q, want %q", got, other.id)
+	}
+	if l.Spec.LeaseTransitions == nil || *l.Spec.LeaseTransitions != 1 {
+		t.Errorf("got leaseTransitions %v, want 1", l.Spec.LeaseTransitions)
+	}
+}
+
+// TestLeaseTaken: a leader that finds the Lease held by another stops
+// acting, and campaigns again.
+func TestLeaseTaken(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	ctx := testenv.Context(t)
+	var active atomic.Int32
+	a := campaign(t, c, "a", &active)
+	testenv.Eventually(t, 5*time.Second, "a leading", func() (bool, error) { return a.leading.Load(), nil })
+
+	l, err := c.Leases(metav1.NamespaceSystem).Get(ctx, "test-lease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Spec.HolderIdentity = new("intruder")
+	l.Spec.RenewTime = new(metav1.NowMicro())
+	if _, err := c.Leases(metav1.NamespaceSystem).Update(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	testenv.Eventually(t, 2*retryPeriod+500*time.Millisecond, "a stopping", func() (bool, error) { return !a.leading.Load(), nil })
+	t.Logf("a stopped %v after the lease was taken", time.Since(taken).Round(time.Millisecond))
+	if n := a.stopped.Load(); n != 1 {
+		t.Errorf("got %d onStoppedLeading calls, want 1", n)
+	}
+	// The intruder never renews: a takes the Lease back once it expires.
+	testenv.Eventually(t, leaseDuration+2*retryPeriod+500*time.Millisecond, "a leading again", func() (bool, error) { return a.leading.Load(), nil })
+}
+
+// TestCannotRenew: a leader that cannot reach the API server stops acting
+// within RenewDeadline, before its Lease could expire for the others.
+func TestCannotRenew(t *testing.T) {
+	srv, err := apiserver.Start(testenv.Context(t), testenv.ServerConfig(t)) // stopped below, once
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Server: srv.Addr(), Timeout: retryPeriod, WarningHandler: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var active atomic.Int32
+	a := campaign(t, c, "a", &active)
+	testenv.Eventually(t, 5*time.Second, "a leading", func() (bool, error) { return a.leading.Load(), nil })
+
+	srv.Stop()
+	down := time.Now()
+	testenv.Eventually(t, renewDeadline+2*retryPeriod+500*time.Millisecond, "a stopping", func() (bool, error) { return !a.leading.Load(), nil })
+	if d := time.Since(down); d >= leaseDuration {
+		t.Errorf("a stopped %v after losing the server, not within the lease duration %v", d, leaseDuration)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cfg := leaderelection.Config{Namespace: "kube-system", Name: "x", Identity: "a", LeaseDuration: time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: time.Second}
+	if err := cfg.Validate(); err == nil {
+		t.Error("got no error for renew deadline above lease duration and no client, want one")
+	}
+	o := leaderelection.DefaultOptions("skiff-scheduler")
+	if err := o.Validate(); err != nil {
+		t.Errorf("defaults: got %v, want no error", err)
+	}
+}
