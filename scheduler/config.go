@@ -55,6 +55,8 @@ func DefaultConfig() Config {
 		SchedulerName: corev1.DefaultSchedulerName,
 		Weights:       algorithm.DefaultWeights,
 		BindWorkers:   64,
+		// Several copies may run; the holder of this Lease schedules.
+		LeaderElection: leaderelection.DefaultOptions("skiff-scheduler"),
 	}
 }
 
@@ -68,6 +70,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.Weights.NodeAffinity, "weight-node-affinity", c.Weights.NodeAffinity, "weight of preferred node affinity")
 	fs.IntVar(&c.PercentageOfNodesToScore, "percentage-of-nodes-to-score", c.PercentageOfNodesToScore, "share of the nodes to find fitting before choosing among them (0: adaptive, 100: all)")
 	fs.IntVar(&c.BindWorkers, "bind-workers", c.BindWorkers, "bindings written at the same time")
+	c.LeaderElection.AddFlags(fs)
 }
 
 // Validate checks the configuration.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -148,11 +149,13 @@ func newServerCommand() *cobra.Command {
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
-	// The scheduler's flags, but not --server: it talks to this server.
+	// The scheduler's flags, but not --server (it talks to this server)
+	// nor the leader election ones, which the controllers' flags set for
+	// both (see runComponents).
 	schedFlags := pflag.NewFlagSet("scheduler", pflag.ContinueOnError)
 	schedCfg.AddFlags(schedFlags)
 	schedFlags.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "server" {
+		if f.Name != "server" && !strings.HasPrefix(f.Name, "leader-elect") {
 			cmd.Flags().AddFlag(f)
 		}
 	})
@@ -172,6 +175,11 @@ func newServerCommand() *cobra.Command {
 // until ctx ends. If one of them fails, the other is stopped and the
 // failure returned.
 func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, addr string) error {
+	// One set of --leader-elect flags serves both components; each keeps
+	// its own Lease.
+	lease := schedCfg.LeaderElection.LeaseName
+	schedCfg.LeaderElection = ctrlCfg.LeaderElection
+	schedCfg.LeaderElection.LeaseName = lease
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
