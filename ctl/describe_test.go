@@ -256,7 +256,9 @@ func TestDescribe(t *testing.T) {
 			`    Type:\s+EmptyDir \(a temporary directory that shares a pod's lifetime\)`,
 			`QoS Class:\s+Burstable`,
 			`Node-Selectors:\s+<none>`,
-			`Tolerations:\s+<none>`,
+			// The API server adds Kubernetes' default tolerations.
+			`Tolerations:\s+node.kubernetes.io/not-ready:NoExecute op=Exists for 300s`,
+			`\s+node.kubernetes.io/unreachable:NoExecute op=Exists for 300s`,
 			`Events:`,
 			`  Type\s+Reason\s+Age\s+From\s+Message`,
 			`  ----\s+------\s+----\s+----\s+-------`,

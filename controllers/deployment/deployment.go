@@ -1,0 +1,843 @@
+package deployment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiffdev/skiff/controllers/controller"
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/queue"
+)
+
+// Name is the controller's name in logs and in the queue.
+const Name = "deployment"
+
+// controllerKind is the kind of the ownerReferences this controller
+// writes on ReplicaSets.
+var controllerKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
+
+// Config configures the controller.
+type Config struct {
+	// Workers is how many Deployments are reconciled at once.
+	Workers int
+	// Logger receives the controller's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config { return Config{Workers: 5} }
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Workers < 1 {
+		return errors.New("workers must be at least 1")
+	}
+	return nil
+}
+
+// EventRecorder is the part of internal/events' Recorder the controller
+// uses.
+type EventRecorder interface {
+	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
+}
+
+// Controller is the Deployment controller. Build it with New; Run it.
+type Controller struct {
+	cfg        Config
+	log        *slog.Logger
+	client     *client.Client
+	recorder   EventRecorder
+	dIndexer   cache.Indexer
+	rsIndexer  cache.Indexer
+	podIndexer cache.Indexer
+	synced     []cache.InformerSynced
+	queue      workqueue.TypedRateLimitingInterface[string]
+	now        func() time.Time
+}
+
+// New builds the controller and adds its event handlers to f's
+// Deployment, ReplicaSet and pod informers. Start f after New and before
+// Run.
+func New(c *client.Client, f *informers.Factory, rec EventRecorder, cfg Config) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	dInf, rsInf, podInf := f.Deployments(), f.ReplicaSets(), f.Pods()
+	ctrl := &Controller{
+		cfg: cfg, log: log.With("component", Name), client: c, recorder: rec,
+		dIndexer: dInf.GetIndexer(), rsIndexer: rsInf.GetIndexer(), podIndexer: podInf.GetIndexer(),
+		queue: queue.New(Name), now: time.Now,
+	}
+	dReg, err := dInf.AddEventHandler(controller.EnqueueHandler(ctrl.queue))
+	if err != nil {
+		return nil, fmt.Errorf("deployment informer: %w", err)
+	}
+	rsReg, err := rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    ctrl.replicaSetChanged,
+		UpdateFunc: func(old, cur any) { ctrl.replicaSetChanged(old); ctrl.replicaSetChanged(cur) },
+		DeleteFunc: ctrl.replicaSetChanged,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replicaset informer: %w", err)
+	}
+	// Recreate waits for old pods to be gone: their deletion matters.
+	podReg, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: ctrl.podDeleted})
+	if err != nil {
+		return nil, fmt.Errorf("pod informer: %w", err)
+	}
+	ctrl.synced = []cache.InformerSynced{dReg.HasSynced, rsReg.HasSynced, podReg.HasSynced}
+	return ctrl, nil
+}
+
+// Run waits for the informers' caches, then reconciles Deployments until
+// ctx ends, and returns once every worker has stopped.
+func (c *Controller) Run(ctx context.Context) {
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
+		return
+	}
+	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
+}
+
+// Event handlers: they only enqueue Deployment keys.
+
+// replicaSetChanged enqueues the Deployment controlling a ReplicaSet or,
+// for an orphan, every Deployment whose selector matches it.
+func (c *Controller) replicaSetChanged(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	rs, ok := obj.(*appsv1.ReplicaSet)
+	if !ok {
+		return
+	}
+	if ref := metav1.GetControllerOf(rs); ref != nil {
+		if d := c.resolveRef(rs.Namespace, ref); d != nil {
+			c.queue.Add(rs.Namespace + "/" + d.Name)
+		}
+		return
+	}
+	objs, _ := c.dIndexer.ByIndex(cache.NamespaceIndex, rs.Namespace)
+	for _, o := range objs {
+		d := o.(*appsv1.Deployment)
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
+			c.queue.Add(d.Namespace + "/" + d.Name)
+		}
+	}
+}
+
+// podDeleted enqueues the Deployment of a deleted pod's ReplicaSet.
+func (c *Controller) podDeleted(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil || ref.Kind != "ReplicaSet" {
+		return
+	}
+	o, ok, _ := c.rsIndexer.GetByKey(pod.Namespace + "/" + ref.Name)
+	if !ok {
+		return
+	}
+	rs := o.(*appsv1.ReplicaSet)
+	if dref := metav1.GetControllerOf(rs); rs.UID == ref.UID && dref != nil {
+		if d := c.resolveRef(rs.Namespace, dref); d != nil {
+			c.queue.Add(d.Namespace + "/" + d.Name)
+		}
+	}
+}
+
+// resolveRef returns the cached Deployment a controller reference names,
+// or nil.
+func (c *Controller) resolveRef(namespace string, ref *metav1.OwnerReference) *appsv1.Deployment {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil || ref.Kind != controllerKind.Kind || gv.Group != controllerKind.Group {
+		return nil
+	}
+	o, ok, err := c.dIndexer.GetByKey(namespace + "/" + ref.Name)
+	if err != nil || !ok {
+		return nil
+	}
+	d := o.(*appsv1.Deployment)
+	if d.UID != ref.UID {
+		return nil
+	}
+	return d
+}
+
+// Reconcile converges the Deployment called key. See the package
+// documentation for the steps.
+func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Result, error) {
+	o, exists, err := c.dIndexer.GetByKey(key)
+	if err != nil {
+		return controller.Result{}, fmt.Errorf("deployment %q: %w", key, err)
+	}
+	if !exists {
+		return controller.Result{}, nil
+	}
+	s := &pass{c: c, ctx: ctx, log: c.log.With("deployment", key), d: o.(*appsv1.Deployment).DeepCopy(), now: c.now()}
+	res, err := s.run()
+	if err != nil {
+		return controller.Result{}, fmt.Errorf("deployment %q: %w", key, err)
+	}
+	return res, nil
+}
+
+// pass is one Reconcile of one Deployment: d is a copy that it updates
+// as it writes.
+type pass struct {
+	c   *Controller
+	ctx context.Context
+	log *slog.Logger
+	d   *appsv1.Deployment
+	now time.Time
+}
+
+func (s *pass) run() (controller.Result, error) {
+	d := s.d
+	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || selector.Empty() {
+		// Validation refuses these; a Deployment selecting everything
+		// would fight every other controller.
+		s.c.recorder.Eventf(d, corev1.EventTypeWarning, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.")
+		if d.Status.ObservedGeneration < d.Generation {
+			d.Status.ObservedGeneration = d.Generation
+			return controller.Result{}, s.updateStatus()
+		}
+		return controller.Result{}, nil
+	}
+	rsList, err := s.claimReplicaSets(selector)
+	if err != nil {
+		return controller.Result{}, err
+	}
+	if d.DeletionTimestamp != nil {
+		newRS, oldRSs := findNewAndOld(d, rsList)
+		return controller.Result{}, s.syncStatus(append(oldRSs, newRS), newRS)
+	}
+	if err := s.checkPaused(); err != nil {
+		return controller.Result{}, err
+	}
+	if d.Spec.Paused || s.isScalingEvent(rsList) {
+		return controller.Result{}, s.syncScale(rsList)
+	}
+	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
+		return s.rolloutRecreate(rsList)
+	}
+	return s.rolloutRolling(rsList)
+}
+
+// claimReplicaSets returns the ReplicaSets d controls, after adopting
+// matching orphans and releasing owned ones that stopped matching.
+func (s *pass) claimReplicaSets(selector labels.Selector) ([]*appsv1.ReplicaSet, error) {
+	d := s.d
+	objs, err := s.c.rsIndexer.ByIndex(cache.NamespaceIndex, d.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	var owned []*appsv1.ReplicaSet
+	var errs []error
+	checked := false
+	for _, o := range objs {
+		rs := o.(*appsv1.ReplicaSet)
+		matches := selector.Matches(labels.Set(rs.Labels))
+		ref := metav1.GetControllerOf(rs)
+		switch {
+		case ref != nil && ref.UID == d.UID:
+			if matches {
+				// A copy: scaling updates it in place.
+				owned = append(owned, rs.DeepCopy())
+			} else if d.DeletionTimestamp == nil {
+				refs := slices.DeleteFunc(slices.Clone(rs.OwnerReferences), func(r metav1.OwnerReference) bool { return r.UID == d.UID })
+				if err := s.patchOwners(rs, refs); err != nil && !apierrors.IsNotFound(err) {
+					errs = append(errs, fmt.Errorf("releasing replicaset %q: %w", rs.Name, err))
+				}
+			}
+		case ref == nil && matches && d.DeletionTimestamp == nil && rs.DeletionTimestamp == nil:
+			if !checked {
+				// The cache may not show yet that d is being deleted or
+				// was replaced: ask the API server once.
+				checked = true
+				fresh, err := s.c.client.Deployments(d.Namespace).Get(s.ctx, d.Name)
+				if err != nil {
+					return nil, fmt.Errorf("rechecking before adoption: %w", err)
+				}
+				if fresh.UID != d.UID || fresh.DeletionTimestamp != nil {
+					return nil, errors.New("gone or being deleted; adopting nothing")
+				}
+			}
+			refs := append(slices.Clone(rs.OwnerReferences), *metav1.NewControllerRef(d, controllerKind))
+			if err := s.patchOwners(rs, refs); err != nil {
+				if !apierrors.IsNotFound(err) {
+					errs = append(errs, fmt.Errorf("adopting replicaset %q: %w", rs.Name, err))
+				}
+				continue
+			}
+			s.log.Info("adopted replicaset", "replicaset", rs.Name)
+			owned = append(owned, rs.DeepCopy())
+		}
+	}
+	return owned, errors.Join(errs...)
+}
+
+// patchOwners sets rs's ownerReferences with a merge patch conditional
+// on its resourceVersion.
+func (s *pass) patchOwners(rs *appsv1.ReplicaSet, refs []metav1.OwnerReference) error {
+	type meta struct {
+		ResourceVersion string                  `json:"resourceVersion"`
+		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
+	}
+	patch, err := json.Marshal(map[string]meta{"metadata": {rs.ResourceVersion, refs}})
+	if err != nil {
+		return err
+	}
+	_, err = s.c.client.ReplicaSets(rs.Namespace).Patch(s.ctx, rs.Name, types.MergePatchType, patch)
+	return err
+}
+
+// findNewAndOld splits rsList into the ReplicaSet whose template is d's
+// (the oldest, if several are) and the others.
+func findNewAndOld(d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) (*appsv1.ReplicaSet, []*appsv1.ReplicaSet) {
+	sorted := slices.Clone(rsList)
+	byCreation(sorted)
+	var newRS *appsv1.ReplicaSet
+	var old []*appsv1.ReplicaSet
+	for _, rs := range sorted {
+		if newRS == nil && EqualIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
+			newRS = rs
+			continue
+		}
+		old = append(old, rs)
+	}
+	return newRS, old
+}
+
+// replicaSets returns the new ReplicaSet (creating it when create is
+// set and there is none) and the old ones, and brings the new one's
+// annotations and d's revision up to date.
+func (s *pass) replicaSets(rsList []*appsv1.ReplicaSet, create bool) (*appsv1.ReplicaSet, []*appsv1.ReplicaSet, error) {
+	d := s.d
+	existing, oldRSs := findNewAndOld(d, rsList)
+	revision := maxRevision(oldRSs) + 1
+	if existing != nil {
+		rs := existing.DeepCopy()
+		changed := setNewRSAnnotations(d, rs, revision, true)
+		if changed || rs.Spec.MinReadySeconds != d.Spec.MinReadySeconds {
+			rs.Spec.MinReadySeconds = d.Spec.MinReadySeconds
+			updated, err := s.c.client.ReplicaSets(rs.Namespace).Update(s.ctx, rs)
+			if err != nil {
+				return nil, nil, fmt.Errorf("updating replicaset %q: %w", rs.Name, err)
+			}
+			return updated, oldRSs, nil
+		}
+		if err := s.setRevision(rs.Annotations[RevisionAnnotation]); err != nil {
+			return nil, nil, err
+		}
+		if hasProgressDeadline(d) && GetCondition(d.Status, appsv1.DeploymentProgressing) == nil {
+			SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonFoundNewReplicaSet, fmt.Sprintf("Found new replica set %q", rs.Name), s.now))
+			if err := s.updateStatus(); err != nil {
+				return nil, nil, err
+			}
+		}
+		return rs, oldRSs, nil
+	}
+	if !create {
+		return nil, oldRSs, nil
+	}
+
+	hash := ComputeHash(&d.Spec.Template, d.Status.CollisionCount)
+	size := NewRSNewReplicas(d, oldRSs, nil)
+	want := newReplicaSetFor(d, hash, revision, size)
+	created, err := s.c.client.ReplicaSets(d.Namespace).Create(s.ctx, want)
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		// Ours with the same template (the cache is behind), or a hash
+		// collision: then count it, so that the next hash differs.
+		cur, gerr := s.c.client.ReplicaSets(d.Namespace).Get(s.ctx, want.Name)
+		if gerr != nil {
+			return nil, nil, gerr
+		}
+		if ref := metav1.GetControllerOf(cur); ref != nil && ref.UID == d.UID && EqualIgnoreHash(&cur.Spec.Template, &d.Spec.Template) {
+			return cur, oldRSs, nil
+		}
+		d.Status.CollisionCount = new(ptrValue(d.Status.CollisionCount) + 1)
+		if err := s.updateStatus(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("replicaset %q exists with another template (hash collision)", want.Name)
+	case err != nil:
+		if hasProgressDeadline(d) {
+			SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ReplicaSetCreateError", fmt.Sprintf("Failed to create new replica set %q: %v", want.Name, err), s.now))
+			_ = s.updateStatus()
+		}
+		s.c.recorder.Eventf(d, corev1.EventTypeWarning, "ReplicaSetCreateError", "Failed to create new replica set %q: %v", want.Name, err)
+		return nil, nil, fmt.Errorf("creating replicaset %q: %w", want.Name, err)
+	}
+	if size > 0 {
+		s.c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled up replica set %s from 0 to %d", created.Name, size)
+	}
+	s.log.Info("created replicaset", "replicaset", created.Name, "replicas", size)
+	if err := s.setRevision(created.Annotations[RevisionAnnotation]); err != nil {
+		return nil, nil, err
+	}
+	if hasProgressDeadline(d) {
+		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetCreated, fmt.Sprintf("Created new replica set %q", created.Name), s.now))
+		if err := s.updateStatus(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return created, oldRSs, nil
+}
+
+func ptrValue(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// setRevision puts the new ReplicaSet's revision on d. Kubernetes writes
+// it with the status; here the status subresource changes only status,
+// so it is a patch of the Deployment's metadata.
+func (s *pass) setRevision(revision string) error {
+	d := s.d
+	if revision == "" || d.Annotations[RevisionAnnotation] == revision {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": d.ResourceVersion,
+		"annotations":     map[string]string{RevisionAnnotation: revision},
+	}})
+	if err != nil {
+		return err
+	}
+	updated, err := s.c.client.Deployments(d.Namespace).Patch(s.ctx, d.Name, types.MergePatchType, patch)
+	if err != nil {
+		return fmt.Errorf("setting revision: %w", err)
+	}
+	status := d.Status
+	*d = *updated
+	d.Status = status
+	return nil
+}
+
+// updateStatus writes d.Status, conditional on d's resourceVersion.
+func (s *pass) updateStatus() error {
+	updated, err := s.c.client.Deployments(s.d.Namespace).UpdateStatus(s.ctx, s.d)
+	if err != nil {
+		return fmt.Errorf("updating status: %w", err)
+	}
+	s.d = updated
+	return nil
+}
+
+// checkPaused sets Progressing=Unknown DeploymentPaused when d is
+// paused, and DeploymentResumed when it is resumed.
+func (s *pass) checkPaused() error {
+	d := s.d
+	if !hasProgressDeadline(d) {
+		return nil
+	}
+	cur := GetCondition(d.Status, appsv1.DeploymentProgressing)
+	if cur != nil && cur.Reason == ReasonProgressDeadlineExceeded {
+		return nil
+	}
+	pausedCond := cur != nil && cur.Reason == ReasonDeploymentPaused
+	switch {
+	case d.Spec.Paused && !pausedCond:
+		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentPaused, "Deployment is paused", s.now))
+	case !d.Spec.Paused && pausedCond:
+		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentResumed, "Deployment is resumed", s.now))
+	default:
+		return nil
+	}
+	return s.updateStatus()
+}
+
+// isScalingEvent reports whether spec.replicas changed since the active
+// ReplicaSets were last scaled (their desired-replicas annotation).
+func (s *pass) isScalingEvent(rsList []*appsv1.ReplicaSet) bool {
+	for _, rs := range rsList {
+		if replicas(rs.Spec.Replicas) == 0 {
+			continue
+		}
+		if desired, ok := intAnnotation(rs, DesiredReplicasAnnotation); ok && desired != replicas(s.d.Spec.Replicas) {
+			return true
+		}
+	}
+	return false
+}
+
+// syncScale handles a paused Deployment and a change of spec.replicas:
+// the current ReplicaSets are resized (proportionally during a rolling
+// update), no rollout step is taken, and status is written.
+func (s *pass) syncScale(rsList []*appsv1.ReplicaSet) error {
+	newRS, oldRSs, err := s.replicaSets(rsList, false)
+	if err != nil {
+		return err
+	}
+	if err := s.scale(newRS, oldRSs); err != nil {
+		return err
+	}
+	if s.d.Spec.Paused {
+		if err := s.cleanup(oldRSs); err != nil {
+			return err
+		}
+	}
+	return s.syncStatus(append(oldRSs, newRS), newRS)
+}
+
+// scale resizes the ReplicaSets to a new spec.replicas, as Kubernetes'
+// proportional scaling does.
+func (s *pass) scale(newRS *appsv1.ReplicaSet, oldRSs []*appsv1.ReplicaSet) error {
+	d := s.d
+	want := replicas(d.Spec.Replicas)
+	active := activeRSs(append(slices.Clone(oldRSs), newRS))
+	// One active ReplicaSet (or none): it takes all the replicas.
+	if len(active) <= 1 {
+		target := newRS
+		if len(active) == 1 {
+			target = active[0]
+		} else if target == nil && len(oldRSs) > 0 {
+			latest := slices.Clone(oldRSs)
+			byCreation(latest)
+			target = latest[len(latest)-1]
+		}
+		if target == nil {
+			return nil
+		}
+		return s.scaleRS(target, want)
+	}
+	// The new ReplicaSet is saturated: the old ones go.
+	if newRS != nil && replicas(newRS.Spec.Replicas) == want && newRS.Status.AvailableReplicas == want {
+		if desired, ok := intAnnotation(newRS, DesiredReplicasAnnotation); ok && desired == want {
+			for _, rs := range activeRSs(oldRSs) {
+				if err := s.scaleRS(rs, 0); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+		return nil
+	}
+	sizes := ProportionalSizes(d, active)
+	for _, rs := range active {
+		if err := s.scaleRS(rs, sizes[rs.Name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func activeRSs(rss []*appsv1.ReplicaSet) []*appsv1.ReplicaSet {
+	var out []*appsv1.ReplicaSet
+	for _, rs := range rss {
+		if rs != nil && replicas(rs.Spec.Replicas) > 0 {
+			out = append(out, rs)
+		}
+	}
+	return out
+}
+
+// scaleRS sets rs's replicas to size and its replicas annotations to d's
+// current ones, recording a ScalingReplicaSet event when the size
+// changes.
+func (s *pass) scaleRS(rs *appsv1.ReplicaSet, size int32) error {
+	d := s.d
+	from := replicas(rs.Spec.Replicas)
+	next := rs.DeepCopy()
+	annotated := setReplicasAnnotations(next, replicas(d.Spec.Replicas), replicas(d.Spec.Replicas)+maxSurge(d))
+	if from == size && !annotated {
+		return nil
+	}
+	next.Spec.Replicas = new(size)
+	updated, err := s.c.client.ReplicaSets(rs.Namespace).Update(s.ctx, next)
+	if err != nil {
+		return fmt.Errorf("scaling replicaset %q to %d: %w", rs.Name, size, err)
+	}
+	*rs = *updated
+	if from != size {
+		op := "up"
+		if size < from {
+			op = "down"
+		}
+		s.c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled %s replica set %s from %d to %d", op, rs.Name, from, size)
+		s.log.Info("scaled replicaset", "replicaset", rs.Name, "from", from, "to", size)
+	}
+	return nil
+}
+
+// rolloutRolling takes one step of a rolling update: scale the new
+// ReplicaSet up within the surge budget, or else the old ones down
+// within the availability budget; once complete, clean up history.
+func (s *pass) rolloutRolling(rsList []*appsv1.ReplicaSet) (controller.Result, error) {
+	d := s.d
+	newRS, oldRSs, err := s.replicaSets(rsList, true)
+	if err != nil {
+		return controller.Result{}, err
+	}
+	allRSs := append(slices.Clone(oldRSs), newRS)
+
+	if want := replicas(d.Spec.Replicas); replicas(newRS.Spec.Replicas) != want {
+		size := want
+		if replicas(newRS.Spec.Replicas) < want {
+			size = NewRSNewReplicas(d, allRSs, newRS)
+		}
+		if size != replicas(newRS.Spec.Replicas) {
+			if err := s.scaleRS(newRS, size); err != nil {
+				return controller.Result{}, err
+			}
+			return s.syncRolloutStatus(allRSs, newRS)
+		}
+	}
+
+	if specReplicas(oldRSs) > 0 {
+		if maxDown := MaxScaledDown(d, allRSs, newRS); maxDown > 0 {
+			old := activeRSs(oldRSs)
+			byCreation(old)
+			sizes := OldScaleDowns(d, old, newRS, maxDown)
+			scaled := false
+			for _, rs := range old {
+				if size, ok := sizes[rs.Name]; ok && size != replicas(rs.Spec.Replicas) {
+					if err := s.scaleRS(rs, size); err != nil {
+						return controller.Result{}, err
+					}
+					scaled = true
+				}
+			}
+			if scaled {
+				return s.syncRolloutStatus(allRSs, newRS)
+			}
+		}
+	}
+
+	if Complete(d, &d.Status) {
+		if err := s.cleanup(oldRSs); err != nil {
+			return controller.Result{}, err
+		}
+	}
+	return s.syncRolloutStatus(allRSs, newRS)
+}
+
+// rolloutRecreate scales every old ReplicaSet to 0, waits until their
+// pods are gone, then creates or scales up the new one.
+func (s *pass) rolloutRecreate(rsList []*appsv1.ReplicaSet) (controller.Result, error) {
+	d := s.d
+	newRS, oldRSs, err := s.replicaSets(rsList, false)
+	if err != nil {
+		return controller.Result{}, err
+	}
+	all := func() []*appsv1.ReplicaSet { return append(slices.Clone(oldRSs), newRS) }
+	scaled := false
+	for _, rs := range activeRSs(oldRSs) {
+		if err := s.scaleRS(rs, 0); err != nil {
+			return controller.Result{}, err
+		}
+		scaled = true
+	}
+	if scaled || s.oldPodsRunning(oldRSs) {
+		return s.syncRolloutStatus(all(), newRS)
+	}
+	if newRS == nil {
+		if newRS, oldRSs, err = s.replicaSets(rsList, true); err != nil {
+			return controller.Result{}, err
+		}
+	}
+	if err := s.scaleRS(newRS, replicas(d.Spec.Replicas)); err != nil {
+		return controller.Result{}, err
+	}
+	if Complete(d, &d.Status) {
+		if err := s.cleanup(oldRSs); err != nil {
+			return controller.Result{}, err
+		}
+	}
+	return s.syncRolloutStatus(all(), newRS)
+}
+
+// oldPodsRunning reports whether any pod of the old ReplicaSets still
+// exists and has not finished, terminating ones included.
+func (s *pass) oldPodsRunning(oldRSs []*appsv1.ReplicaSet) bool {
+	if total, _, _ := statusReplicas(oldRSs); total > 0 {
+		return true
+	}
+	uids := map[types.UID]bool{}
+	for _, rs := range oldRSs {
+		uids[rs.UID] = true
+	}
+	objs, _ := s.c.podIndexer.ByIndex(cache.NamespaceIndex, s.d.Namespace)
+	for _, o := range objs {
+		pod := o.(*corev1.Pod)
+		ref := metav1.GetControllerOf(pod)
+		if ref == nil || !uids[ref.UID] {
+			continue
+		}
+		if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanup deletes the oldest old ReplicaSets beyond revisionHistoryLimit
+// that have no replicas left.
+func (s *pass) cleanup(oldRSs []*appsv1.ReplicaSet) error {
+	d := s.d
+	if d.Spec.RevisionHistoryLimit == nil {
+		return nil
+	}
+	victims := HistoryToDelete(oldRSs, *d.Spec.RevisionHistoryLimit)
+	for _, rs := range victims {
+		err := s.c.client.ReplicaSets(rs.Namespace).Delete(s.ctx, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting old replicaset %q: %w", rs.Name, err)
+		}
+		s.log.Info("deleted old replicaset", "replicaset", rs.Name, "revision", Revision(rs))
+	}
+	return nil
+}
+
+// HistoryToDelete returns the old ReplicaSets that revision history
+// cleanup deletes: the lowest revisions beyond limit among those not
+// being deleted, skipping any that still has (or may have) pods.
+func HistoryToDelete(oldRSs []*appsv1.ReplicaSet, limit int32) []*appsv1.ReplicaSet {
+	var alive []*appsv1.ReplicaSet
+	for _, rs := range oldRSs {
+		if rs != nil && rs.DeletionTimestamp == nil {
+			alive = append(alive, rs)
+		}
+	}
+	diff := len(alive) - int(limit)
+	if diff <= 0 {
+		return nil
+	}
+	byCreation(alive)
+	slices.SortStableFunc(alive, func(a, b *appsv1.ReplicaSet) int {
+		ra, rb := Revision(a), Revision(b)
+		switch {
+		case ra < rb:
+			return -1
+		case ra > rb:
+			return 1
+		}
+		return 0
+	})
+	var out []*appsv1.ReplicaSet
+	for _, rs := range alive[:diff] {
+		if rs.Status.Replicas != 0 || replicas(rs.Spec.Replicas) != 0 || rs.Generation > rs.Status.ObservedGeneration {
+			continue
+		}
+		out = append(out, rs)
+	}
+	return out
+}
+
+// syncStatus writes the status computed from the ReplicaSets, without
+// touching Progressing (paused, scaling, being deleted).
+func (s *pass) syncStatus(allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) error {
+	st := CalculateStatus(s.d, allRSs, newRS, s.now)
+	if equality.Semantic.DeepEqual(s.d.Status, st) {
+		return nil
+	}
+	s.d.Status = st
+	return s.updateStatus()
+}
+
+// syncRolloutStatus writes the status with the Progressing condition
+// and asks to be called again when the progress deadline would pass.
+func (s *pass) syncRolloutStatus(allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) (controller.Result, error) {
+	st := RolloutStatus(s.d, allRSs, newRS, s.now)
+	if !equality.Semantic.DeepEqual(s.d.Status, st) {
+		s.d.Status = st
+		if err := s.updateStatus(); err != nil {
+			return controller.Result{}, err
+		}
+	}
+	return controller.Result{RequeueAfter: RecheckAfter(s.d, &st, s.now)}, nil
+}
+
+// ProportionalSizes spreads a change of spec.replicas over the active
+// ReplicaSets of a rolling update in proportion to their sizes (from
+// their max-replicas annotation), as Kubernetes does; the leftover goes
+// to the largest.
+func ProportionalSizes(d *appsv1.Deployment, active []*appsv1.ReplicaSet) map[string]int32 {
+	want := replicas(d.Spec.Replicas)
+	allowed := want
+	if want > 0 {
+		allowed += maxSurge(d)
+	}
+	toAdd := allowed - specReplicas(active)
+	rss := slices.Clone(active)
+	slices.SortStableFunc(rss, func(a, b *appsv1.ReplicaSet) int {
+		ra, rb := replicas(a.Spec.Replicas), replicas(b.Spec.Replicas)
+		if ra != rb {
+			if ra > rb {
+				return -1
+			}
+			return 1
+		}
+		c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+		if toAdd > 0 {
+			// Growing: newer first among equals.
+			return -c
+		}
+		return c
+	})
+	sizes := map[string]int32{}
+	var added int32
+	for _, rs := range rss {
+		cur := replicas(rs.Spec.Replicas)
+		if toAdd == 0 || added == toAdd || cur == 0 {
+			sizes[rs.Name] = cur
+			continue
+		}
+		var fraction int32
+		if want == 0 {
+			fraction = -cur
+		} else {
+			annotated, ok := intAnnotation(rs, MaxReplicasAnnotation)
+			if !ok || annotated == 0 {
+				annotated = max(d.Status.Replicas, 1)
+			}
+			fraction = int32(float64(cur)*float64(allowed)/float64(annotated)+0.5) - cur
+		}
+		left := toAdd - added
+		p := min(fraction, left)
+		if toAdd < 0 {
+			p = max(fraction, left)
+		}
+		sizes[rs.Name] = cur + p
+		added += p
+	}
+	if added != toAdd && len(rss) > 0 {
+		sizes[rss[0].Name] = max(sizes[rss[0].Name]+toAdd-added, 0)
+	}
+	return sizes
+}
