@@ -24,7 +24,9 @@ build: deps
 run: build
 	@echo "Starting Skiff with its state in $(RUN_DIR). In another terminal, try:"
 	@echo "  bin/skiffctl version"
+	@echo "  bin/skiff simnodes --count 3   # simulated nodes, until the kubelet lands"
 	@echo "  bin/skiffctl apply -f examples/web.yaml"
+	@echo "  bin/skiffctl rollout status deployment/web"
 	@echo "  bin/skiffctl get deploy,svc -o wide"
 	@echo "  bin/skiffctl describe deployment web"
 	@echo "Stop it with Ctrl-C; its state stays in $(RUN_DIR)."
