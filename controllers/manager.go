@@ -134,13 +134,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer c.Close()
 	}
-	var err error
-	lerr := cfg.LeaderElection.RunOrLead(ctx, c, func(ctx context.Context) {
-		if err = runControllers(ctx, cfg, c); err != nil && cfg.LeaderElection.LeaderElect {
-			slog.Error("controllers failed", "err", err)
-		}
+	// A term that fails (a controller that cannot be built) ends Run with
+	// its error, the Lease given up, instead of being retried in a loop.
+	return cfg.LeaderElection.RunOrLeadE(ctx, c, func(ctx context.Context) error {
+		return runControllers(ctx, cfg, c)
 	})
-	return errors.Join(lerr, err)
 }
 
 // runControllers builds every enabled controller, starts the informers,

@@ -72,17 +72,15 @@ func Run(ctx context.Context, cfg Config) error {
 		defer c.Close()
 		cfg.Client = c
 	}
-	var err error
-	lerr := cfg.LeaderElection.RunOrLead(ctx, cfg.Client, func(ctx context.Context) {
-		var s *Scheduler
-		if s, err = New(cfg); err == nil {
-			err = s.Run(ctx)
-		}
+	// Each term as leader builds a fresh scheduler; a term that fails
+	// (not one that merely lost the Lease) ends Run with its error.
+	return cfg.LeaderElection.RunOrLeadE(ctx, cfg.Client, func(ctx context.Context) error {
+		s, err := New(cfg)
 		if err != nil {
-			slog.Error("scheduler failed", "err", err)
+			return err
 		}
+		return s.Run(ctx)
 	})
-	return errors.Join(lerr, err)
 }
 
 // New checks cfg and builds a scheduler. Nothing runs until Run.

@@ -599,11 +599,13 @@ func (s *pass) scaleRS(rs *appsv1.ReplicaSet, size int32) error {
 // ReplicaSet up within the surge budget, or else the old ones down
 // within the availability budget; once complete, clean up history.
 func (s *pass) rolloutRolling(rsList []*appsv1.ReplicaSet) (controller.Result, error) {
-	d := s.d
 	newRS, oldRSs, err := s.replicaSets(rsList, true)
 	if err != nil {
 		return controller.Result{}, err
 	}
+	// replicaSets may have written the status, replacing s.d: read it
+	// only now.
+	d := s.d
 	allRSs := append(slices.Clone(oldRSs), newRS)
 
 	if want := replicas(d.Spec.Replicas); replicas(newRS.Spec.Replicas) != want {
@@ -639,7 +641,7 @@ func (s *pass) rolloutRolling(rsList []*appsv1.ReplicaSet) (controller.Result, e
 		}
 	}
 
-	if Complete(d, &d.Status) {
+	if d := s.d; Complete(d, &d.Status) {
 		if err := s.cleanup(oldRSs); err != nil {
 			return controller.Result{}, err
 		}
@@ -650,7 +652,6 @@ func (s *pass) rolloutRolling(rsList []*appsv1.ReplicaSet) (controller.Result, e
 // rolloutRecreate scales every old ReplicaSet to 0, waits until their
 // pods are gone, then creates or scales up the new one.
 func (s *pass) rolloutRecreate(rsList []*appsv1.ReplicaSet) (controller.Result, error) {
-	d := s.d
 	newRS, oldRSs, err := s.replicaSets(rsList, false)
 	if err != nil {
 		return controller.Result{}, err
@@ -671,10 +672,12 @@ func (s *pass) rolloutRecreate(rsList []*appsv1.ReplicaSet) (controller.Result, 
 			return controller.Result{}, err
 		}
 	}
-	if err := s.scaleRS(newRS, replicas(d.Spec.Replicas)); err != nil {
+	// replicaSets may have written the status, replacing s.d: read it
+	// after each call that may.
+	if err := s.scaleRS(newRS, replicas(s.d.Spec.Replicas)); err != nil {
 		return controller.Result{}, err
 	}
-	if Complete(d, &d.Status) {
+	if d := s.d; Complete(d, &d.Status) {
 		if err := s.cleanup(oldRSs); err != nil {
 			return controller.Result{}, err
 		}

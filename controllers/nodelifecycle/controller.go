@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -65,6 +66,9 @@ type Controller struct {
 	nodes  cache.Indexer
 	leases cache.Indexer
 	pods   cache.Indexer
+
+	mu     sync.Mutex
+	health map[string]Observation // by node name
 }
 
 // New builds the controller and registers its informer handlers: node and
@@ -75,7 +79,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.GracePeriod <= 0 {
 		return nil, errors.New("grace period must be positive")
 	}
-	c := &Controller{cfg: cfg, clock: cfg.Clock, queue: queue.New(Name)}
+	c := &Controller{cfg: cfg, clock: cfg.Clock, queue: queue.New(Name), health: map[string]Observation{}}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
 	}
@@ -84,20 +88,34 @@ func New(cfg Config) (*Controller, error) {
 	}
 	nodes, leases, pods := cfg.Informers.Nodes(), cfg.Informers.Leases(), cfg.Informers.Pods()
 	c.nodes, c.leases, c.pods = nodes.GetIndexer(), leases.GetIndexer(), pods.GetIndexer()
+	if _, err := nodes.AddEventHandler(c.observeBy(func(obj any) string {
+		_, name, _ := cache.SplitMetaNamespaceKey(mustKey(obj))
+		return name
+	})); err != nil {
+		return nil, fmt.Errorf("watch nodes: %w", err)
+	}
 	if _, err := nodes.AddEventHandler(controller.EnqueueHandler(c.queue)); err != nil {
 		return nil, fmt.Errorf("watch nodes: %w", err)
 	}
+	nodeLease := func(obj any) bool {
+		key, ok := controller.Key(obj)
+		ns, _, _ := cache.SplitMetaNamespaceKey(key)
+		return ok && ns == corev1.NamespaceNodeLease
+	}
+	// A node Lease is named after its node.
+	leaseNode := func(obj any) string {
+		_, name, _ := cache.SplitMetaNamespaceKey(mustKey(obj))
+		return name
+	}
 	if _, err := leases.AddEventHandler(cache.FilteringResourceEventHandler{
-		FilterFunc: func(obj any) bool {
-			key, ok := controller.Key(obj)
-			ns, _, _ := cache.SplitMetaNamespaceKey(key)
-			return ok && ns == corev1.NamespaceNodeLease
-		},
-		// A node Lease is named after its node.
-		Handler: c.enqueueBy(func(obj any) string {
-			_, name, _ := cache.SplitMetaNamespaceKey(mustKey(obj))
-			return name
-		}),
+		FilterFunc: nodeLease,
+		Handler:    c.observeBy(leaseNode),
+	}); err != nil {
+		return nil, fmt.Errorf("watch leases: %w", err)
+	}
+	if _, err := leases.AddEventHandler(cache.FilteringResourceEventHandler{
+		FilterFunc: nodeLease,
+		Handler:    c.enqueueBy(leaseNode),
 	}); err != nil {
 		return nil, fmt.Errorf("watch leases: %w", err)
 	}
@@ -115,8 +133,64 @@ func New(cfg Config) (*Controller, error) {
 
 // Run reconciles nodes until ctx ends. The informers must be started and
 // synced.
+//
+// Run first records every node as seen alive now, on the controller's
+// clock: a controller that just started (or was just elected) knows
+// nothing of how long ago a node last renewed, so it waits one grace
+// period before it judges any node stale.
 func (c *Controller) Run(ctx context.Context) {
+	now := c.clock.Now()
+	c.mu.Lock()
+	clear(c.health)
+	for _, obj := range c.nodes.List() {
+		node := obj.(*corev1.Node)
+		c.health[node.Name] = Observation{Heartbeat: HeartbeatOf(node, c.cachedLease(node.Name)), ObservedAt: now}
+	}
+	c.mu.Unlock()
 	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
+}
+
+// observe updates the record of the node name from the caches, at the
+// controller's clock, and returns it. A node no longer cached is
+// forgotten (ok false).
+func (c *Controller) observe(name string) (obs Observation, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	obj, exists, _ := c.nodes.GetByKey(name)
+	if !exists {
+		delete(c.health, name)
+		return Observation{}, false
+	}
+	prev, found := c.health[name]
+	obs = Observe(prev, found, HeartbeatOf(obj.(*corev1.Node), c.cachedLease(name)), c.clock.Now())
+	c.health[name] = obs
+	return obs, true
+}
+
+// cachedLease returns the node's cached Lease, or nil.
+func (c *Controller) cachedLease(name string) *coordinationv1.Lease {
+	if obj, ok, _ := c.leases.GetByKey(corev1.NamespaceNodeLease + "/" + name); ok {
+		return obj.(*coordinationv1.Lease)
+	}
+	return nil
+}
+
+// observeBy is an event handler that updates the record of the node
+// nodeOf returns for an object, as the event arrives.
+func (c *Controller) observeBy(nodeOf func(obj any) string) cache.ResourceEventHandler {
+	observe := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if name := nodeOf(obj); name != "" {
+			c.observe(name)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    observe,
+		UpdateFunc: func(_, obj any) { observe(obj) },
+		DeleteFunc: observe,
+	}
 }
 
 // Reconcile brings one node (key: its name) and its pods in line with the
@@ -125,15 +199,21 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	log := slog.With("component", Name, "node", key)
 	obj, exists, err := c.nodes.GetByKey(key)
 	if err != nil || !exists {
+		if err == nil {
+			c.observe(key) // forgets the node
+		}
 		return controller.Result{}, err // a deleted node's pods are pod GC's
 	}
 	node := obj.(*corev1.Node).DeepCopy()
-	var lease *coordinationv1.Lease
-	if obj, ok, _ := c.leases.GetByKey(corev1.NamespaceNodeLease + "/" + key); ok {
-		lease = obj.(*coordinationv1.Lease)
+	// Staleness is measured on the controller's clock only: since it
+	// last saw the node's heartbeat change, never from the node's
+	// timestamps, which may be skewed.
+	obs, ok := c.observe(key)
+	if !ok {
+		return controller.Result{}, nil
 	}
 	now := c.clock.Now()
-	stale, left := Stale(LastRenewal(node, lease), now, c.cfg.GracePeriod)
+	stale, left := Stale(obs.ObservedAt, now, c.cfg.GracePeriod)
 
 	if stale {
 		if readyChanged, changed := MarkUnknown(&node.Status, now); changed {

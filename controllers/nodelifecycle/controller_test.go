@@ -40,7 +40,9 @@ func (r *recorder) has(event string) bool {
 }
 
 // TestReconcile drives one node through a lost heartbeat and back with a
-// fake clock, calling Reconcile by hand: no workers, no sleeps.
+// fake clock, calling Reconcile by hand: no workers, no sleeps. The
+// node's clock is an hour behind the controller's: staleness is measured
+// from when the controller saw the heartbeat change, on its own clock.
 func TestReconcile(t *testing.T) {
 	srv := testenv.StartServer(t)
 	c := testenv.NewClient(t, srv.Addr())
@@ -48,6 +50,7 @@ func TestReconcile(t *testing.T) {
 	start := time.Now().Truncate(time.Second) // the API keeps whole seconds
 	clk := clocktesting.NewFakePassiveClock(start)
 	const grace = 40 * time.Second
+	nodeClock := start.Add(-time.Hour) // skewed
 
 	if _, err := c.Nodes().Create(ctx, &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "n1"},
@@ -59,7 +62,7 @@ func TestReconcile(t *testing.T) {
 	}
 	lease, err := c.Leases(corev1.NamespaceNodeLease).Create(ctx, &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: corev1.NamespaceNodeLease},
-		Spec:       coordinationv1.LeaseSpec{HolderIdentity: new("n1"), RenewTime: new(metav1.NewMicroTime(start))},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: new("n1"), RenewTime: new(metav1.NewMicroTime(nodeClock))},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +168,7 @@ func TestReconcile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lease.Spec.RenewTime = new(metav1.NewMicroTime(clk.Now()))
+		lease.Spec.RenewTime = new(metav1.NewMicroTime(nodeClock.Add(grace + 20*time.Second)))
 		if _, err := c.Leases(corev1.NamespaceNodeLease).Update(ctx, lease); err != nil {
 			t.Fatal(err)
 		}

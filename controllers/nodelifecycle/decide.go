@@ -16,25 +16,66 @@ const (
 	MessageNodeStatusNeverUpdated = "Kubelet never posted node status."
 )
 
-// LastRenewal is when the node last showed it was alive: the later of its
-// Lease's renewTime and its Ready condition's lastHeartbeatTime (a kubelet
-// that comes back posts its status before it renews its Lease; both are
-// heartbeats, as in Kubernetes), or its creation when it has neither.
-func LastRenewal(node *corev1.Node, lease *coordinationv1.Lease) time.Time {
-	last := node.CreationTimestamp.Time
-	if c := condition(node.Status.Conditions, corev1.NodeReady); c != nil && c.LastHeartbeatTime.After(last) {
-		last = c.LastHeartbeatTime.Time
-	}
-	if lease != nil && lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(last) {
-		last = lease.Spec.RenewTime.Time
-	}
-	return last
+// Heartbeat is what a node last posted to show it is alive: its Lease's
+// resourceVersion and renewTime and its Ready condition's
+// lastHeartbeatTime. These are compared only with each other, for a
+// change, never with this controller's clock: the node's clock may be
+// skewed from it.
+type Heartbeat struct {
+	LeaseResourceVersion string
+	LeaseRenewTime       time.Time
+	ReadyHeartbeat       time.Time
 }
 
-// Stale reports whether a node last renewed at renewed is past the grace
-// period at now and, if not, how long until it will be.
-func Stale(renewed, now time.Time, grace time.Duration) (bool, time.Duration) {
-	left := renewed.Add(grace).Sub(now)
+// HeartbeatOf returns the node's current heartbeat. A Ready condition this
+// controller wrote for a node that never posted one
+// (ReasonNodeStatusNeverUpdated) is no heartbeat.
+func HeartbeatOf(node *corev1.Node, lease *coordinationv1.Lease) Heartbeat {
+	var hb Heartbeat
+	if c := condition(node.Status.Conditions, corev1.NodeReady); c != nil && c.Reason != ReasonNodeStatusNeverUpdated {
+		hb.ReadyHeartbeat = c.LastHeartbeatTime.Time
+	}
+	if lease != nil {
+		hb.LeaseResourceVersion = lease.ResourceVersion
+		if lease.Spec.RenewTime != nil {
+			hb.LeaseRenewTime = lease.Spec.RenewTime.Time
+		}
+	}
+	return hb
+}
+
+// Observation is the controller's record of a node's heartbeat: the last
+// heartbeat it saw and when, on its own clock, it first saw it.
+type Observation struct {
+	Heartbeat  Heartbeat
+	ObservedAt time.Time
+}
+
+// Observe updates a node's record (prev; found false when there is none)
+// with its current heartbeat hb seen at now: a node seen for the first
+// time, or that posted a new heartbeat (a changed Lease, a changed Ready
+// lastHeartbeatTime), was alive at now; otherwise ObservedAt stays (a
+// Lease or heartbeat that disappeared is no sign of life). Staleness is
+// then now - ObservedAt, both on the controller's clock, as in
+// Kubernetes.
+func Observe(prev Observation, found bool, hb Heartbeat, now time.Time) Observation {
+	if !found {
+		return Observation{Heartbeat: hb, ObservedAt: now}
+	}
+	p := prev.Heartbeat
+	leaseRenewed := hb.LeaseResourceVersion != "" && (hb.LeaseResourceVersion != p.LeaseResourceVersion || !hb.LeaseRenewTime.Equal(p.LeaseRenewTime))
+	statusPosted := !hb.ReadyHeartbeat.IsZero() && !hb.ReadyHeartbeat.Equal(p.ReadyHeartbeat)
+	if leaseRenewed || statusPosted {
+		return Observation{Heartbeat: hb, ObservedAt: now}
+	}
+	return Observation{Heartbeat: hb, ObservedAt: prev.ObservedAt}
+}
+
+// Stale reports whether a node whose heartbeat was last seen changing at
+// observed (on the controller's clock) is past the grace period at now
+// and, if not, how long until it will be.
+func Stale(observed, now time.Time, grace time.Duration) (bool, time.Duration) {
+	left := observed.Add(grace).Sub(now)
 	return left < 0, left
 }
 

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,7 +15,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func TestStale(t *testing.T) {
 	tests := []struct {
 		name      string
-		renewed   time.Time
+		observed  time.Time
 		wantStale bool
 		wantLeft  time.Duration
 	}{
@@ -24,11 +25,61 @@ func TestStale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stale, left := Stale(tt.renewed, t0, 40*time.Second)
+			stale, left := Stale(tt.observed, t0, 40*time.Second)
 			if stale != tt.wantStale || left != tt.wantLeft {
 				t.Errorf("got %v, %v, want %v, %v", stale, left, tt.wantStale, tt.wantLeft)
 			}
 		})
+	}
+}
+
+func TestObserve(t *testing.T) {
+	// The node's clock is an hour behind the controller's: it does not
+	// matter, only changes do.
+	skewed := t0.Add(-time.Hour)
+	hb := Heartbeat{LeaseResourceVersion: "5", LeaseRenewTime: skewed, ReadyHeartbeat: skewed}
+	seen := Observation{Heartbeat: hb, ObservedAt: t0.Add(-10 * time.Second)}
+	tests := []struct {
+		name   string
+		prev   Observation
+		found  bool
+		hb     Heartbeat
+		wantAt time.Time
+	}{
+		{"first sight is now", Observation{}, false, hb, t0},
+		{"first sight without heartbeat is now", Observation{}, false, Heartbeat{}, t0},
+		{"unchanged keeps observedAt", seen, true, hb, seen.ObservedAt},
+		{"lease renewed", seen, true, Heartbeat{"6", skewed.Add(time.Second), skewed}, t0},
+		{"lease renewed to an earlier time", seen, true, Heartbeat{"6", skewed.Add(-time.Second), skewed}, t0},
+		{"lease updated, same renewTime", seen, true, Heartbeat{"6", skewed, skewed}, t0},
+		{"status posted", seen, true, Heartbeat{"5", skewed, skewed.Add(time.Second)}, t0},
+		{"lease deleted is no heartbeat", seen, true, Heartbeat{ReadyHeartbeat: skewed}, seen.ObservedAt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Observe(tt.prev, tt.found, tt.hb, t0)
+			if !got.ObservedAt.Equal(tt.wantAt) || got.Heartbeat != tt.hb {
+				t.Errorf("got %+v, want observedAt %v and heartbeat %+v", got, tt.wantAt, tt.hb)
+			}
+		})
+	}
+}
+
+func TestHeartbeatOf(t *testing.T) {
+	hbTime := metav1.NewTime(t0.Add(-time.Hour))
+	node := &corev1.Node{Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: hbTime},
+	}}}
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "7"}, Spec: coordinationv1.LeaseSpec{RenewTime: new(metav1.NewMicroTime(t0))}}
+	if got, want := HeartbeatOf(node, lease), (Heartbeat{"7", t0, hbTime.Time}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	// The controller's own Ready=Unknown for a node that never posted
+	// status is no heartbeat.
+	var never corev1.NodeStatus
+	MarkUnknown(&never, t0)
+	if got := HeartbeatOf(&corev1.Node{Status: never}, nil); got != (Heartbeat{}) {
+		t.Errorf("never updated: got %+v, want none", got)
 	}
 }
 

@@ -8,12 +8,17 @@
 // A node's kubelet (or simulated node) renews its Lease in kube-node-lease
 // every few seconds. For each node, Reconcile:
 //
-//  1. takes the node's last heartbeat, the later of its Lease's renewTime
-//     and its Ready condition's lastHeartbeatTime, and compares it with
-//     the controller's Clock (the Lease's own clock: no skew on one
-//     machine, unlike Kubernetes' observed-time bookkeeping, which this
-//     level-based check does without);
-//  2. if it is older than the grace period, sets the node's Ready
+//  1. judges the node's freshness as Kubernetes does, on the controller's
+//     Clock only: the controller keeps, per node, the last heartbeat it
+//     saw (the Lease's resourceVersion and renewTime, the Ready
+//     condition's lastHeartbeatTime) and when it saw it change
+//     (observedAt), updated from the Lease and Node informer events and
+//     in Reconcile. The node's timestamps are never compared with the
+//     controller's clock, so clock skew between machines does not matter.
+//     Run starts by setting observedAt to now for every node: a newly
+//     started or elected controller waits one grace period before it
+//     judges a node stale;
+//  2. if now - observedAt exceeds the grace period, sets the node's Ready
 //     condition (and the pressure conditions) to Unknown with reason
 //     NodeStatusUnknown, and records a NodeNotReady event;
 //  3. sets the taints the node's health calls for: node.kubernetes.io/
@@ -31,8 +36,8 @@
 //  6. asks to be called again when the next thing is due: the grace
 //     period running out, or the next eviction.
 //
-// The decisions are pure functions (Stale, DesiredTaints, EvictionDelay) of
-// the objects and the time; Reconcile does the reads and writes around
+// The decisions are pure functions (Observe, Stale, DesiredTaints,
+// EvictionDelay) of the objects and the time; Reconcile does the reads and writes around
 // them. Every write is a compare-and-swap on resourceVersion.
 //
 // The caller's duties, in order: build the controller with New (which

@@ -37,6 +37,9 @@
 // A caller builds the controller with New (which adds the handlers to a
 // Factory's informers), starts the Factory, and calls Run, which waits
 // for the caches and returns after ctx ends and every worker has
-// stopped. Pod writes that had started when ctx ended are finished
-// first, so that a controller started afterwards sees all of them.
+// stopped. ctx is the controller's leadership: once it has ended no pod
+// create or delete starts (each checks ctx first) and writes in flight
+// are cancelled, each bounded by WriteTimeout, so that a deposed leader
+// does not create or delete pods next to a new one. Creates that never
+// happened are ticked off the expectations.
 package replicaset

@@ -47,9 +47,9 @@ type Config struct {
 	// show the pods it created or deleted before it trusts the cache
 	// again (Kubernetes: 5 minutes).
 	ExpectationsTTL time.Duration
-	// WriteTimeout bounds each pod write. Writes already started finish
-	// (or time out) even when the controller is stopped, so that when
-	// Run returns nothing of this controller is still in flight.
+	// WriteTimeout bounds each pod write. Writes also end with the
+	// controller's context (its leadership): a controller that lost its
+	// Lease makes no further writes, and none of its writes outlive Run.
 	WriteTimeout time.Duration
 	// Logger receives the controller's logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -532,6 +532,11 @@ func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error
 	if c.beforeCreate != nil {
 		c.beforeCreate()
 	}
+	// A controller stopped (or no longer leader) must not write: a new
+	// leader may already be creating the same pods.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("replicaset %s/%s: not creating pod: %w", rs.Namespace, rs.Name, err)
+	}
 	ctx, cancel := c.writeContext(ctx)
 	defer cancel()
 	pod, err := c.client.Pods(rs.Namespace).Create(ctx, newPod(rs))
@@ -545,6 +550,9 @@ func (c *Controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error
 
 // deletePodOf deletes one of rs's pods.
 func (c *Controller) deletePodOf(ctx context.Context, rs *appsv1.ReplicaSet, pod *corev1.Pod) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("replicaset %s/%s: not deleting pod %q: %w", rs.Namespace, rs.Name, pod.Name, err)
+	}
 	ctx, cancel := c.writeContext(ctx)
 	defer cancel()
 	if err := c.client.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
@@ -557,12 +565,12 @@ func (c *Controller) deletePodOf(ctx context.Context, rs *appsv1.ReplicaSet, pod
 	return nil
 }
 
-// writeContext is the context of one write: not ended by ctx, so that a
-// write that started completes when the controller stops (its effect is
-// then in the API server before Run returns), but bounded by
-// WriteTimeout.
+// writeContext is the context of one write: ended by ctx, the
+// controller's context, which ends when the controller stops or loses
+// its leadership (so that a deposed leader's writes do not race a new
+// leader's), and bounded by WriteTimeout.
 func (c *Controller) writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), c.cfg.WriteTimeout)
+	return context.WithTimeout(ctx, c.cfg.WriteTimeout)
 }
 
 // newPod returns a pod to create from rs's template: named

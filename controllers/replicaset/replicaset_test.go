@@ -79,7 +79,10 @@ func (cl *cluster) runUntilCleanup(name string, fn func(context.Context) error) 
 // startController runs a ReplicaSet controller with its own informers
 // and recorder, like a fresh process. stop ends it and returns once Run
 // has returned; it is also called when the test ends.
-func (cl *cluster) startController(beforeCreate func()) (stop func()) {
+//
+// beforeCreate, when not nil, is called before each pod create with a
+// function that ends the controller's context without waiting for Run.
+func (cl *cluster) startController(beforeCreate func(cancel context.CancelFunc)) (stop func()) {
 	cl.t.Helper()
 	f := informers.NewFactory(cl.client, time.Minute)
 	rec := events.NewRecorder(cl.client, "controllers")
@@ -89,8 +92,10 @@ func (cl *cluster) startController(beforeCreate func()) (stop func()) {
 	if err != nil {
 		cl.t.Fatal(err)
 	}
-	ctrl.beforeCreate = beforeCreate
 	ctx, cancel := context.WithCancel(context.Background())
+	if beforeCreate != nil {
+		ctrl.beforeCreate = func() { beforeCreate(cancel) }
+	}
 	f.Start(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -337,7 +342,9 @@ func TestAdoptionAndRelease(t *testing.T) {
 }
 
 // TestRestartMidScaleUpMakesNoExtraPods stops a controller in the middle
-// of a scale-up, after its third batch of creates (1+2+4 pods), and
+// of a scale-up, after its third batch of creates (1+2+4 pods), by
+// ending its context before the fourth batch's creates (which must then
+// not happen), and
 // starts a new one: the new one creates exactly the missing pods, and no
 // pod is ever created and deleted again.
 func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
@@ -372,9 +379,17 @@ func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
 	var stopFirst func()
 	var firstCreates atomic.Int32
 	stopped := make(chan struct{})
-	stopFirst = cl.startController(func() {
-		if firstCreates.Add(1) == 7 {
-			// The fourth batch (8 pods) is never started.
+	var attempts atomic.Int32
+	stopFirst = cl.startController(func(cancel context.CancelFunc) {
+		n := attempts.Add(1)
+		if n <= 7 {
+			firstCreates.Add(1)
+			return
+		}
+		// The fourth batch (8 pods): the controller loses its context
+		// before each of these creates, which must then not happen.
+		cancel()
+		if n == 8 {
 			go func() {
 				stopFirst()
 				close(stopped)
@@ -392,7 +407,7 @@ func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
 	}
 
 	var secondCreates atomic.Int32
-	cl.startController(func() { secondCreates.Add(1) })
+	cl.startController(func(context.CancelFunc) { secondCreates.Add(1) })
 	cl.awaitStatus("web", status(replicas, replicas, 1))
 	cl.awaitPods(replicas)
 	if got, want := firstCreates.Load()+secondCreates.Load(), int32(replicas); got != want {

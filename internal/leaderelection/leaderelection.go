@@ -23,9 +23,11 @@
 //
 // The caller's duties: fill Config (Options.AddFlags binds the usual
 // --leader-elect flags), give every copy a distinct Identity, and call
-// Run. Run campaigns again after losing the Lease, so onStartedLeading
-// may be called more than once; it must stop promptly when its context
-// ends and must not keep state from one term to the next.
+// Run (or RunE). Run campaigns again, after RetryPeriod, when a term
+// ends, so onStartedLeading may be called more than once; it must stop
+// promptly when its context ends and must not keep state from one term
+// to the next. With RunE, a callback that fails ends Run with its error
+// (the Lease given up) instead.
 package leaderelection
 
 import (
@@ -93,9 +95,22 @@ func DefaultIdentity() string {
 // Run campaigns for the Lease until ctx ends. Each time it becomes leader
 // it calls onStartedLeading with a context that ends when leadership does
 // (or ctx does); after that callback returns it calls onStoppedLeading
-// (if not nil) and campaigns again. Run returns nil once ctx has ended
-// and the callbacks have returned, or an error if cfg is invalid.
+// (if not nil) and, after RetryPeriod, campaigns again. Run returns nil
+// once ctx has ended and the callbacks have returned, or an error if cfg
+// is invalid. RunE is Run with a callback that can fail.
 func Run(ctx context.Context, cfg Config, onStartedLeading func(ctx context.Context), onStoppedLeading func()) error {
+	return RunE(ctx, cfg, func(ctx context.Context) error {
+		onStartedLeading(ctx)
+		return nil
+	}, onStoppedLeading)
+}
+
+// RunE is Run, except that onStartedLeading returns an error: when it
+// returns one while Run's ctx has not ended (and not merely because its
+// leadership ended), the term is over for good: Run gives the Lease up,
+// calls onStoppedLeading and returns that error, rather than take the
+// Lease again and fail the same way in a loop.
+func RunE(ctx context.Context, cfg Config, onStartedLeading func(ctx context.Context) error, onStoppedLeading func()) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -107,19 +122,33 @@ func Run(ctx context.Context, cfg Config, onStartedLeading func(ctx context.Cont
 		e.log.Info("became leader")
 		leadCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
+		var termErr error
 		go func() {
 			defer close(done)
-			onStartedLeading(leadCtx)
+			termErr = onStartedLeading(leadCtx)
 		}()
 		e.renew(leadCtx, done)
+		lost := leadCtx.Err() != nil // ended before the callback returned
 		cancel()
 		<-done
-		if ctx.Err() != nil {
+		failed := termErr != nil && ctx.Err() == nil &&
+			!(lost && (errors.Is(termErr, context.Canceled) || errors.Is(termErr, context.DeadlineExceeded)))
+		if ctx.Err() != nil || failed {
 			e.release()
 		}
 		e.log.Info("stopped leading")
 		if onStoppedLeading != nil {
 			onStoppedLeading()
+		}
+		if failed {
+			e.log.Error("leading failed", "err", termErr)
+			return fmt.Errorf("leading %s/%s: %w", cfg.Namespace, cfg.Name, termErr)
+		}
+		// Campaign again only after RetryPeriod, so that a term that
+		// ends at once does not make Run spin.
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.RetryPeriod):
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package leaderelection_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,5 +172,78 @@ func TestValidate(t *testing.T) {
 	o := leaderelection.DefaultOptions("skiff-scheduler")
 	if err := o.Validate(); err != nil {
 		t.Errorf("defaults: got %v, want no error", err)
+	}
+}
+
+// TestFailingTermEndsRun: a leader whose work fails at once (while its
+// ctx is still alive) does not take the Lease again and again: RunE gives
+// the Lease up and returns the error, and another candidate takes over.
+func TestFailingTermEndsRun(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	ctx := testenv.Context(t)
+	cfg := leaderelection.Config{
+		Client: c, Namespace: metav1.NamespaceSystem, Name: "test-lease", Identity: "failing",
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+	}
+	boom := errors.New("controller cannot be built")
+	var terms, stopped atomic.Int32
+	errc := make(chan error, 1)
+	go func() {
+		errc <- leaderelection.RunE(ctx, cfg, func(context.Context) error {
+			terms.Add(1)
+			return boom
+		}, func() { stopped.Add(1) })
+	}()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunE did not return after its term failed")
+	}
+	if !errors.Is(err, boom) {
+		t.Errorf("got %v, want %v", err, boom)
+	}
+	if terms.Load() != 1 || stopped.Load() != 1 {
+		t.Errorf("got %d terms and %d onStoppedLeading calls, want 1 and 1", terms.Load(), stopped.Load())
+	}
+	lease, err := c.Leases(metav1.NamespaceSystem).Get(ctx, "test-lease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
+		t.Errorf("lease still held by %q, want it given up", *h)
+	}
+	// Given up, the Lease goes to the next candidate at its first try.
+	var active atomic.Int32
+	start := time.Now()
+	b := campaign(t, c, "b", &active)
+	testenv.Eventually(t, 5*time.Second, "b leading", func() (bool, error) { return b.leading.Load(), nil })
+	if d := time.Since(start); d >= leaseDuration {
+		t.Errorf("b took %v to lead, want less than the lease duration %v", d, leaseDuration)
+	}
+}
+
+// TestEndedTermWaitsBeforeCampaigning: a callback that returns at once
+// without an error does not make Run take the Lease again in a loop: it
+// waits RetryPeriod between terms.
+func TestEndedTermWaitsBeforeCampaigning(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(testenv.Context(t), 5*retryPeriod+retryPeriod/2)
+	defer cancel()
+	cfg := leaderelection.Config{
+		Client: c, Namespace: metav1.NamespaceSystem, Name: "test-lease", Identity: "quick",
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+	}
+	var terms atomic.Int32
+	if err := leaderelection.RunE(ctx, cfg, func(context.Context) error {
+		terms.Add(1)
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := terms.Load(); n < 1 || n > 6 {
+		t.Errorf("got %d terms in %v, want at most one per retry period", n, 5*retryPeriod+retryPeriod/2)
 	}
 }

@@ -75,9 +75,19 @@ func (o *Options) Config(c *client.Client) Config {
 // RunOrLead runs run(ctx) directly when election is off, and otherwise
 // only while holding the Lease, as often as leadership is won again.
 func (o *Options) RunOrLead(ctx context.Context, c *client.Client, run func(ctx context.Context)) error {
-	if !o.LeaderElect {
+	return o.RunOrLeadE(ctx, c, func(ctx context.Context) error {
 		run(ctx)
 		return nil
+	})
+}
+
+// RunOrLeadE is RunOrLead with a run that can fail: its error is
+// returned, directly when election is off and, when it is on, from a
+// term that failed while ctx had not ended (see RunE), after the Lease
+// was given up.
+func (o *Options) RunOrLeadE(ctx context.Context, c *client.Client, run func(ctx context.Context) error) error {
+	if !o.LeaderElect {
+		return run(ctx)
 	}
-	return Run(ctx, o.Config(c), run, nil)
+	return RunE(ctx, o.Config(c), run, nil)
 }
