@@ -53,6 +53,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newSchedulerCommand())
 	root.AddCommand(newControllersCommand())
 	root.AddCommand(newSimNodesCommand())
+	root.AddCommand(newImagesCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
