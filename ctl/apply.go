@@ -72,36 +72,13 @@ func (a *applyOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(a.files) == 0 {
-		return errors.New("must specify -f")
-	}
-	fails := &failures{}
-	docs, err := readDocuments(a.files, a.recursive, a.In, fails)
-	if err != nil {
-		return err
-	}
-	if len(docs) == 0 {
-		return fails.err()
-	}
-	c, err := a.Client()
-	if err != nil {
-		return err
-	}
-	for _, doc := range applyOrder(docs) {
-		if err := ctx.Err(); err != nil {
-			fails.add(err)
-			break
-		}
-		name, result, err := a.applyOne(ctx, c, &doc, mode)
+	return eachDocument(ctx, a.Options, a.files, a.recursive, "applying", func(c *client.Client, doc *Document) (string, error) {
+		name, result, err := a.applyOne(ctx, c, doc, mode)
 		if err != nil {
-			if !fails.add(withSource("applying", &doc, err)) {
-				break
-			}
-			continue
+			return "", err
 		}
-		fmt.Fprintf(a.Out, "%s %s%s\n", printers.QualifiedName(doc.Resource, name), result, mode.suffix())
-	}
-	return fails.err()
+		return fmt.Sprintf("%s %s%s", printers.QualifiedName(doc.Resource, name), result, mode.suffix()), nil
+	})
 }
 
 // applyOne creates or patches the object of one document and says which

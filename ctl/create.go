@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -53,36 +52,13 @@ func (cr *createOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(cr.files) == 0 {
-		return errors.New("must specify -f")
-	}
-	fails := &failures{}
-	docs, err := readDocuments(cr.files, cr.recursive, cr.In, fails)
-	if err != nil {
-		return err
-	}
-	if len(docs) == 0 {
-		return fails.err()
-	}
-	c, err := cr.Client()
-	if err != nil {
-		return err
-	}
-	for _, doc := range applyOrder(docs) {
-		if err := ctx.Err(); err != nil {
-			fails.add(err)
-			break
-		}
-		name, err := cr.createOne(ctx, c, &doc, mode)
+	return eachDocument(ctx, cr.Options, cr.files, cr.recursive, "creating", func(c *client.Client, doc *Document) (string, error) {
+		name, err := cr.createOne(ctx, c, doc, mode)
 		if err != nil {
-			if !fails.add(withSource("creating", &doc, err)) {
-				break
-			}
-			continue
+			return "", err
 		}
-		fmt.Fprintf(cr.Out, "%s created%s\n", printers.QualifiedName(doc.Resource, name), mode.suffix())
-	}
-	return fails.err()
+		return fmt.Sprintf("%s created%s", printers.QualifiedName(doc.Resource, name), mode.suffix()), nil
+	})
 }
 
 // createOne creates the object of one document and returns its name (the

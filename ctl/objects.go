@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,44 @@ func readDocuments(files []string, recursive bool, in io.Reader, fails *failures
 		fails.add(readErr)
 	}
 	return docs, nil
+}
+
+// eachDocument is the loop of every -f verb: read the documents, connect,
+// and hand each served document to do in apply order. do returns what to
+// print ("pod/web created") or an error, which is collected with the
+// document's source; the command's error lists them all at the end.
+func eachDocument(ctx context.Context, o *Options, files []string, recursive bool, verb string,
+	do func(c *client.Client, doc *Document) (string, error)) error {
+	if len(files) == 0 {
+		return errors.New("must specify -f")
+	}
+	fails := &failures{}
+	docs, err := readDocuments(files, recursive, o.In, fails)
+	if err != nil {
+		return err
+	}
+	if len(docs) == 0 {
+		return fails.err()
+	}
+	c, err := o.Client()
+	if err != nil {
+		return err
+	}
+	for _, doc := range applyOrder(docs) {
+		if err := ctx.Err(); err != nil {
+			fails.add(err)
+			break
+		}
+		line, err := do(c, &doc)
+		if err != nil {
+			if !fails.add(withSource(verb, &doc, err)) {
+				break
+			}
+			continue
+		}
+		fmt.Fprintln(o.Out, line)
+	}
+	return fails.err()
 }
 
 // servedDocuments returns the documents whose kind Skiff serves and
