@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -46,7 +45,7 @@ type Options struct {
 func DefaultOptions() *Options {
 	return &Options{
 		Streams:     Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr},
-		ConfigPaths: []string{clientconfig.UserPath(), clientconfig.SystemPath},
+		ConfigPaths: clientconfig.DefaultPaths(),
 		Timeout:     30 * time.Second,
 	}
 }
@@ -54,20 +53,7 @@ func DefaultOptions() *Options {
 // ServerAddress resolves where the API server is: --server, else
 // SKIFF_SERVER, else the first config file that exists.
 func (o *Options) ServerAddress() (string, error) {
-	if o.Server != "" {
-		return o.Server, nil
-	}
-	if s := os.Getenv("SKIFF_SERVER"); s != "" {
-		return s, nil
-	}
-	c, path, err := clientconfig.Load(o.ConfigPaths...)
-	if err != nil {
-		return "", err
-	}
-	if path == "" {
-		return "", fmt.Errorf("no server given: use --server, set SKIFF_SERVER, or start `skiff server`, which writes %s", clientconfig.UserPath())
-	}
-	return c.Server, nil
+	return clientconfig.ResolveServer(o.Server, o.ConfigPaths...)
 }
 
 // Client returns the API client, connecting on first use. Warnings from

@@ -89,6 +89,11 @@ func newSchedulerCommand() *cobra.Command {
 		Short: "Run the scheduler, which binds pending pods to nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			server, err := clientconfig.ResolveServer(cfg.Server, clientconfig.DefaultPaths()...)
+			if err != nil {
+				return err
+			}
+			cfg.Server = server
 			return scheduler.Run(cmd.Context(), cfg)
 		},
 	}
@@ -105,6 +110,11 @@ func newControllersCommand() *cobra.Command {
 		Short: "Run the controllers, which drive what runs towards what was declared",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			server, err := clientconfig.ResolveServer(cfg.Server, clientconfig.DefaultPaths()...)
+			if err != nil {
+				return err
+			}
+			cfg.Server = server
 			return controllers.Run(cmd.Context(), cfg)
 		},
 	}

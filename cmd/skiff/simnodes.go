@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/simnodes"
 )
 
@@ -15,6 +16,11 @@ func newSimNodesCommand() *cobra.Command {
 		Short: "Register simulated nodes that heartbeat and run their pods without containers (for scale tests)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			server, err := clientconfig.ResolveServer(cfg.Server, clientconfig.DefaultPaths()...)
+			if err != nil {
+				return err
+			}
+			cfg.Server = server
 			if err := cfg.Validate(); err != nil {
 				return err
 			}

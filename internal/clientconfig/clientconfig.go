@@ -95,3 +95,29 @@ func Write(path string, c Config) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// EnvServer is the environment variable that names the API server.
+const EnvServer = "SKIFF_SERVER"
+
+// ResolveServer says where the API server is: flag when set, else
+// $SKIFF_SERVER, else the first of paths that exists. Libraries never read
+// the environment themselves; the binaries call this once.
+func ResolveServer(flag string, paths ...string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if s := os.Getenv(EnvServer); s != "" {
+		return s, nil
+	}
+	c, path, err := Load(paths...)
+	if err != nil {
+		return "", err
+	}
+	if path == "" {
+		return "", fmt.Errorf("no server given: use --server, set %s, or start `skiff server`, which writes %s", EnvServer, UserPath())
+	}
+	return c.Server, nil
+}
+
+// DefaultPaths are the config files clients read, in order.
+func DefaultPaths() []string { return []string{UserPath(), SystemPath} }
