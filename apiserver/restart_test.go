@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -692,15 +693,37 @@ func rvLess(t *testing.T, a, b string) bool {
 	return x < y
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that is free now and that a test can
+// listen on again after a restart. It comes from below the kernel's
+// ephemeral range: a port from that range can be taken, while its listener
+// is down, as the source port of any outgoing connection on the machine
+// (the API server's own reconnects included), and the restart then fails
+// with "address already in use".
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768 // the kernel's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	const first = 10000
+	if low <= first+1000 {
+		t.Fatalf("the ephemeral port range starts at %d; this test needs ports below it", low)
+	}
+	for range 1000 {
+		port := first + rand.IntN(low-first)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // in use; try another
+		}
+		l.Close()
+		return port
+	}
+	t.Fatalf("no free loopback port below %d", low)
+	return 0
 }
 
 // etcdProcess is an etcd running in its own OS process: this test binary
