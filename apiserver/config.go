@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -38,6 +39,13 @@ type Config struct {
 	// before the node lifecycle controller evicts it (Kubernetes'
 	// DefaultTolerationSeconds admission plugin).
 	DefaultTolerationSeconds int64
+	// KubeletDialer, when set, makes the connections to kubelets that
+	// PodLogs and PodExec relay to; addr is the host:port taken from the
+	// pod's Node (status.addresses and
+	// status.daemonEndpoints.kubeletEndpoint). Nil dials TCP. Tests set it
+	// to reach kubelets that live in network namespaces of their own
+	// (internal/nsutil.Dial). Not a flag.
+	KubeletDialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // DefaultConfig returns the defaults: state under /var/lib/skiff, the API on

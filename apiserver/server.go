@@ -108,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.ChainUnaryInterceptor(recoverUnary),
 		grpc.ChainStreamInterceptor(recoverStream),
 	)
-	skiffv1.RegisterAPIServer(s.grpc, &service{reg: s.registry})
+	skiffv1.RegisterAPIServer(s.grpc, &service{reg: s.registry, kubeletDialer: cfg.KubeletDialer})
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			slog.Error("api server stopped serving", "err", err)

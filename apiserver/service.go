@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"net"
 	"reflect"
 
 	"google.golang.org/grpc"
@@ -30,6 +31,9 @@ const MaxRequestBytes = 3 * 1024 * 1024
 type service struct {
 	skiffv1.UnimplementedAPIServer
 	reg *registry.Registry
+	// kubeletDialer makes the connections to kubelets for PodLogs and
+	// PodExec (podproxy.go); nil dials TCP.
+	kubeletDialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // store finds the registry store of a requested resource.

@@ -20,7 +20,9 @@ import (
 //   - an error from the server: "Error from server (Reason): message";
 //   - any other error: "error: message";
 //   - the errors of a command that carried on after some objects failed:
-//     one line for each.
+//     one line for each;
+//   - the non-zero exit of a command run by exec (*ExitError): "command
+//     terminated with exit code N".
 //
 // An interruption (context.Canceled, when the user pressed Ctrl-C) and
 // nil have no line: FormatError returns "".
@@ -49,6 +51,10 @@ func FormatError(err error) string {
 			return fmt.Sprintf("The connection to %s was refused - did you specify the right host or port?", server)
 		}
 		return fmt.Sprintf("Unable to connect to %s: %s", server, unreachable.Cause)
+	}
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		return exit.Error()
 	}
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {

@@ -14,6 +14,12 @@ fi
 missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v git >/dev/null 2>&1 || missing+=(git)
+# The kubelet's tests (which run as root) build their container image from
+# Debian's static busybox; without root they skip, so it is only installed
+# for root.
+if [ "$(id -u)" = 0 ] && [ ! -x /bin/busybox ]; then
+	missing+=(busybox-static)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "installing ${missing[*]} with apt-get"

@@ -20,10 +20,17 @@ import (
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/version"
+	"github.com/skiffdev/skiff/kubelet"
+	"github.com/skiffdev/skiff/kubelet/runtime"
 	"github.com/skiffdev/skiff/scheduler"
 )
 
 func main() {
+	// The container runtime runs this binary again inside new containers
+	// and as each container's shim; those runs end here.
+	if runtime.Reexec() {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
@@ -53,6 +60,8 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newSchedulerCommand())
 	root.AddCommand(newControllersCommand())
 	root.AddCommand(newSimNodesCommand())
+	root.AddCommand(newKubeletCommand())
+	root.AddCommand(newAgentCommand())
 	root.AddCommand(newImagesCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
@@ -122,23 +131,27 @@ func newControllersCommand() *cobra.Command {
 	return cmd
 }
 
-// newServerCommand builds "skiff server": the control plane of a cluster
-// on its first machine. For now that is the API server with its embedded
-// etcd, the scheduler and the controllers; later components join it
-// here. It writes
-// skiffctl's config so that skiffctl on this machine finds the server
-// with no flags.
+// newServerCommand builds "skiff server": a cluster's first machine. It
+// runs the control plane — the API server with its embedded etcd, the
+// scheduler and the controllers — and, unless --disable-agent, a kubelet
+// so that this machine is also a node. It writes skiffctl's config so
+// that skiffctl on this machine finds the server with no flags.
 func newServerCommand() *cobra.Command {
 	cfg := apiserver.DefaultConfig()
 	schedCfg := scheduler.DefaultConfig()
 	ctrlCfg := controllers.DefaultConfig()
+	kubeletCfg := kubelet.DefaultConfig()
+	// With no node IPAM controller yet, the server's own node takes the
+	// first /24 of the default cluster CIDR.
+	kubeletCfg.PodCIDR = "10.244.0.0/24"
+	disableAgent := false
 	clientConfigs := []string{clientconfig.UserPath()}
 	if os.Geteuid() == 0 {
 		clientConfigs = append(clientConfigs, clientconfig.SystemPath)
 	}
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the control plane of a cluster: the API server with its embedded etcd, the scheduler and the controllers",
+		Short: "Run a cluster's first machine: the API server with its embedded etcd, the scheduler, the controllers and a kubelet",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := apiserver.Start(cmd.Context(), cfg)
@@ -156,7 +169,20 @@ func newServerCommand() *cobra.Command {
 				}
 				slog.Info("wrote the client config", "path", path, "server", addr)
 			}
-			return runComponents(cmd.Context(), schedCfg, ctrlCfg, addr)
+			agent := !disableAgent
+			if agent && os.Geteuid() != 0 {
+				slog.Warn("not running a kubelet on this machine: it needs root; this machine runs no pods (run as root, or pass --disable-agent to silence this)")
+				agent = false
+			}
+			var kcfg *kubelet.Config
+			if agent {
+				if !cmd.Flags().Changed("root-dir") {
+					// One state directory for the whole machine.
+					kubeletCfg.RootDir = cfg.DataDir
+				}
+				kcfg = &kubeletCfg
+			}
+			return runComponents(cmd.Context(), schedCfg, ctrlCfg, kcfg, addr)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
@@ -178,14 +204,17 @@ func newServerCommand() *cobra.Command {
 			cmd.Flags().AddFlag(f)
 		}
 	})
+	// The kubelet's flags.
+	kubeletCfg.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&disableAgent, "disable-agent", disableAgent, "run only the control plane: no kubelet, so no pods run on this machine")
 	cmd.Flags().StringSliceVar(&clientConfigs, "write-client-config", clientConfigs, "files to write skiffctl's config to (empty: none)")
 	return cmd
 }
 
-// runComponents runs the scheduler and the controllers of "skiff server"
-// until ctx ends. If one of them fails, the other is stopped and the
-// failure returned.
-func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, addr string) error {
+// runComponents runs the scheduler, the controllers and (when kcfg is not
+// nil) the kubelet of "skiff server" until ctx ends. If one of them fails,
+// the others are stopped and the failure returned.
+func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, kcfg *kubelet.Config, addr string) error {
 	// One set of --leader-elect flags serves both components; each keeps
 	// its own Lease.
 	lease := schedCfg.LeaderElection.LeaseName
@@ -193,11 +222,16 @@ func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg contr
 	schedCfg.LeaderElection.LeaseName = lease
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
+	n := 2
 	go func() { errs <- runScheduler(ctx, schedCfg, addr) }()
 	go func() { errs <- runControllers(ctx, ctrlCfg, addr) }()
+	if kcfg != nil {
+		n++
+		go func() { errs <- runKubelet(ctx, addr, *kcfg) }()
+	}
 	var first error
-	for range 2 {
+	for range n {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 			cancel()

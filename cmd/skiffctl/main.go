@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -27,6 +28,12 @@ func main() {
 	// when its context ends.
 	if msg := ctl.FormatError(err); msg != "" {
 		fmt.Fprintln(os.Stderr, msg)
+	}
+	// exec exits with the status of the command it ran, as kubectl does
+	// (a status outside 1-255 cannot be passed on; it becomes 1).
+	var exit *ctl.ExitError
+	if errors.As(err, &exit) && exit.Code > 0 && exit.Code < 256 {
+		os.Exit(exit.Code)
 	}
 	if err != nil || ctx.Err() != nil {
 		os.Exit(1)

@@ -1054,7 +1054,7 @@ var File_skiff_v1_api_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x12skiff/v1/api.proto\x12\bskiff.v1\"<\n" +
+	"\x12skiff/v1/api.proto\x12\bskiff.v1\x1a\x16skiff/v1/streams.proto\"<\n" +
 	"\bResource\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1a\n" +
 	"\bresource\x18\x02 \x01(\tR\bresource\"\xf4\x01\n" +
@@ -1131,7 +1131,7 @@ const file_skiff_v1_api_proto_rawDesc = "" +
 	"\bEncoding\x12\x15\n" +
 	"\x11ENCODING_PROTOBUF\x10\x00\x12\x11\n" +
 	"\rENCODING_JSON\x10\x01\x12\x11\n" +
-	"\rENCODING_YAML\x10\x022\xde\x03\n" +
+	"\rENCODING_YAML\x10\x022\xd3\x04\n" +
 	"\x03API\x12;\n" +
 	"\x06Create\x12\x17.skiff.v1.CreateRequest\x1a\x18.skiff.v1.ObjectResponse\x125\n" +
 	"\x03Get\x12\x14.skiff.v1.GetRequest\x1a\x18.skiff.v1.ObjectResponse\x125\n" +
@@ -1140,7 +1140,9 @@ const file_skiff_v1_api_proto_rawDesc = "" +
 	"\x05Patch\x12\x16.skiff.v1.PatchRequest\x1a\x18.skiff.v1.ObjectResponse\x12;\n" +
 	"\x06Delete\x12\x17.skiff.v1.DeleteRequest\x1a\x18.skiff.v1.ObjectResponse\x127\n" +
 	"\x05Watch\x12\x16.skiff.v1.WatchRequest\x1a\x14.skiff.v1.WatchEvent0\x01\x12>\n" +
-	"\aVersion\x12\x18.skiff.v1.VersionRequest\x1a\x19.skiff.v1.VersionResponseB2Z0github.com/skiffdev/skiff/proto/skiff/v1;skiffv1b\x06proto3"
+	"\aVersion\x12\x18.skiff.v1.VersionRequest\x1a\x19.skiff.v1.VersionResponse\x129\n" +
+	"\aPodLogs\x12\x18.skiff.v1.PodLogsRequest\x1a\x12.skiff.v1.LogChunk0\x01\x128\n" +
+	"\aPodExec\x12\x13.skiff.v1.ExecInput\x1a\x14.skiff.v1.ExecOutput(\x010\x01B2Z0github.com/skiffdev/skiff/proto/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_api_proto_rawDescOnce sync.Once
@@ -1172,6 +1174,10 @@ var file_skiff_v1_api_proto_goTypes = []any{
 	(*VersionRequest)(nil),  // 12: skiff.v1.VersionRequest
 	(*VersionResponse)(nil), // 13: skiff.v1.VersionResponse
 	(*Status)(nil),          // 14: skiff.v1.Status
+	(*PodLogsRequest)(nil),  // 15: skiff.v1.PodLogsRequest
+	(*ExecInput)(nil),       // 16: skiff.v1.ExecInput
+	(*LogChunk)(nil),        // 17: skiff.v1.LogChunk
+	(*ExecOutput)(nil),      // 18: skiff.v1.ExecOutput
 }
 var file_skiff_v1_api_proto_depIdxs = []int32{
 	1,  // 0: skiff.v1.CreateRequest.resource:type_name -> skiff.v1.Resource
@@ -1191,16 +1197,20 @@ var file_skiff_v1_api_proto_depIdxs = []int32{
 	8,  // 14: skiff.v1.API.Delete:input_type -> skiff.v1.DeleteRequest
 	10, // 15: skiff.v1.API.Watch:input_type -> skiff.v1.WatchRequest
 	12, // 16: skiff.v1.API.Version:input_type -> skiff.v1.VersionRequest
-	9,  // 17: skiff.v1.API.Create:output_type -> skiff.v1.ObjectResponse
-	9,  // 18: skiff.v1.API.Get:output_type -> skiff.v1.ObjectResponse
-	5,  // 19: skiff.v1.API.List:output_type -> skiff.v1.ListResponse
-	9,  // 20: skiff.v1.API.Update:output_type -> skiff.v1.ObjectResponse
-	9,  // 21: skiff.v1.API.Patch:output_type -> skiff.v1.ObjectResponse
-	9,  // 22: skiff.v1.API.Delete:output_type -> skiff.v1.ObjectResponse
-	11, // 23: skiff.v1.API.Watch:output_type -> skiff.v1.WatchEvent
-	13, // 24: skiff.v1.API.Version:output_type -> skiff.v1.VersionResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
+	15, // 17: skiff.v1.API.PodLogs:input_type -> skiff.v1.PodLogsRequest
+	16, // 18: skiff.v1.API.PodExec:input_type -> skiff.v1.ExecInput
+	9,  // 19: skiff.v1.API.Create:output_type -> skiff.v1.ObjectResponse
+	9,  // 20: skiff.v1.API.Get:output_type -> skiff.v1.ObjectResponse
+	5,  // 21: skiff.v1.API.List:output_type -> skiff.v1.ListResponse
+	9,  // 22: skiff.v1.API.Update:output_type -> skiff.v1.ObjectResponse
+	9,  // 23: skiff.v1.API.Patch:output_type -> skiff.v1.ObjectResponse
+	9,  // 24: skiff.v1.API.Delete:output_type -> skiff.v1.ObjectResponse
+	11, // 25: skiff.v1.API.Watch:output_type -> skiff.v1.WatchEvent
+	13, // 26: skiff.v1.API.Version:output_type -> skiff.v1.VersionResponse
+	17, // 27: skiff.v1.API.PodLogs:output_type -> skiff.v1.LogChunk
+	18, // 28: skiff.v1.API.PodExec:output_type -> skiff.v1.ExecOutput
+	19, // [19:29] is the sub-list for method output_type
+	9,  // [9:19] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1211,6 +1221,7 @@ func file_skiff_v1_api_proto_init() {
 	if File_skiff_v1_api_proto != nil {
 		return
 	}
+	file_skiff_v1_streams_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

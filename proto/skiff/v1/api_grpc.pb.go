@@ -41,6 +41,8 @@ const (
 	API_Delete_FullMethodName  = "/skiff.v1.API/Delete"
 	API_Watch_FullMethodName   = "/skiff.v1.API/Watch"
 	API_Version_FullMethodName = "/skiff.v1.API/Version"
+	API_PodLogs_FullMethodName = "/skiff.v1.API/PodLogs"
+	API_PodExec_FullMethodName = "/skiff.v1.API/PodExec"
 )
 
 // APIClient is the client API for API service.
@@ -61,6 +63,14 @@ type APIClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 	// Version reports the server's build and API version.
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionResponse, error)
+	// PodLogs streams the log of a container of a pod, read by the kubelet
+	// of the pod's node (see streams.proto). Without follow the stream ends
+	// after the log's current end.
+	PodLogs(ctx context.Context, in *PodLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
+	// PodExec runs a command in a container of a pod, through the kubelet
+	// of the pod's node: the first ExecInput is a start, then stdin and
+	// resizes; the server sends output and finally the exit.
+	PodExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error)
 }
 
 type aPIClient struct {
@@ -160,6 +170,38 @@ func (c *aPIClient) Version(ctx context.Context, in *VersionRequest, opts ...grp
 	return out, nil
 }
 
+func (c *aPIClient) PodLogs(ctx context.Context, in *PodLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &API_ServiceDesc.Streams[1], API_PodLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PodLogsRequest, LogChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type API_PodLogsClient = grpc.ServerStreamingClient[LogChunk]
+
+func (c *aPIClient) PodExec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &API_ServiceDesc.Streams[2], API_PodExec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecInput, ExecOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type API_PodExecClient = grpc.BidiStreamingClient[ExecInput, ExecOutput]
+
 // APIServer is the server API for API service.
 // All implementations must embed UnimplementedAPIServer
 // for forward compatibility.
@@ -178,6 +220,14 @@ type APIServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	// Version reports the server's build and API version.
 	Version(context.Context, *VersionRequest) (*VersionResponse, error)
+	// PodLogs streams the log of a container of a pod, read by the kubelet
+	// of the pod's node (see streams.proto). Without follow the stream ends
+	// after the log's current end.
+	PodLogs(*PodLogsRequest, grpc.ServerStreamingServer[LogChunk]) error
+	// PodExec runs a command in a container of a pod, through the kubelet
+	// of the pod's node: the first ExecInput is a start, then stdin and
+	// resizes; the server sends output and finally the exit.
+	PodExec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error
 	mustEmbedUnimplementedAPIServer()
 }
 
@@ -211,6 +261,12 @@ func (UnimplementedAPIServer) Watch(*WatchRequest, grpc.ServerStreamingServer[Wa
 }
 func (UnimplementedAPIServer) Version(context.Context, *VersionRequest) (*VersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Version not implemented")
+}
+func (UnimplementedAPIServer) PodLogs(*PodLogsRequest, grpc.ServerStreamingServer[LogChunk]) error {
+	return status.Error(codes.Unimplemented, "method PodLogs not implemented")
+}
+func (UnimplementedAPIServer) PodExec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error {
+	return status.Error(codes.Unimplemented, "method PodExec not implemented")
 }
 func (UnimplementedAPIServer) mustEmbedUnimplementedAPIServer() {}
 func (UnimplementedAPIServer) testEmbeddedByValue()             {}
@@ -370,6 +426,24 @@ func _API_Version_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _API_PodLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PodLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(APIServer).PodLogs(m, &grpc.GenericServerStream[PodLogsRequest, LogChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type API_PodLogsServer = grpc.ServerStreamingServer[LogChunk]
+
+func _API_PodExec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(APIServer).PodExec(&grpc.GenericServerStream[ExecInput, ExecOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type API_PodExecServer = grpc.BidiStreamingServer[ExecInput, ExecOutput]
+
 // API_ServiceDesc is the grpc.ServiceDesc for API service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -411,6 +485,17 @@ var API_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Watch",
 			Handler:       _API_Watch_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "PodLogs",
+			Handler:       _API_PodLogs_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PodExec",
+			Handler:       _API_PodExec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "skiff/v1/api.proto",

@@ -1,0 +1,68 @@
+package kubelet
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// backoff spaces out retries of something that keeps failing — a
+// container that keeps crashing, an image that cannot be pulled — as
+// Kubernetes does: the first retry comes at once, then the wait doubles
+// from the initial delay up to the maximum, and an entry that has not
+// failed for twice the maximum starts again from the beginning.
+type backoff struct {
+	initial, max time.Duration
+
+	mu      sync.Mutex
+	entries map[string]*backoffEntry
+}
+
+type backoffEntry struct {
+	delay time.Duration
+	last  time.Time // when the failure that set delay happened
+}
+
+func newBackoff(initial, max time.Duration) *backoff {
+	return &backoff{initial: initial, max: max, entries: map[string]*backoffEntry{}}
+}
+
+// next records a failure of key at time at and lengthens its delay.
+func (b *backoff) next(key string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.entries[key]
+	if e == nil || at.Sub(e.last) > 2*b.max {
+		e = &backoffEntry{delay: b.initial}
+		b.entries[key] = e
+	} else {
+		e.delay = min(2*e.delay, b.max)
+	}
+	e.last = at
+}
+
+// wait returns how much longer key must wait after a failure at since,
+// and the current delay; zero wait means a retry may happen now.
+func (b *backoff) wait(key string, since, now time.Time) (wait, delay time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.entries[key]
+	if e == nil {
+		return 0, 0
+	}
+	if end := since.Add(e.delay); now.Before(end) {
+		return end.Sub(now), e.delay
+	}
+	return 0, e.delay
+}
+
+// forget drops every entry whose key starts with prefix.
+func (b *backoff) forget(prefix string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range b.entries {
+		if strings.HasPrefix(k, prefix) {
+			delete(b.entries, k)
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package kubelet
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Config configures a kubelet.
+type Config struct {
+	// NodeName is the name of this node's Node object; the host name when
+	// empty.
+	NodeName string
+	// NodeIP is the address other machines reach this node on; found from
+	// the default route when empty.
+	NodeIP string
+	// RootDir holds the node's state: images, containers, pod directories.
+	RootDir string
+	// PodCIDR is used for pod IPs when the Node has no spec.podCIDR.
+	PodCIDR string
+	// CgroupRoot is the cgroup under which every pod gets its own.
+	CgroupRoot string
+	// Listen is the address of the kubelet's API (logs and exec for the API
+	// server); NodeIP:10250 when empty.
+	Listen string
+	// KubeletPort is the port advertised in the Node's daemonEndpoints.
+	KubeletPort int32
+	// InsecureRegistries are registries reached over plain HTTP.
+	InsecureRegistries []string
+	// MaxPods is the node's pod capacity.
+	MaxPods int64
+	// SystemReservedCPU and SystemReservedMemory are kept back from
+	// allocatable for the system and Skiff itself.
+	SystemReservedCPU    string
+	SystemReservedMemory string
+	// ContainerLogMaxSize caps one container's log file; the file is then
+	// rotated and one older file kept.
+	ContainerLogMaxSize string
+	// Bridge is the node's pod bridge.
+	Bridge string
+
+	// InitialBackoff and MaxBackoff bound how long a crashing container or
+	// a failing image pull waits before the next try; the wait doubles
+	// from the first to the second.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// SyncInterval is how often every pod is synced even when nothing
+	// happened, and the runtime relisted: the safety net of the
+	// level-triggered design.
+	SyncInterval time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		RootDir:              "/var/lib/skiff",
+		CgroupRoot:           "/skiff",
+		KubeletPort:          10250,
+		MaxPods:              110,
+		SystemReservedCPU:    "100m",
+		SystemReservedMemory: "256Mi",
+		ContainerLogMaxSize:  "10Mi",
+		Bridge:               "skiff0",
+		InitialBackoff:       10 * time.Second,
+		MaxBackoff:           5 * time.Minute,
+		SyncInterval:         10 * time.Second,
+	}
+}
+
+// AddFlags registers the kubelet's flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "name of this node (default: the host name)")
+	fs.StringVar(&c.NodeIP, "node-ip", c.NodeIP, "address of this node (default: the address of the default route's interface)")
+	fs.StringVar(&c.RootDir, "root-dir", c.RootDir, "directory for the node's state: images, containers, pod volumes and logs")
+	fs.StringVar(&c.PodCIDR, "pod-cidr", c.PodCIDR, "pod addresses to use while the Node has no spec.podCIDR, e.g. 10.244.0.0/24")
+	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "cgroup under which pods get their cgroups")
+	fs.StringVar(&c.Listen, "kubelet-listen", c.Listen, "address of the kubelet API used by the API server for logs and exec (default NODE-IP:10250)")
+	fs.StringSliceVar(&c.InsecureRegistries, "insecure-registry", c.InsecureRegistries, "registry host[:port] to pull from over plain HTTP (repeatable)")
+	fs.Int64Var(&c.MaxPods, "max-pods", c.MaxPods, "how many pods this node runs at most")
+	fs.StringVar(&c.SystemReservedCPU, "system-reserved-cpu", c.SystemReservedCPU, "CPU kept back from pods")
+	fs.StringVar(&c.SystemReservedMemory, "system-reserved-memory", c.SystemReservedMemory, "memory kept back from pods")
+	fs.StringVar(&c.ContainerLogMaxSize, "container-log-max-size", c.ContainerLogMaxSize, "size at which a container's log file is rotated")
+	fs.DurationVar(&c.InitialBackoff, "restart-backoff", c.InitialBackoff, "first wait before restarting a crashed container or retrying an image pull")
+	fs.DurationVar(&c.MaxBackoff, "max-restart-backoff", c.MaxBackoff, "longest wait before restarting a crashed container")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often every pod is checked even when nothing changed")
+}
+
+// Validate checks the configuration and fills in NodeName.
+func (c *Config) Validate() error {
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--node-name not given and the host name is unknown: %w", err)
+		}
+		c.NodeName = strings.ToLower(h)
+	}
+	if c.RootDir == "" {
+		return errors.New("--root-dir must not be empty")
+	}
+	if c.PodCIDR != "" {
+		p, err := netip.ParsePrefix(c.PodCIDR)
+		if err != nil || !p.Addr().Is4() || p.Bits() > 29 {
+			return fmt.Errorf("--pod-cidr %q: want an IPv4 CIDR of /29 or larger, e.g. 10.244.0.0/24", c.PodCIDR)
+		}
+	}
+	if c.NodeIP != "" {
+		if _, err := netip.ParseAddr(c.NodeIP); err != nil {
+			return fmt.Errorf("--node-ip %q: not an IP address", c.NodeIP)
+		}
+	}
+	for name, v := range map[string]string{"--system-reserved-cpu": c.SystemReservedCPU, "--system-reserved-memory": c.SystemReservedMemory, "--container-log-max-size": c.ContainerLogMaxSize} {
+		if _, err := resource.ParseQuantity(v); err != nil {
+			return fmt.Errorf("%s %q: %v", name, v, err)
+		}
+	}
+	if c.InitialBackoff <= 0 || c.MaxBackoff < c.InitialBackoff {
+		return fmt.Errorf("--restart-backoff %v and --max-restart-backoff %v: want 0 < first ≤ longest", c.InitialBackoff, c.MaxBackoff)
+	}
+	if c.SyncInterval <= 0 {
+		return errors.New("--sync-interval must be positive")
+	}
+	return nil
+}
+
+// reserved is what the node keeps back from allocatable.
+func (c *Config) reserved() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse(c.SystemReservedCPU),
+		corev1.ResourceMemory: resource.MustParse(c.SystemReservedMemory),
+	}
+}
+
+func (c *Config) logMaxBytes() int64 {
+	q := resource.MustParse(c.ContainerLogMaxSize)
+	return q.Value()
+}

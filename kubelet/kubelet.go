@@ -1,0 +1,345 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/kubelet/images"
+	"github.com/skiffdev/skiff/kubelet/network"
+	"github.com/skiffdev/skiff/kubelet/nodestatus"
+	"github.com/skiffdev/skiff/kubelet/prober"
+	"github.com/skiffdev/skiff/kubelet/runtime"
+	"github.com/skiffdev/skiff/kubelet/server"
+)
+
+// ErrNotRoot is returned by Run when the process is not root.
+var ErrNotRoot = errors.New("the kubelet needs root: it creates namespaces, cgroups, mounts and network links for pods; run it as root (for example: sudo skiff kubelet ...)")
+
+// Kubelet runs the pods bound to one node.
+type Kubelet struct {
+	cfg    Config
+	client *client.Client
+	log    *slog.Logger
+	events *events.Recorder
+
+	images  *images.Store
+	runtime *runtime.Runtime
+	network *network.Manager
+	probes  *prober.Manager
+
+	pods       cache.SharedIndexInformer
+	workers    *podWorkers
+	containers *containerIndex
+	backoff    *backoff
+
+	// node is the latest Node object seen by the status loop.
+	node atomic.Pointer[corev1.Node]
+	// netReady is closed once the pod network is set up on the node.
+	netReady     chan struct{}
+	netReadyOnce sync.Once
+	podCIDR      atomic.Pointer[netip.Prefix]
+
+	// sandboxes caches each pod's namespaces and IP once set up.
+	sandboxMu sync.Mutex
+	sandboxes map[types.UID]sandbox
+
+	// pullErrors holds the last failed pull of each pod's image, for
+	// ImagePullBackOff.
+	pullMu     sync.Mutex
+	pullErrors map[string]pullError
+
+	// statuses holds the status last written for each pod and the
+	// resourceVersion the write produced, so a status is written only when
+	// it changes, even while the informer has not caught up.
+	statusMu sync.Mutex
+	statuses map[types.UID]writtenStatus
+}
+
+// Run runs a kubelet until ctx ends.
+func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) error {
+	if os.Geteuid() != 0 {
+		return ErrNotRoot
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("node", cfg.NodeName)
+	if cfg.NodeIP == "" {
+		ip, err := defaultRouteIP()
+		if err != nil {
+			return fmt.Errorf("--node-ip not given and none found: %w", err)
+		}
+		cfg.NodeIP = ip.String()
+	}
+	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
+		return err
+	}
+	store, err := images.Open(filepath.Join(cfg.RootDir, "images"), images.Options{InsecureRegistries: cfg.InsecureRegistries})
+	if err != nil {
+		return fmt.Errorf("opening the image store: %w", err)
+	}
+	rt, err := runtime.New(runtime.Options{Root: filepath.Join(cfg.RootDir, "runtime"), CgroupRoot: cfg.CgroupRoot, Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting the container runtime: %w", err)
+	}
+	netm, err := network.New(network.Config{Root: filepath.Join(cfg.RootDir, "network"), Bridge: cfg.Bridge, Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting the pod network: %w", err)
+	}
+
+	k := &Kubelet{
+		cfg:        cfg,
+		client:     c,
+		log:        log,
+		events:     events.NewRecorder(c, "kubelet", events.WithLogger(log)),
+		images:     store,
+		runtime:    rt,
+		network:    netm,
+		containers: newContainerIndex(),
+		backoff:    newBackoff(cfg.InitialBackoff, cfg.MaxBackoff),
+		netReady:   make(chan struct{}),
+		sandboxes:  map[types.UID]sandbox{},
+		pullErrors: map[string]pullError{},
+		statuses:   map[types.UID]writtenStatus{},
+	}
+	defer k.events.Stop()
+	k.workers = newPodWorkers(k.syncPod, log)
+	k.probes = prober.NewManager(k.probeExec, k.probeDial, k.workers.wake, nil, log)
+
+	// What the runtime has from before a restart is adopted, not redone.
+	if err := k.relist(); err != nil {
+		return fmt.Errorf("listing containers: %w", err)
+	}
+
+	listen := cfg.Listen
+	if listen == "" {
+		listen = net.JoinHostPort(cfg.NodeIP, strconv.Itoa(int(cfg.KubeletPort)))
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("kubelet API: %w", err)
+	}
+	api := server.New(k, log)
+	go func() {
+		if err := api.Serve(ln); err != nil && ctx.Err() == nil {
+			log.Error("kubelet API stopped", "err", err)
+		}
+	}()
+	defer api.Stop()
+
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := nodestatus.Run(ctx, c, nodestatus.Config{
+			NodeName:       cfg.NodeName,
+			NodeIP:         cfg.NodeIP,
+			KubeletPort:    cfg.KubeletPort,
+			PodCIDR:        cfg.PodCIDR,
+			Reserved:       cfg.reserved(),
+			MaxPods:        cfg.MaxPods,
+			RuntimeVersion: rt.Version(),
+			Health:         k.health,
+			Logger:         log,
+		}, k.observeNode)
+		if err != nil && ctx.Err() == nil {
+			log.Error("node status loop stopped", "err", err)
+		}
+	}()
+
+	factory := informers.NewFactory(c, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
+	}))
+	k.pods = factory.Pods()
+	if _, err := k.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    k.podChanged,
+		UpdateFunc: func(_, obj any) { k.podChanged(obj) },
+		DeleteFunc: k.podChanged,
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx)
+	defer factory.Wait()
+
+	// Pods wait for the network; the node reports why it is not ready
+	// meanwhile.
+	select {
+	case <-k.netReady:
+	case <-ctx.Done():
+		return nil
+	}
+	if !factory.WaitForCacheSync(ctx) {
+		return nil
+	}
+	log.Info("kubelet ready", "podCIDR", k.podCIDR.Load().String(), "api", ln.Addr().String(), "runtime", rt.Version())
+
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		k.watchExits(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		k.housekeeping(ctx)
+	}()
+	k.workers.start(ctx)
+	k.syncAll()
+	<-ctx.Done()
+	k.workers.wait()
+	return nil
+}
+
+// health is the Ready condition's source: nil while the kubelet can run
+// pods.
+func (k *Kubelet) health() error {
+	select {
+	case <-k.netReady:
+		return nil
+	default:
+		return errors.New("pod network not ready: the node has no pod CIDR yet (spec.podCIDR, or the kubelet's --pod-cidr)")
+	}
+}
+
+// observeNode is called by the node status loop with the latest Node. The
+// first pod CIDR seen sets up the node's bridge.
+func (k *Kubelet) observeNode(n *corev1.Node) {
+	k.node.Store(n.DeepCopy())
+	cidr := n.Spec.PodCIDR
+	if cidr == "" {
+		cidr = k.cfg.PodCIDR
+	}
+	if cidr == "" {
+		return
+	}
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		k.log.Error("the node's pod CIDR is not a CIDR", "podCIDR", cidr, "err", err)
+		return
+	}
+	if cur := k.podCIDR.Load(); cur != nil {
+		if *cur != p {
+			k.log.Warn("the node's pod CIDR changed; keeping the one in use until the kubelet restarts", "inUse", cur.String(), "new", p.String())
+		}
+		return
+	}
+	if err := k.network.EnsureNode(p); err != nil {
+		k.log.Error("setting up the pod network", "podCIDR", p.String(), "err", err)
+		return
+	}
+	k.podCIDR.Store(&p)
+	k.netReadyOnce.Do(func() { close(k.netReady) })
+}
+
+// podChanged hands a pod's change to its worker.
+func (k *Kubelet) podChanged(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		k.workers.update(pod)
+	}
+}
+
+// syncAll wakes the worker of every pod the kubelet knows of: those bound
+// to the node and those the runtime still has.
+func (k *Kubelet) syncAll() {
+	for _, obj := range k.pods.GetStore().List() {
+		k.workers.update(obj.(*corev1.Pod))
+	}
+	for _, uid := range k.containers.pods() {
+		k.workers.ensure(uid)
+	}
+	sandboxes, err := k.runtime.ListSandboxes()
+	if err != nil {
+		k.log.Warn("listing pod sandboxes", "err", err)
+	}
+	for _, sb := range sandboxes {
+		k.workers.ensure(types.UID(sb.ID))
+	}
+	allocated, err := k.network.Allocated()
+	if err != nil {
+		k.log.Warn("listing pod IPs", "err", err)
+	}
+	for id := range allocated {
+		k.workers.ensure(types.UID(id))
+	}
+}
+
+// relist reads every container from the runtime into the index.
+func (k *Kubelet) relist() error {
+	list, err := k.runtime.List()
+	if err != nil {
+		return err
+	}
+	k.containers.replace(list)
+	return nil
+}
+
+// watchExits wakes the worker of a pod whose container exited.
+func (k *Kubelet) watchExits(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-k.runtime.Exits():
+			st, err := k.runtime.Status(id)
+			if err != nil {
+				k.log.Debug("status of an exited container", "container", id, "err", err)
+				continue
+			}
+			k.containers.set(st)
+			k.workers.wake(types.UID(st.Labels[labelPodUID]))
+		}
+	}
+}
+
+// housekeeping relists the runtime and syncs every pod at SyncInterval, so
+// the node converges even if an event was missed.
+func (k *Kubelet) housekeeping(ctx context.Context) {
+	t := time.NewTicker(k.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := k.relist(); err != nil {
+				k.log.Warn("relisting containers", "err", err)
+			}
+			k.syncAll()
+		}
+	}
+}
+
+// podDir is where a pod's files live on the node.
+func (k *Kubelet) podDir(uid types.UID) string {
+	return filepath.Join(k.cfg.RootDir, "pods", string(uid))
+}

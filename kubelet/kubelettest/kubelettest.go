@@ -1,0 +1,429 @@
+// Package kubelettest runs real kubelets for tests: each as its own
+// process (this test binary started again) inside a network namespace the
+// test creates, so the node's bridge, veths and routes never touch the
+// machine's own network. The test's API server is reached through a
+// forwarded loopback port inside that namespace, and a registry serving
+// the busybox test image listens there too.
+//
+// Everything a node leaves — containers, mounts, cgroups, the namespace —
+// is removed when the test ends, also when it fails.
+package kubelettest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/nsutil"
+	"github.com/skiffdev/skiff/internal/nsutil/nstest"
+	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/testimage"
+	"github.com/skiffdev/skiff/kubelet"
+	"github.com/skiffdev/skiff/kubelet/runtime"
+)
+
+// envNode carries a node's settings to the kubelet process.
+const envNode = "SKIFF_TEST_KUBELET"
+
+// Main is the TestMain of packages that use this one: it runs the
+// container runtime's re-executions and the kubelet processes that Start
+// makes, and the tests otherwise.
+func Main(m *testing.M) {
+	if runtime.Reexec() {
+		return
+	}
+	if s := os.Getenv(envNode); s != "" {
+		os.Exit(runKubelet(s))
+	}
+	os.Exit(m.Run())
+}
+
+// settings is what a kubelet process gets from its test.
+type settings struct {
+	Server string
+	Config kubelet.Config
+}
+
+func runKubelet(s string) int {
+	var st settings
+	if err := json.Unmarshal([]byte(s), &st); err != nil {
+		fmt.Fprintln(os.Stderr, "kubelet settings:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	c, err := client.New(client.Config{Server: st.Server, UserAgent: "kubelet-test"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if err := kubelet.Run(ctx, c, st.Config, log); err != nil {
+		fmt.Fprintln(os.Stderr, "kubelet:", err)
+		return 1
+	}
+	return 0
+}
+
+// Node is a kubelet under test.
+type Node struct {
+	Name string
+	// NetNS is the node's network namespace.
+	NetNS string
+	// Image is the busybox test image as the node pulls it.
+	Image  string
+	Config kubelet.Config
+
+	t      testing.TB
+	server string // the API server as the kubelet reaches it
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	output *lockedBuffer
+}
+
+// Option changes a node's kubelet configuration.
+type Option func(*kubelet.Config)
+
+// Start starts a node whose kubelet talks to the API server at apiAddr
+// (an address on the test's loopback); WaitReady waits for its Node. It
+// skips the test when not root or when the busybox image cannot be built.
+func Start(t testing.TB, apiAddr string, opts ...Option) *Node {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs a kubelet, which creates namespaces, cgroups and mounts")
+	}
+	img := testimage.Busybox(t)
+	ns := nstest.NewNetns(t)
+
+	// The API server, forwarded into the namespace.
+	apiLn, err := nsutil.Listen(ns, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward(t, apiLn, apiAddr)
+
+	// The registry, inside the namespace; the image is pushed through a
+	// connection made in there too.
+	regLn, err := nsutil.Listen(ns, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := testimage.Serve(t, regLn)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nsutil.Dial(ctx, ns, network, addr)
+	}
+	ref := testimage.Push(t, host, "busybox", img, remote.WithTransport(transport))
+
+	root := testenv.ShortTempDir(t)
+	cfg := kubelet.DefaultConfig()
+	cfg.NodeName = fmt.Sprintf("node-%04x", rand.IntN(1<<16))
+	cfg.NodeIP = "127.0.0.1"
+	cfg.Listen = "127.0.0.1:10250"
+	cfg.RootDir = filepath.Join(root, "node")
+	cfg.PodCIDR = "10.244.0.0/24"
+	cfg.CgroupRoot = fmt.Sprintf("/skiff-test-%08x", rand.Uint32())
+	cfg.InsecureRegistries = []string{host}
+	cfg.SyncInterval = 2 * time.Second
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: ref, Config: cfg, t: t, server: apiLn.Addr().String()}
+	t.Cleanup(n.cleanup)
+	n.startProcess()
+	return n
+}
+
+// WaitReady waits until the node's Node object reports Ready.
+func (n *Node) WaitReady(c *client.Client) {
+	n.t.Helper()
+	ctx := testenv.Context(n.t)
+	testenv.Eventually(n.t, time.Minute, "node "+n.Name+" to be Ready", func() (bool, error) {
+		if n.Exited() {
+			return false, fmt.Errorf("the kubelet exited:\n%s", tail(n.Output(), 40))
+		}
+		node, err := c.Nodes().Get(ctx, n.Name)
+		if err != nil {
+			return false, nil
+		}
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == "Ready" && cond.Status == "True" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+// Dial connects to addr from inside the node's network namespace: the
+// API server's KubeletDialer in tests.
+func (n *Node) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return nsutil.Dial(ctx, n.NetNS, "tcp", addr)
+}
+
+// startProcess starts the kubelet process in the node's namespace.
+func (n *Node) startProcess() {
+	t := n.t
+	t.Helper()
+	s, err := json.Marshal(settings{Server: n.server, Config: n.Config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envNode+"="+string(s))
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := nsutil.StartIn(n.NetNS, cmd); err != nil {
+		t.Fatalf("starting the kubelet: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	n.mu.Lock()
+	n.cmd, n.exited, n.output = cmd, exited, out
+	n.mu.Unlock()
+}
+
+// Restart stops the kubelet process abruptly (SIGKILL, as a crash) and
+// starts it again on the same state. The containers keep running.
+func (n *Node) Restart() {
+	n.t.Helper()
+	n.Kill()
+	n.startProcess()
+}
+
+// Kill ends the kubelet process with SIGKILL and waits for it.
+func (n *Node) Kill() {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// Output is what the kubelet process printed so far.
+func (n *Node) Output() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.output == nil {
+		return ""
+	}
+	return n.output.String()
+}
+
+// Exited reports whether the kubelet process has ended.
+func (n *Node) Exited() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// cleanup ends the kubelet, removes every container it left and checks
+// nothing stays behind.
+func (n *Node) cleanup() {
+	t := n.t
+	n.Kill()
+	if t.Failed() {
+		t.Logf("kubelet %s output:\n%s", n.Name, tail(n.Output(), 200))
+	}
+	rt, err := runtime.New(runtime.Options{Root: filepath.Join(n.Config.RootDir, "runtime"), CgroupRoot: n.Config.CgroupRoot})
+	if err != nil {
+		t.Errorf("opening the node's runtime for cleanup: %v", err)
+	} else {
+		list, _ := rt.List()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		for _, c := range list {
+			if c.State != runtime.StateExited {
+				if err := rt.Stop(ctx, c.ID, 0); err != nil {
+					t.Errorf("cleanup: stopping container %s: %v", c.ID, err)
+				}
+			}
+			if err := rt.Remove(c.ID); err != nil {
+				t.Errorf("cleanup: removing container %s: %v", c.ID, err)
+			}
+		}
+		cancel()
+		sbs, _ := rt.ListSandboxes()
+		for _, sb := range sbs {
+			if err := rt.RemoveSandbox(sb.ID); err != nil {
+				t.Errorf("cleanup: removing sandbox %s: %v", sb.ID, err)
+			}
+		}
+	}
+	// Safety net: whatever is still mounted under the node's directory.
+	for _, m := range MountsUnder(n.Config.RootDir) {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+			t.Errorf("cleanup: unmounting %s: %v", m, err)
+		}
+	}
+	for _, dir := range CgroupDirs(n.Config.CgroupRoot) {
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("cleanup: removing cgroup %s: %v", dir, err)
+		}
+	}
+	if err := os.RemoveAll(n.Config.RootDir); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+}
+
+// MountsUnder lists the mount points under dir, deepest first.
+func MountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			out = append(out, fields[4])
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// CgroupDirs lists the cgroup directories of root in every hierarchy,
+// deepest first, root's own included.
+func CgroupDirs(root string) []string {
+	var out []string
+	bases := []string{"/sys/fs/cgroup"}
+	if entries, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
+		for _, e := range entries {
+			bases = append(bases, filepath.Join("/sys/fs/cgroup", e.Name()))
+		}
+	}
+	for _, base := range bases {
+		top := filepath.Join(base, root)
+		if fi, err := os.Stat(top); err != nil || !fi.IsDir() {
+			continue
+		}
+		_ = filepath.WalkDir(top, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				out = append(out, path)
+			}
+			return nil
+		})
+	}
+	slices.SortFunc(out, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	return out
+}
+
+// forward copies every connection accepted on ln to addr on the test's
+// loopback, until the test ends.
+func forward(t testing.TB, ln net.Listener, addr string) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	track := func(c net.Conn, on bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if on {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			track(in, true)
+			track(out, true)
+			wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer wg.Done()
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+				track(dst, false)
+				track(src, false)
+			}
+			go pipe(in, out)
+			go pipe(out, in)
+		}
+	}()
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}

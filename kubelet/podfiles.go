@@ -1,0 +1,259 @@
+package kubelet
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffdev/skiff/kubelet/runtime"
+)
+
+// writePodFiles writes the pod's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf, which every container of the pod mounts.
+func (k *Kubelet) writePodFiles(pod *corev1.Pod, ip netip.Addr) error {
+	dir := filepath.Join(k.podDir(pod.UID), "etc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	hostname := podHostname(pod)
+	var hosts bytes.Buffer
+	hosts.WriteString("# Kubernetes-managed hosts file (written by Skiff's kubelet).\n")
+	hosts.WriteString("127.0.0.1\tlocalhost\n")
+	hosts.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
+	hosts.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	names := hostname
+	if pod.Spec.Subdomain != "" {
+		names = fmt.Sprintf("%s.%s.%s.svc.cluster.local\t%s", hostname, pod.Spec.Subdomain, pod.Namespace, hostname)
+	}
+	fmt.Fprintf(&hosts, "%s\t%s\n", ip, names)
+	for _, a := range pod.Spec.HostAliases {
+		fmt.Fprintf(&hosts, "\n# Entries added by HostAliases.\n%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+	}
+	files := map[string][]byte{
+		"hosts":       hosts.Bytes(),
+		"hostname":    []byte(hostname + "\n"),
+		"resolv.conf": resolvConf(pod),
+	}
+	for name, b := range files {
+		if err := writeIfChanged(filepath.Join(dir, name), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// podHostname is the pod's host name: spec.hostname, else its name.
+func podHostname(pod *corev1.Pod) string {
+	if pod.Spec.Hostname != "" {
+		return pod.Spec.Hostname
+	}
+	return pod.Name
+}
+
+// resolvConf is the pod's resolver configuration: the node's, without
+// loopback name servers (they are unreachable from the pod's network
+// namespace), or the pod's own dnsConfig with dnsPolicy None. Cluster DNS
+// does not exist yet.
+func resolvConf(pod *corev1.Pod) []byte {
+	var b bytes.Buffer
+	b.WriteString("# Written by Skiff's kubelet.\n")
+	if pod.Spec.DNSPolicy == corev1.DNSNone && pod.Spec.DNSConfig != nil {
+		c := pod.Spec.DNSConfig
+		for _, ns := range c.Nameservers {
+			fmt.Fprintf(&b, "nameserver %s\n", ns)
+		}
+		if len(c.Searches) > 0 {
+			fmt.Fprintf(&b, "search %s\n", strings.Join(c.Searches, " "))
+		}
+		var opts []string
+		for _, o := range c.Options {
+			if o.Value != nil {
+				opts = append(opts, o.Name+":"+*o.Value)
+			} else {
+				opts = append(opts, o.Name)
+			}
+		}
+		if len(opts) > 0 {
+			fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
+		}
+		return b.Bytes()
+	}
+	f, err := os.Open("/etc/resolv.conf")
+	if err != nil {
+		return b.Bytes()
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := strings.TrimSpace(s.Text())
+		fields := strings.Fields(line)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if fields[0] == "nameserver" && len(fields) > 1 {
+			if a, err := netip.ParseAddr(fields[1]); err == nil && a.IsLoopback() {
+				continue
+			}
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.Bytes()
+}
+
+func writeIfChanged(path string, b []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// volumeSources prepares the pod's volumes and returns where each lives on
+// the node.
+func (k *Kubelet) volumeSources(pod *corev1.Pod) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range pod.Spec.Volumes {
+		switch {
+		case v.EmptyDir != nil:
+			if v.EmptyDir.Medium == corev1.StorageMediumMemory {
+				// A tmpfs would be a mount the teardown has to undo; the
+				// disk-backed directory behaves the same for programs.
+				k.log.Debug("emptyDir medium Memory is served from disk", "pod", pod.Namespace+"/"+pod.Name, "volume", v.Name)
+			}
+			dir := filepath.Join(k.podDir(pod.UID), "volumes", "empty-dir", v.Name)
+			if err := os.MkdirAll(dir, 0o777); err != nil {
+				return nil, err
+			}
+			// Writable by any user the containers run as, as Kubernetes'.
+			if err := os.Chmod(dir, 0o777); err != nil {
+				return nil, err
+			}
+			out[v.Name] = dir
+		case v.HostPath != nil:
+			path, err := prepareHostPath(v.Name, v.HostPath)
+			if err != nil {
+				return nil, err
+			}
+			out[v.Name] = path
+		default:
+			return nil, configErrorf("volume %q: only emptyDir and hostPath volumes are supported", v.Name)
+		}
+	}
+	return out, nil
+}
+
+// prepareHostPath checks or creates a hostPath volume by its type.
+func prepareHostPath(name string, hp *corev1.HostPathVolumeSource) (string, error) {
+	path := filepath.Clean(hp.Path)
+	if !filepath.IsAbs(path) {
+		return "", configErrorf("volume %q: hostPath %q is not an absolute path", name, hp.Path)
+	}
+	typ := corev1.HostPathUnset
+	if hp.Type != nil {
+		typ = *hp.Type
+	}
+	fi, err := os.Stat(path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	wrong := func(want string) error {
+		return configErrorf("volume %q: hostPath type check failed: %s is not a %s", name, path, want)
+	}
+	switch typ {
+	case corev1.HostPathDirectoryOrCreate:
+		if !exists {
+			return path, os.MkdirAll(path, 0o755)
+		}
+		if !fi.IsDir() {
+			return "", wrong("directory")
+		}
+	case corev1.HostPathFileOrCreate:
+		if !exists {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return "", err
+			}
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return "", err
+			}
+			return path, f.Close()
+		}
+		if fi.IsDir() {
+			return "", wrong("file")
+		}
+	case corev1.HostPathDirectory:
+		if !exists || !fi.IsDir() {
+			return "", wrong("directory")
+		}
+	case corev1.HostPathFile:
+		if !exists || !fi.Mode().IsRegular() {
+			return "", wrong("file")
+		}
+	case corev1.HostPathSocket:
+		if !exists || fi.Mode()&fs.ModeSocket == 0 {
+			return "", wrong("socket")
+		}
+	case corev1.HostPathCharDev:
+		if !exists || fi.Mode()&fs.ModeCharDevice == 0 {
+			return "", wrong("character device")
+		}
+	case corev1.HostPathBlockDev:
+		if !exists || fi.Mode()&fs.ModeDevice == 0 || fi.Mode()&fs.ModeCharDevice != 0 {
+			return "", wrong("block device")
+		}
+	default:
+		if !exists {
+			// Kubernetes' unset type creates nothing; the bind mount of a
+			// missing path would fail less clearly.
+			return "", configErrorf("volume %q: hostPath %s does not exist", name, path)
+		}
+	}
+	return path, nil
+}
+
+// mounts lists the bind mounts of one container: its volumeMounts and the
+// pod's /etc files.
+func (k *Kubelet) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]runtime.Mount, error) {
+	etc := filepath.Join(k.podDir(pod.UID), "etc")
+	var out []runtime.Mount
+	has := map[string]bool{}
+	for _, vm := range c.VolumeMounts {
+		src, ok := vols[vm.Name]
+		if !ok {
+			return nil, configErrorf("container %q: volumeMount %q names no volume of the pod", c.Name, vm.Name)
+		}
+		if vm.SubPath != "" {
+			clean := filepath.Clean(vm.SubPath)
+			if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+				return nil, configErrorf("container %q: volumeMount %q: subPath %q must be a relative path inside the volume", c.Name, vm.Name, vm.SubPath)
+			}
+			src = filepath.Join(src, clean)
+			if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+				if err := os.MkdirAll(src, 0o777); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out = append(out, runtime.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly})
+		has[filepath.Clean(vm.MountPath)] = true
+	}
+	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+		dst := "/etc/" + f
+		if !has[dst] {
+			out = append(out, runtime.Mount{Source: filepath.Join(etc, f), Destination: dst})
+		}
+	}
+	return out, nil
+}

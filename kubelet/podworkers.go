@@ -1,0 +1,183 @@
+package kubelet
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// syncResult tells a pod worker what to do after a sync.
+type syncResult struct {
+	// after asks for another sync after this long even if nothing wakes
+	// the worker (a backoff ending, a grace period running out); zero
+	// means only when woken.
+	after time.Duration
+	// done means the pod is gone from the node and the API: the worker
+	// ends.
+	done bool
+}
+
+// syncFunc brings one pod to its desired state. pod is the latest object
+// seen for uid, nil when only the runtime knows of it.
+type syncFunc func(ctx context.Context, uid types.UID, pod *corev1.Pod) (syncResult, error)
+
+// podWorkers runs one goroutine per pod, so a slow pod (an image pull, a
+// grace period) never holds up another, and a pod's syncs never overlap.
+// Each worker syncs when woken — by a change of the pod, an exited
+// container, a probe result — and on a timer it asks for.
+type podWorkers struct {
+	sync syncFunc
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // nil until start
+	workers map[types.UID]*podWorker
+	wg      sync.WaitGroup
+}
+
+type podWorker struct {
+	wakeup chan struct{} // capacity 1: a pending wake-up is never lost nor doubled
+
+	mu  sync.Mutex
+	pod *corev1.Pod
+}
+
+func newPodWorkers(fn syncFunc, log *slog.Logger) *podWorkers {
+	return &podWorkers{sync: fn, log: log, workers: map[types.UID]*podWorker{}}
+}
+
+// start starts the workers of the pods seen so far, and lets later ones
+// start at once.
+func (p *podWorkers) start(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ctx = ctx
+	for uid, w := range p.workers {
+		p.run(uid, w)
+	}
+}
+
+// wait waits for every worker to end after the context passed to start.
+func (p *podWorkers) wait() { p.wg.Wait() }
+
+// update records the latest pod object and wakes its worker.
+func (p *podWorkers) update(pod *corev1.Pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.getLocked(pod.UID)
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+	w.poke()
+}
+
+// ensure makes sure a worker runs for uid, which the runtime knows of.
+func (p *podWorkers) ensure(uid types.UID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.getLocked(uid).poke()
+}
+
+// wake asks the worker of uid, if any, to sync.
+func (p *podWorkers) wake(uid types.UID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.workers[uid]; w != nil {
+		w.poke()
+	}
+}
+
+// getLocked returns the worker of uid, starting one if needed; p.mu is
+// held. Pokes happen under p.mu too, so remove never drops a worker that
+// was just woken.
+func (p *podWorkers) getLocked(uid types.UID) *podWorker {
+	w, ok := p.workers[uid]
+	if !ok {
+		w = &podWorker{wakeup: make(chan struct{}, 1)}
+		p.workers[uid] = w
+		if p.ctx != nil {
+			p.run(uid, w)
+		}
+	}
+	return w
+}
+
+func (w *podWorker) poke() {
+	select {
+	case w.wakeup <- struct{}{}:
+	default:
+	}
+}
+
+// run starts the goroutine of one worker; p.mu is held.
+func (p *podWorkers) run(uid types.UID, w *podWorker) {
+	ctx := p.ctx
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		retry := time.Duration(0)
+		var timer *time.Timer
+		for {
+			var timerC <-chan time.Time
+			if timer != nil {
+				timerC = timer.C
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wakeup:
+			case <-timerC:
+			}
+			if timer != nil {
+				timer.Stop()
+				timer = nil
+			}
+			w.mu.Lock()
+			pod := w.pod
+			w.mu.Unlock()
+			res, err := p.sync(ctx, uid, pod)
+			if ctx.Err() != nil {
+				return
+			}
+			switch {
+			case err != nil:
+				retry = min(max(2*retry, 500*time.Millisecond), 30*time.Second)
+				name := string(uid)
+				if pod != nil {
+					name = pod.Namespace + "/" + pod.Name
+				}
+				p.log.Warn("pod sync failed; retrying", "pod", name, "in", retry, "err", err)
+				timer = time.NewTimer(retry)
+			case res.done:
+				if p.remove(uid, w) {
+					return
+				}
+				// Woken again while finishing: a pod of the same UID came
+				// back, or the runtime still reports something.
+			default:
+				retry = 0
+				if res.after > 0 {
+					timer = time.NewTimer(res.after)
+				}
+			}
+		}
+	}()
+}
+
+// remove forgets a finished worker unless a wake-up is pending.
+func (p *podWorkers) remove(uid types.UID, w *podWorker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-w.wakeup:
+		w.poke()
+		return false
+	default:
+	}
+	delete(p.workers, uid)
+	return true
+}

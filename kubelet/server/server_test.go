@@ -1,0 +1,190 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/kubelet/server"
+	"github.com/skiffdev/skiff/kubelet/server/servertest"
+	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
+)
+
+// kubelet starts a server over host and returns a client of it.
+func kubelet(t *testing.T, host server.Host) skiffv1.KubeletClient {
+	t.Helper()
+	port := servertest.Start(t, host)
+	conn, err := grpc.NewClient("passthrough:///127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return skiffv1.NewKubeletClient(conn)
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// readLogs reads a ContainerLogs stream to its end: stdout text, stderr
+// text, and the error (converted as the client does).
+func readLogs(ctx context.Context, k skiffv1.KubeletClient, req *skiffv1.PodLogsRequest) (string, string, error) {
+	stream, err := k.ContainerLogs(ctx, req)
+	if err != nil {
+		return "", "", grpcerr.FromStatus(err)
+	}
+	var out, errOut strings.Builder
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out.String(), errOut.String(), nil
+		}
+		if err != nil {
+			return out.String(), errOut.String(), grpcerr.FromStatus(err)
+		}
+		if chunk.GetStderr() {
+			errOut.Write(chunk.GetData())
+		} else {
+			out.Write(chunk.GetData())
+		}
+	}
+}
+
+func TestContainerLogs(t *testing.T) {
+	host := servertest.NewHost(t)
+	k := kubelet(t, host)
+	ctx := testContext(t)
+	l := host.Log(t, "ns", "pod", "c", false)
+	l.Stdout("out 1\n")
+	l.Stderr("err 1\n")
+	big := strings.Repeat("x", 100<<10)
+	l.Stdout(big + "\n")
+
+	out, errOut, err := readLogs(ctx, k, &skiffv1.PodLogsRequest{Namespace: "ns", Pod: "pod", Container: "c"})
+	if err != nil || out != "out 1\n"+big+"\n" || errOut != "err 1\n" {
+		t.Errorf("got %d bytes of stdout, %q, %v", len(out), errOut, err)
+	}
+
+	// Follow ends once the run has exited and the log is drained.
+	f := host.Log(t, "ns", "pod", "f", false)
+	f.Stdout("old\nnew\n")
+	stream, err := k.ContainerLogs(ctx, &skiffv1.PodLogsRequest{Namespace: "ns", Pod: "pod", Container: "f", Follow: true, TailLines: new(int64(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var followed []string
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		followed = append(followed, string(chunk.GetData()))
+		if len(followed) == 1 {
+			// The follower is reading: now the run prints and ends.
+			f.Stdout("later\n")
+			f.Exit()
+		}
+	}
+	if got := strings.Join(followed, ""); got != "new\nlater\n" {
+		t.Errorf("follow: got %q", got)
+	}
+
+	for _, tc := range []struct {
+		name string
+		req  *skiffv1.PodLogsRequest
+		is   func(error) bool
+		want string
+	}{
+		{"missing log", &skiffv1.PodLogsRequest{Namespace: "ns", Pod: "pod", Container: "d"}, apierrors.IsNotFound, `no log for container "d" of pod ns/pod: file does not exist`},
+		{"missing previous", &skiffv1.PodLogsRequest{Namespace: "ns", Pod: "pod", Container: "c", Previous: true}, apierrors.IsBadRequest, `previous terminated container "c" in pod "pod" not found`},
+		{"negative tail", &skiffv1.PodLogsRequest{Namespace: "ns", Pod: "pod", Container: "c", TailLines: new(int64(-1))}, apierrors.IsBadRequest, "tailLines must be greater than or equal to 0"},
+		{"zero limit", &skiffv1.PodLogsRequest{Namespace: "ns", Pod: "pod", Container: "c", LimitBytes: new(int64(0))}, apierrors.IsBadRequest, "limitBytes must be greater than 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := readLogs(ctx, k, tc.req)
+			if err == nil || !tc.is(err) || err.Error() != tc.want {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestContainerExec(t *testing.T) {
+	host := servertest.NewHost(t)
+	k := kubelet(t, host)
+	ctx := testContext(t)
+	host.ExecFunc = func(ctx context.Context, ns, pod, c string, opts server.ExecOptions) (int, error) {
+		switch opts.Args[0] {
+		case "missing":
+			return 0, apierrors.NewBadRequest(`container "c" in pod "pod" is not running`)
+		case "big":
+			opts.Stdout.Write(bytes.Repeat([]byte("y"), 200<<10))
+			return 7, nil
+		}
+		return 0, nil
+	}
+	run := func(msgs ...*skiffv1.ExecInput) (stdout []byte, exit *skiffv1.ExecExit, err error) {
+		stream, err := k.ContainerExec(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, m := range msgs {
+			if err := stream.Send(m); err != nil {
+				break
+			}
+		}
+		stream.CloseSend()
+		for {
+			out, err := stream.Recv()
+			if err != nil {
+				return stdout, nil, grpcerr.FromStatus(err)
+			}
+			if out.GetExit() != nil {
+				return stdout, out.GetExit(), nil
+			}
+			if len(out.GetStdout()) > 32<<10 {
+				t.Errorf("a message of %d bytes", len(out.GetStdout()))
+			}
+			stdout = append(stdout, out.GetStdout()...)
+		}
+	}
+	start := func(cmd ...string) *skiffv1.ExecInput {
+		return &skiffv1.ExecInput{Input: &skiffv1.ExecInput_Start{Start: &skiffv1.ExecStart{Namespace: "ns", Pod: "pod", Container: "c", Command: cmd}}}
+	}
+
+	out, exit, err := run(start("big"))
+	if err != nil || len(out) != 200<<10 || exit.GetCode() != 7 {
+		t.Errorf("got %d bytes, %v, %v", len(out), exit, err)
+	}
+	_, _, err = run(start("missing"))
+	if !apierrors.IsBadRequest(err) || err.Error() != `container "c" in pod "pod" is not running` {
+		t.Errorf("API error from the host: got %v", err)
+	}
+	_, _, err = run(&skiffv1.ExecInput{Input: &skiffv1.ExecInput_Stdin{Stdin: []byte("x")}})
+	if !apierrors.IsBadRequest(err) || err.Error() != "the first message of an exec stream must be a start" {
+		t.Errorf("no start: got %v", err)
+	}
+	_, _, err = run(start())
+	if !apierrors.IsBadRequest(err) {
+		t.Errorf("no command: got %v", err)
+	}
+	_, _, err = run()
+	if !apierrors.IsBadRequest(err) {
+		t.Errorf("empty stream: got %v", err)
+	}
+}

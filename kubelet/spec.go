@@ -1,0 +1,358 @@
+package kubelet
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/skiffdev/skiff/kubelet/images"
+	"github.com/skiffdev/skiff/kubelet/runtime"
+)
+
+// configError is a container whose spec cannot be turned into a process:
+// Kubernetes reports it as CreateContainerConfigError, and retries.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+func configErrorf(format string, args ...any) error {
+	return &configError{msg: fmt.Sprintf(format, args...)}
+}
+
+// containerHash identifies a container's spec; a pod update that changes
+// it (a new image) restarts the container.
+func containerHash(c *corev1.Container) string {
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// processArgs combines the container's command and args with the image's
+// entrypoint and cmd as Kubernetes does: command replaces the entrypoint
+// (and drops the image's cmd); args replace the cmd.
+func processArgs(c *corev1.Container, img images.ImageConfig, env map[string]string) ([]string, error) {
+	var argv []string
+	switch {
+	case len(c.Command) > 0:
+		argv = append(expandAll(c.Command, env), expandAll(c.Args, env)...)
+	case len(c.Args) > 0:
+		argv = append(slices.Clone(img.Entrypoint), expandAll(c.Args, env)...)
+	default:
+		argv = append(slices.Clone(img.Entrypoint), img.Cmd...)
+	}
+	if len(argv) == 0 {
+		return nil, configErrorf("no command specified: the container has no command and the image %q has no entrypoint or cmd", c.Image)
+	}
+	return argv, nil
+}
+
+// environment builds the container's environment: the image's, then
+// HOSTNAME, then the container's own variables in order, each able to
+// refer to earlier ones as $(NAME).
+func environment(pod *corev1.Pod, c *corev1.Container, img images.ImageConfig, podIP, hostIP string) ([]string, map[string]string, error) {
+	vals := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	for _, kv := range img.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	set("HOSTNAME", pod.Name)
+	for _, from := range c.EnvFrom {
+		optional := false
+		kind := ""
+		switch {
+		case from.ConfigMapRef != nil:
+			kind, optional = "configmap "+from.ConfigMapRef.Name, ptrTrue(from.ConfigMapRef.Optional)
+		case from.SecretRef != nil:
+			kind, optional = "secret "+from.SecretRef.Name, ptrTrue(from.SecretRef.Optional)
+		}
+		if !optional {
+			return nil, nil, configErrorf("%s not found: Skiff does not serve ConfigMaps or Secrets yet (envFrom)", kind)
+		}
+	}
+	for _, e := range c.Env {
+		v := expand(e.Value, vals)
+		if e.ValueFrom != nil {
+			var err error
+			v, err = valueFrom(pod, c, e, podIP, hostIP)
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+		set(e.Name, v)
+	}
+	env := make([]string, 0, len(order))
+	for _, k := range order {
+		env = append(env, k+"="+vals[k])
+	}
+	return env, vals, nil
+}
+
+func ptrTrue(b *bool) bool { return b != nil && *b }
+
+// valueFrom resolves an env var's valueFrom.
+func valueFrom(pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, podIP, hostIP string) (string, error) {
+	src := e.ValueFrom
+	switch {
+	case src.FieldRef != nil:
+		path := src.FieldRef.FieldPath
+		switch path {
+		case "metadata.name":
+			return pod.Name, nil
+		case "metadata.namespace":
+			return pod.Namespace, nil
+		case "metadata.uid":
+			return string(pod.UID), nil
+		case "spec.nodeName":
+			return pod.Spec.NodeName, nil
+		case "spec.serviceAccountName":
+			return pod.Spec.ServiceAccountName, nil
+		case "status.podIP", "status.podIPs":
+			return podIP, nil
+		case "status.hostIP", "status.hostIPs":
+			return hostIP, nil
+		}
+		for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {
+			if key, ok := strings.CutPrefix(path, prefix+"['"); ok {
+				return m[strings.TrimSuffix(key, "']")], nil
+			}
+		}
+		return "", configErrorf("env %s: fieldRef %q is not supported", e.Name, path)
+	case src.ResourceFieldRef != nil:
+		ref := src.ResourceFieldRef
+		target := c
+		if ref.ContainerName != "" {
+			target = findContainer(pod, ref.ContainerName)
+			if target == nil {
+				return "", configErrorf("env %s: resourceFieldRef names no container %q", e.Name, ref.ContainerName)
+			}
+		}
+		kind, name, _ := strings.Cut(ref.Resource, ".")
+		list := target.Resources.Requests
+		if kind == "limits" {
+			list = target.Resources.Limits
+		}
+		q, ok := list[corev1.ResourceName(name)]
+		if !ok {
+			return "0", nil
+		}
+		div := ref.Divisor
+		if div.IsZero() {
+			div = resource.MustParse("1")
+		}
+		// Rounded up, as Kubernetes does.
+		v := (q.MilliValue() + div.MilliValue() - 1) / div.MilliValue()
+		return strconv.FormatInt(v, 10), nil
+	case src.ConfigMapKeyRef != nil:
+		if ptrTrue(src.ConfigMapKeyRef.Optional) {
+			return "", nil
+		}
+		return "", configErrorf("configmap %q not found: Skiff does not serve ConfigMaps yet (env %s)", src.ConfigMapKeyRef.Name, e.Name)
+	case src.SecretKeyRef != nil:
+		if ptrTrue(src.SecretKeyRef.Optional) {
+			return "", nil
+		}
+		return "", configErrorf("secret %q not found: Skiff does not serve Secrets yet (env %s)", src.SecretKeyRef.Name, e.Name)
+	}
+	return "", configErrorf("env %s: valueFrom names no source", e.Name)
+}
+
+func findContainer(pod *corev1.Pod, name string) *corev1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+func expandAll(in []string, env map[string]string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = expand(s, env)
+	}
+	return out
+}
+
+// expand replaces $(NAME) with NAME's value when NAME is defined, and
+// $$(NAME) with a literal $(NAME), as Kubernetes does; anything else stays
+// as written.
+func expand(s string, env map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := env[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// resources turns requests and limits into cgroup settings: cpu.shares
+// from the request (2 when none, as for Kubernetes' best-effort pods), a
+// CFS quota from the limit, a memory limit.
+func resources(c *corev1.Container) runtime.Resources {
+	const period = 100000 // µs
+	var r runtime.Resources
+	r.CPUShares = 2
+	req := c.Resources.Requests.Cpu()
+	if req.IsZero() {
+		req = c.Resources.Limits.Cpu()
+	}
+	if m := req.MilliValue(); m > 0 {
+		r.CPUShares = uint64(max(2, m*1024/1000))
+	}
+	if m := c.Resources.Limits.Cpu().MilliValue(); m > 0 {
+		r.CPUPeriod = period
+		r.CPUQuota = max(1000, m*period/1000)
+	}
+	if v := c.Resources.Limits.Memory().Value(); v > 0 {
+		r.MemoryLimit = v
+	}
+	return r
+}
+
+// user returns the uid, gid and supplementary groups to run as: the
+// container's securityContext, then the pod's, then the image's USER.
+func user(pod *corev1.Pod, c *corev1.Container, img *images.Image) (uid, gid uint32, groups []uint32, err error) {
+	var runAsUser, runAsGroup *int64
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		runAsUser, runAsGroup = psc.RunAsUser, psc.RunAsGroup
+		for _, g := range psc.SupplementalGroups {
+			groups = append(groups, uint32(g))
+		}
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			runAsUser = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			runAsGroup = sc.RunAsGroup
+		}
+	}
+	if runAsUser == nil && img.Config.User != "" {
+		u, g, hasGroup, err := imageUser(img)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		uid = u
+		if hasGroup && runAsGroup == nil {
+			gid = g
+		}
+	}
+	if runAsUser != nil {
+		uid = uint32(*runAsUser)
+	}
+	if runAsGroup != nil {
+		gid = uint32(*runAsGroup)
+	}
+	return uid, gid, groups, nil
+}
+
+// imageUser resolves the image's USER ("1000", "1000:1000", "app",
+// "app:staff") against the image's /etc/passwd and /etc/group.
+func imageUser(img *images.Image) (uid, gid uint32, hasGroup bool, err error) {
+	u, g, _ := strings.Cut(img.Config.User, ":")
+	if n, perr := strconv.ParseUint(u, 10, 32); perr == nil {
+		uid = uint32(n)
+		if g == "" {
+			// A numeric user without a group runs with the user's primary
+			// group when the image names one, else group 0.
+			if _, pg, ok := lookupFile(img, "etc/passwd", func(f []string) bool { return len(f) > 3 && f[2] == u }); ok {
+				return uid, pg, true, nil
+			}
+			return uid, 0, true, nil
+		}
+	} else {
+		id, pg, ok := lookupFile(img, "etc/passwd", func(f []string) bool { return f[0] == u })
+		if !ok {
+			return 0, 0, false, configErrorf("unable to find user %s: no matching entries in passwd file of image %s", u, img.Ref)
+		}
+		uid, gid, hasGroup = id, pg, true
+	}
+	if g == "" {
+		return uid, gid, hasGroup, nil
+	}
+	if n, perr := strconv.ParseUint(g, 10, 32); perr == nil {
+		return uid, uint32(n), true, nil
+	}
+	id, _, ok := lookupFile(img, "etc/group", func(f []string) bool { return f[0] == g })
+	if !ok {
+		return 0, 0, false, configErrorf("unable to find group %s: no matching entries in group file of image %s", g, img.Ref)
+	}
+	return uid, id, true, nil
+}
+
+// lookupFile finds a line of a passwd-style file in the image's topmost
+// layer that has the file, and returns its third and fourth fields.
+func lookupFile(img *images.Image, name string, match func([]string) bool) (third, fourth uint32, ok bool) {
+	for i := len(img.LayerDirs) - 1; i >= 0; i-- {
+		f, err := os.Open(filepath.Join(img.LayerDirs[i], name))
+		if err != nil {
+			continue
+		}
+		defer f.Close()
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			fields := strings.Split(s.Text(), ":")
+			if len(fields) < 3 || !match(fields) {
+				continue
+			}
+			a, err := strconv.ParseUint(fields[2], 10, 32)
+			if err != nil {
+				return 0, 0, false
+			}
+			var b uint64
+			if len(fields) > 3 {
+				b, _ = strconv.ParseUint(fields[3], 10, 32)
+			}
+			return uint32(a), uint32(b), true
+		}
+		return 0, 0, false
+	}
+	return 0, 0, false
+}

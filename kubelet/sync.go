@@ -1,0 +1,588 @@
+package kubelet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/skiffdev/skiff/kubelet/images"
+	"github.com/skiffdev/skiff/kubelet/prober"
+	"github.com/skiffdev/skiff/kubelet/runtime"
+)
+
+// sandbox is a pod's running environment: its namespaces and its IP.
+type sandbox struct {
+	runtime.Sandbox
+	ip netip.Addr
+}
+
+// podState collects what one sync learned that the pod's status reports
+// and that the runtime does not hold: why a container is waiting.
+type podState struct {
+	waiting map[string]*corev1.ContainerStateWaiting
+	// after is the earliest time another sync is needed without a wake-up.
+	after time.Duration
+	// initFailed is set when an init container failed for good.
+	initFailed bool
+}
+
+func (s *podState) requeue(d time.Duration) {
+	if d > 0 && (s.after == 0 || d < s.after) {
+		s.after = d
+	}
+}
+
+// syncPod brings one pod on this node to what its object asks: the
+// level-triggered heart of the kubelet. It looks at the pod object and at
+// what the runtime has, never at what happened before, so it can be
+// called any number of times, also after a restart.
+func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, last *corev1.Pod) (syncResult, error) {
+	pod := k.currentPod(uid, last)
+	switch {
+	case pod == nil || pod.DeletionTimestamp != nil:
+		return k.syncTerminating(ctx, uid, pod, last)
+	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
+		return syncResult{}, k.syncTerminal(ctx, pod)
+	}
+	return k.syncRunning(ctx, pod)
+}
+
+// currentPod returns the pod of uid as the informer has it now, or nil
+// when the API no longer has it.
+func (k *Kubelet) currentPod(uid types.UID, last *corev1.Pod) *corev1.Pod {
+	ns, name := "", ""
+	if last != nil {
+		ns, name = last.Namespace, last.Name
+	} else {
+		// Known only from the runtime (after a restart): its labels say
+		// which pod it was.
+		for _, st := range k.containers.ofPod(uid) {
+			ns, name = st.Labels[labelPodNamespace], st.Labels[labelPodName]
+			break
+		}
+	}
+	if name == "" {
+		return nil
+	}
+	obj, ok, _ := k.pods.GetStore().GetByKey(ns + "/" + name)
+	if !ok {
+		return nil
+	}
+	pod := obj.(*corev1.Pod)
+	if pod.UID != uid {
+		return nil
+	}
+	return pod
+}
+
+// syncTerminating stops and removes everything of a pod that is being
+// deleted or is gone from the API, and then lets the API server remove
+// the object.
+func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last *corev1.Pod) (syncResult, error) {
+	grace := k.gracePeriod(uid, pod, last)
+	if err := k.killPod(ctx, uid, pod, grace); err != nil {
+		return syncResult{}, err
+	}
+	if pod != nil {
+		// Everything is gone from the node: the object may go too.
+		err := k.client.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: ptr.To[int64](0),
+			Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return syncResult{}, fmt.Errorf("removing the pod object: %w", err)
+		}
+		// The informer's delete event wakes the worker once more.
+		return syncResult{after: k.cfg.SyncInterval}, nil
+	}
+	k.probes.RemovePod(uid)
+	k.backoff.forget(string(uid) + "/")
+	k.backoff.forget("pull/" + string(uid) + "/")
+	k.forgetStatus(uid)
+	return syncResult{done: true}, nil
+}
+
+// gracePeriod is how long a pod's containers get between SIGTERM and
+// SIGKILL.
+func (k *Kubelet) gracePeriod(uid types.UID, pod, last *corev1.Pod) time.Duration {
+	for _, p := range []*corev1.Pod{pod, last} {
+		if p == nil {
+			continue
+		}
+		if g := p.DeletionGracePeriodSeconds; g != nil {
+			return time.Duration(*g) * time.Second
+		}
+		if g := p.Spec.TerminationGracePeriodSeconds; g != nil {
+			return time.Duration(*g) * time.Second
+		}
+	}
+	for _, st := range k.containers.ofPod(uid) {
+		if g, err := strconv.Atoi(st.Labels[labelGrace]); err == nil {
+			return time.Duration(g) * time.Second
+		}
+	}
+	return 30 * time.Second
+}
+
+// killPod stops the pod's containers (all at once, each with the grace
+// period) and removes them, the pod's network, namespaces, cgroup and
+// files.
+func (k *Kubelet) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration) error {
+	if err := k.stopContainers(ctx, uid, pod, grace); err != nil {
+		return err
+	}
+	k.probes.RemovePod(uid)
+	for _, st := range k.containers.ofPod(uid) {
+		if err := k.runtime.Remove(st.ID); err != nil {
+			return fmt.Errorf("removing container %s: %w", st.ID, err)
+		}
+		k.containers.forget(uid, st.ID)
+	}
+	if err := k.removeSandbox(uid); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(k.podDir(uid)); err != nil {
+		return fmt.Errorf("removing the pod's directory: %w", err)
+	}
+	return nil
+}
+
+// stopContainers stops every container of the pod that still runs.
+func (k *Kubelet) stopContainers(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(k.containers.ofPod(uid)))
+	for _, st := range k.containers.ofPod(uid) {
+		if st.State == runtime.StateExited {
+			continue
+		}
+		if pod != nil {
+			k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", st.Labels[labelContainer])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.runtime.Stop(ctx, st.ID, grace); err != nil {
+				errs <- fmt.Errorf("stopping container %s: %w", st.Labels[labelContainer], err)
+				return
+			}
+			k.refresh(st.ID)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return errors.Join(collect(errs)...)
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
+}
+
+// removeSandbox releases the pod's IP and removes its namespaces.
+func (k *Kubelet) removeSandbox(uid types.UID) error {
+	netns := ""
+	sandboxes, err := k.runtime.ListSandboxes()
+	if err != nil {
+		return err
+	}
+	for _, sb := range sandboxes {
+		if sb.ID == string(uid) {
+			netns = sb.NetNS
+		}
+	}
+	if err := k.network.Detach(string(uid), netns); err != nil {
+		return fmt.Errorf("removing the pod's network: %w", err)
+	}
+	if err := k.runtime.RemoveSandbox(string(uid)); err != nil {
+		return fmt.Errorf("removing the pod's namespaces: %w", err)
+	}
+	k.sandboxMu.Lock()
+	delete(k.sandboxes, uid)
+	k.sandboxMu.Unlock()
+	return nil
+}
+
+// syncTerminal handles a pod that has finished for good: nothing more
+// runs, the network and namespaces are released, and the exited
+// containers stay for their status and logs until the pod is deleted.
+func (k *Kubelet) syncTerminal(ctx context.Context, pod *corev1.Pod) error {
+	if err := k.stopContainers(ctx, pod.UID, pod, k.gracePeriod(pod.UID, pod, nil)); err != nil {
+		return err
+	}
+	k.probes.RemovePod(pod.UID)
+	return k.removeSandbox(pod.UID)
+}
+
+// ensureSandbox creates the pod's namespaces and network, or finds them.
+func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, error) {
+	k.sandboxMu.Lock()
+	sb, ok := k.sandboxes[pod.UID]
+	k.sandboxMu.Unlock()
+	if ok {
+		return sb, nil
+	}
+	rsb, err := k.runtime.CreateSandbox(string(pod.UID), podHostname(pod))
+	if err != nil {
+		return sandbox{}, fmt.Errorf("creating the pod's namespaces: %w", err)
+	}
+	ip, err := k.network.Attach(ctx, string(pod.UID), rsb.NetNS)
+	if err != nil {
+		return sandbox{}, fmt.Errorf("setting up the pod's network: %w", err)
+	}
+	sb = sandbox{Sandbox: rsb, ip: ip}
+	k.sandboxMu.Lock()
+	k.sandboxes[pod.UID] = sb
+	k.sandboxMu.Unlock()
+	return sb, nil
+}
+
+// syncRunning makes a pod that should run, run: its sandbox, then its
+// init containers one by one, then its containers; restarts by policy and
+// backoff; kills what fails its liveness probe; and reports the status.
+func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult, error) {
+	st := &podState{waiting: map[string]*corev1.ContainerStateWaiting{}}
+	sb, err := k.ensureSandbox(ctx, pod)
+	if err != nil {
+		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		return syncResult{}, err
+	}
+	if err := k.writePodFiles(pod, sb.ip); err != nil {
+		return syncResult{}, fmt.Errorf("writing the pod's /etc files: %w", err)
+	}
+	vols, err := k.volumeSources(pod)
+	if err != nil {
+		msg := err.Error()
+		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", msg)
+		for _, c := range allContainers(pod) {
+			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
+		}
+		st.requeue(k.cfg.InitialBackoff)
+		return syncResult{after: st.after}, k.writeStatus(ctx, pod, k.computeStatus(pod, sb, st))
+	}
+
+	runs := runsByName(k.containers.ofPod(pod.UID))
+	initialized := true
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		r := runs[c.Name]
+		if r != nil && succeeded(r.current) {
+			continue
+		}
+		initialized = false
+		switch {
+		case r == nil:
+			k.startContainer(ctx, pod, c, true, 0, sb, vols, st)
+		case r.current.State == runtime.StateExited:
+			if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+				st.initFailed = true
+			} else {
+				k.restartContainer(ctx, pod, c, true, r.current, sb, vols, st)
+			}
+		}
+		break
+	}
+	if initialized {
+		for i := range pod.Spec.Containers {
+			c := &pod.Spec.Containers[i]
+			r := runs[c.Name]
+			if r == nil {
+				k.startContainer(ctx, pod, c, false, 0, sb, vols, st)
+				continue
+			}
+			cur := r.current
+			if cur.State != runtime.StateExited {
+				why := ""
+				if cur.Labels[labelHash] != containerHash(c) {
+					why = fmt.Sprintf("Container %s definition changed, will be restarted", c.Name)
+				} else if failed, msg := k.probes.LivenessFailed(cur.ID); failed {
+					k.events.Eventf(pod, corev1.EventTypeWarning, "Unhealthy", "%s", msg)
+					why = fmt.Sprintf("Container %s failed liveness probe, will be restarted", c.Name)
+				}
+				if why == "" {
+					continue
+				}
+				k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", why)
+				if err := k.runtime.Stop(ctx, cur.ID, k.gracePeriod(pod.UID, pod, nil)); err != nil {
+					return syncResult{}, fmt.Errorf("stopping container %s: %w", c.Name, err)
+				}
+				k.probes.Remove(cur.ID)
+				cur = k.refresh(cur.ID)
+				if cur == nil {
+					continue
+				}
+			}
+			if shouldRestart(pod, cur) {
+				k.restartContainer(ctx, pod, c, false, cur, sb, vols, st)
+			}
+		}
+	}
+	// Runs older than the previous one are not reported; their logs go
+	// with them.
+	for _, r := range runs {
+		for _, old := range r.older {
+			if err := k.runtime.Remove(old.ID); err != nil {
+				k.log.Warn("removing an old container", "container", old.ID, "err", err)
+				continue
+			}
+			k.containers.forget(pod.UID, old.ID)
+			_ = os.Remove(old.LogPath)
+		}
+	}
+	status := k.computeStatus(pod, sb, st)
+	if err := k.writeStatus(ctx, pod, status); err != nil {
+		return syncResult{}, err
+	}
+	return syncResult{after: st.after}, nil
+}
+
+func succeeded(st *runtime.Status) bool {
+	return st != nil && st.State == runtime.StateExited && st.ExitCode == 0
+}
+
+// shouldRestart applies the pod's restartPolicy to an exited container.
+func shouldRestart(pod *corev1.Pod, st *runtime.Status) bool {
+	switch pod.Spec.RestartPolicy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return st.ExitCode != 0
+	}
+	return true
+}
+
+// restartContainer starts the next run of an exited container unless it
+// is backing off.
+func (k *Kubelet) restartContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, init bool, cur *runtime.Status, sb sandbox, vols map[string]string, st *podState) {
+	key := string(pod.UID) + "/" + c.Name
+	now := time.Now()
+	if wait, delay := k.backoff.wait(key, cur.FinishedAt, now); wait > 0 {
+		msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, pod.Name, pod.Namespace, pod.UID)
+		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: msg}
+		st.requeue(wait)
+		k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		return
+	}
+	k.backoff.next(key, cur.FinishedAt)
+	k.startContainer(ctx, pod, c, init, attempt(*cur)+1, sb, vols, st)
+}
+
+// startContainer pulls the image and starts one run of a container. What
+// goes wrong is recorded in st for the status, and as an event.
+func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, init bool, attemptN int, sb sandbox, vols map[string]string, st *podState) {
+	img := k.pullImage(ctx, pod, c, st)
+	if img == nil {
+		return
+	}
+	spec, err := k.containerSpec(pod, c, init, attemptN, img, sb, vols)
+	if err != nil {
+		var cfgErr *configError
+		reason := "CreateContainerError"
+		if errors.As(err, &cfgErr) {
+			reason = "CreateContainerConfigError"
+		}
+		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		st.requeue(k.cfg.InitialBackoff)
+		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		return
+	}
+	_, err = k.runtime.Start(ctx, spec)
+	k.refresh(spec.ID)
+	if err != nil {
+		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		// The runtime keeps the failed run as exited (StartError); the
+		// next sync restarts it with backoff.
+		st.requeue(100 * time.Millisecond)
+		return
+	}
+	k.events.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	cur := k.containers.get(pod.UID, spec.ID)
+	started := time.Now()
+	if cur != nil {
+		started = cur.StartedAt
+	}
+	if !init {
+		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: sb.ip.String(), StartedAt: started})
+	}
+}
+
+// containerSpec turns a pod's container into what the runtime runs.
+func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool, attemptN int, img *images.Image, sb sandbox, vols map[string]string) (runtime.Spec, error) {
+	env, vals, err := environment(pod, c, img.Config, sb.ip.String(), k.cfg.NodeIP)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
+	args, err := processArgs(c, img.Config, vals)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
+	uid, gid, groups, err := user(pod, c, img)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
+	mounts, err := k.mounts(pod, c, vols)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
+	workdir := c.WorkingDir
+	if workdir == "" {
+		workdir = img.Config.WorkingDir
+	}
+	if workdir == "" {
+		workdir = "/"
+	}
+	logDir := filepath.Join(k.podDir(pod.UID), "logs", c.Name)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return runtime.Spec{}, err
+	}
+	grace := int64(30)
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	return runtime.Spec{
+		ID:        newContainerID(),
+		SandboxID: string(pod.UID),
+		Labels: map[string]string{
+			labelPodUID:       string(pod.UID),
+			labelPodNamespace: pod.Namespace,
+			labelPodName:      pod.Name,
+			labelContainer:    c.Name,
+			labelAttempt:      strconv.Itoa(attemptN),
+			labelInit:         strconv.FormatBool(init),
+			labelHash:         containerHash(c),
+			labelImageRef:     imageRef(img),
+			labelGrace:        strconv.FormatInt(grace, 10),
+		},
+		Layers:         img.LayerDirs,
+		Args:           args,
+		Env:            env,
+		WorkingDir:     workdir,
+		UID:            uid,
+		GID:            gid,
+		AdditionalGIDs: groups,
+		Hostname:       podHostname(pod),
+		Mounts:         mounts,
+		Resources:      resources(c),
+		LogPath:        filepath.Join(logDir, strconv.Itoa(attemptN)+".log"),
+		LogMaxBytes:    k.cfg.logMaxBytes(),
+	}, nil
+}
+
+// imageRef is the image's ID as a pod's status reports it: the
+// repository at the manifest digest.
+func imageRef(img *images.Image) string {
+	repo := img.Ref
+	if i := lastIndexAny(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	} else if j := lastIndexAny(repo, ":"); j > lastIndexAny(repo, "/") {
+		repo = repo[:j]
+	}
+	return repo + "@" + img.Digest
+}
+
+func lastIndexAny(s, chars string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		for j := 0; j < len(chars); j++ {
+			if s[i] == chars[j] {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func newContainerID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// pullImage gets the container's image by its pull policy, with backoff
+// between failed pulls. It returns nil, with the reason in st, when the
+// image is not there.
+func (k *Kubelet) pullImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container, st *podState) *images.Image {
+	policy := c.ImagePullPolicy
+	if policy == "" {
+		policy = corev1.PullIfNotPresent
+	}
+	if policy != corev1.PullAlways {
+		if img, err := k.images.Get(c.Image); err == nil {
+			return img
+		}
+	}
+	if policy == corev1.PullNever {
+		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull", Message: msg}
+		k.events.Eventf(pod, corev1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
+		st.requeue(k.cfg.InitialBackoff)
+		return nil
+	}
+	key := "pull/" + string(pod.UID) + "/" + c.Image
+	k.pullMu.Lock()
+	last := k.pullErrors[key]
+	k.pullMu.Unlock()
+	if last.err != "" {
+		if wait, _ := k.backoff.wait(key, last.at, time.Now()); wait > 0 {
+			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, last.err)}
+			st.requeue(wait)
+			k.events.Eventf(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			return nil
+		}
+	}
+	k.events.Eventf(pod, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+	began := time.Now()
+	img, err := k.images.Pull(ctx, c.Image, policy)
+	if err != nil {
+		now := time.Now()
+		k.backoff.next(key, now)
+		k.pullMu.Lock()
+		k.pullErrors[key] = pullError{err: err.Error(), at: now}
+		k.pullMu.Unlock()
+		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
+		_, delay := k.backoff.wait(key, now, now)
+		st.requeue(delay)
+		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
+		return nil
+	}
+	k.pullMu.Lock()
+	delete(k.pullErrors, key)
+	k.pullMu.Unlock()
+	k.backoff.forget(key)
+	k.events.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v", c.Image, time.Since(began).Round(time.Millisecond))
+	return img
+}
+
+type pullError struct {
+	err string
+	at  time.Time
+}
+
+// refresh reads one container's status from the runtime into the index.
+func (k *Kubelet) refresh(id string) *runtime.Status {
+	st, err := k.runtime.Status(id)
+	if err != nil {
+		return nil
+	}
+	k.containers.set(st)
+	return &st
+}
+
+func allContainers(pod *corev1.Pod) []corev1.Container {
+	return append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...)
+}
