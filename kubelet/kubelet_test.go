@@ -30,13 +30,13 @@ func TestMain(m *testing.M) { kubelettest.Main(m) }
 
 // cluster is an API server and one real node.
 type cluster struct {
-	t    *testing.T
+	t    testing.TB
 	c    *client.Client
 	node *kubelettest.Node
 	ctx  context.Context
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs a kubelet")
@@ -73,7 +73,7 @@ func (cl *cluster) pod(name string, containers ...corev1.Container) *corev1.Pod 
 }
 
 // with returns the cluster for use by subtest t.
-func (cl *cluster) with(t *testing.T) *cluster {
+func (cl *cluster) with(t testing.TB) *cluster {
 	c := *cl
 	c.t = t
 	return &c

@@ -233,6 +233,13 @@ func (n *Node) Kill() {
 	<-exited
 }
 
+// Pid is the kubelet process's PID.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd.Process.Pid
+}
+
 // Output is what the kubelet process printed so far.
 func (n *Node) Output() string {
 	n.mu.Lock()

@@ -110,6 +110,16 @@ func (f *fixture) tick(n int, d time.Duration) {
 	f.clk.Step(d)
 }
 
+// waitChanges waits until onChange has been called n times. onChange
+// runs after the result is visible, so a test waits for it.
+func (f *fixture) waitChanges(n int64) {
+	f.t.Helper()
+	testenv.Eventually(f.t, waitFor, fmt.Sprintf("%d onChange calls", n), func() (bool, error) {
+		got := f.changes.n.Load()
+		return got == n, fmt.Errorf("%d calls", got)
+	})
+}
+
 // waitFailed waits until the container's liveness has failed.
 func (f *fixture) waitFailed(id string) {
 	f.t.Helper()
@@ -172,9 +182,7 @@ func TestLivenessFailsAtThreshold(t *testing.T) {
 	if !failed || msg != "Liveness probe failed: database unreachable" {
 		t.Errorf("LivenessFailed = %v, %q; want true, %q", failed, msg, "Liveness probe failed: database unreachable")
 	}
-	if got := f.changes.n.Load(); got != 1 {
-		t.Errorf("onChange called %d times, want 1", got)
-	}
+	f.waitChanges(1)
 	if !f.m.Ready("c1") {
 		t.Errorf("Ready = false; a container without readiness probe stays ready")
 	}
@@ -219,16 +227,12 @@ func TestReadinessToggles(t *testing.T) {
 	}
 	f.clk.Step(10 * time.Second)
 	testenv.Eventually(t, waitFor, "ready", func() (bool, error) { return f.m.Ready("c1"), nil })
-	if got := f.changes.n.Load(); got != 1 {
-		t.Errorf("onChange called %d times, want 1", got)
-	}
+	f.waitChanges(1)
 
 	f.exec.set("ready", 1, "not yet")
 	f.tick(1, 10*time.Second)
 	testenv.Eventually(t, waitFor, "not ready", func() (bool, error) { return !f.m.Ready("c1"), nil })
-	if got := f.changes.n.Load(); got != 2 {
-		t.Errorf("onChange called %d times, want 2", got)
-	}
+	f.waitChanges(2)
 	// A failing readiness probe never restarts the container.
 	if failed, _ := f.m.LivenessFailed("c1"); failed {
 		t.Errorf("LivenessFailed = true for a readiness failure")
@@ -530,9 +534,7 @@ func TestProbeMessagesThroughManager(t *testing.T) {
 			t.Errorf("%s: LivenessFailed = %v, %q; want true, %q", id, failed, msg, want)
 		}
 	}
-	if got := f.changes.n.Load(); got != 3 {
-		t.Errorf("onChange called %d times, want 3", got)
-	}
+	f.waitChanges(3)
 }
 
 // freePort returns a loopback port that nothing listens on.

@@ -217,7 +217,8 @@ func (x *execIO) startTTY(c *libcontainer.Container, p *libcontainer.Process, op
 		_, _ = io.Copy(dst, master)
 	}()
 	if opts.Resize != nil {
-		x.stop = make(chan struct{})
+		stop := make(chan struct{})
+		x.stop = stop
 		go func() {
 			for {
 				select {
@@ -226,7 +227,7 @@ func (x *execIO) startTTY(c *libcontainer.Container, p *libcontainer.Process, op
 						return
 					}
 					_ = cons.Resize(console.WinSize{Width: sz.Width, Height: sz.Height})
-				case <-x.stop:
+				case <-stop:
 					return
 				}
 			}

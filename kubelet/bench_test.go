@@ -1,0 +1,156 @@
+package kubelet_test
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiffdev/skiff/internal/testenv"
+)
+
+// BenchmarkPods measures a real node with the image already pulled:
+// creation-to-Running of 50 pods created one after another (seen through
+// a watch), the time until 100 pods created at once all run, and the
+// kubelet's RSS idle and with those 100 pods.
+//
+//	sudo go test -run '^$' -bench BenchmarkPods -benchtime 1x ./kubelet/
+func BenchmarkPods(b *testing.B) {
+	cl := startCluster(b)
+	pods := cl.c.Pods("default")
+	// Pull the image once.
+	cl.create(cl.pod("warmup", sleeper()))
+	cl.wait("warmup", "to run", running)
+	cl.delete("warmup")
+
+	w, err := pods.Watch(cl.ctx, metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	runningAt := map[string]time.Time{}
+	var mu sync.Mutex
+	seen := make(chan string, 1024)
+	go func() {
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Added && ev.Type != watch.Modified {
+				continue
+			}
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || p.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			mu.Lock()
+			if _, ok := runningAt[p.Name]; !ok {
+				runningAt[p.Name] = time.Now()
+				seen <- p.Name
+			}
+			mu.Unlock()
+		}
+	}()
+	waitRunning := func(names map[string]bool) {
+		deadline := time.After(2 * time.Minute)
+		for len(names) > 0 {
+			select {
+			case n := <-seen:
+				delete(names, n)
+			case <-deadline:
+				b.Fatalf("%d pods did not run within 2 minutes", len(names))
+			}
+		}
+	}
+
+	for b.Loop() {
+		rssIdle := rssMB(b, cl.node.Pid())
+
+		// 50 pods, one after another.
+		var lat []time.Duration
+		for i := range 50 {
+			name := fmt.Sprintf("seq-%d", i)
+			start := time.Now()
+			cl.create(cl.pod(name, sleeper()))
+			waitRunning(map[string]bool{name: true})
+			mu.Lock()
+			lat = append(lat, runningAt[name].Sub(start))
+			mu.Unlock()
+		}
+		slices.Sort(lat)
+		b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+		b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+		cl.deleteAll()
+
+		// 100 pods at once.
+		names := map[string]bool{}
+		start := time.Now()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
+		for i := range 100 {
+			name := "burst-" + strconv.Itoa(i)
+			names[name] = true
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if _, err := pods.Create(cl.ctx, cl.pod(name, sleeper())); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		waitRunning(names)
+		b.ReportMetric(time.Since(start).Seconds(), "100-pods-s")
+		b.ReportMetric(rssIdle, "rss-idle-MB")
+		b.ReportMetric(rssMB(b, cl.node.Pid()), "rss-100-pods-MB")
+		cl.deleteAll()
+	}
+}
+
+func sleeper() corev1.Container {
+	return corev1.Container{Name: "c", Command: sh("sleep 3600")}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// deleteAll deletes every pod at once and waits until they are gone.
+func (cl *cluster) deleteAll() {
+	cl.t.Helper()
+	grace := int64(0)
+	list, err := cl.c.Pods("default").List(cl.ctx, metav1.ListOptions{})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if err := cl.c.Pods("default").Delete(cl.ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+			cl.t.Fatal(err)
+		}
+	}
+	testenv.Eventually(cl.t, 2*time.Minute, "every pod to be gone", func() (bool, error) {
+		list, err := cl.c.Pods("default").List(cl.ctx, metav1.ListOptions{})
+		return err == nil && len(list.Items) == 0, err
+	})
+}
+
+// rssMB is a process's resident set size in MB.
+func rssMB(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
