@@ -127,6 +127,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	defer k.events.Stop()
 	k.workers = newPodWorkers(k.syncPod, log)
 	k.probes = prober.NewManager(k.probeExec, k.probeDial, k.workers.wake, nil, log)
+	defer k.probes.Close()
 
 	// What the runtime has from before a restart is adopted, not redone.
 	if err := k.relist(); err != nil {
@@ -168,6 +169,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 			MaxPods:        cfg.MaxPods,
 			RuntimeVersion: rt.Version(),
 			Health:         k.health,
+			RootDir:        cfg.RootDir,
 			Logger:         log,
 		}, k.observeNode)
 		if err != nil && ctx.Err() == nil {

@@ -307,6 +307,11 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 				continue
 			}
 			cur := r.current
+			if cur.State == runtime.StateRunning {
+				// Idempotent; also how containers adopted after a kubelet
+				// restart get their probes.
+				k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: cur.ID, PodIP: sb.ip.String(), StartedAt: cur.StartedAt})
+			}
 			if cur.State != runtime.StateExited {
 				why := ""
 				if cur.Labels[labelHash] != containerHash(c) {

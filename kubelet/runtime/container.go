@@ -279,11 +279,8 @@ func (r *Runtime) Remove(id string) error {
 		if _, err := os.Stat(filepath.Join(dir, exitFile)); err != nil {
 			return fmt.Errorf("container %q is running", id)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := r.waitExited(ctx, id)
-		cancel()
-		if err != nil {
-			return err
+		if err := waitShimGone(dir, 10*time.Second); err != nil {
+			return fmt.Errorf("container %q: %w", id, err)
 		}
 	}
 	var rec containerRecord
@@ -323,6 +320,21 @@ func (r *Runtime) Remove(id string) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// waitShimGone waits until the shim of the container in dir has exited.
+func waitShimGone(dir string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		alive, err := shimAlive(dir)
+		if err != nil || !alive {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the shim is still cleaning up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // removeDir unmounts the root file system in a container directory and
