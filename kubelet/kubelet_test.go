@@ -369,7 +369,7 @@ func TestKubelet(t *testing.T) {
 			_, err := cl.c.Pods("default").Get(cl.ctx, "doomed")
 			return apierrors.IsNotFound(err), nil
 		})
-		got := cl.wait("survivor", "", func(*corev1.Pod) bool { return true })
+		got := cl.wait("survivor", "to be Ready under the new kubelet", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
 		b, a := status(before, "c"), status(got, "c")
 		if a.ContainerID != b.ContainerID || a.RestartCount != 0 || a.State.Running == nil {
 			t.Errorf("survivor after the kubelet restart: got %s restarts %d state %+v, want %s still running, no restarts", a.ContainerID, a.RestartCount, a.State, b.ContainerID)

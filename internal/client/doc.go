@@ -69,6 +69,16 @@
 // when the connection drops (watch again from the last resourceVersion).
 // Always call Stop.
 //
+// # Logs and exec
+//
+// Client.PodLogs copies a container's log to an io.Writer (with
+// PodLogOptions: follow, previous, tail, since, timestamps, limit), and
+// Client.PodExec runs a command in a container with optional stdin, a
+// terminal and its resizes, returning the command's exit code. The API
+// server relays both to the kubelet of the pod's node (streams.go). Like
+// watches they are not bounded by Config.Timeout; cancel the context to
+// end them.
+//
 // # Warnings
 //
 // The server may attach warnings to a response, for example for a

@@ -88,9 +88,13 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Status, error) {
 		return r.statusOr(spec.ID), fmt.Errorf("container %q: %w", spec.ID, ctx.Err())
 	}
 	if rep.Error != "" || rep.Pid == 0 {
-		msg := rep.Error
-		if msg == "" {
-			msg = errShimDied.Error() + shimLogTail(dir)
+		var err error
+		if rep.Error != "" {
+			err = fmt.Errorf("container %q: %s", spec.ID, rep.Error)
+		} else {
+			// The shim died before reporting; its log may say why.
+			err = fmt.Errorf("container %q: %w%s", spec.ID, errShimDied, shimLogTail(dir))
+			r.recordStartError(spec.ID, err)
 		}
 		// Let the shim finish its cleanup, so the container is fully
 		// "exited" when Start returns.
@@ -98,8 +102,6 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Status, error) {
 		case <-h.done:
 		case <-ctx.Done():
 		}
-		err := fmt.Errorf("container %q: %s", spec.ID, msg)
-		r.recordStartError(spec.ID, err)
 		return r.statusOr(spec.ID), err
 	}
 	return r.Status(spec.ID)

@@ -106,11 +106,12 @@ type Status struct {
 // TerminalSize is the size of a terminal in characters.
 type TerminalSize struct{ Width, Height uint16 }
 
-// ExecOptions describe a process to run in a running container. Args, Env
-// add to the container's environment (same names win) and the process runs
-// as the container's user in its working directory. With TTY the process
-// gets a terminal: Stdin feeds it, Stdout receives it (Stderr is unused)
-// and Resize changes its size.
+// ExecOptions describe a process to run in a running container: Args is
+// its command line; Env adds to the container's environment (a variable
+// set in both takes Env's value). The process runs as the container's user
+// in its working directory. With TTY the process gets a terminal: Stdin
+// feeds it, Stdout receives it (Stderr is unused) and each size sent on
+// Resize is applied to it (one already waiting is the initial size).
 type ExecOptions struct {
 	Args, Env []string
 	Stdin     io.Reader
