@@ -88,6 +88,8 @@ func BenchmarkPods(b *testing.B) {
 		cl.deleteAll()
 
 		// 100 pods at once.
+		cpu0 := cpuTicks()
+		self0, kub0 := procTicks(os.Getpid()), procTicks(cl.node.Pid())
 		names := map[string]bool{}
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -108,9 +110,15 @@ func BenchmarkPods(b *testing.B) {
 		wg.Wait()
 		waitRunning(names)
 		b.ReportMetric(time.Since(start).Seconds(), "100-pods-s")
+		if os.Getenv("TIMING") != "" {
+			fmt.Printf("CPU ticks: machine %d, test process %d, kubelet %d\n", cpuTicks()-cpu0, procTicks(os.Getpid())-self0, procTicks(cl.node.Pid())-kub0)
+		}
 		b.ReportMetric(rssIdle, "rss-idle-MB")
 		b.ReportMetric(rssMB(b, cl.node.Pid()), "rss-100-pods-MB")
 		cl.deleteAll()
+	}
+	if os.Getenv("TIMING") != "" {
+		os.WriteFile("/tmp/kubelet-timing.log", []byte(cl.node.Output()), 0o644)
 	}
 }
 
@@ -153,4 +161,27 @@ func rssMB(b *testing.B, pid int) float64 {
 	}
 	b.Fatal("no VmRSS")
 	return 0
+}
+
+func cpuTicks() int {
+	b, _ := os.ReadFile("/proc/stat")
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+	t := 0
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 {
+			continue // idle, iowait
+		}
+		n, _ := strconv.Atoi(v)
+		t += n
+	}
+	return t
+}
+
+func procTicks(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return u + k
 }

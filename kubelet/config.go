@@ -3,14 +3,18 @@ package kubelet
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/skiffdev/skiff/kubelet/runtime"
 )
 
 // Config configures a kubelet.
@@ -23,6 +27,10 @@ type Config struct {
 	NodeIP string
 	// RootDir holds the node's state: images, containers, pod directories.
 	RootDir string
+	// StateDir holds what needs to outlive a kubelet restart but not a
+	// reboot: the runtime's container records and pinned namespaces. A
+	// tmpfs (/run) makes starting and removing containers cheaper.
+	StateDir string
 	// PodCIDR is used for pod IPs when the Node has no spec.podCIDR.
 	PodCIDR string
 	// CgroupRoot is the cgroup under which every pod gets its own.
@@ -61,6 +69,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		RootDir:              "/var/lib/skiff",
+		StateDir:             "/run/skiff",
 		CgroupRoot:           "/skiff",
 		KubeletPort:          10250,
 		MaxPods:              110,
@@ -79,6 +88,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "name of this node (default: the host name)")
 	fs.StringVar(&c.NodeIP, "node-ip", c.NodeIP, "address of this node (default: the address of the default route's interface)")
 	fs.StringVar(&c.RootDir, "root-dir", c.RootDir, "directory for the node's state: images, containers, pod volumes and logs")
+	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory for state that lasts until a reboot: container records and pinned pod namespaces (best on a tmpfs)")
 	fs.StringVar(&c.PodCIDR, "pod-cidr", c.PodCIDR, "pod addresses to use while the Node has no spec.podCIDR, e.g. 10.244.0.0/24")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "cgroup under which pods get their cgroups")
 	fs.StringVar(&c.Listen, "kubelet-listen", c.Listen, "address of the kubelet API used by the API server for logs and exec (default NODE-IP:10250)")
@@ -103,6 +113,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RootDir == "" {
 		return errors.New("--root-dir must not be empty")
+	}
+	if c.StateDir == "" {
+		return errors.New("--state-dir must not be empty")
 	}
 	if c.PodCIDR != "" {
 		p, err := netip.ParsePrefix(c.PodCIDR)
@@ -141,3 +154,18 @@ func (c *Config) logMaxBytes() int64 {
 	q := resource.MustParse(c.ContainerLogMaxSize)
 	return q.Value()
 }
+
+// runtimeOptions places the runtime's state in StateDir and the
+// containers' writable layers in RootDir.
+func (c *Config) runtimeOptions(log *slog.Logger) runtime.Options {
+	return runtime.Options{
+		Root:         filepath.Join(c.StateDir, "runtime"),
+		WritableRoot: filepath.Join(c.RootDir, "containers"),
+		CgroupRoot:   c.CgroupRoot,
+		Logger:       log,
+	}
+}
+
+// RuntimeOptions are the options of the container runtime this
+// configuration gives, for tools that look at a node's containers.
+func (c *Config) RuntimeOptions() runtime.Options { return c.runtimeOptions(nil) }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,10 @@ type Kubelet struct {
 	netReadyOnce sync.Once
 	podCIDR      atomic.Pointer[netip.Prefix]
 
+	// starts bounds how many sandboxes and containers are being made at
+	// once.
+	starts chan struct{}
+
 	// sandboxes caches each pod's namespaces and IP once set up.
 	sandboxMu sync.Mutex
 	sandboxes map[types.UID]sandbox
@@ -100,7 +105,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("opening the image store: %w", err)
 	}
-	rt, err := runtime.New(runtime.Options{Root: filepath.Join(cfg.RootDir, "runtime"), CgroupRoot: cfg.CgroupRoot, Logger: log})
+	rt, err := runtime.New(cfg.runtimeOptions(log))
 	if err != nil {
 		return fmt.Errorf("starting the container runtime: %w", err)
 	}
@@ -121,6 +126,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 		backoff:    newBackoff(cfg.InitialBackoff, cfg.MaxBackoff),
 		netReady:   make(chan struct{}),
 		sandboxes:  map[types.UID]sandbox{},
+		starts:     make(chan struct{}, max(2, goruntime.NumCPU())),
 		pullErrors: map[string]pullError{},
 		statuses:   map[types.UID]writtenStatus{},
 	}
@@ -341,7 +347,14 @@ func (k *Kubelet) housekeeping(ctx context.Context) {
 	}
 }
 
-// podDir is where a pod's files live on the node.
+// podEtcDir holds the pod's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf. They are rewritten by every sync, so they live with
+// the state that lasts until a reboot (a tmpfs), not on disk.
+func (k *Kubelet) podEtcDir(uid types.UID) string {
+	return filepath.Join(k.cfg.StateDir, "pods", string(uid), "etc")
+}
+
+// podDir is where a pod's files live on the node: its volumes and logs.
 func (k *Kubelet) podDir(uid types.UID) string {
 	return filepath.Join(k.cfg.RootDir, "pods", string(uid))
 }

@@ -189,8 +189,11 @@ func TestKubelet(t *testing.T) {
 
 	t.Run("memory limit gives OOMKilled", func(t *testing.T) {
 		cl := cl.with(t)
+		// The limit leaves room for libcontainer's init (this test binary,
+		// race-enabled under make test), which runs in the cgroup before
+		// it execs the shell.
 		p := cl.pod("oom", corev1.Container{Name: "hog", Command: sh(`x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done`),
-			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}}})
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}}})
 		p.Spec.RestartPolicy = corev1.RestartPolicyNever
 		cl.create(p)
 		got := cl.wait("oom", "to fail", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
@@ -380,8 +383,10 @@ func TestKubelet(t *testing.T) {
 
 	t.Run("nothing is left behind", func(t *testing.T) {
 		cl := cl.with(t)
-		if m := kubelettest.MountsUnder(cl.node.Config.RootDir); len(m) > 0 {
-			t.Errorf("mounts left under the node's directory: %v", m)
+		for _, dir := range []string{cl.node.Config.RootDir, cl.node.Config.StateDir} {
+			if m := kubelettest.MountsUnder(dir); len(m) > 0 {
+				t.Errorf("mounts left under %s: %v", dir, m)
+			}
 		}
 		if dirs := kubelettest.CgroupDirs(cl.node.Config.CgroupRoot); len(dirs) > 0 {
 			for _, d := range dirs {
@@ -390,9 +395,17 @@ func TestKubelet(t *testing.T) {
 				}
 			}
 		}
-		entries, _ := os.ReadDir(filepath.Join(cl.node.Config.RootDir, "pods"))
-		if len(entries) > 0 {
-			t.Errorf("pod directories left: %d", len(entries))
+		for _, dir := range []string{
+			filepath.Join(cl.node.Config.RootDir, "pods"),
+			filepath.Join(cl.node.Config.RootDir, "containers"),
+			filepath.Join(cl.node.Config.StateDir, "runtime", "containers"),
+			filepath.Join(cl.node.Config.StateDir, "runtime", "sandboxes"),
+			filepath.Join(cl.node.Config.StateDir, "pods"),
+			filepath.Join(cl.node.Config.RootDir, "network", "ips"),
+		} {
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				t.Errorf("%s: %d entries left, want none", dir, len(entries))
+			}
 		}
 		err := nsutil.Do(cl.node.NetNS, func() error {
 			links, err := netlink.LinkList()

@@ -19,7 +19,7 @@ import (
 // writePodFiles writes the pod's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf, which every container of the pod mounts.
 func (k *Kubelet) writePodFiles(pod *corev1.Pod, ip netip.Addr) error {
-	dir := filepath.Join(k.podDir(pod.UID), "etc")
+	dir := k.podEtcDir(pod.UID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -226,7 +226,7 @@ func prepareHostPath(name string, hp *corev1.HostPathVolumeSource) (string, erro
 // mounts lists the bind mounts of one container: its volumeMounts and the
 // pod's /etc files.
 func (k *Kubelet) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]runtime.Mount, error) {
-	etc := filepath.Join(k.podDir(pod.UID), "etc")
+	etc := k.podEtcDir(pod.UID)
 	var out []runtime.Mount
 	has := map[string]bool{}
 	for _, vm := range c.VolumeMounts {

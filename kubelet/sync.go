@@ -155,8 +155,10 @@ func (k *Kubelet) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, g
 	if err := k.removeSandbox(uid); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(k.podDir(uid)); err != nil {
-		return fmt.Errorf("removing the pod's directory: %w", err)
+	for _, dir := range []string{k.podDir(uid), filepath.Dir(k.podEtcDir(uid))} {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("removing the pod's directory: %w", err)
+		}
 	}
 	return nil
 }
@@ -238,6 +240,8 @@ func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, 
 	if ok {
 		return sb, nil
 	}
+	release := k.throttle()
+	defer release()
 	rsb, err := k.runtime.CreateSandbox(string(pod.UID), podHostname(pod))
 	if err != nil {
 		return sandbox{}, fmt.Errorf("creating the pod's namespaces: %w", err)
@@ -251,6 +255,15 @@ func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, 
 	k.sandboxes[pod.UID] = sb
 	k.sandboxMu.Unlock()
 	return sb, nil
+}
+
+// throttle waits for one of the few places in which sandboxes are made
+// and containers started, and returns the function that frees it. Making
+// namespaces, mounts and cgroups serializes on kernel locks: a hundred at
+// once take far longer, in total and for each, than a few at a time.
+func (k *Kubelet) throttle() func() {
+	k.starts <- struct{}{}
+	return func() { <-k.starts }
 }
 
 // syncRunning makes a pod that should run, run: its sandbox, then its
@@ -407,7 +420,9 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
 		return
 	}
+	release := k.throttle()
 	_, err = k.runtime.Start(ctx, spec)
+	release()
 	k.refresh(spec.ID)
 	if err != nil {
 		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)

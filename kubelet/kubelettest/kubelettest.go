@@ -139,11 +139,19 @@ func Start(t testing.TB, apiAddr string, opts ...Option) *Node {
 	ref := testimage.Push(t, host, "busybox", img, remote.WithTransport(transport))
 
 	root := testenv.ShortTempDir(t)
+	// The state that lasts until a reboot goes where a real node keeps
+	// it: a tmpfs, as /run is (/dev/shm here, which is a tmpfs on
+	// Debian).
+	stateDir, err := os.MkdirTemp(tmpfsDir(), "skiff-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName = fmt.Sprintf("node-%04x", rand.IntN(1<<16))
 	cfg.NodeIP = "127.0.0.1"
 	cfg.Listen = "127.0.0.1:10250"
 	cfg.RootDir = filepath.Join(root, "node")
+	cfg.StateDir = stateDir
 	cfg.PodCIDR = "10.244.0.0/24"
 	cfg.CgroupRoot = fmt.Sprintf("/skiff-test-%08x", rand.Uint32())
 	cfg.InsecureRegistries = []string{host}
@@ -270,7 +278,7 @@ func (n *Node) cleanup() {
 	if t.Failed() {
 		t.Logf("kubelet %s output:\n%s", n.Name, tail(n.Output(), 200))
 	}
-	rt, err := runtime.New(runtime.Options{Root: filepath.Join(n.Config.RootDir, "runtime"), CgroupRoot: n.Config.CgroupRoot})
+	rt, err := runtime.New(n.Config.RuntimeOptions())
 	if err != nil {
 		t.Errorf("opening the node's runtime for cleanup: %v", err)
 	} else {
@@ -294,10 +302,12 @@ func (n *Node) cleanup() {
 			}
 		}
 	}
-	// Safety net: whatever is still mounted under the node's directory.
-	for _, m := range MountsUnder(n.Config.RootDir) {
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
-			t.Errorf("cleanup: unmounting %s: %v", m, err)
+	// Safety net: whatever is still mounted under the node's directories.
+	for _, dir := range []string{n.Config.StateDir, n.Config.RootDir} {
+		for _, m := range MountsUnder(dir) {
+			if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+				t.Errorf("cleanup: unmounting %s: %v", m, err)
+			}
 		}
 	}
 	for _, dir := range CgroupDirs(n.Config.CgroupRoot) {
@@ -305,9 +315,21 @@ func (n *Node) cleanup() {
 			t.Errorf("cleanup: removing cgroup %s: %v", dir, err)
 		}
 	}
-	if err := os.RemoveAll(n.Config.RootDir); err != nil {
-		t.Errorf("cleanup: %v", err)
+	for _, dir := range []string{n.Config.StateDir, n.Config.RootDir} {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 	}
+}
+
+// tmpfsDir is a tmpfs directory for node state: /dev/shm when it is a
+// tmpfs, else the temporary directory.
+func tmpfsDir() string {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err == nil && st.Type == unix.TMPFS_MAGIC {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
 
 // MountsUnder lists the mount points under dir, deepest first.

@@ -67,6 +67,7 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Status, error) {
 		Cgroup:    filepath.Join(r.cgroupRoot, spec.SandboxID, spec.ID),
 		Sandbox:   sb,
 		StateRoot: r.libcontainerDir(),
+		Writable:  r.writableDir(spec.ID),
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, containerFile), rec); err != nil {
 		os.RemoveAll(dir)
@@ -130,8 +131,10 @@ func (r *Runtime) spawnShim(id string, lock *os.File) (*shimHandle, <-chan shimR
 		// ExtraFiles[i] becomes descriptor 3+i in the shim.
 		ExtraFiles: []*os.File{pw, lock},
 		// A session of its own: no signal meant for the kubelet's process
-		// group or terminal reaches the shim.
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+		// group or terminal reaches the shim. A mount namespace of its
+		// own: the container's root file system is mounted there, out of
+		// the node's mount table (see shimMain).
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Cloneflags: syscall.CLONE_NEWNS},
 	}
 	if err := cmd.Start(); err != nil {
 		pr.Close()
@@ -311,6 +314,9 @@ func (r *Runtime) Remove(id string) error {
 	}
 	if err := r.removeDir(dir); err != nil {
 		return fmt.Errorf("container %q: %w", id, err)
+	}
+	if err := os.RemoveAll(r.writableDir(id)); err != nil {
+		return fmt.Errorf("container %q: removing its writable layer: %w", id, err)
 	}
 	r.mu.Lock()
 	if h := r.shims[id]; h != nil {

@@ -23,12 +23,12 @@ var overlayIndexOff = sync.OnceValue(func() string {
 })
 
 // mountRootfs mounts the container's root file system at dir/rootfs: an
-// overlay of the image layers (given lowest first) with dir/upper as the
-// writable layer.
-func mountRootfs(dir string, layers []string) (string, error) {
+// overlay of the image layers (given lowest first) with writable/upper as
+// the writable layer.
+func mountRootfs(dir, writable string, layers []string) (string, error) {
 	rootfs := filepath.Join(dir, "rootfs")
-	upper := filepath.Join(dir, "upper")
-	work := filepath.Join(dir, "work")
+	upper := filepath.Join(writable, "upper")
+	work := filepath.Join(writable, "work")
 	for _, d := range []string{rootfs, upper, work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return "", err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,8 +16,16 @@ import (
 
 // Options configures a Runtime.
 type Options struct {
-	// Root holds all state: sandboxes, containers, libcontainer's files.
+	// Root holds the runtime's state: sandboxes (pinned namespaces),
+	// containers' records and logs of their shims, libcontainer's files.
+	// None of it needs to outlive a reboot, after which no container
+	// runs anyway, so a tmpfs such as /run is the right place: creating
+	// and deleting the dozens of small files each container needs is much
+	// cheaper there than on a disk file system.
 	Root string
+	// WritableRoot holds each container's writable layer, which can grow
+	// large and belongs on disk. Root when empty.
+	WritableRoot string
 	// CgroupRoot is the cgroup under which each pod gets its own,
 	// "/skiff" when empty.
 	CgroupRoot string
@@ -128,6 +137,7 @@ var ErrNotFound = errors.New("not found")
 // Runtime runs containers. All its methods are safe for concurrent use.
 type Runtime struct {
 	root       string
+	writable   string // parent of the containers' writable layers
 	cgroupRoot string
 	log        *slog.Logger
 	exits      chan string
@@ -168,19 +178,30 @@ func New(opts Options) (*Runtime, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	writable := opts.WritableRoot
+	if writable == "" {
+		writable = filepath.Join(root, "writable")
+	}
+	if writable, err = filepath.Abs(writable); err != nil {
+		return nil, err
+	}
 	r := &Runtime{
 		root:       root,
+		writable:   writable,
 		cgroupRoot: cgroupRoot,
 		log:        log.With("component", "runtime"),
 		exits:      make(chan string, exitsBuffer),
 		shims:      map[string]*shimHandle{},
 	}
-	for _, dir := range []string{r.sandboxesDir(), r.containersDir(), r.libcontainerDir()} {
+	for _, dir := range []string{r.sandboxesDir(), r.containersDir(), r.libcontainerDir(), r.writable} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return nil, err
 		}
 	}
 	if err := r.adoptAll(); err != nil {
+		return nil, err
+	}
+	if err := r.removeOrphanedLayers(); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -190,6 +211,24 @@ func (r *Runtime) sandboxesDir() string          { return filepath.Join(r.root, 
 func (r *Runtime) containersDir() string         { return filepath.Join(r.root, "containers") }
 func (r *Runtime) libcontainerDir() string       { return filepath.Join(r.root, "libcontainer") }
 func (r *Runtime) containerDir(id string) string { return filepath.Join(r.containersDir(), id) }
+func (r *Runtime) writableDir(id string) string  { return filepath.Join(r.writable, id) }
+
+// removeOrphanedLayers deletes the writable layers of containers the
+// runtime no longer has: after a reboot wiped Root, or a Remove cut short.
+func (r *Runtime) removeOrphanedLayers() error {
+	entries, err := os.ReadDir(r.writable)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, err := os.Stat(r.containerDir(e.Name())); errors.Is(err, fs.ErrNotExist) {
+			if err := os.RemoveAll(r.writableDir(e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // Exits returns the channel on which the ids of containers that exited are
 // sent, for containers this Runtime started and for those it adopted. The

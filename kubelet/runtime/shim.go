@@ -68,6 +68,18 @@ func shimMain(args []string) int {
 		log.Error("usage: container-shim ROOT ID")
 		return 2
 	}
+	// The shim starts in a mount namespace of its own, a copy of the
+	// node's. Making it a slave keeps the node's unmounts (a sandbox's
+	// pinned namespaces going away) flowing in, while nothing mounted
+	// here — the container's overlay root file system — flows out. So the
+	// node's mount table does not grow with every container, no other
+	// container's mount namespace receives a copy of this one's mounts,
+	// and the root file system goes away by itself when the shim and the
+	// container are gone.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		log.Error("making the shim's mount namespace a slave of the node's", "err", err)
+		return 1
+	}
 	// Neither descriptor may leak into the container.
 	unix.CloseOnExec(shimReportFd)
 	unix.CloseOnExec(shimLockFd)
@@ -164,7 +176,7 @@ func sendReport(f *os.File, r shimReport) {
 // process with its output going to the log. On error the returned
 // container, if not nil, must be destroyed.
 func (s *shim) start(rec *containerRecord) (*libcontainer.Container, *libcontainer.Process, *outputCopier, error) {
-	rootfs, err := mountRootfs(s.dir, rec.Spec.Layers)
+	rootfs, err := mountRootfs(s.dir, rec.Writable, rec.Spec.Layers)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -37,6 +37,9 @@ type containerRecord struct {
 	Sandbox   Sandbox `json:"sandbox"`
 	// StateRoot is libcontainer's state directory (shared by containers).
 	StateRoot string `json:"stateRoot"`
+	// Writable holds the container's writable layer (upper and work
+	// directories of its overlay).
+	Writable string `json:"writable"`
 }
 
 // startedRecord is started.json, written by the shim once the container's
