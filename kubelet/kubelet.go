@@ -72,6 +72,11 @@ type Kubelet struct {
 	pullMu     sync.Mutex
 	pullErrors map[string]pullError
 
+	// reported remembers, per container or image of a pod, what the last
+	// BackOff event was about.
+	reportMu sync.Mutex
+	reported map[string]string
+
 	// statuses holds the status last written for each pod and the
 	// resourceVersion the write produced, so a status is written only when
 	// it changes, even while the informer has not caught up.
@@ -128,6 +133,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 		sandboxes:  map[types.UID]sandbox{},
 		starts:     make(chan struct{}, max(2, goruntime.NumCPU())),
 		pullErrors: map[string]pullError{},
+		reported:   map[string]string{},
 		statuses:   map[types.UID]writtenStatus{},
 	}
 	defer k.events.Stop()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,6 +113,7 @@ func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last 
 	k.probes.RemovePod(uid)
 	k.backoff.forget(string(uid) + "/")
 	k.backoff.forget("pull/" + string(uid) + "/")
+	k.forgetReports(uid)
 	k.forgetStatus(uid)
 	return syncResult{done: true}, nil
 }
@@ -257,6 +259,17 @@ func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, 
 	return sb, nil
 }
 
+// forgetReports drops what firstReport remembers of a pod.
+func (k *Kubelet) forgetReports(uid types.UID) {
+	k.reportMu.Lock()
+	defer k.reportMu.Unlock()
+	for key := range k.reported {
+		if strings.HasPrefix(key, string(uid)+"/") || strings.HasPrefix(key, "pull/"+string(uid)+"/") {
+			delete(k.reported, key)
+		}
+	}
+}
+
 // throttle waits for one of the few places in which sandboxes are made
 // and containers started, and returns the function that frees it. Making
 // namespaces, mounts and cgroups serializes on kernel locks: a hundred at
@@ -394,7 +407,9 @@ func (k *Kubelet) restartContainer(ctx context.Context, pod *corev1.Pod, c *core
 		msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, pod.Name, pod.Namespace, pod.UID)
 		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: msg}
 		st.requeue(wait)
-		k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		if k.firstReport(key, cur.ID) {
+			k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		}
 		return
 	}
 	k.backoff.next(key, cur.FinishedAt)
@@ -561,7 +576,9 @@ func (k *Kubelet) pullImage(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 		if wait, _ := k.backoff.wait(key, last.at, time.Now()); wait > 0 {
 			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, last.err)}
 			st.requeue(wait)
-			k.events.Eventf(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			if k.firstReport(key, last.at.String()) {
+				k.events.Eventf(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+			}
 			return nil
 		}
 	}
@@ -586,6 +603,19 @@ func (k *Kubelet) pullImage(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 	k.backoff.forget(key)
 	k.events.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v", c.Image, time.Since(began).Round(time.Millisecond))
 	return img
+}
+
+// firstReport reports whether what (a container run, a failed pull) is
+// seen for the first time under key, so that an event is recorded once
+// for it rather than at every sync while it lasts.
+func (k *Kubelet) firstReport(key, what string) bool {
+	k.reportMu.Lock()
+	defer k.reportMu.Unlock()
+	if k.reported[key] == what {
+		return false
+	}
+	k.reported[key] = what
+	return true
 }
 
 type pullError struct {

@@ -51,7 +51,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, onNode func(*corev1.
 		client:  c,
 		cfg:     cfg,
 		machine: m,
-		log:     cfg.Logger.With("component", "nodestatus", "node", cfg.NodeName),
+		log:     cfg.Logger.With("component", "nodestatus"),
 		onNode:  onNode,
 	}
 

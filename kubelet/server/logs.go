@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -38,6 +40,11 @@ func (s *Server) ContainerLogs(req *skiffv1.PodLogsRequest, stream grpc.ServerSt
 	}
 	ctx := stream.Context()
 	err = logs.Read(ctx, path, opts, sender(false), sender(true), done)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A run that never wrote a line (one that failed to start, or
+		// has only just started) has no log file: its log is empty.
+		return nil
+	}
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("reading a container log failed", "pod", req.GetNamespace()+"/"+req.GetPod(),
 			"container", req.GetContainer(), "path", path, "err", err)
