@@ -23,12 +23,13 @@ build: deps
 
 run: build
 	@echo "Starting Skiff with its state in $(RUN_DIR). In another terminal, try:"
-	@echo "  bin/skiffctl version"
-	@echo "  bin/skiff simnodes --count 3   # simulated nodes, until the kubelet lands"
+	@echo "  bin/skiffctl get nodes -o wide"
 	@echo "  bin/skiffctl apply -f examples/web.yaml"
 	@echo "  bin/skiffctl rollout status deployment/web"
-	@echo "  bin/skiffctl get deploy,svc -o wide"
+	@echo "  bin/skiffctl get deploy,svc,pods -o wide"
+	@echo "  bin/skiffctl logs deploy/web"
 	@echo "  bin/skiffctl describe deployment web"
+	@echo "Not root? The control plane runs without a kubelet; try: bin/skiff simnodes --count 3"
 	@echo "Stop it with Ctrl-C; its state stays in $(RUN_DIR)."
 	bin/skiff server --data-dir $(RUN_DIR)
 

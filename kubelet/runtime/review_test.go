@@ -9,8 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nsInode is the inode of the namespace pinned at path ("net:[N]" in
-// mountinfo).
 func nsInode(t *testing.T, path string) uint64 {
 	t.Helper()
 	var st unix.Stat_t
@@ -20,13 +18,24 @@ func nsInode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
-// TestReviewShimPinsOtherPodsNetns: a shim's mount namespace is a copy of
-// the node's, taken when the shim starts, so it holds a copy of the pin of
-// every sandbox that existed then. When the sandboxes directory is not a
-// shared mount (this machine: / is private), RemoveSandbox's unmount does
-// not propagate into the shim's copy (MS_SLAVE only receives events from a
-// shared master), and the removed pod's network namespace lives on for as
-// long as any later-started shim does.
+// shimMountinfos returns the mountinfo of each thread of the shim.
+func shimMountinfos(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, task := range tasks {
+		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/task/%s/ns/mnt", pid, task.Name()))
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/mountinfo", pid, task.Name()))
+		if err == nil {
+			out[task.Name()+" "+ns] = string(data)
+		}
+	}
+	return out
+}
+
 func TestReviewShimPinsOtherPodsNetns(t *testing.T) {
 	tr := newTestRuntime(t)
 	gone := tr.sandbox("gone")
@@ -37,39 +46,53 @@ func TestReviewShimPinsOtherPodsNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", shimPid))
-	t.Logf("shim %d err %v:\n%s", shimPid, err, before)
-	for _, line := range strings.Split(string(before), "\n") {
-		if strings.Contains(line, "nsfs") {
-			t.Logf("before: %s", line)
+	needle := fmt.Sprintf("net:[%d]", ino)
+	found := false
+	for task, mi := range shimMountinfos(t, shimPid) {
+		if strings.Contains(mi, needle) {
+			found = true
+			t.Logf("before: task %s has a copy of the pin", task)
 		}
 	}
-	self, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(self), "\n") {
-		if strings.Contains(line, "nsfs") {
-			t.Logf("self: %s", line)
-		}
+	if !found {
+		t.Log("no copy before RemoveSandbox")
 	}
 	if err := tr.RemoveSandbox(gone.ID); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", shimPid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", shimPid))
-	for _, task := range tasks {
-		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/task/%s/ns/mnt", shimPid, task.Name()))
-		n, _ := os.Readlink(fmt.Sprintf("/proc/%d/task/%s/ns/net", shimPid, task.Name()))
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", shimPid, task.Name()))
-		t.Logf("task %s mnt %s net %s stat %.60s", task.Name(), l, n, st)
-	}
-	cpid, _ := os.ReadFile(tr.containerDir("long") + "/started.json")
-	t.Logf("started %s", cpid)
-	needle := fmt.Sprintf("net:[%d]", ino)
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.Contains(line, needle) {
-			t.Errorf("the removed sandbox's netns is still pinned in the shim of another pod: %s", line)
+	for task, mi := range shimMountinfos(t, shimPid) {
+		if strings.Contains(mi, needle) {
+			t.Errorf("after RemoveSandbox: task %s of another pod's shim still pins the removed netns", task)
 		}
+	}
+}
+
+// TestReviewShimMainThreadInContainerMntns: libcontainer's
+// goCreateMountSources goroutine setns()es its locked thread into the
+// container's mount namespace and exits locked; when it ran on the main
+// thread, which Go cannot end, the shim's leader stays in the container's
+// mount namespace for good. /proc/<shim>/{mountinfo,root,ns/mnt} then show
+// the container, not the shim.
+func TestReviewShimMainThreadInContainerMntns(t *testing.T) {
+	tr := newTestRuntime(t)
+	sb := tr.sandbox("mt")
+	hits := 0
+	const n = 8
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("c%d", i)
+		tr.start(tr.spec(sb, id, "sleep", "1000"))
+		pid, err := readShimPid(tr.containerDir(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		st, _ := tr.Status(id)
+		ctr, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", st.Pid))
+		if leader == ctr {
+			hits++
+		}
+	}
+	if hits > 0 {
+		t.Errorf("%d of %d shims have their main thread in the container's mount namespace", hits, n)
 	}
 }
