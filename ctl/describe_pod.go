@@ -269,7 +269,9 @@ func (w *describeWriter) containerState(title string, s corev1.ContainerState) {
 		if t.Signal > 0 {
 			w.write(3, "Signal:\t%d\n", t.Signal)
 		}
-		w.write(3, "Started:\t%s\n", rfc1123(t.StartedAt))
+		if !t.StartedAt.IsZero() { // a run that failed to start never started
+			w.write(3, "Started:\t%s\n", rfc1123(t.StartedAt))
+		}
 		w.write(3, "Finished:\t%s\n", rfc1123(t.FinishedAt))
 	default:
 		w.write(2, "%s:\tWaiting\n", title)

@@ -96,3 +96,27 @@ func TestReviewShimMainThreadInContainerMntns(t *testing.T) {
 		t.Errorf("%d of %d shims have their main thread in the container's mount namespace", hits, n)
 	}
 }
+
+// TestReviewRemoveRacesShimExited: a container that exits by itself is
+// "exited" as soon as exit.json exists; Remove then waits only for the
+// shim's lock, not for this Runtime's shimExited (recordLostShim), which
+// can run while Remove's RemoveAll is half-way: it sees container.json but
+// no exit.json and writes a new exit.json into the dir being deleted.
+func TestReviewRemoveRacesShimExited(t *testing.T) {
+	tr := newTestRuntime(t)
+	sb := tr.sandbox("race")
+	fails := 0
+	for i := 0; i < 150; i++ {
+		id := fmt.Sprintf("r%d", i)
+		tr.start(tr.spec(sb, id, "true"))
+		tr.waitExited(id)
+		if err := tr.Remove(id); err != nil {
+			fails++
+			t.Logf("Remove %s: %v", id, err)
+			_ = tr.Remove(id)
+		}
+	}
+	if fails > 0 {
+		t.Errorf("%d Removes failed", fails)
+	}
+}
