@@ -59,6 +59,9 @@ type Kubelet struct {
 	netReadyOnce sync.Once
 	podCIDR      atomic.Pointer[netip.Prefix]
 
+	// memory is the machine's memory, for containers' OOM scores.
+	memory int64
+
 	// starts bounds how many sandboxes and containers are being made at
 	// once.
 	starts chan struct{}
@@ -134,6 +137,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 		starts:     make(chan struct{}, max(2, goruntime.NumCPU())),
 		pullErrors: map[string]pullError{},
 		reported:   map[string]string{},
+		memory:     machineMemory(),
 		statuses:   map[types.UID]writtenStatus{},
 	}
 	defer k.events.Stop()

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiffdev/skiff/kubelet/runtime"
@@ -239,12 +241,22 @@ func (k *Kubelet) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]s
 			if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 				return nil, configErrorf("container %q: volumeMount %q: subPath %q must be a relative path inside the volume", c.Name, vm.Name, vm.SubPath)
 			}
-			src = filepath.Join(src, clean)
-			if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
-				if err := os.MkdirAll(src, 0o777); err != nil {
-					return nil, err
+			// The volume's contents belong to the pod's containers, which
+			// may have put symlinks there (evil -> /): the subPath is
+			// resolved as if the volume were the root, so it cannot lead
+			// out of it, and missing directories are made the same way.
+			// (A container swapping a directory for a symlink between this
+			// and the mount is not guarded against yet.)
+			resolved, err := securejoin.SecureJoin(src, clean)
+			if err != nil {
+				return nil, configErrorf("container %q: volumeMount %q: subPath %q: %v", c.Name, vm.Name, vm.SubPath, err)
+			}
+			if _, err := os.Lstat(resolved); errors.Is(err, fs.ErrNotExist) {
+				if err := pathrs.MkdirAll(src, clean, 0o777); err != nil {
+					return nil, configErrorf("container %q: volumeMount %q: creating subPath %q: %v", c.Name, vm.Name, vm.SubPath, err)
 				}
 			}
+			src = resolved
 		}
 		out = append(out, runtime.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly})
 		has[filepath.Clean(vm.MountPath)] = true

@@ -356,3 +356,37 @@ func lookupFile(img *images.Image, name string, match func([]string) bool) (thir
 	}
 	return 0, 0, false
 }
+
+// oomScoreAdj ranks a container for the kernel's OOM killer by its pod's
+// QoS class, as Kubernetes does: best-effort pods die first, guaranteed
+// ones last, burstable ones by how much memory they asked for out of the
+// node's.
+func oomScoreAdj(pod *corev1.Pod, c *corev1.Container, nodeMemory int64) int {
+	switch pod.Status.QOSClass {
+	case corev1.PodQOSGuaranteed:
+		return -997
+	case corev1.PodQOSBestEffort:
+		return 1000
+	}
+	req := c.Resources.Requests.Memory().Value()
+	if nodeMemory <= 0 {
+		return 999
+	}
+	adj := 1000 - 1000*req/nodeMemory
+	return int(min(max(adj, 2), 999))
+}
+
+// machineMemory is the node's memory in bytes, from /proc/meminfo.
+func machineMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

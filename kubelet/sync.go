@@ -514,6 +514,7 @@ func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool,
 		Hostname:       podHostname(pod),
 		Mounts:         mounts,
 		Resources:      resources(c),
+		OOMScoreAdj:    ptr.To(oomScoreAdj(pod, c, k.memory)),
 		LogPath:        filepath.Join(logDir, strconv.Itoa(attemptN)+".log"),
 		LogMaxBytes:    k.cfg.logMaxBytes(),
 	}, nil

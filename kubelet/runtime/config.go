@@ -83,7 +83,9 @@ func ociSpec(rec *containerRecord, rootfs string) *specs.Spec {
 	for _, m := range s.Mounts {
 		opts := []string{"rbind", "rprivate"}
 		if m.ReadOnly {
-			opts = append(opts, "ro")
+			// "rro": read-only all the way down (mount_setattr), so that
+			// nothing mounted below the source is writable either.
+			opts = append(opts, "ro", "rro")
 		}
 		mounts = append(mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
 	}
@@ -128,6 +130,7 @@ func ociSpec(rec *containerRecord, rootfs string) *specs.Spec {
 			User:            specs.User{UID: s.UID, GID: s.GID, AdditionalGids: gids},
 			Capabilities:    caps,
 			NoNewPrivileges: false,
+			OOMScoreAdj:     s.OOMScoreAdj,
 		},
 		Mounts: mounts,
 		Linux: &specs.Linux{

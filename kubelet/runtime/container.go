@@ -86,6 +86,14 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Status, error) {
 	select {
 	case rep = <-reports:
 	case <-ctx.Done():
+		// The caller gave up: the container must not run behind its
+		// back. Kill it once the shim reports (or has died), and return
+		// it exited.
+		rep = <-reports
+		if rep.Pid != 0 {
+			_ = r.Signal(spec.ID, unix.SIGKILL)
+		}
+		<-h.done
 		return r.statusOr(spec.ID), fmt.Errorf("container %q: %w", spec.ID, ctx.Err())
 	}
 	if rep.Error != "" || rep.Pid == 0 {
@@ -288,6 +296,21 @@ func (r *Runtime) Remove(id string) error {
 			return fmt.Errorf("container %q: %w", id, err)
 		}
 	}
+	// The runtime's own goroutine that saw the shim exit may still be
+	// recording that exit: let it finish first, so that nothing writes
+	// into the directory while it is being removed.
+	r.mu.Lock()
+	h := r.shims[id]
+	r.mu.Unlock()
+	if h != nil {
+		select {
+		case <-h.done:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("container %q: its exit is still being recorded", id)
+		}
+	}
+	unlock := r.lockContainer(id)
+	defer unlock()
 	var rec containerRecord
 	recErr := readJSON(filepath.Join(dir, containerFile), &rec)
 	if recErr != nil && !errors.Is(recErr, fs.ErrNotExist) {
@@ -455,6 +478,8 @@ func (r *Runtime) waitForShim(id string) {
 // recorded an exit: the container, if still running, is killed (nobody
 // collects its output any more) and an exit is recorded.
 func (r *Runtime) recordLostShim(id string) error {
+	unlock := r.lockContainer(id)
+	defer unlock()
 	dir := r.containerDir(id)
 	if _, err := os.Stat(filepath.Join(dir, exitFile)); err == nil {
 		return nil

@@ -71,6 +71,10 @@ type Spec struct {
 	Hostname  string
 	Mounts    []Mount
 	Resources Resources
+	// OOMScoreAdj is the container's oom_score_adj: which processes the
+	// kernel kills first when the node runs out of memory. Nil leaves the
+	// kernel's default, 0.
+	OOMScoreAdj *int
 	// LogPath is the container's log file (kubelet/logs format); output is
 	// discarded when empty. LogMaxBytes > 0 rotates it at that size.
 	LogPath     string
@@ -142,6 +146,9 @@ type Runtime struct {
 	log        *slog.Logger
 	exits      chan string
 
+	// containerLocks holds a mutex per container id (see lockContainer).
+	containerLocks sync.Map
+
 	// mu guards shims.
 	mu sync.Mutex
 	// shims holds the shims this Runtime waits for (its children, or those
@@ -212,6 +219,16 @@ func (r *Runtime) containersDir() string         { return filepath.Join(r.root, 
 func (r *Runtime) libcontainerDir() string       { return filepath.Join(r.root, "libcontainer") }
 func (r *Runtime) containerDir(id string) string { return filepath.Join(r.containersDir(), id) }
 func (r *Runtime) writableDir(id string) string  { return filepath.Join(r.writable, id) }
+
+// lockContainer serializes the changes to one container's directory made
+// by Remove and by the recording of a lost shim's exit, and returns the
+// unlock function.
+func (r *Runtime) lockContainer(id string) func() {
+	m, _ := r.containerLocks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
 
 // removeOrphanedLayers deletes the writable layers of containers the
 // runtime no longer has: after a reboot wiped Root, or a Remove cut short.

@@ -75,10 +75,12 @@ func (r *Runtime) RemoveSandbox(id string) error {
 	if err := r.unpinSandbox(sb); err != nil {
 		return fmt.Errorf("sandbox %q: %w", id, err)
 	}
-	if err := os.RemoveAll(filepath.Join(r.sandboxesDir(), id)); err != nil {
+	// The cgroup goes before the directory: a crash in between leaves the
+	// directory, by which the sandbox is found and removed again.
+	if err := removeCgroup(filepath.Join(r.cgroupRoot, id)); err != nil {
 		return fmt.Errorf("sandbox %q: %w", id, err)
 	}
-	if err := removeCgroup(filepath.Join(r.cgroupRoot, id)); err != nil {
+	if err := os.RemoveAll(filepath.Join(r.sandboxesDir(), id)); err != nil {
 		return fmt.Errorf("sandbox %q: %w", id, err)
 	}
 	return nil

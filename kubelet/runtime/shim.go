@@ -43,6 +43,16 @@ type shimReport struct {
 	Error string `json:"error,omitempty"`
 }
 
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == shimCommand {
+		// A shim keeps its main goroutine on the main thread (locking it
+		// in init is what guarantees that): libcontainer joins the
+		// container's mount namespace on a locked thread that it then lets
+		// die, which only works when that thread is not the main one.
+		goruntime.LockOSThread()
+	}
+}
+
 // Reexec must be called first in main (and in TestMain). When the process
 // was started as libcontainer's container init ("<self> init") it runs
 // that and never returns; when started as a container shim
