@@ -47,7 +47,9 @@ func (b *backoff) wait(key string, since, now time.Time) (wait, delay time.Durat
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := b.entries[key]
-	if e == nil {
+	if e == nil || since.Sub(e.last) > 2*b.max {
+		// Never failed, or not for long enough that the backoff has
+		// expired: no wait.
 		return 0, 0
 	}
 	if end := since.Add(e.delay); now.Before(end) {

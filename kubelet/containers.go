@@ -29,31 +29,71 @@ const (
 // containerIndex is the kubelet's view of the runtime's containers, by
 // pod. It is filled from the runtime at start, kept up to date by the
 // kubelet's own starts and removals and by exit notifications, and
-// replaced by a full relist every sync interval.
+// refreshed by a full relist every sync interval.
+//
+// A relist reads the runtime while workers keep changing the index, so a
+// listing can be older than what a worker just recorded. Every change is
+// stamped with a generation number; a relist only replaces what had not
+// changed since it began.
 type containerIndex struct {
 	mu    sync.Mutex
-	byPod map[types.UID]map[string]runtime.Status
+	gen   uint64
+	byPod map[types.UID]map[string]indexedStatus
+	// forgotten holds the generation at which removed containers were
+	// forgotten, until a relist newer than that no longer lists them.
+	forgotten map[string]uint64
+}
+
+type indexedStatus struct {
+	runtime.Status
+	gen uint64 // when set; 0 for what came from a relist
 }
 
 func newContainerIndex() *containerIndex {
-	return &containerIndex{byPod: map[types.UID]map[string]runtime.Status{}}
+	return &containerIndex{byPod: map[types.UID]map[string]indexedStatus{}, forgotten: map[string]uint64{}}
 }
 
 func podOf(st runtime.Status) types.UID { return types.UID(st.Labels[labelPodUID]) }
 
-// replace sets the whole index from a runtime listing.
-func (c *containerIndex) replace(list []runtime.Status) {
-	byPod := map[types.UID]map[string]runtime.Status{}
-	for _, st := range list {
-		uid := podOf(st)
+// generation is the current generation, taken before a relist reads the
+// runtime.
+func (c *containerIndex) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// replace sets the index from a runtime listing begun at generation
+// since, keeping whatever changed after that.
+func (c *containerIndex) replace(list []runtime.Status, since uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	byPod := map[types.UID]map[string]indexedStatus{}
+	put := func(uid types.UID, st indexedStatus) {
 		if byPod[uid] == nil {
-			byPod[uid] = map[string]runtime.Status{}
+			byPod[uid] = map[string]indexedStatus{}
 		}
 		byPod[uid][st.ID] = st
 	}
-	c.mu.Lock()
+	for _, st := range list {
+		if g, ok := c.forgotten[st.ID]; ok && g > since {
+			continue // removed after the listing began
+		}
+		put(podOf(st), indexedStatus{Status: st})
+	}
+	for uid, m := range c.byPod {
+		for _, st := range m {
+			if st.gen > since {
+				put(uid, st)
+			}
+		}
+	}
+	for id, g := range c.forgotten {
+		if g <= since {
+			delete(c.forgotten, id)
+		}
+	}
 	c.byPod = byPod
-	c.mu.Unlock()
 }
 
 // set records one container's status.
@@ -61,20 +101,24 @@ func (c *containerIndex) set(st runtime.Status) {
 	uid := podOf(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if c.byPod[uid] == nil {
-		c.byPod[uid] = map[string]runtime.Status{}
+		c.byPod[uid] = map[string]indexedStatus{}
 	}
-	c.byPod[uid][st.ID] = st
+	c.byPod[uid][st.ID] = indexedStatus{Status: st, gen: c.gen}
+	delete(c.forgotten, st.ID)
 }
 
 // forget drops a removed container.
 func (c *containerIndex) forget(uid types.UID, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	delete(c.byPod[uid], id)
 	if len(c.byPod[uid]) == 0 {
 		delete(c.byPod, uid)
 	}
+	c.forgotten[id] = c.gen
 }
 
 // get returns one container of a pod, or nil.
@@ -85,7 +129,7 @@ func (c *containerIndex) get(uid types.UID, id string) *runtime.Status {
 	if !ok {
 		return nil
 	}
-	return &st
+	return &st.Status
 }
 
 // pods lists the pods that have containers.
@@ -105,7 +149,7 @@ func (c *containerIndex) ofPod(uid types.UID) []runtime.Status {
 	c.mu.Lock()
 	out := make([]runtime.Status, 0, len(c.byPod[uid]))
 	for _, st := range c.byPod[uid] {
-		out = append(out, st)
+		out = append(out, st.Status)
 	}
 	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b runtime.Status) int {

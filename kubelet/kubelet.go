@@ -309,15 +309,23 @@ func (k *Kubelet) syncAll() {
 	for id := range allocated {
 		k.workers.ensure(types.UID(id))
 	}
+	// Directories left by a removal cut short.
+	for _, dir := range []string{filepath.Join(k.cfg.RootDir, "pods"), filepath.Join(k.cfg.StateDir, "pods")} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			k.workers.ensure(types.UID(e.Name()))
+		}
+	}
 }
 
 // relist reads every container from the runtime into the index.
 func (k *Kubelet) relist() error {
+	since := k.containers.generation()
 	list, err := k.runtime.List()
 	if err != nil {
 		return err
 	}
-	k.containers.replace(list)
+	k.containers.replace(list, since)
 	return nil
 }
 

@@ -44,6 +44,10 @@ type podWorker struct {
 
 	mu  sync.Mutex
 	pod *corev1.Pod
+	// cancel interrupts the sync under way, when the pod is being deleted
+	// meanwhile: an image pull or a grace period of the old plan must not
+	// hold up the deletion.
+	cancel context.CancelFunc
 }
 
 func newPodWorkers(fn syncFunc, log *slog.Logger) *podWorkers {
@@ -70,6 +74,9 @@ func (p *podWorkers) update(pod *corev1.Pod) {
 	defer p.mu.Unlock()
 	w := p.getLocked(pod.UID)
 	w.mu.Lock()
+	if interrupts(w.pod, pod) && w.cancel != nil {
+		w.cancel()
+	}
 	w.pod = pod
 	w.mu.Unlock()
 	w.poke()
@@ -136,14 +143,24 @@ func (p *podWorkers) run(uid types.UID, w *podWorker) {
 				timer.Stop()
 				timer = nil
 			}
+			syncCtx, cancel := context.WithCancel(ctx)
 			w.mu.Lock()
 			pod := w.pod
+			w.cancel = cancel
 			w.mu.Unlock()
-			res, err := p.sync(ctx, uid, pod)
+			res, err := p.sync(syncCtx, uid, pod)
+			w.mu.Lock()
+			w.cancel = nil
+			w.mu.Unlock()
+			interrupted := syncCtx.Err() != nil
+			cancel()
 			if ctx.Err() != nil {
 				return
 			}
 			switch {
+			case err != nil && interrupted:
+				// Interrupted by the pod's deletion: the wake-up that came
+				// with it starts the next sync at once.
 			case err != nil:
 				retry = min(max(2*retry, 500*time.Millisecond), 30*time.Second)
 				name := string(uid)
@@ -166,6 +183,20 @@ func (p *podWorkers) run(uid types.UID, w *podWorker) {
 			}
 		}
 	}()
+}
+
+// interrupts reports whether the change from old to pod is one that must
+// interrupt a sync under way: the pod's deletion began, or its grace
+// period got shorter.
+func interrupts(old, pod *corev1.Pod) bool {
+	if old == nil || pod.DeletionTimestamp == nil {
+		return false
+	}
+	if old.DeletionTimestamp == nil {
+		return true
+	}
+	g, og := pod.DeletionGracePeriodSeconds, old.DeletionGracePeriodSeconds
+	return g != nil && og != nil && *g < *og
 }
 
 // remove forgets a finished worker unless a wake-up is pending.

@@ -26,7 +26,7 @@ type writtenStatus struct {
 // computeStatus derives a pod's status from what the runtime has and what
 // this sync learned, the way Kubernetes' kubelet reports it.
 func (k *Kubelet) computeStatus(pod *corev1.Pod, sb sandbox, st *podState) corev1.PodStatus {
-	old := pod.Status
+	old := k.knownStatus(pod)
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	s := corev1.PodStatus{
 		HostIP:    k.cfg.NodeIP,
@@ -215,14 +215,7 @@ func podPhase(pod *corev1.Pod, s corev1.PodStatus, initialized, initFailed bool)
 // it differs from what the API has (or from what this kubelet last wrote,
 // while the informer has not caught up).
 func (k *Kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, status corev1.PodStatus) error {
-	k.statusMu.Lock()
-	last, ok := k.statuses[pod.UID]
-	k.statusMu.Unlock()
-	current := pod.Status
-	if ok && rvLess(pod.ResourceVersion, last.resourceVersion) {
-		current = last.status
-	}
-	if equality.Semantic.DeepEqual(current, status) {
+	if equality.Semantic.DeepEqual(k.knownStatus(pod), status) {
 		return nil
 	}
 	for try := 0; ; try++ {
@@ -245,12 +238,19 @@ func (k *Kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, status corev
 			if fresh.UID != pod.UID {
 				return nil
 			}
-			// Keep the conditions others own from the fresh object.
+			// The conditions others own come from the fresh object.
+			var conds []corev1.PodCondition
 			for _, c := range fresh.Status.Conditions {
-				if !ownedCondition(c.Type) && !hasCondition(status.Conditions, c.Type) {
-					status.Conditions = append(status.Conditions, c)
+				if !ownedCondition(c.Type) {
+					conds = append(conds, c)
 				}
 			}
+			for _, c := range status.Conditions {
+				if ownedCondition(c.Type) {
+					conds = append(conds, c)
+				}
+			}
+			status.Conditions = conds
 			pod = fresh
 		default:
 			return fmt.Errorf("writing the pod's status: %w", err)
@@ -266,13 +266,17 @@ func ownedCondition(t corev1.PodConditionType) bool {
 	return false
 }
 
-func hasCondition(list []corev1.PodCondition, t corev1.PodConditionType) bool {
-	for _, c := range list {
-		if c.Type == t {
-			return true
-		}
+// knownStatus is the pod's status as the API has it: the pod object's,
+// unless the informer has not yet caught up with what this kubelet last
+// wrote.
+func (k *Kubelet) knownStatus(pod *corev1.Pod) corev1.PodStatus {
+	k.statusMu.Lock()
+	last, ok := k.statuses[pod.UID]
+	k.statusMu.Unlock()
+	if ok && rvLess(pod.ResourceVersion, last.resourceVersion) {
+		return last.status
 	}
-	return false
+	return pod.Status
 }
 
 // rvLess reports whether resourceVersion a is older than b.

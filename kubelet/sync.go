@@ -114,6 +114,13 @@ func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last 
 	k.backoff.forget(string(uid) + "/")
 	k.backoff.forget("pull/" + string(uid) + "/")
 	k.forgetReports(uid)
+	k.pullMu.Lock()
+	for key := range k.pullErrors {
+		if strings.HasPrefix(key, "pull/"+string(uid)+"/") {
+			delete(k.pullErrors, key)
+		}
+	}
+	k.pullMu.Unlock()
 	k.forgetStatus(uid)
 	return syncResult{done: true}, nil
 }
@@ -312,6 +319,11 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 			continue
 		}
 		initialized = false
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError",
+				Message: "sidecar containers (init containers with restartPolicy Always) are not supported by Skiff yet"}
+			break
+		}
 		switch {
 		case r == nil:
 			k.startContainer(ctx, pod, c, true, 0, sb, vols, st)
@@ -338,28 +350,36 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 				// restart get their probes.
 				k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: cur.ID, PodIP: sb.ip.String(), StartedAt: cur.StartedAt})
 			}
+			changed := cur.Labels[labelHash] != containerHash(c)
+			grace := k.gracePeriod(pod.UID, pod, nil)
 			if cur.State != runtime.StateExited {
 				why := ""
-				if cur.Labels[labelHash] != containerHash(c) {
+				if changed {
 					why = fmt.Sprintf("Container %s definition changed, will be restarted", c.Name)
 				} else if failed, msg := k.probes.LivenessFailed(cur.ID); failed {
 					k.events.Eventf(pod, corev1.EventTypeWarning, "Unhealthy", "%s", msg)
 					why = fmt.Sprintf("Container %s failed liveness probe, will be restarted", c.Name)
+					if p := c.LivenessProbe; p != nil && p.TerminationGracePeriodSeconds != nil {
+						grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
+					}
 				}
 				if why == "" {
 					continue
 				}
 				k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", why)
-				if err := k.runtime.Stop(ctx, cur.ID, k.gracePeriod(pod.UID, pod, nil)); err != nil {
+				if err := k.runtime.Stop(ctx, cur.ID, grace); err != nil {
 					return syncResult{}, fmt.Errorf("stopping container %s: %w", c.Name, err)
 				}
-				k.probes.Remove(cur.ID)
 				cur = k.refresh(cur.ID)
 				if cur == nil {
 					continue
 				}
 			}
-			if shouldRestart(pod, cur) {
+			// An ended run has nothing left to probe.
+			k.probes.Remove(cur.ID)
+			// A changed container is replaced whatever the restart policy,
+			// as in Kubernetes.
+			if changed || shouldRestart(pod, cur) {
 				k.restartContainer(ctx, pod, c, false, cur, sb, vols, st)
 			}
 		}
@@ -367,7 +387,11 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 	// Runs older than the previous one are not reported; their logs go
 	// with them.
 	for _, r := range runs {
+		if r.previous != nil {
+			k.probes.Remove(r.previous.ID)
+		}
 		for _, old := range r.older {
+			k.probes.Remove(old.ID)
 			if err := k.runtime.Remove(old.ID); err != nil {
 				k.log.Warn("removing an old container", "container", old.ID, "err", err)
 				continue
@@ -438,12 +462,19 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 	release := k.throttle()
 	_, err = k.runtime.Start(ctx, spec)
 	release()
-	k.refresh(spec.ID)
+	recorded := k.refresh(spec.ID) != nil
 	if err != nil {
 		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
-		// The runtime keeps the failed run as exited (StartError); the
-		// next sync restarts it with backoff.
-		st.requeue(100 * time.Millisecond)
+		if recorded {
+			// The runtime keeps the failed run as exited (StartError);
+			// the next sync restarts it with backoff.
+			st.requeue(100 * time.Millisecond)
+		} else {
+			// Refused before the runtime recorded anything: no run to
+			// back off from, so wait here.
+			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
+			st.requeue(k.cfg.InitialBackoff)
+		}
 		return
 	}
 	k.events.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
