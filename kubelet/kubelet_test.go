@@ -187,6 +187,25 @@ func TestKubelet(t *testing.T) {
 		cl.delete("web")
 	})
 
+	t.Run("user, group, environment and working directory", func(t *testing.T) {
+		cl := cl.with(t)
+		p := cl.pod("whoami", corev1.Container{Name: "c",
+			Command:    sh(`echo "uid=$(id -u) gid=$(id -g) groups=$(id -G) pwd=$(pwd) greeting=$GREETING pod=$POD_NAME host=$HOSTNAME"; sleep 3600`),
+			WorkingDir: "/tmp",
+			Env: []corev1.EnvVar{
+				{Name: "NAME", Value: "skiff"},
+				{Name: "GREETING", Value: "hello $(NAME)"},
+				{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			},
+			SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](1000)},
+		})
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{SupplementalGroups: []int64{2000}}
+		cl.create(p)
+		cl.wait("whoami", "to run", running)
+		cl.waitLogs("whoami", "c", "uid=1000 gid=1000 groups=1000 2000 pwd=/tmp greeting=hello skiff pod=whoami host=whoami\n")
+		cl.delete("whoami")
+	})
+
 	t.Run("memory limit gives OOMKilled", func(t *testing.T) {
 		cl := cl.with(t)
 		// The limit leaves room for libcontainer's init (this test binary,
