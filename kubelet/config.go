@@ -33,6 +33,10 @@ type Config struct {
 	StateDir string
 	// PodCIDR is used for pod IPs when the Node has no spec.podCIDR.
 	PodCIDR string
+	// ClusterCIDR holds every node's pod CIDR: routes to other nodes' pods
+	// are made inside it, the rest of it is unreachable, and pod traffic
+	// leaving it is masqueraded.
+	ClusterCIDR string
 	// CgroupRoot is the cgroup under which every pod gets its own.
 	CgroupRoot string
 	// Listen is the address of the kubelet's API (logs and exec for the API
@@ -70,6 +74,7 @@ func DefaultConfig() Config {
 	return Config{
 		RootDir:              "/var/lib/skiff",
 		StateDir:             "/run/skiff",
+		ClusterCIDR:          "10.244.0.0/16",
 		CgroupRoot:           "/skiff",
 		KubeletPort:          10250,
 		MaxPods:              110,
@@ -90,6 +95,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.RootDir, "root-dir", c.RootDir, "directory for the node's state: images, containers, pod volumes and logs")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory for state that lasts until a reboot: container records and pinned pod namespaces (best on a tmpfs)")
 	fs.StringVar(&c.PodCIDR, "pod-cidr", c.PodCIDR, "pod addresses to use while the Node has no spec.podCIDR, e.g. 10.244.0.0/24")
+	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "the CIDR all nodes' pod CIDRs come from")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "cgroup under which pods get their cgroups")
 	fs.StringVar(&c.Listen, "kubelet-listen", c.Listen, "address of the kubelet API used by the API server for logs and exec (default NODE-IP:10250)")
 	fs.StringSliceVar(&c.InsecureRegistries, "insecure-registry", c.InsecureRegistries, "registry host[:port] to pull from over plain HTTP (repeatable)")
@@ -122,6 +128,9 @@ func (c *Config) Validate() error {
 		if err != nil || !p.Addr().Is4() || p.Bits() > 29 {
 			return fmt.Errorf("--pod-cidr %q: want an IPv4 CIDR of /29 or larger, e.g. 10.244.0.0/24", c.PodCIDR)
 		}
+	}
+	if p, err := netip.ParsePrefix(c.ClusterCIDR); err != nil || !p.Addr().Is4() {
+		return fmt.Errorf("--cluster-cidr %q: want an IPv4 CIDR, e.g. 10.244.0.0/16", c.ClusterCIDR)
 	}
 	if c.NodeIP != "" {
 		if _, err := netip.ParseAddr(c.NodeIP); err != nil {

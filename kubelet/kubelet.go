@@ -206,6 +206,12 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	}
 	factory.Start(ctx)
 	defer factory.Wait()
+	// Nodes come from a factory of their own: the pods' field selector
+	// applies to every informer of a factory.
+	nodeFactory := informers.NewFactory(c, 0)
+	nodeInformer := nodeFactory.Nodes()
+	nodeFactory.Start(ctx)
+	defer nodeFactory.Wait()
 
 	// Pods wait for the network; the node reports why it is not ready
 	// meanwhile.
@@ -219,10 +225,14 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	}
 	log.Info("kubelet ready", "podCIDR", k.podCIDR.Load().String(), "api", ln.Addr().String(), "runtime", rt.Version())
 
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		k.watchExits(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		k.runRoutes(ctx, nodeInformer)
 	}()
 	go func() {
 		defer wg.Done()

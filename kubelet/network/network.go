@@ -117,8 +117,10 @@ func HostVethName(podID string) string {
 
 // EnsureNode prepares the node for pods of podCIDR (IPv4, at most /30):
 // the bridge exists, is up and carries the gateway address; IP forwarding
-// is on; bridged traffic bypasses iptables (bridge-nf-call-* = 0, when
-// br_netfilter is loaded). It is idempotent. An address of another CIDR on
+// is on; bridged IPv4 traffic goes through netfilter
+// (bridge-nf-call-iptables = 1, when br_netfilter is there), so that the
+// reply of a pod to another pod on this bridge that reached it through a
+// Service address is translated back. It is idempotent. An address of another CIDR on
 // the bridge is replaced, but only while no pod is attached to it.
 func (m *Manager) EnsureNode(podCIDR netip.Prefix) error {
 	if !podCIDR.IsValid() || !podCIDR.Addr().Is4() || podCIDR.Bits() > 30 {
@@ -159,11 +161,9 @@ func (m *Manager) EnsureNode(podCIDR netip.Prefix) error {
 	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	for _, k := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"} {
-		err := writeSysctl("net/bridge/"+k, "0")
-		if err != nil && !errors.Is(err, fs.ErrNotExist) { // absent without br_netfilter
-			return fmt.Errorf("network: %w", err)
-		}
+	err = writeSysctl("net/bridge/bridge-nf-call-iptables", "1")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) { // absent without br_netfilter
+		return fmt.Errorf("network: %w", err)
 	}
 	m.cidr, m.gateway = podCIDR, gw
 	m.log.Debug("node network ready", "bridge", m.cfg.Bridge, "podCIDR", podCIDR, "gateway", gw)
