@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
@@ -108,35 +109,55 @@ type Node struct {
 type Option func(*kubelet.Config)
 
 // Start starts a node whose kubelet talks to the API server at apiAddr
-// (an address on the test's loopback); WaitReady waits for its Node. It
+// (an address on the test's loopback); WaitReady waits for its Node. The
+// node has a registry of its own, serving the busybox test image. It
 // skips the test when not root or when the busybox image cannot be built.
 func Start(t testing.TB, apiAddr string, opts ...Option) *Node {
 	t.Helper()
+	skipUnlessRoot(t)
+	img := testimage.Busybox(t)
+	ns := nstest.NewNetns(t)
+	host, ref := serveImage(t, ns, "127.0.0.1:0", img)
+	return startNode(t, ns, apiAddr, host, ref, func(cfg *kubelet.Config) {
+		cfg.NodeIP = "127.0.0.1"
+		cfg.Listen = "127.0.0.1:10250"
+		cfg.PodCIDR = "10.244.0.0/24"
+	}, opts...)
+}
+
+func skipUnlessRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs a kubelet, which creates namespaces, cgroups and mounts")
 	}
-	img := testimage.Busybox(t)
-	ns := nstest.NewNetns(t)
+}
 
-	// The API server, forwarded into the namespace.
+// serveImage serves a registry on addr inside the network namespace ns,
+// pushes img to it as busybox, and returns the registry's host and the
+// image reference.
+func serveImage(t testing.TB, ns, addr string, img v1.Image) (host, ref string) {
+	t.Helper()
+	regLn, err := nsutil.Listen(ns, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host = testimage.Serve(t, regLn)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nsutil.Dial(ctx, ns, network, addr)
+	}
+	return host, testimage.Push(t, host, "busybox", img, remote.WithTransport(transport))
+}
+
+// startNode starts a kubelet process in the network namespace ns. The API
+// server at apiAddr is forwarded into the namespace; base and then opts
+// adjust the configuration.
+func startNode(t testing.TB, ns, apiAddr, registry, image string, base Option, opts ...Option) *Node {
+	t.Helper()
 	apiLn, err := nsutil.Listen(ns, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	forward(t, apiLn, apiAddr)
-
-	// The registry, inside the namespace; the image is pushed through a
-	// connection made in there too.
-	regLn, err := nsutil.Listen(ns, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := testimage.Serve(t, regLn)
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return nsutil.Dial(ctx, ns, network, addr)
-	}
-	ref := testimage.Push(t, host, "busybox", img, remote.WithTransport(transport))
 
 	root := testenv.ShortTempDir(t)
 	// The state that lasts until a reboot goes where a real node keeps
@@ -148,18 +169,16 @@ func Start(t testing.TB, apiAddr string, opts ...Option) *Node {
 	}
 	cfg := kubelet.DefaultConfig()
 	cfg.NodeName = fmt.Sprintf("node-%04x", rand.IntN(1<<16))
-	cfg.NodeIP = "127.0.0.1"
-	cfg.Listen = "127.0.0.1:10250"
 	cfg.RootDir = filepath.Join(root, "node")
 	cfg.StateDir = stateDir
-	cfg.PodCIDR = "10.244.0.0/24"
 	cfg.CgroupRoot = fmt.Sprintf("/skiff-test-%08x", rand.Uint32())
-	cfg.InsecureRegistries = []string{host}
+	cfg.InsecureRegistries = []string{registry}
 	cfg.SyncInterval = 2 * time.Second
+	base(&cfg)
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: ref, Config: cfg, t: t, server: apiLn.Addr().String()}
+	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: image, Config: cfg, t: t, server: apiLn.Addr().String()}
 	t.Cleanup(n.cleanup)
 	n.startProcess()
 	return n

@@ -1,0 +1,125 @@
+package kubelettest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffdev/skiff/internal/nsutil"
+	"github.com/skiffdev/skiff/internal/nsutil/nstest"
+	"github.com/skiffdev/skiff/internal/testimage"
+	"github.com/skiffdev/skiff/kubelet"
+)
+
+// lanPrefix is the machines' network of a test cluster: the "LAN" bridge
+// has the first address, node i the address 10+i. It exists only inside
+// the test's namespaces.
+var lanPrefix = netip.MustParsePrefix("192.168.77.0/24")
+
+// Cluster is a set of nodes on one private network, as separate machines
+// would be: each node is a network namespace with an address on a bridge
+// that lives in another namespace of the test (the "LAN"), where the test
+// registry serves the busybox image too. No packet leaves these
+// namespaces.
+type Cluster struct {
+	// LAN is the network namespace holding the bridge between the nodes.
+	LAN string
+	// Image is the busybox test image, as the nodes pull it.
+	Image string
+	Nodes []*Node
+}
+
+// StartCluster starts n nodes whose kubelets talk to the API server at
+// apiAddr (on the test's loopback, forwarded into each node). Node i has
+// the address 192.168.77.(10+i) and the pod CIDR 10.244.(i+1).0/24.
+func StartCluster(t testing.TB, apiAddr string, n int, opts ...Option) *Cluster {
+	t.Helper()
+	skipUnlessRoot(t)
+	img := testimage.Busybox(t)
+	lan := nstest.NewNetns(t)
+	gw := lanPrefix.Addr().Next()
+	if err := nsutil.Do(lan, func() error {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "lan"}}
+		if err := netlink.LinkAdd(br); err != nil {
+			return err
+		}
+		return addrUp(br, netip.PrefixFrom(gw, lanPrefix.Bits()))
+	}); err != nil {
+		t.Fatalf("making the LAN bridge: %v", err)
+	}
+	host, ref := serveImage(t, lan, net.JoinHostPort(gw.String(), "5000"), img)
+	c := &Cluster{LAN: lan, Image: ref}
+	addr := lanPrefix.Addr().Next()
+	for range 10 {
+		addr = addr.Next()
+	}
+	for i := range n {
+		ns := nstest.NewNetns(t)
+		nodeIP := addr
+		addr = addr.Next()
+		if err := plug(lan, ns, fmt.Sprintf("n%d", i), netip.PrefixFrom(nodeIP, lanPrefix.Bits())); err != nil {
+			t.Fatalf("plugging node %d into the LAN: %v", i, err)
+		}
+		podCIDR := fmt.Sprintf("10.244.%d.0/24", i+1)
+		c.Nodes = append(c.Nodes, startNode(t, ns, apiAddr, host, ref, func(cfg *kubelet.Config) {
+			cfg.NodeName = fmt.Sprintf("node-%d", i)
+			cfg.NodeIP = nodeIP.String()
+			cfg.Listen = net.JoinHostPort(nodeIP.String(), "10250")
+			cfg.PodCIDR = podCIDR
+		}, opts...))
+	}
+	return c
+}
+
+// Dial connects to addr from the LAN: the API server's KubeletDialer for
+// a test cluster.
+func (c *Cluster) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return nsutil.Dial(ctx, c.LAN, "tcp", addr)
+}
+
+// plug joins node namespace ns to the LAN bridge with a veth named
+// port on the bridge side and eth0 in the node, which gets addr.
+func plug(lan, ns, port string, addr netip.Prefix) error {
+	nodeFd, err := unix.Open(ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(nodeFd)
+	err = nsutil.Do(lan, func() error {
+		br, err := netlink.LinkByName("lan")
+		if err != nil {
+			return err
+		}
+		veth := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index},
+			PeerName:      "eth0",
+			PeerNamespace: netlink.NsFd(nodeFd),
+		}
+		if err := netlink.LinkAdd(veth); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(veth)
+	})
+	if err != nil {
+		return err
+	}
+	return nsutil.Do(ns, func() error {
+		eth0, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return addrUp(eth0, addr)
+	})
+}
+
+func addrUp(l netlink.Link, p netip.Prefix) error {
+	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}); err != nil {
+		return err
+	}
+	return netlink.LinkSetUp(l)
+}
