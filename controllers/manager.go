@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/skiffdev/skiff/controllers/nodeipam"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -30,6 +32,11 @@ type Config struct {
 	// NodeMonitorGracePeriod is how long a node's Lease may go unrenewed
 	// before the node is marked not ready (node lifecycle controller).
 	NodeMonitorGracePeriod time.Duration
+	// ClusterCIDR is the range the node IPAM controller cuts the nodes'
+	// pod CIDRs from.
+	ClusterCIDR string
+	// NodeCIDRMaskSize is the prefix length of each node's pod CIDR.
+	NodeCIDRMaskSize int
 	// Disabled names controllers not to run.
 	Disabled []string
 	// LeaderElection makes the controllers run only while this copy
@@ -44,6 +51,8 @@ func DefaultConfig() Config {
 		Workers:                5,
 		Resync:                 5 * time.Minute,
 		NodeMonitorGracePeriod: 40 * time.Second,
+		ClusterCIDR:            nodeipam.DefaultClusterCIDR,
+		NodeCIDRMaskSize:       nodeipam.DefaultNodeCIDRMaskSize,
 		LeaderElection:         leaderelection.DefaultOptions("skiff-controllers"),
 	}
 }
@@ -54,6 +63,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "keys each controller reconciles at once")
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "how often informers replay their cache to every controller")
 	fs.DurationVar(&c.NodeMonitorGracePeriod, "node-monitor-grace-period", c.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is marked not ready")
+	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "IPv4 range the nodes' pod CIDRs are cut from")
+	fs.IntVar(&c.NodeCIDRMaskSize, "node-cidr-mask-size", c.NodeCIDRMaskSize, "prefix length of each node's pod CIDR")
 	fs.StringSliceVar(&c.Disabled, "disable", c.Disabled, "controllers not to run (comma-separated names)")
 	c.LeaderElection.AddFlags(fs)
 }
@@ -72,6 +83,11 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeMonitorGracePeriod <= 0 {
 		errs = append(errs, errors.New("--node-monitor-grace-period must be positive"))
+	}
+	if cluster, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-cidr %q: must be an IPv4 CIDR such as %s", c.ClusterCIDR, nodeipam.DefaultClusterCIDR))
+	} else if err := nodeipam.ValidateRange(cluster, c.NodeCIDRMaskSize); err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-cidr, --node-cidr-mask-size: %w", err))
 	}
 	for _, d := range c.Disabled {
 		if _, ok := registered(d); !ok {

@@ -140,10 +140,9 @@ func newServerCommand() *cobra.Command {
 	cfg := apiserver.DefaultConfig()
 	schedCfg := scheduler.DefaultConfig()
 	ctrlCfg := controllers.DefaultConfig()
+	// The server's own node gets its pod CIDR from the node IPAM
+	// controller, like every other node.
 	kubeletCfg := kubelet.DefaultConfig()
-	// With no node IPAM controller yet, the server's own node takes the
-	// first /24 of the default cluster CIDR.
-	kubeletCfg.PodCIDR = "10.244.0.0/24"
 	disableAgent := false
 	clientConfigs := []string{clientconfig.UserPath()}
 	if os.Geteuid() == 0 {
@@ -174,6 +173,7 @@ func newServerCommand() *cobra.Command {
 				slog.Warn("not running a kubelet on this machine: it needs root; this machine runs no pods (run as root, or pass --disable-agent to silence this)")
 				agent = false
 			}
+			ctrlCfg.ClusterCIDR = kubeletCfg.ClusterCIDR
 			var kcfg *kubelet.Config
 			if agent {
 				if !cmd.Flags().Changed("root-dir") {
@@ -196,11 +196,12 @@ func newServerCommand() *cobra.Command {
 			cmd.Flags().AddFlag(f)
 		}
 	})
-	// The controllers' flags, but not --server either.
+	// The controllers' flags, but not --server either, nor
+	// --cluster-cidr: the kubelet's flag of that name sets both.
 	ctrlFlags := pflag.NewFlagSet("controllers", pflag.ContinueOnError)
 	ctrlCfg.AddFlags(ctrlFlags)
 	ctrlFlags.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "server" {
+		if f.Name != "server" && f.Name != "cluster-cidr" {
 			cmd.Flags().AddFlag(f)
 		}
 	})

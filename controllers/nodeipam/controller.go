@@ -1,0 +1,270 @@
+package nodeipam
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiffdev/skiff/controllers/controller"
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/queue"
+)
+
+// Name names the controller in logs, events and the queue.
+const Name = "nodeipam"
+
+// Defaults of the manager's --cluster-cidr and --node-cidr-mask-size.
+const (
+	DefaultClusterCIDR      = "10.244.0.0/16"
+	DefaultNodeCIDRMaskSize = 24
+)
+
+// Event reasons. CIDRNotAvailable is Kubernetes' own.
+const (
+	EventCIDRNotAvailable = "CIDRNotAvailable"
+	EventCIDRCollision    = "CIDRCollision"
+	EventCIDROutside      = "CIDROutsideClusterCIDR"
+)
+
+// EventRecorder records an event about an object; *events.Recorder is
+// one. It must not block.
+type EventRecorder interface {
+	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
+}
+
+// Config configures the controller.
+type Config struct {
+	// Client writes the nodes' spec.podCIDR.
+	Client *client.Client
+	// Informers provides the node cache.
+	Informers *informers.Factory
+	// Recorder records CIDRNotAvailable, CIDRCollision and
+	// CIDROutsideClusterCIDR events on nodes.
+	Recorder EventRecorder
+	// ClusterCIDR is the range node CIDRs are cut from (--cluster-cidr).
+	ClusterCIDR netip.Prefix
+	// NodeCIDRMaskSize is the prefix length of each node's CIDR
+	// (--node-cidr-mask-size).
+	NodeCIDRMaskSize int
+	// Workers is how many nodes are reconciled at once.
+	Workers int
+}
+
+// Controller is the node IPAM controller.
+type Controller struct {
+	cfg   Config
+	queue workqueue.TypedRateLimitingInterface[string]
+	nodes cache.Indexer
+
+	// mu guards set, uids and waiting.
+	mu  sync.Mutex
+	set *CIDRSet
+	// uids holds, per node name in set, the UID of the Node whose CIDR
+	// set records: a Node deleted and created again under the same name
+	// is another node, whose predecessor's CIDR must be released.
+	uids map[string]types.UID
+	// waiting holds the nodes that found no free CIDR; a release
+	// enqueues them again.
+	waiting map[string]bool
+}
+
+// New builds the controller and registers its handler on the node
+// informer: every node event enqueues the node's name.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Client == nil || cfg.Informers == nil || cfg.Recorder == nil {
+		return nil, errors.New("nodeipam: Client, Informers and Recorder are required")
+	}
+	set, err := NewCIDRSet(cfg.ClusterCIDR, cfg.NodeCIDRMaskSize)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	c := &Controller{
+		cfg:     cfg,
+		queue:   queue.New(Name),
+		set:     set,
+		uids:    map[string]types.UID{},
+		waiting: map[string]bool{},
+	}
+	nodes := cfg.Informers.Nodes()
+	c.nodes = nodes.GetIndexer()
+	if _, err := nodes.AddEventHandler(controller.EnqueueHandler(c.queue)); err != nil {
+		return nil, fmt.Errorf("watch nodes: %w", err)
+	}
+	return c, nil
+}
+
+// Run reconciles nodes until ctx ends. The informers must be started and
+// synced: Run first records the CIDR of every cached node, so that no
+// CIDR a node already has is given to another.
+func (c *Controller) Run(ctx context.Context) {
+	c.rebuild()
+	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
+}
+
+// rebuild records the pod CIDRs of all cached nodes, oldest node first:
+// when two collide, the younger one is reported.
+func (c *Controller) rebuild() {
+	var nodes []*corev1.Node
+	for _, obj := range c.nodes.List() {
+		if n := obj.(*corev1.Node); podCIDROf(n) != "" {
+			nodes = append(nodes, n)
+		}
+	}
+	slices.SortFunc(nodes, func(a, b *corev1.Node) int {
+		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
+	})
+	for _, n := range nodes {
+		c.record(n, podCIDROf(n))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slog.Info("node CIDRs recorded", "component", Name, "clusterCIDR", c.set.Cluster(), "nodes", len(nodes), "used", c.set.Used(), "size", c.set.Size())
+}
+
+// Reconcile handles one node (key: its name): a node gone releases its
+// CIDR, a node with a pod CIDR has it recorded, and a node without one is
+// given the next free CIDR.
+func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Result, error) {
+	obj, exists, err := c.nodes.GetByKey(key)
+	if err != nil {
+		return controller.Result{}, err
+	}
+	if !exists {
+		c.mu.Lock()
+		c.releaseLocked(key)
+		c.mu.Unlock()
+		return controller.Result{}, nil
+	}
+	node := obj.(*corev1.Node)
+	if cidr := podCIDROf(node); cidr != "" {
+		c.record(node, cidr)
+		return controller.Result{}, nil
+	}
+	return controller.Result{}, c.allocate(ctx, node)
+}
+
+// releaseLocked releases the CIDR of the node name, if it holds one, and
+// enqueues the nodes waiting for a CIDR. c.mu must be held.
+func (c *Controller) releaseLocked(name string) {
+	delete(c.waiting, name)
+	delete(c.uids, name)
+	if !c.set.Release(name) {
+		return
+	}
+	for n := range c.waiting {
+		c.queue.Add(n)
+	}
+}
+
+// record notes the pod CIDR a node has, unless it is noted already, and
+// reports a CIDR that collides with another node's or lies outside the
+// cluster CIDR.
+func (c *Controller) record(node *corev1.Node, cidr string) {
+	log := slog.With("component", Name, "node", node.Name)
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil { // the API server validates podCIDR; just in case
+		log.Warn("node's pod CIDR is not a CIDR; ignored", "podCIDR", cidr, "err", err)
+		return
+	}
+	c.mu.Lock()
+	if held, ok := c.set.Get(node.Name); ok && held == p.Masked() && c.uids[node.Name] == node.UID {
+		c.mu.Unlock()
+		return
+	}
+	// What the name held before (an allocation whose patch lost to a
+	// kubelet's own CIDR, or a former node of that name) is released.
+	c.releaseLocked(node.Name)
+	collisions, inside := c.set.Occupy(node.Name, p)
+	c.uids[node.Name] = node.UID
+	cluster := c.set.Cluster()
+	c.mu.Unlock()
+
+	if !inside {
+		log.Warn("node's pod CIDR lies outside the cluster CIDR", "podCIDR", p, "clusterCIDR", cluster)
+		c.cfg.Recorder.Eventf(node, corev1.EventTypeWarning, EventCIDROutside,
+			"Node %s has pod CIDR %s, outside the cluster CIDR %s", node.Name, p, cluster)
+	}
+	if len(collisions) > 0 {
+		log.Warn("node's pod CIDR collides with other nodes'", "podCIDR", p, "nodes", collisions)
+		c.cfg.Recorder.Eventf(node, corev1.EventTypeWarning, EventCIDRCollision,
+			"Node %s has pod CIDR %s, which overlaps the pod CIDR of node(s) %s", node.Name, p, strings.Join(collisions, ", "))
+	}
+}
+
+// allocate gives a node without a pod CIDR the next free one and writes
+// it into spec.podCIDR and spec.podCIDRs with one patch conditional on
+// the node's resourceVersion. On a conflict the CIDR stays reserved for
+// the node, and the retry writes the same one (or records whatever
+// CIDR the node got meanwhile instead).
+func (c *Controller) allocate(ctx context.Context, node *corev1.Node) error {
+	log := slog.With("component", Name, "node", node.Name)
+	c.mu.Lock()
+	if c.uids[node.Name] != node.UID {
+		c.releaseLocked(node.Name)
+	}
+	p, err := c.set.Allocate(node.Name)
+	if errors.Is(err, ErrFull) {
+		first := !c.waiting[node.Name]
+		c.waiting[node.Name] = true
+		cluster := c.set.Cluster()
+		c.mu.Unlock()
+		if first {
+			log.Warn("no pod CIDR left for the node; waiting for one to be released", "clusterCIDR", cluster)
+			c.cfg.Recorder.Eventf(node, corev1.EventTypeWarning, EventCIDRNotAvailable,
+				"no remaining CIDRs in cluster CIDR %s: node %s gets one once another node is deleted", cluster, node.Name)
+		}
+		return nil
+	}
+	c.uids[node.Name] = node.UID
+	delete(c.waiting, node.Name)
+	c.mu.Unlock()
+
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": node.ResourceVersion},
+		"spec":     map[string]any{"podCIDR": p.String(), "podCIDRs": []string{p.String()}},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = c.cfg.Client.Nodes().Patch(ctx, node.Name, types.MergePatchType, patch)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil // its deletion enqueues it, and releases the CIDR
+	case err != nil:
+		return fmt.Errorf("set pod CIDR %s on node %q: %w", p, node.Name, err)
+	}
+	log.Info("pod CIDR allocated", "podCIDR", p)
+	return nil
+}
+
+// podCIDROf returns a node's IPv4 pod CIDR: spec.podCIDR, or else the
+// first IPv4 entry of spec.podCIDRs; "" when it has none.
+func podCIDROf(n *corev1.Node) string {
+	if n.Spec.PodCIDR != "" {
+		return n.Spec.PodCIDR
+	}
+	for _, cidr := range n.Spec.PodCIDRs {
+		if p, err := netip.ParsePrefix(cidr); err == nil && p.Addr().Is4() {
+			return cidr
+		}
+	}
+	return ""
+}
