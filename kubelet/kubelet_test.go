@@ -20,19 +20,19 @@ import (
 
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/kubelet"
-	"github.com/skiffdev/skiff/kubelet/kubelettest"
 )
 
-func TestMain(m *testing.M) { kubelettest.Main(m) }
+func TestMain(m *testing.M) { nodetest.Main(m) }
 
 // cluster is an API server and one real node.
 type cluster struct {
 	t    testing.TB
 	c    *client.Client
-	node *kubelettest.Node
+	node *nodetest.Node
 	ctx  context.Context
 }
 
@@ -41,12 +41,12 @@ func startCluster(t testing.TB) *cluster {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs a kubelet")
 	}
-	var node *kubelettest.Node
+	var node *nodetest.Node
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return node.Dial(ctx, addr) }
 	})
 	c := testenv.NewClient(t, srv.Addr())
-	node = kubelettest.Start(t, srv.Addr(), func(cfg *kubelet.Config) {
+	node = nodetest.Start(t, srv.Addr(), func(cfg *kubelet.Config) {
 		cfg.InitialBackoff = time.Second
 		cfg.MaxBackoff = 4 * time.Second
 	})
@@ -403,11 +403,11 @@ func TestKubelet(t *testing.T) {
 	t.Run("nothing is left behind", func(t *testing.T) {
 		cl := cl.with(t)
 		for _, dir := range []string{cl.node.Config.RootDir, cl.node.Config.StateDir} {
-			if m := kubelettest.MountsUnder(dir); len(m) > 0 {
+			if m := nodetest.MountsUnder(dir); len(m) > 0 {
 				t.Errorf("mounts left under %s: %v", dir, m)
 			}
 		}
-		if dirs := kubelettest.CgroupDirs(cl.node.Config.CgroupRoot); len(dirs) > 0 {
+		if dirs := nodetest.CgroupDirs(cl.node.Config.CgroupRoot); len(dirs) > 0 {
 			for _, d := range dirs {
 				if filepath.Base(d) != strings.TrimPrefix(cl.node.Config.CgroupRoot, "/") {
 					t.Errorf("cgroup left: %s", d)

@@ -8,11 +8,13 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
+	"github.com/skiffdev/skiff/proxy"
 )
 
 // newKubeletCommand builds "skiff kubelet": the node agent that runs the
@@ -33,14 +35,61 @@ func newKubeletCommand() *cobra.Command {
 	return cmd
 }
 
-// newAgentCommand builds "skiff agent": what every machine of a cluster
-// but the first runs. For now that is the kubelet; the service proxy
-// joins it later.
+// newAgentCommand builds "skiff agent": what joins a machine to a cluster
+// as a node — the kubelet and the service proxy, in one process.
 func newAgentCommand() *cobra.Command {
-	cmd := newKubeletCommand()
-	cmd.Use = "agent"
-	cmd.Short = "Join this machine to a cluster as a node: runs the kubelet (needs root)"
+	cfg := kubelet.DefaultConfig()
+	pcfg := proxy.DefaultConfig()
+	var server string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Join this machine to a cluster as a node: the kubelet and the service proxy (needs root)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), server, cfg, pcfg)
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "", "API server address (default: $SKIFF_SERVER, then the client config file)")
+	cfg.AddFlags(cmd.Flags())
+	addProxyFlags(cmd, &pcfg)
 	return cmd
+}
+
+// addProxyFlags adds the proxy's flags to a command that also runs a
+// kubelet: --node-name and --cluster-cidr are the kubelet's, and set both.
+func addProxyFlags(cmd *cobra.Command, pcfg *proxy.Config) {
+	fs := pflag.NewFlagSet("proxy", pflag.ContinueOnError)
+	pcfg.AddFlags(fs)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "node-name" && f.Name != "cluster-cidr" {
+			cmd.Flags().AddFlag(f)
+		}
+	})
+}
+
+// runAgent runs a kubelet and a proxy until ctx ends; when one fails, the
+// other is stopped.
+func runAgent(ctx context.Context, server string, cfg kubelet.Config, pcfg proxy.Config) error {
+	if os.Geteuid() != 0 {
+		return kubelet.ErrNotRoot
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	pcfg.NodeName, pcfg.ClusterCIDR = cfg.NodeName, cfg.ClusterCIDR
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- runKubelet(ctx, server, cfg) }()
+	go func() { errs <- runProxy(ctx, server, pcfg) }()
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }
 
 // runKubelet connects to the API server and runs a kubelet until ctx ends.

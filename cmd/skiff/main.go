@@ -22,6 +22,7 @@ import (
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/kubelet/runtime"
+	"github.com/skiffdev/skiff/proxy"
 	"github.com/skiffdev/skiff/scheduler"
 )
 
@@ -61,6 +62,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newControllersCommand())
 	root.AddCommand(newSimNodesCommand())
 	root.AddCommand(newKubeletCommand())
+	root.AddCommand(newProxyCommand())
 	root.AddCommand(newAgentCommand())
 	root.AddCommand(newImagesCommand())
 	root.AddCommand(&cobra.Command{
@@ -143,6 +145,7 @@ func newServerCommand() *cobra.Command {
 	// The server's own node gets its pod CIDR from the node IPAM
 	// controller, like every other node.
 	kubeletCfg := kubelet.DefaultConfig()
+	proxyCfg := proxy.DefaultConfig()
 	disableAgent := false
 	clientConfigs := []string{clientconfig.UserPath()}
 	if os.Geteuid() == 0 {
@@ -175,14 +178,16 @@ func newServerCommand() *cobra.Command {
 			}
 			ctrlCfg.ClusterCIDR = kubeletCfg.ClusterCIDR
 			var kcfg *kubelet.Config
+			var pcfg *proxy.Config
 			if agent {
+				pcfg = &proxyCfg
 				if !cmd.Flags().Changed("root-dir") {
 					// One state directory for the whole machine.
 					kubeletCfg.RootDir = cfg.DataDir
 				}
 				kcfg = &kubeletCfg
 			}
-			return runComponents(cmd.Context(), schedCfg, ctrlCfg, kcfg, addr)
+			return runComponents(cmd.Context(), schedCfg, ctrlCfg, kcfg, pcfg, addr)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
@@ -205,17 +210,19 @@ func newServerCommand() *cobra.Command {
 			cmd.Flags().AddFlag(f)
 		}
 	})
-	// The kubelet's flags.
+	// The kubelet's flags, and the proxy's.
 	kubeletCfg.AddFlags(cmd.Flags())
+	addProxyFlags(cmd, &proxyCfg)
 	cmd.Flags().BoolVar(&disableAgent, "disable-agent", disableAgent, "run only the control plane: no kubelet, so no pods run on this machine")
 	cmd.Flags().StringSliceVar(&clientConfigs, "write-client-config", clientConfigs, "files to write skiffctl's config to (empty: none)")
 	return cmd
 }
 
-// runComponents runs the scheduler, the controllers and (when kcfg is not
-// nil) the kubelet of "skiff server" until ctx ends. If one of them fails,
+// runComponents runs the scheduler, the controllers and (when kcfg and
+// pcfg are not nil) the kubelet and proxy of "skiff server" until ctx
+// ends. If one of them fails,
 // the others are stopped and the failure returned.
-func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, kcfg *kubelet.Config, addr string) error {
+func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, kcfg *kubelet.Config, pcfg *proxy.Config, addr string) error {
 	// One set of --leader-elect flags serves both components; each keeps
 	// its own Lease.
 	lease := schedCfg.LeaderElection.LeaseName
@@ -227,9 +234,9 @@ func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg contr
 	n := 2
 	go func() { errs <- runScheduler(ctx, schedCfg, addr) }()
 	go func() { errs <- runControllers(ctx, ctrlCfg, addr) }()
-	if kcfg != nil {
+	if kcfg != nil && pcfg != nil {
 		n++
-		go func() { errs <- runKubelet(ctx, addr, *kcfg) }()
+		go func() { errs <- runAgent(ctx, addr, *kcfg, *pcfg) }()
 	}
 	var first error
 	for range n {

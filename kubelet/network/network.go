@@ -353,6 +353,12 @@ func (m *Manager) plumb(podID, netnsPath string, addr netip.Prefix) error {
 			return fmt.Errorf("attach %s to bridge %q: %w", hostName, m.cfg.Bridge, err)
 		}
 	}
+	// Hairpin: a pod that reaches itself through a Service address sends
+	// the packet up its port and, once translated, gets it back down the
+	// same port, which a bridge refuses unless the port allows it.
+	if err := nh.LinkSetHairpin(hostLink, true); err != nil {
+		return fmt.Errorf("hairpin mode on %s: %w", hostName, err)
+	}
 	if hostLink.Attrs().Flags&net.FlagUp == 0 {
 		if err := nh.LinkSetUp(hostLink); err != nil {
 			return fmt.Errorf("bring %s up: %w", hostName, err)

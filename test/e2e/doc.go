@@ -2,7 +2,7 @@
 // whole cluster — a real API server with its embedded etcd on loopback,
 // the scheduler, the controller manager, and simulated nodes or (as root)
 // real ones: kubelets in network namespaces of their own on a private
-// LAN made by the test (kubelet/kubelettest) — and tells one story
+// LAN made by the test (internal/nodetest) — and tells one story
 // against it: apply, wait until ready, break something, wait until the
 // cluster has healed.
 //

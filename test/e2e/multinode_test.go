@@ -4,35 +4,38 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/testenv"
-	"github.com/skiffdev/skiff/kubelet/kubelettest"
 )
 
-func TestMain(m *testing.M) { kubelettest.Main(m) }
+func TestMain(m *testing.M) { nodetest.Main(m) }
 
 // Three real nodes, each its own network namespace on a private LAN: a
 // pod on one node reaches pods on the others by their pod addresses
 // (host-gw routes made by each kubelet), and logs and exec reach every
 // node's kubelet.
 func TestPodsAcrossNodes(t *testing.T) {
-	var lan *kubelettest.Cluster
+	var lan *nodetest.Cluster
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
 	})
 	c := testenv.NewClient(t, srv.Addr())
 	ctx := testenv.Context(t)
-	lan = kubelettest.StartCluster(t, srv.Addr(), 3)
+	lan = nodetest.StartCluster(t, srv.Addr(), 3)
 	for _, n := range lan.Nodes {
 		n.WaitReady(c)
 	}
@@ -98,5 +101,136 @@ func TestPodsAcrossNodes(t *testing.T) {
 	})
 	if err != nil || code != 0 || strings.Contains(out.String(), "exit=0") {
 		t.Errorf("a pod address on no node: got %q (code %d, err %v), want a failure", out.String(), code, err)
+	}
+}
+
+// A Service on three real nodes: its ClusterIP, reached from a pod on one
+// node, spreads connections over the ready pods of all nodes; its NodePort
+// answers on every node's address; a Service with no endpoints refuses at
+// once.
+func TestServiceAcrossNodes(t *testing.T) {
+	var lan *nodetest.Cluster
+	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
+		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
+	})
+	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv.Addr()), ctx: testenv.Context(t), log: slog.New(slog.DiscardHandler)}
+	lan = nodetest.StartCluster(t, srv.Addr(), 3)
+	for _, n := range lan.Nodes {
+		n.WaitReady(cl.c)
+	}
+	cl.startScheduler()
+	cl.startControllers("")
+
+	labels := map[string]string{"app": "web"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: ptr.To[int64](0),
+					Containers: []corev1.Container{{
+						Name: "web", Image: lan.Image, ImagePullPolicy: corev1.PullIfNotPresent,
+						Command: []string{"sh", "-c", "hostname > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"},
+						Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromString("http")}},
+							PeriodSeconds: 1,
+						},
+					}},
+				},
+			},
+		},
+	}
+	if _, err := cl.c.Deployments(ns).Create(cl.ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	svc := func(name, ip string, nodePort int32, sel map[string]string) *corev1.Service {
+		s := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: corev1.ServiceSpec{
+				Selector:  sel,
+				ClusterIP: ip,
+				Ports:     []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}},
+			},
+		}
+		if nodePort != 0 {
+			s.Spec.Type = corev1.ServiceTypeNodePort
+			s.Spec.Ports[0].NodePort = nodePort
+		}
+		return s
+	}
+	for _, s := range []*corev1.Service{svc("web", "10.96.0.10", 30080, labels), svc("empty", "10.96.0.11", 0, map[string]string{"app": "nothing"})} {
+		if _, err := cl.c.Services(ns).Create(cl.ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clientPod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns},
+		Spec: corev1.PodSpec{
+			NodeName:                      lan.Nodes[0].Name,
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			Containers:                    []corev1.Container{{Name: "c", Image: lan.Image, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"}}},
+		},
+	}
+	if _, err := cl.c.Pods(ns).Create(cl.ctx, clientPod); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 90*time.Second, "the web deployment's 3 pods to be ready, on 3 nodes", func() (bool, error) {
+		pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		nodes := map[string]bool{}
+		for _, p := range pods.Items {
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					nodes[p.Spec.NodeName] = true
+				}
+			}
+		}
+		return len(nodes) == 3, nil
+	})
+	testenv.Eventually(t, 60*time.Second, "the client pod to run", func() (bool, error) {
+		p, err := cl.c.Pods(ns).Get(cl.ctx, "client")
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+	// fetch runs wget in the client pod; the output is the page, or
+	// wget's complaint.
+	fetch := func(url string) (string, int) {
+		var out bytes.Buffer
+		try, cancel := context.WithTimeout(cl.ctx, 10*time.Second)
+		defer cancel()
+		code, err := cl.c.PodExec(try, ns, "client", client.ExecOptions{
+			Command: []string{"sh", "-c", "wget -q -O - " + url + " 2>&1"},
+			Stdout:  &out,
+		})
+		if err != nil {
+			return err.Error(), -1
+		}
+		return strings.TrimSpace(out.String()), code
+	}
+
+	// The ClusterIP spreads connections over every ready pod.
+	seen := map[string]int{}
+	testenv.Eventually(t, 60*time.Second, "the ClusterIP to reach all three pods", func() (bool, error) {
+		body, code := fetch("http://10.96.0.10/index.html")
+		if code == 0 {
+			seen[body]++
+		}
+		return len(seen) == 3, fmt.Errorf("seen %v; last: %q (%d)", seen, body, code)
+	})
+	// The NodePort answers on another node's address.
+	nodeIP := lan.Nodes[2].Config.NodeIP
+	testenv.Eventually(t, 30*time.Second, "the NodePort to answer on "+nodeIP, func() (bool, error) {
+		body, code := fetch("http://" + nodeIP + ":30080/index.html")
+		return code == 0 && seen[body] > 0, fmt.Errorf("%q (%d)", body, code)
+	})
+	// A Service without endpoints refuses at once.
+	body, code := fetch("http://10.96.0.11/")
+	if code == 0 || !strings.Contains(body, "refused") {
+		t.Errorf("a Service without endpoints: got %q (exit %d), want connection refused", body, code)
 	}
 }

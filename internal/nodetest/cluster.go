@@ -1,4 +1,4 @@
-package kubelettest
+package nodetest
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/internal/testimage"
 	"github.com/skiffdev/skiff/kubelet"
+	"github.com/skiffdev/skiff/proxy"
 )
 
 // lanPrefix is the machines' network of a test cluster: the "LAN" bridge
@@ -34,9 +35,10 @@ type Cluster struct {
 	Nodes []*Node
 }
 
-// StartCluster starts n nodes whose kubelets talk to the API server at
-// apiAddr (on the test's loopback, forwarded into each node). Node i has
-// the address 192.168.77.(10+i) and the pod CIDR 10.244.(i+1).0/24.
+// StartCluster starts n nodes, each running a kubelet and a service proxy
+// (as "skiff agent" does) that talk to the API server at apiAddr (on the
+// test's loopback, forwarded into each node). Node i has the address
+// 192.168.77.(10+i) and the pod CIDR 10.244.(i+1).0/24.
 func StartCluster(t testing.TB, apiAddr string, n int, opts ...Option) *Cluster {
 	t.Helper()
 	skipUnlessRoot(t)
@@ -66,8 +68,10 @@ func StartCluster(t testing.TB, apiAddr string, n int, opts ...Option) *Cluster 
 			t.Fatalf("plugging node %d into the LAN: %v", i, err)
 		}
 		podCIDR := fmt.Sprintf("10.244.%d.0/24", i+1)
-		c.Nodes = append(c.Nodes, startNode(t, ns, apiAddr, host, ref, func(cfg *kubelet.Config) {
-			cfg.NodeName = fmt.Sprintf("node-%d", i)
+		pcfg := proxy.DefaultConfig()
+		pcfg.NodeName = fmt.Sprintf("node-%d", i)
+		c.Nodes = append(c.Nodes, startNode(t, ns, apiAddr, host, ref, &pcfg, func(cfg *kubelet.Config) {
+			cfg.NodeName = pcfg.NodeName
 			cfg.NodeIP = nodeIP.String()
 			cfg.Listen = net.JoinHostPort(nodeIP.String(), "10250")
 			cfg.PodCIDR = podCIDR
@@ -113,7 +117,13 @@ func plug(lan, ns, port string, addr netip.Prefix) error {
 		if err != nil {
 			return err
 		}
-		return addrUp(eth0, addr)
+		if err := addrUp(eth0, addr); err != nil {
+			return err
+		}
+		// The LAN's bridge is every node's default gateway, as a router
+		// would be; it lives in a namespace of the test and forwards
+		// nothing further.
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: lanPrefix.Addr().Next().AsSlice()})
 	})
 }
 

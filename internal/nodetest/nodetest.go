@@ -1,4 +1,4 @@
-// Package kubelettest runs real kubelets for tests: each as its own
+// Package nodetest runs real kubelets for tests: each as its own
 // process (this test binary started again) inside a network namespace the
 // test creates, so the node's bridge, veths and routes never touch the
 // machine's own network. The test's API server is reached through a
@@ -7,7 +7,7 @@
 //
 // Everything a node leaves — containers, mounts, cgroups, the namespace —
 // is removed when the test ends, also when it fails.
-package kubelettest
+package nodetest
 
 import (
 	"bufio"
@@ -42,6 +42,7 @@ import (
 	"github.com/skiffdev/skiff/internal/testimage"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/kubelet/runtime"
+	"github.com/skiffdev/skiff/proxy"
 )
 
 // envNode carries a node's settings to the kubelet process.
@@ -64,6 +65,9 @@ func Main(m *testing.M) {
 type settings struct {
 	Server string
 	Config kubelet.Config
+	// Proxy, when set, runs a service proxy beside the kubelet, as
+	// "skiff agent" does.
+	Proxy *proxy.Config
 }
 
 func runKubelet(s string) int {
@@ -80,14 +84,40 @@ func runKubelet(s string) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if err := kubelet.Run(ctx, c, st.Config, log); err != nil {
-		fmt.Fprintln(os.Stderr, "kubelet:", err)
-		return 1
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() {
+		if err := kubelet.Run(ctx, c, st.Config, log); err != nil {
+			errs <- fmt.Errorf("kubelet: %w", err)
+			return
+		}
+		errs <- nil
+	}()
+	n := 1
+	if st.Proxy != nil {
+		n++
+		go func() {
+			if err := proxy.Run(ctx, c, *st.Proxy, log.With("component", "proxy")); err != nil {
+				errs <- fmt.Errorf("proxy: %w", err)
+				return
+			}
+			errs <- nil
+		}()
 	}
-	return 0
+	code := 0
+	for range n {
+		if err := <-errs; err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+			cancel()
+		}
+	}
+	return code
 }
 
-// Node is a kubelet under test.
+// Node is a kubelet under test, with a service proxy in the same process
+// when Proxy is set.
 type Node struct {
 	Name string
 	// NetNS is the node's network namespace.
@@ -95,6 +125,7 @@ type Node struct {
 	// Image is the busybox test image as the node pulls it.
 	Image  string
 	Config kubelet.Config
+	Proxy  *proxy.Config
 
 	t      testing.TB
 	server string // the API server as the kubelet reaches it
@@ -118,7 +149,7 @@ func Start(t testing.TB, apiAddr string, opts ...Option) *Node {
 	img := testimage.Busybox(t)
 	ns := nstest.NewNetns(t)
 	host, ref := serveImage(t, ns, "127.0.0.1:0", img)
-	return startNode(t, ns, apiAddr, host, ref, func(cfg *kubelet.Config) {
+	return startNode(t, ns, apiAddr, host, ref, nil, func(cfg *kubelet.Config) {
 		cfg.NodeIP = "127.0.0.1"
 		cfg.Listen = "127.0.0.1:10250"
 		cfg.PodCIDR = "10.244.0.0/24"
@@ -148,10 +179,10 @@ func serveImage(t testing.TB, ns, addr string, img v1.Image) (host, ref string) 
 	return host, testimage.Push(t, host, "busybox", img, remote.WithTransport(transport))
 }
 
-// startNode starts a kubelet process in the network namespace ns. The API
-// server at apiAddr is forwarded into the namespace; base and then opts
-// adjust the configuration.
-func startNode(t testing.TB, ns, apiAddr, registry, image string, base Option, opts ...Option) *Node {
+// startNode starts a kubelet process (with a proxy when px is not nil) in
+// the network namespace ns. The API server at apiAddr is forwarded into
+// the namespace; base and then opts adjust the kubelet's configuration.
+func startNode(t testing.TB, ns, apiAddr, registry, image string, px *proxy.Config, base Option, opts ...Option) *Node {
 	t.Helper()
 	apiLn, err := nsutil.Listen(ns, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -178,7 +209,7 @@ func startNode(t testing.TB, ns, apiAddr, registry, image string, base Option, o
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: image, Config: cfg, t: t, server: apiLn.Addr().String()}
+	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: image, Config: cfg, Proxy: px, t: t, server: apiLn.Addr().String()}
 	t.Cleanup(n.cleanup)
 	n.startProcess()
 	return n
@@ -215,7 +246,7 @@ func (n *Node) Dial(ctx context.Context, addr string) (net.Conn, error) {
 func (n *Node) startProcess() {
 	t := n.t
 	t.Helper()
-	s, err := json.Marshal(settings{Server: n.server, Config: n.Config})
+	s, err := json.Marshal(settings{Server: n.server, Config: n.Config, Proxy: n.Proxy})
 	if err != nil {
 		t.Fatal(err)
 	}

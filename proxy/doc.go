@@ -1,0 +1,60 @@
+// Package proxy is Skiff's service proxy: it makes every Service address
+// of the cluster work on one node, by writing one nftables table ("ip
+// skiff") that translates a Service's address to one of its ready pods.
+//
+// # How a packet finds a pod
+//
+// A new connection to 10.96.0.10:80 enters the nat hook (prerouting for
+// packets from pods and other machines, output for the node's own
+// sockets) and jumps to the "services" chain, which looks the triple
+// destination . protocol . port up in the verdict map "service-ips". The
+// element sends it to the service port's chain "svc-HASH-ns/name/proto/port",
+// which picks an endpoint at random ("numgen random mod N vmap { 0 : goto
+// ep-…, … }"); the endpoint chain rewrites the destination to the pod
+// ("dnat to 10.244.1.5:8080"). Conntrack remembers the translation, so
+// only a connection's first packet goes through these chains, and replies
+// are translated back.
+//
+// NodePorts go the same way through the map "service-nodeports", keyed by
+// protocol . port, for packets to any address of the node ("fib daddr
+// type local"), through an "ext-…" chain that marks them for masquerade.
+//
+// Masquerade: a packet marked with MasqueradeMark has its source rewritten
+// in postrouting. Marked are: NodePort traffic, traffic to a ClusterIP from
+// outside the cluster CIDR (both so that the reply comes back through this
+// node to be un-NATed), and hairpin traffic (a pod reaching itself through
+// its Service, which would otherwise see a packet from itself).
+//
+// A service port without ready endpoints is in "no-endpoint-services" (or
+// "no-endpoint-nodeports") instead: the filter hooks reject a new
+// connection to it (TCP reset, ICMP port unreachable), so clients fail at
+// once. Any other new connection to the service CIDR is dropped.
+//
+// # The pieces
+//
+//   - Render is a pure function from Services and EndpointSlices to a
+//     Ruleset, the whole table as data (Ruleset.String prints it in nft
+//     syntax). Only ready endpoints count; when a service port has none,
+//     endpoints that are terminating but still serving are used.
+//   - Syncer writes a Ruleset into the kernel, each time in one nftables
+//     transaction: the first time (and after an error) the table is
+//     replaced as a whole, later only the difference with the previous
+//     Ruleset is written. After a change of UDP endpoints it deletes the
+//     conntrack entries that still point at removed ones.
+//   - Proxy (Run) feeds the Syncer from informers on Services and
+//     EndpointSlices, batching changes into at most one sync per
+//     MinSyncInterval.
+//
+// # Using it
+//
+//  1. Build a Config (DefaultConfig, AddFlags, Validate).
+//  2. Run(ctx, client, cfg, logger) as root; it returns when ctx ends and
+//     leaves the table in place, so traffic keeps flowing while a new
+//     proxy starts. The new proxy's first sync replaces it without a gap.
+//  3. Tests set Config.NetNSPath (or call NewSyncer with a namespace path)
+//     to program a scratch network namespace instead of the machine's.
+//
+// The node's pod network must let the bridge send a frame back out of the
+// port it came in on (hairpin mode on the pods' veths) when bridged
+// traffic goes through netfilter, or hairpin connections are dropped.
+package proxy

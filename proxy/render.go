@@ -1,0 +1,267 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// RenderConfig is what Render needs to know about the node and cluster.
+type RenderConfig struct {
+	// ServiceCIDR is the range ClusterIPs come from. New connections to
+	// an address in it that no service port claims are dropped.
+	ServiceCIDR netip.Prefix
+	// ClusterCIDR is the pod range. A connection to a ClusterIP from a
+	// source outside it (the node itself, another machine) is
+	// masqueraded, so that the endpoint's reply comes back through this
+	// node to be un-NATed. Invalid (zero) means: masquerade none of them.
+	ClusterCIDR netip.Prefix
+}
+
+// Render computes the proxy's whole table from the Services and
+// EndpointSlices in the cache. It is a pure function: same input, same
+// Ruleset. Objects it cannot use (headless services, ExternalName, IPv6,
+// slices without a service-name label) are skipped.
+func Render(cfg RenderConfig, services []*corev1.Service, slicesIn []*discoveryv1.EndpointSlice) *Ruleset {
+	rs := &Ruleset{
+		Chains: baseChains(cfg),
+		Maps: map[string]map[MapKey]string{
+			MapServiceIPs:          {},
+			MapServiceNodePorts:    {},
+			MapNoEndpointServices:  {},
+			MapNoEndpointNodePorts: {},
+		},
+		UDP:         map[MapKey][]netip.AddrPort{},
+		serviceCIDR: cfg.ServiceCIDR,
+	}
+
+	// Slices of each service, by "namespace/name".
+	byService := map[string][]*discoveryv1.EndpointSlice{}
+	for _, s := range slicesIn {
+		name := s.Labels[discoveryv1.LabelServiceName]
+		if name == "" || s.AddressType != discoveryv1.AddressTypeIPv4 {
+			continue
+		}
+		key := s.Namespace + "/" + name
+		byService[key] = append(byService[key], s)
+	}
+
+	svcs := slices.Clone(services)
+	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	for _, svc := range svcs {
+		if svc.Spec.Type == corev1.ServiceTypeExternalName {
+			continue
+		}
+		clusterIP, err := netip.ParseAddr(svc.Spec.ClusterIP)
+		if err != nil || !clusterIP.Is4() {
+			continue // headless ("None"), not allocated yet, or IPv6
+		}
+		for _, port := range svc.Spec.Ports {
+			proto, ok := protoNumber(port.Protocol)
+			if !ok || port.Port <= 0 || port.Port > 65535 {
+				continue
+			}
+			eps := endpointsFor(byService[svc.Namespace+"/"+svc.Name], port)
+			renderPort(rs, cfg, svc, port, proto, clusterIP, eps)
+		}
+	}
+	return rs
+}
+
+// renderPort adds the map elements and chains of one service port.
+func renderPort(rs *Ruleset, cfg RenderConfig, svc *corev1.Service, port corev1.ServicePort,
+	proto uint8, clusterIP netip.Addr, eps []netip.AddrPort) {
+	target := MapKey{IP: clusterIP, Proto: proto, Port: uint16(port.Port)}
+	var nodePort MapKey
+	if port.NodePort > 0 && port.NodePort <= 65535 &&
+		(svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
+		nodePort = MapKey{Proto: proto, Port: uint16(port.NodePort)}
+	}
+	if proto == protoUDP {
+		rs.UDP[target] = eps
+		if nodePort.Port != 0 {
+			rs.UDP[nodePort] = eps
+		}
+	}
+
+	if len(eps) == 0 {
+		rs.Maps[MapNoEndpointServices][target] = chainReject
+		if nodePort.Port != 0 {
+			rs.Maps[MapNoEndpointNodePorts][nodePort] = chainReject
+		}
+		return
+	}
+
+	// "namespace/name/proto/port": readable, unique per service port.
+	portName := port.Name
+	if portName == "" {
+		portName = strconv.Itoa(int(port.Port))
+	}
+	id := fmt.Sprintf("%s/%s/%s/%s", svc.Namespace, svc.Name, protoName(proto), portName)
+
+	svcChain := chainName("svc", id)
+	var epChains []string
+	for _, ep := range eps {
+		name := chainName("ep", id+"/"+ep.String())
+		epChains = append(epChains, name)
+		rs.Chains[name] = &Chain{Rules: []Rule{
+			// Hairpin: a pod reaching itself through the service must
+			// see another source, or it would answer itself directly.
+			{srcIs{ep.Addr()}, markMasq{}},
+			{l4proto{proto}, dnat{ep}},
+		}}
+	}
+	var rules []Rule
+	if cfg.ClusterCIDR.IsValid() {
+		rules = append(rules, Rule{srcNotIn{cfg.ClusterCIDR}, markMasq{}})
+	}
+	if len(epChains) == 1 {
+		rules = append(rules, Rule{goTo{epChains[0]}})
+	} else {
+		rules = append(rules, Rule{randomGoto{epChains}})
+	}
+	rs.Chains[svcChain] = &Chain{Rules: rules}
+	rs.Maps[MapServiceIPs][target] = svcChain
+
+	if nodePort.Port != 0 {
+		// Traffic from outside the node is always masqueraded, so
+		// that an endpoint on another node replies through this one.
+		ext := chainName("ext", id)
+		rs.Chains[ext] = &Chain{Rules: []Rule{{markMasq{}}, {goTo{svcChain}}}}
+		rs.Maps[MapServiceNodePorts][nodePort] = ext
+	}
+}
+
+// endpointsFor returns the endpoints a service port sends traffic to, in a
+// stable order: the ready ones, or when there are none, the ones still
+// serving while terminating (so that a rolling update of a service's only
+// pod drops no connection it could have served).
+func endpointsFor(slices_ []*discoveryv1.EndpointSlice, port corev1.ServicePort) []netip.AddrPort {
+	var ready, terminating []netip.AddrPort
+	seen := map[netip.AddrPort]bool{}
+	for _, s := range slices_ {
+		var target int32
+		for _, p := range s.Ports {
+			name := ""
+			if p.Name != nil {
+				name = *p.Name
+			}
+			proto := corev1.ProtocolTCP
+			if p.Protocol != nil {
+				proto = *p.Protocol
+			}
+			if name == port.Name && proto == port.Protocol && p.Port != nil {
+				target = *p.Port
+				break
+			}
+		}
+		if target <= 0 || target > 65535 {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			if len(ep.Addresses) == 0 {
+				continue
+			}
+			ip, err := netip.ParseAddr(ep.Addresses[0])
+			if err != nil || !ip.Is4() {
+				continue
+			}
+			ap := netip.AddrPortFrom(ip, uint16(target))
+			if seen[ap] {
+				continue
+			}
+			c := ep.Conditions
+			// Unset conditions: ready means ready, serving follows ready,
+			// terminating means not terminating (the API's rules).
+			isReady := c.Ready == nil || *c.Ready
+			serving := isReady
+			if c.Serving != nil {
+				serving = *c.Serving
+			}
+			isTerminating := c.Terminating != nil && *c.Terminating
+			switch {
+			case isReady:
+				ready = append(ready, ap)
+				seen[ap] = true
+			case serving && isTerminating:
+				terminating = append(terminating, ap)
+				seen[ap] = true
+			}
+		}
+	}
+	out := ready
+	if len(out) == 0 {
+		out = terminating
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return out
+}
+
+// protoNumber maps a Kubernetes protocol to its IP protocol number; an
+// empty protocol is TCP, as the API defaults it.
+func protoNumber(p corev1.Protocol) (uint8, bool) {
+	switch p {
+	case corev1.ProtocolTCP, "":
+		return protoTCP, true
+	case corev1.ProtocolUDP:
+		return protoUDP, true
+	case corev1.ProtocolSCTP:
+		return protoSCTP, true
+	}
+	return 0, false
+}
+
+// chainName is prefix-HASH-id: the hash keeps names distinct whatever id
+// holds, the id keeps them readable in "nft list table ip skiff".
+func chainName(prefix, id string) string {
+	sum := sha256.Sum256([]byte(prefix + ":" + id))
+	h := base32.StdEncoding.EncodeToString(sum[:5]) // 8 characters
+	return prefix + "-" + h + "-" + id
+}
+
+// baseChains are the chains that do not depend on services: the hooks and
+// the dispatch through the verdict maps.
+func baseChains(cfg RenderConfig) map[string]*Chain {
+	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	checks := []Rule{{vmapLookup{Map: MapNoEndpointServices}}}
+	if cfg.ServiceCIDR.IsValid() {
+		checks = append(checks, Rule{dstIn{cfg.ServiceCIDR}, drop{}})
+	}
+	return map[string]*Chain{
+		// Destination NAT for packets arriving (prerouting) and leaving
+		// this host's own sockets (output).
+		chainNATPrerouting: {Hook: &Hook{"nat", "prerouting", -100}, Rules: []Rule{{jump{chainServices}}}},
+		chainNATOutput:     {Hook: &Hook{"nat", "output", -100}, Rules: []Rule{{jump{chainServices}}}},
+		chainServices: {Rules: []Rule{
+			{vmapLookup{Map: MapServiceIPs}},
+			{dstLocal{}, dstNotIn{loopback}, vmapLookup{Map: MapServiceNodePorts, NodePorts: true}},
+		}},
+		// Masquerade what a service chain marked.
+		chainNATPostrouting: {Hook: &Hook{"nat", "postrouting", 100}, Rules: []Rule{{jump{chainMasquerading}}}},
+		chainMasquerading: {Rules: []Rule{
+			{returnIfNotMarked{}},
+			{clearMarkMasq{}, masquerade{}},
+		}},
+		// Filtering runs after destination NAT: what still goes to a
+		// service address found no endpoint.
+		chainFilterInput: {Hook: &Hook{"filter", "input", 0}, Rules: []Rule{
+			{ctNew{}, dstNotIn{loopback}, vmapLookup{Map: MapNoEndpointNodePorts, NodePorts: true}},
+		}},
+		chainFilterForward: {Hook: &Hook{"filter", "forward", 0}, Rules: []Rule{{ctNew{}, jump{chainServiceChecks}}}},
+		chainFilterOutput:  {Hook: &Hook{"filter", "output", 0}, Rules: []Rule{{ctNew{}, jump{chainServiceChecks}}}},
+		chainServiceChecks: {Rules: checks},
+		chainReject: {Rules: []Rule{
+			{l4proto{protoTCP}, tcpReset{}},
+			{icmpPortUnreachable{}},
+		}},
+	}
+}
