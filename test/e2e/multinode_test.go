@@ -228,6 +228,84 @@ func TestServiceAcrossNodes(t *testing.T) {
 		body, code := fetch("http://" + nodeIP + ":30080/index.html")
 		return code == 0 && seen[body] > 0, fmt.Errorf("%q (%d)", body, code)
 	})
+	// A pod that turns unready leaves the rotation, and comes back.
+	pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := pods.Items[0]
+	exec := func(pod string, cmd ...string) {
+		t.Helper()
+		if code, err := cl.c.PodExec(cl.ctx, ns, pod, client.ExecOptions{Command: cmd}); err != nil || code != 0 {
+			t.Fatalf("exec %v in %s: code %d, %v", cmd, pod, code, err)
+		}
+	}
+	ready := func(want bool) func() (bool, error) {
+		return func() (bool, error) {
+			p, err := cl.c.Pods(ns).Get(cl.ctx, victim.Name)
+			if err != nil {
+				return false, err
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady {
+					return (c.Status == corev1.ConditionTrue) == want, nil
+				}
+			}
+			return false, nil
+		}
+	}
+	exec(victim.Name, "rm", "/tmp/index.html")
+	testenv.Eventually(t, 30*time.Second, victim.Name+" to turn unready", ready(false))
+	// Once the proxies have caught up, 30 requests in a row never reach
+	// it (with it still in rotation, the chance of that is (2/3)^30).
+	testenv.Eventually(t, 30*time.Second, "the ClusterIP to stop sending to "+victim.Name, func() (bool, error) {
+		for range 30 {
+			body, code := fetch("http://10.96.0.10/index.html")
+			if code != 0 || body == victim.Name {
+				return false, fmt.Errorf("got %q (exit %d)", body, code)
+			}
+		}
+		return true, nil
+	})
+	exec(victim.Name, "sh", "-c", "hostname > /tmp/index.html")
+	testenv.Eventually(t, 30*time.Second, victim.Name+" to be ready again", ready(true))
+	testenv.Eventually(t, 30*time.Second, "the ClusterIP to reach "+victim.Name+" again", func() (bool, error) {
+		body, _ := fetch("http://10.96.0.10/index.html")
+		return body == victim.Name, nil
+	})
+
+	// Scaling to one pod changes the rules on every node: the NodePort of
+	// each node now reaches that one pod only.
+	scale, err := cl.c.Deployments(ns).GetScale(cl.ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 1
+	if _, err := cl.c.Deployments(ns).UpdateScale(cl.ctx, "web", scale); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "one web pod left", func() (bool, error) {
+		pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		return err == nil && len(pods.Items) == 1, err
+	})
+	pods, err = cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	survivor := pods.Items[0].Name
+	for _, n := range lan.Nodes {
+		url := "http://" + n.Config.NodeIP + ":30080/index.html"
+		testenv.Eventually(t, 30*time.Second, "the NodePort of "+n.Name+" to reach only "+survivor, func() (bool, error) {
+			for range 10 {
+				body, code := fetch(url)
+				if code != 0 || body != survivor {
+					return false, fmt.Errorf("got %q (exit %d)", body, code)
+				}
+			}
+			return true, nil
+		})
+	}
+
 	// A Service without endpoints refuses at once.
 	body, code := fetch("http://10.96.0.11/")
 	if code == 0 || !strings.Contains(body, "refused") {
