@@ -41,7 +41,7 @@ const ns = metav1.NamespaceDefault
 // cluster is a running API server with a client connected to it; the
 // components are started one by one by the story.
 type cluster struct {
-	t   *testing.T
+	t   testing.TB
 	srv *apiserver.Server
 	c   *client.Client
 	ctx context.Context
@@ -88,7 +88,7 @@ func (cl *cluster) start(name string, run func(ctx context.Context) error) *comp
 }
 
 // stop cancels the component's context and waits for it to return.
-func (comp *component) stop(t *testing.T) {
+func (comp *component) stop(t testing.TB) {
 	t.Helper()
 	comp.cancel()
 	select {

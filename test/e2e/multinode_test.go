@@ -24,6 +24,24 @@ import (
 
 func TestMain(m *testing.M) { nodetest.Main(m) }
 
+// startRealNodes starts an API server, the scheduler, the controllers and
+// n real nodes (kubelet and proxy each) on a private LAN.
+func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
+	t.Helper()
+	var lan *nodetest.Cluster
+	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
+		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
+	})
+	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv.Addr()), ctx: testenv.Context(t), log: slog.New(slog.DiscardHandler)}
+	lan = nodetest.StartCluster(t, srv.Addr(), n)
+	for _, node := range lan.Nodes {
+		node.WaitReady(cl.c)
+	}
+	cl.startScheduler()
+	cl.startControllers("")
+	return cl, lan
+}
+
 // Three real nodes, each its own network namespace on a private LAN: a
 // pod on one node reaches pods on the others by their pod addresses
 // (host-gw routes made by each kubelet), and logs and exec reach every
@@ -109,17 +127,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 // answers on every node's address; a Service with no endpoints refuses at
 // once.
 func TestServiceAcrossNodes(t *testing.T) {
-	var lan *nodetest.Cluster
-	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
-		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
-	})
-	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv.Addr()), ctx: testenv.Context(t), log: slog.New(slog.DiscardHandler)}
-	lan = nodetest.StartCluster(t, srv.Addr(), 3)
-	for _, n := range lan.Nodes {
-		n.WaitReady(cl.c)
-	}
-	cl.startScheduler()
-	cl.startControllers("")
+	cl, lan := startRealNodes(t, 3)
 
 	labels := map[string]string{"app": "web"}
 	d := &appsv1.Deployment{
