@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/pflag"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+
+	"github.com/skiffdev/skiff/apiserver/registry"
 )
 
 // Config configures the API server.
@@ -46,6 +50,14 @@ type Config struct {
 	// to reach kubelets that live in network namespaces of their own
 	// (internal/nsutil.Dial). Not a flag.
 	KubeletDialer func(ctx context.Context, addr string) (net.Conn, error)
+	// ServiceClusterIPRange is the CIDR that Services' cluster IPs are
+	// allocated from (IPv4, /12 to /30). Its first address is the
+	// kubernetes service's and is only given to a Service that asks for
+	// it.
+	ServiceClusterIPRange string
+	// ServiceNodePortRange is the range NodePort and LoadBalancer
+	// Services' node ports are allocated from, "first-last" inclusive.
+	ServiceNodePortRange string
 }
 
 // DefaultConfig returns the defaults: state under /var/lib/skiff, the API on
@@ -60,6 +72,8 @@ func DefaultConfig() Config {
 		EventTTL:                 time.Hour,
 		EtcdCompactionRetention:  10 * time.Minute,
 		DefaultTolerationSeconds: 300,
+		ServiceClusterIPRange:    registry.DefaultServiceIPRange.String(),
+		ServiceNodePortRange:     registry.DefaultServiceNodePortRange.String(),
 	}
 }
 
@@ -74,6 +88,36 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.EventTTL, "event-ttl", c.EventTTL, "how long events are kept")
 	fs.Int64Var(&c.DefaultTolerationSeconds, "default-toleration-seconds", c.DefaultTolerationSeconds, "tolerationSeconds of the not-ready:NoExecute and unreachable:NoExecute tolerations added to every pod that has none")
 	fs.DurationVar(&c.EtcdCompactionRetention, "etcd-compaction-retention", c.EtcdCompactionRetention, "history the embedded etcd keeps before compacting it")
+	fs.StringVar(&c.ServiceClusterIPRange, "service-cluster-ip-range", c.ServiceClusterIPRange, "IPv4 CIDR that Services' cluster IPs are allocated from (its first address is kept for the kubernetes service)")
+	fs.StringVar(&c.ServiceNodePortRange, "service-node-port-range", c.ServiceNodePortRange, "ports that NodePort Services' node ports are allocated from, FIRST-LAST inclusive")
+}
+
+// serviceRanges parses the service IP and node port ranges.
+func (c *Config) serviceRanges() (netip.Prefix, utilnet.PortRange, error) {
+	var errs []error
+	ipRange, portRange := c.ServiceClusterIPRange, c.ServiceNodePortRange
+	if ipRange == "" {
+		ipRange = registry.DefaultServiceIPRange.String()
+	}
+	if portRange == "" {
+		portRange = registry.DefaultServiceNodePortRange.String()
+	}
+	prefix, err := netip.ParsePrefix(ipRange)
+	if err == nil {
+		err = registry.CheckServiceIPRange(prefix)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--service-cluster-ip-range %q: %w", c.ServiceClusterIPRange, err))
+	} else if prefix != prefix.Masked() {
+		errs = append(errs, fmt.Errorf("--service-cluster-ip-range %q: not a network address (did you mean %s?)", c.ServiceClusterIPRange, prefix.Masked()))
+	}
+	var ports utilnet.PortRange
+	if err := ports.Set(portRange); err != nil {
+		errs = append(errs, fmt.Errorf("--service-node-port-range %q: %w", c.ServiceNodePortRange, err))
+	} else if ports.Base < 1 || ports.Base+ports.Size-1 > 65535 || ports.Size < 1 {
+		errs = append(errs, fmt.Errorf("--service-node-port-range %q: ports must be between 1 and 65535", c.ServiceNodePortRange))
+	}
+	return prefix, ports, errors.Join(errs...)
 }
 
 // Validate checks the configuration.
@@ -99,6 +143,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultTolerationSeconds < 0 {
 		errs = append(errs, errors.New("--default-toleration-seconds must not be negative"))
+	}
+	if _, _, err := c.serviceRanges(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -70,6 +70,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	client := s.client
 
+	serviceIPs, nodePorts, _ := cfg.serviceRanges() // checked by Validate
 	s.registry = registry.New(registry.Config{
 		Client:                   client,
 		RequestTimeout:           cfg.RequestTimeout,
@@ -77,6 +78,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		BookmarkInterval:         cfg.BookmarkInterval,
 		EventTTL:                 cfg.EventTTL,
 		DefaultTolerationSeconds: new(cfg.DefaultTolerationSeconds),
+		ServiceIPRange:           serviceIPs,
+		ServiceNodePortRange:     nodePorts,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/skiffdev/skiff/apiserver/storage"
 	"github.com/skiffdev/skiff/internal/scheme"
@@ -33,6 +35,13 @@ type Config struct {
 	// default not-ready and unreachable NoExecute tolerations with this
 	// many seconds (see addDefaultTolerations). Nil adds none.
 	DefaultTolerationSeconds *int64
+	// ServiceIPRange is the CIDR cluster IPs are allocated from; the zero
+	// value means DefaultServiceIPRange. Check it with
+	// CheckServiceIPRange.
+	ServiceIPRange netip.Prefix
+	// ServiceNodePortRange is the range node ports are allocated from;
+	// the zero value means DefaultServiceNodePortRange.
+	ServiceNodePortRange utilnet.PortRange
 }
 
 // Registry holds one Store per served resource.
@@ -56,7 +65,7 @@ func New(cfg Config) *Registry {
 	r := &Registry{stores: map[schema.GroupResource]*Store{}}
 	for i := range scheme.Resources {
 		info := &scheme.Resources[i]
-		st, ok := strategyFor(info.GroupResource(), cfg)
+		st, ok := strategyFor(info.GroupResource(), cfg, KeyPrefix(info))
 		if !ok {
 			panic(fmt.Sprintf("registry: no strategy for %s", info.GroupResource()))
 		}
@@ -73,6 +82,7 @@ func New(cfg Config) *Registry {
 			NewListFunc:    info.NewList,
 			Attrs:          st.attrFunc(),
 			RequestTimeout: cfg.RequestTimeout,
+			Companion:      st.companion,
 		})
 		r.stores[info.GroupResource()] = &Store{
 			info:     info,

@@ -320,6 +320,9 @@ func (s *Store) prepareUpdate(current, obj runtime.Object, status bool) (runtime
 	m.SetResourceVersion(cm.GetResourceVersion())
 	m.SetGeneration(cm.GetGeneration())
 
+	if !status && s.strategy.prepareForUpdate != nil {
+		s.strategy.prepareForUpdate(obj, current)
+	}
 	defaults.Default(obj)
 	if !status && specChanged(current, obj) {
 		m.SetGeneration(cm.GetGeneration() + 1)

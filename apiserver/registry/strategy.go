@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiffdev/skiff/apiserver/storage"
 )
 
 // strategy is what differs between resources in the generic store.
@@ -27,6 +29,14 @@ type strategy struct {
 	keepStatusOnCreate bool
 	// prepareForCreate sets server-owned state on a new object.
 	prepareForCreate func(obj runtime.Object)
+	// prepareForUpdate fills in a replacing object from the stored one
+	// before defaults and validation (a service keeps its allocated
+	// cluster IP and node ports when the client leaves them out).
+	prepareForUpdate func(obj, old runtime.Object)
+	// companion keeps other keys in step with the resource's objects, in
+	// the same etcd transaction (the service IP and node port bitmaps).
+	// Set by strategyFor.
+	companion storage.CompanionFunc
 	// gracePeriod returns how long a deleted object lingers before it is
 	// removed (pods bound to a node wait for their kubelet). Nil means 0.
 	gracePeriod func(obj runtime.Object, opts *metav1.DeleteOptions) int64
@@ -85,6 +95,9 @@ var strategies = map[schema.GroupResource]strategy{
 			s := obj.(*corev1.Service)
 			return fields.Set{"spec.clusterIP": s.Spec.ClusterIP, "spec.type": string(s.Spec.Type)}
 		},
+		// Cluster IPs and node ports are allocated by the companion that
+		// strategyFor adds (service.go).
+		prepareForUpdate: prepareServiceForUpdate,
 	},
 	{Resource: "events"}: {
 		fields: func(obj runtime.Object) fields.Set {
@@ -213,10 +226,15 @@ func specChanged(a, b runtime.Object) bool {
 }
 
 // strategyFor returns a resource's strategy with the registry's
-// configuration applied: pods get the default tolerations admission when
+// configuration applied: services get their allocator (objects under
+// prefix), pods get the default tolerations admission when
 // cfg.DefaultTolerationSeconds is set.
-func strategyFor(gr schema.GroupResource, cfg Config) (strategy, bool) {
+func strategyFor(gr schema.GroupResource, cfg Config, prefix string) (strategy, bool) {
 	st, ok := strategies[gr]
+	if ok && gr == servicesResource {
+		st.companion = newServiceAllocator(cfg, prefix).companion
+		return st, true
+	}
 	if !ok || gr != (schema.GroupResource{Resource: "pods"}) || cfg.DefaultTolerationSeconds == nil {
 		return st, ok
 	}

@@ -44,6 +44,37 @@ type Config struct {
 	// TTL, when set, makes objects expire that long after they were
 	// created: etcd removes them (events, which would otherwise pile up).
 	TTL time.Duration
+	// Companion, when set, is consulted before every write of an object
+	// and adds its own conditions and writes to the same transaction (the
+	// service IP and node port bitmaps, kept in step with the services).
+	Companion CompanionFunc
+}
+
+// CompanionFunc is called before an object is written: old is nil on
+// create, updated is nil when the object is about to be removed. It may
+// change updated (fill in allocated values). The returned Companion goes
+// into the object's transaction; when its conditions fail (and the
+// object's did not) the write is tried again, calling the function again
+// (on create with a fresh copy of the object as the caller gave it).
+type CompanionFunc func(ctx context.Context, old, updated runtime.Object) (Companion, error)
+
+// Companion is what a CompanionFunc adds to one transaction.
+type Companion struct {
+	// Cmps must all hold for the transaction to apply.
+	Cmps []clientv3.Cmp
+	// Ops are applied together with the object's write.
+	Ops []clientv3.Op
+	// Done, when set, is called exactly once after the transaction was
+	// tried (or given up before it was sent): committed reports whether it
+	// was applied, at revision rev.
+	Done func(committed bool, rev int64)
+}
+
+func (c *Companion) done(committed bool, rev int64) {
+	if c.Done != nil {
+		c.Done(committed, rev)
+		c.Done = nil
+	}
 }
 
 // Store keeps the objects of one resource in etcd.
@@ -219,14 +250,43 @@ var ErrGuardChanged = errors.New("a key the write depends on has changed")
 // On success it sets obj's resourceVersion and returns obj: the caller
 // hands the object over.
 func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object, guards ...Guard) (runtime.Object, error) {
+	var orig runtime.Object
+	if s.cfg.Companion != nil {
+		orig = obj.DeepCopyObject()
+	}
+	for {
+		out, retry, err := s.create(ctx, key, name, obj, guards)
+		if !retry {
+			return out, err
+		}
+		// A companion key changed under us: start again from the object
+		// as the caller gave it.
+		obj = orig.DeepCopyObject()
+	}
+}
+
+// create is one try of Create. retry reports that the companion's
+// conditions failed and nothing else did.
+func (s *Store) create(ctx context.Context, key, name string, obj runtime.Object, guards []Guard) (out runtime.Object, retry bool, err error) {
+	var comp Companion
+	if s.cfg.Companion != nil {
+		if comp, err = s.cfg.Companion(ctx, nil, obj); err != nil {
+			return nil, false, err
+		}
+	}
+	committed, rev := false, int64(0)
+	defer func() { comp.done(committed, rev) }()
 	data, err := encode(obj)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	elses := []clientv3.Op{clientv3.OpGet(key, clientv3.WithCountOnly())}
 	for _, g := range guards {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(g.Key), "=", g.ModRevision))
+		elses = append(elses, clientv3.OpGet(g.Key))
 	}
+	cmps = append(cmps, comp.Cmps...)
 	var put []clientv3.OpOption
 	if s.leases != nil {
 		var id clientv3.LeaseID
@@ -236,33 +296,43 @@ func (s *Store) Create(ctx context.Context, key, name string, obj runtime.Object
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		put = append(put, clientv3.WithLease(id))
 	}
+	ops := append([]clientv3.Op{clientv3.OpPut(key, string(data), put...)}, comp.Ops...)
 	var resp *clientv3.TxnResponse
 	err = s.call(ctx, func(ctx context.Context) error {
 		var err error
-		resp, err = s.cfg.Client.Txn(ctx).
-			If(cmps...).
-			Then(clientv3.OpPut(key, string(data), put...)).
-			Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
-			Commit()
+		resp, err = s.cfg.Client.Txn(ctx).If(cmps...).Then(ops...).Else(elses...).Commit()
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !resp.Succeeded {
 		if resp.Responses[0].GetResponseRange().Count > 0 {
-			return nil, apierrors.NewAlreadyExists(s.cfg.Resource, name)
+			return nil, false, apierrors.NewAlreadyExists(s.cfg.Resource, name)
 		}
-		return nil, ErrGuardChanged
+		for i, g := range guards {
+			var got int64
+			if kvs := resp.Responses[i+1].GetResponseRange().Kvs; len(kvs) > 0 {
+				got = kvs[0].ModRevision
+			}
+			if got != g.ModRevision {
+				return nil, false, ErrGuardChanged
+			}
+		}
+		if len(comp.Cmps) == 0 {
+			return nil, false, ErrGuardChanged
+		}
+		return nil, true, nil
 	}
+	committed, rev = true, resp.Header.Revision
 	if err := setResourceVersion(obj, resp.Header.Revision); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return obj, nil
+	return obj, false, nil
 }
 
 // Get reads one object. It fails with NotFound when the key is absent.
@@ -321,6 +391,16 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 			return current, false, nil
 		}
 		del := deleteIf != nil && deleteIf(updated)
+		var comp Companion
+		if s.cfg.Companion != nil {
+			var next runtime.Object
+			if !del {
+				next = updated
+			}
+			if comp, err = s.cfg.Companion(ctx, current, next); err != nil {
+				return nil, false, err
+			}
+		}
 		var newData []byte
 		var op clientv3.Op
 		if del {
@@ -328,9 +408,11 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 		} else {
 			newData, err = encode(updated)
 			if err != nil {
+				comp.done(false, 0)
 				return nil, false, err
 			}
 			if bytes.Equal(newData, data) {
+				comp.done(false, 0)
 				return current, false, nil
 			}
 			var put []clientv3.OpOption
@@ -340,26 +422,32 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 			}
 			op = clientv3.OpPut(key, string(newData), put...)
 		}
+		cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, comp.Cmps...)
 		var resp *clientv3.TxnResponse
 		err = s.call(ctx, func(ctx context.Context) error {
 			resp, err = s.cfg.Client.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-				Then(op).
+				If(cmps...).
+				Then(append([]clientv3.Op{op}, comp.Ops...)...).
 				Else(clientv3.OpGet(key)).
 				Commit()
 			return err
 		})
 		if err != nil {
+			comp.done(false, 0)
 			return nil, false, err
 		}
 		if resp.Succeeded {
+			comp.done(true, resp.Header.Revision)
 			out := updated.DeepCopyObject()
 			if err := setResourceVersion(out, resp.Header.Revision); err != nil {
 				return nil, false, err
 			}
 			return out, del, nil
 		}
-		// Someone else wrote the key first: start again from what they wrote.
+		comp.done(false, 0)
+		// Someone else wrote the key first (or a companion key changed,
+		// and the same object is tried again): start again from what is
+		// stored now.
 		data, rev = nil, 0
 		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 			data, rev = kvs[0].Value, kvs[0].ModRevision

@@ -358,6 +358,9 @@ func validateServiceUpdate(svc, old *corev1.Service) field.ErrorList {
 	newIPs, oldIPs := svc.Spec.ClusterIPs, old.Spec.ClusterIPs
 	ipsPath := specPath.Child("clusterIPs")
 	switch {
+	case old.Spec.ClusterIP != "" && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != old.Spec.ClusterIP:
+		// The address every node's proxy and every client knows.
+		errs = append(errs, field.Invalid(specPath.Child("clusterIP"), svc.Spec.ClusterIP, "field is immutable"))
 	case len(newIPs) == len(oldIPs):
 		for i := range oldIPs {
 			if newIPs[i] != oldIPs[i] {

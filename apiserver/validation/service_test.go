@@ -108,7 +108,7 @@ func TestValidateServiceUpdate(t *testing.T) {
 		{"new cluster IP", func(s *corev1.Service) {
 			s.Spec.ClusterIP = "10.96.0.11"
 			s.Spec.ClusterIPs = nil
-		}, []string{`spec.clusterIPs[0]: Invalid value: ["10.96.0.11"]: may not change once set`}},
+		}, []string{`spec.clusterIP: Invalid value: "10.96.0.11": field is immutable`}},
 		{"cluster IP removed", func(s *corev1.Service) {
 			s.Spec.ClusterIP = ""
 			s.Spec.ClusterIPs = nil
