@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -56,12 +57,13 @@ func newAgentCommand() *cobra.Command {
 }
 
 // addProxyFlags adds the proxy's flags to a command that also runs a
-// kubelet: --node-name and --cluster-cidr are the kubelet's, and set both.
-func addProxyFlags(cmd *cobra.Command, pcfg *proxy.Config) {
+// kubelet: --node-name and --cluster-cidr are the kubelet's, and set both;
+// the flags in skip are set from another component's too.
+func addProxyFlags(cmd *cobra.Command, pcfg *proxy.Config, skip ...string) {
 	fs := pflag.NewFlagSet("proxy", pflag.ContinueOnError)
 	pcfg.AddFlags(fs)
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "node-name" && f.Name != "cluster-cidr" {
+		if f.Name != "node-name" && f.Name != "cluster-cidr" && !slices.Contains(skip, f.Name) {
 			cmd.Flags().AddFlag(f)
 		}
 	})

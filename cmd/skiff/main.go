@@ -180,6 +180,9 @@ func newServerCommand() *cobra.Command {
 			var kcfg *kubelet.Config
 			var pcfg *proxy.Config
 			if agent {
+				// The proxy drops what goes to the service range the API
+				// server allocates from.
+				proxyCfg.ServiceCIDR = cfg.ServiceClusterIPRange
 				pcfg = &proxyCfg
 				if !cmd.Flags().Changed("root-dir") {
 					// One state directory for the whole machine.
@@ -212,7 +215,7 @@ func newServerCommand() *cobra.Command {
 	})
 	// The kubelet's flags, and the proxy's.
 	kubeletCfg.AddFlags(cmd.Flags())
-	addProxyFlags(cmd, &proxyCfg)
+	addProxyFlags(cmd, &proxyCfg, "service-cidr")
 	cmd.Flags().BoolVar(&disableAgent, "disable-agent", disableAgent, "run only the control plane: no kubelet, so no pods run on this machine")
 	cmd.Flags().StringSliceVar(&clientConfigs, "write-client-config", clientConfigs, "files to write skiffctl's config to (empty: none)")
 	return cmd
