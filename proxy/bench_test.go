@@ -40,19 +40,23 @@ func BenchmarkFullSync(b *testing.B) {
 	svcs, slices := bigCluster(1000, 10)
 	cfg := RenderConfig{ServiceCIDR: testServiceCIDR, ClusterCIDR: testClusterCIDR}
 	var render, write time.Duration
+	msgs := 0
 	b.ResetTimer()
 	for b.Loop() {
 		t0 := time.Now()
 		rs := Render(cfg, svcs, slices)
 		t1 := time.Now()
-		if _, err := s.Sync(rs, true); err != nil {
+		st, err := s.Sync(rs, true)
+		if err != nil {
 			b.Fatal(err)
 		}
+		msgs = st.Messages
 		render += t1.Sub(t0)
 		write += time.Since(t1)
 	}
 	b.ReportMetric(float64(render.Milliseconds())/float64(b.N), "render-ms/op")
 	b.ReportMetric(float64((render+write).Microseconds())/1000/float64(b.N), "ms/op")
+	b.ReportMetric(float64(msgs), "messages/op")
 }
 
 // BenchmarkIncrementalSync changes one endpoint of one Service in a table
@@ -73,7 +77,8 @@ func BenchmarkIncrementalSync(b *testing.B) {
 	full := slices[500]
 	fewer := full.DeepCopy()
 	fewer.Endpoints = fewer.Endpoints[1:]
-	i := 0
+	i, msgs := 0, 0
+	var write time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		if i%2 == 0 {
@@ -82,12 +87,18 @@ func BenchmarkIncrementalSync(b *testing.B) {
 			slices[500] = full
 		}
 		i++
-		st, err := s.Sync(Render(cfg, svcs, slices), false)
+		rs := Render(cfg, svcs, slices)
+		t0 := time.Now()
+		st, err := s.Sync(rs, false)
+		write += time.Since(t0)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if st.Full || st.ChainsChanged == 0 {
 			b.Fatalf("got %+v, want an incremental sync", st)
 		}
+		msgs += st.Messages
 	}
+	b.ReportMetric(float64(write.Microseconds())/1000/float64(b.N), "sync-ms/op")
+	b.ReportMetric(float64(msgs)/float64(b.N), "messages/op")
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -574,21 +575,50 @@ func TestIncrementalMatchesFull(t *testing.T) {
 	if st.Full || st.ChainsChanged == 0 {
 		t.Errorf("second sync: got %+v, want an incremental one that changes chains", st)
 	}
-	got, err := n.syncer.Chains()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := kernelContent(t, n.syncer)
 	n.sync(n.syncer, true, next...)
-	want, err := n.syncer.Chains()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("incremental sync left chains\n%s\nfull sync has\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	want := kernelContent(t, n.syncer)
+	if got != want {
+		t.Errorf("incremental sync left\n%s\nfull sync has\n%s", got, want)
 	}
 	if st := n.sync(n.syncer, false, next...); st.Messages != 0 {
 		t.Errorf("sync without changes sent %d messages, want 0", st.Messages)
 	}
+}
+
+// kernelContent lists the chains, sets and set elements the kernel has in
+// the table, sorted, to compare two ways of getting there.
+func kernelContent(t *testing.T, s *Syncer) string {
+	t.Helper()
+	chains, err := s.Chains()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := append([]string(nil), chains...)
+	conn, err := s.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, err := conn.GetSets(s.table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range sets {
+		elems, err := conn.GetSetElements(set)
+		if err != nil {
+			t.Fatalf("set %q: %v", set.Name, err)
+		}
+		lines = append(lines, "set "+set.Name)
+		for _, e := range elems {
+			v := fmt.Sprintf("%x", e.Val)
+			if e.VerdictData != nil {
+				v = e.VerdictData.Chain
+			}
+			lines = append(lines, fmt.Sprintf("set %s: %x : %s", set.Name, e.Key, v))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 func TestDrifted(t *testing.T) {

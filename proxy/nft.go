@@ -22,7 +22,65 @@ const (
 var (
 	serviceIPKeyType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	nodePortKeyType  = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	endpointDataType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	hairpinKeyType   = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
 )
+
+// kernelSet is one named set or map of the table with its elements,
+// encoded for the kernel and indexed by their key bytes, so that two
+// versions can be compared element by element.
+type kernelSet struct {
+	set   *nftables.Set
+	elems map[string]nftables.SetElement
+}
+
+// kernelSets encodes every named set and map of rs: the verdict maps,
+// the endpoint maps, the hairpin set.
+func kernelSets(table *nftables.Table, rs *Ruleset) []kernelSet {
+	var out []kernelSet
+	for _, name := range sortedKeys(rs.Maps) {
+		ks := kernelSet{set: mapSet(table, name), elems: make(map[string]nftables.SetElement, len(rs.Maps[name]))}
+		for k, chain := range rs.Maps[name] {
+			e := mapElement(k, chain)
+			ks.elems[string(e.Key)] = e
+		}
+		out = append(out, ks)
+	}
+	for _, name := range sortedKeys(rs.Endpoints) {
+		eps := rs.Endpoints[name]
+		ks := kernelSet{
+			set:   &nftables.Set{Table: table, Name: name, IsMap: true, KeyType: nftables.TypeInteger, DataType: endpointDataType},
+			elems: make(map[string]nftables.SetElement, len(eps)),
+		}
+		for i, ep := range eps {
+			key := u32(uint32(i)) // numgen writes host order
+			port := ep.Port()
+			ks.elems[string(key)] = nftables.SetElement{Key: key, Val: append(ip4(ep.Addr()), byte(port>>8), byte(port), 0, 0)}
+		}
+		out = append(out, ks)
+	}
+	hp := kernelSet{
+		set:   &nftables.Set{Table: table, Name: SetHairpin, Concatenation: true, KeyType: hairpinKeyType},
+		elems: make(map[string]nftables.SetElement, len(rs.Hairpin)),
+	}
+	for ip := range rs.Hairpin {
+		key := append(ip4(ip), ip4(ip)...)
+		hp.elems[string(key)] = nftables.SetElement{Key: key}
+	}
+	return append(out, hp)
+}
+
+// sameElement reports whether two elements with the same key have the
+// same value.
+func sameElement(a, b nftables.SetElement) bool {
+	if (a.VerdictData == nil) != (b.VerdictData == nil) {
+		return false
+	}
+	if a.VerdictData != nil && (a.VerdictData.Kind != b.VerdictData.Kind || a.VerdictData.Chain != b.VerdictData.Chain) {
+		return false
+	}
+	return string(a.Val) == string(b.Val)
+}
 
 // mapSet describes one of the named verdict maps.
 func mapSet(table *nftables.Table, name string) *nftables.Set {
@@ -82,7 +140,7 @@ func addRules(conn *nftables.Conn, table *nftables.Table, name string, c *Chain)
 	for _, r := range c.Rules {
 		var exprs []expr.Any
 		for _, s := range r {
-			e, err := stmtExprs(conn, table, s)
+			e, err := stmtExprs(s)
 			if err != nil {
 				return fmt.Errorf("chain %q: rule %q: %w", name, r, err)
 			}
@@ -116,9 +174,8 @@ const (
 	offDaddr = 16
 )
 
-// stmtExprs translates one statement into kernel expressions. A random
-// choice also queues its anonymous map on conn.
-func stmtExprs(conn *nftables.Conn, table *nftables.Table, s Stmt) ([]expr.Any, error) {
+// stmtExprs translates one statement into kernel expressions.
+func stmtExprs(s Stmt) ([]expr.Any, error) {
 	switch s := s.(type) {
 	case ctNew:
 		return []expr.Any{
@@ -185,25 +242,21 @@ func stmtExprs(conn *nftables.Conn, table *nftables.Table, s Stmt) ([]expr.Any, 
 			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: s.Map},
 		)
 		return load, nil
-	case randomGoto:
-		set := &nftables.Set{
-			Table:     table,
-			Anonymous: true,
-			Constant:  true,
-			IsMap:     true,
-			KeyType:   nftables.TypeInteger,
-			DataType:  nftables.TypeVerdict,
-		}
-		elems := make([]nftables.SetElement, len(s.Chains))
-		for i, c := range s.Chains {
-			elems[i] = nftables.SetElement{Key: u32(uint32(i)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: c}}
-		}
-		if err := conn.AddSet(set, elems); err != nil {
-			return nil, err
-		}
+	case dnatRandom:
+		// The map's value is address . port, each padded to 4 bytes: the
+		// lookup writes them to NFT_REG_1, that is reg32 0 and 1.
 		return []expr.Any{
-			&expr.Numgen{Register: reg1, Modulus: uint32(len(s.Chains)), Type: unix.NFT_NG_RANDOM},
-			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: set.Name, SetID: set.ID},
+			&expr.Numgen{Register: reg1, Modulus: uint32(s.N), Type: unix.NFT_NG_RANDOM},
+			&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: s.Map},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4,
+				RegAddrMin: reg1, RegProtoMin: reg32At0 + 1, Specified: true},
+		}, nil
+	case hairpin:
+		// Source and destination addresses are adjacent in the header:
+		// one load gives the key "saddr . daddr".
+		return []expr.Any{
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offSaddr, Len: 8},
+			&expr.Lookup{SourceRegister: reg1, SetName: SetHairpin},
 		}, nil
 	case jump:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: s.Chain}}, nil

@@ -38,6 +38,8 @@ func Render(cfg RenderConfig, services []*corev1.Service, slicesIn []*discoveryv
 			MapNoEndpointServices:  {},
 			MapNoEndpointNodePorts: {},
 		},
+		Endpoints:   map[string][]netip.AddrPort{},
+		Hairpin:     map[netip.Addr]bool{},
 		UDP:         map[MapKey][]netip.AddrPort{},
 		serviceCIDR: cfg.ServiceCIDR,
 	}
@@ -109,25 +111,23 @@ func renderPort(rs *Ruleset, cfg RenderConfig, svc *corev1.Service, port corev1.
 	id := fmt.Sprintf("%s/%s/%s/%s", svc.Namespace, svc.Name, protoName(proto), portName)
 
 	svcChain := chainName("svc", id)
-	var epChains []string
-	for _, ep := range eps {
-		name := chainName("ep", id+"/"+ep.String())
-		epChains = append(epChains, name)
-		rs.Chains[name] = &Chain{Rules: []Rule{
-			// Hairpin: a pod reaching itself through the service must
-			// see another source, or it would answer itself directly.
-			{srcIs{ep.Addr()}, markMasq{}},
-			{l4proto{proto}, dnat{ep}},
-		}}
-	}
 	var rules []Rule
-	if cfg.ClusterCIDR.IsValid() {
+	if cfg.ClusterCIDR.IsValid() && !cfg.ServiceCIDR.IsValid() {
+		// Without a service range the services chain cannot mark
+		// outsiders for all service ports at once; each does it.
 		rules = append(rules, Rule{srcNotIn{cfg.ClusterCIDR}, markMasq{}})
 	}
-	if len(epChains) == 1 {
-		rules = append(rules, Rule{goTo{epChains[0]}})
+	for _, ep := range eps {
+		// Hairpin: a pod reaching itself through the service must see
+		// another source, or it would answer itself directly.
+		rs.Hairpin[ep.Addr()] = true
+	}
+	if len(eps) == 1 {
+		rules = append(rules, Rule{l4proto{proto}, dnat{eps[0]}})
 	} else {
-		rules = append(rules, Rule{randomGoto{epChains}})
+		m := chainName("endpoints", id)
+		rs.Endpoints[m] = eps
+		rules = append(rules, Rule{l4proto{proto}, dnatRandom{Map: m, N: len(eps)}})
 	}
 	rs.Chains[svcChain] = &Chain{Rules: rules}
 	rs.Maps[MapServiceIPs][target] = svcChain
@@ -236,18 +236,27 @@ func baseChains(cfg RenderConfig) map[string]*Chain {
 	if cfg.ServiceCIDR.IsValid() {
 		checks = append(checks, Rule{dstIn{cfg.ServiceCIDR}, drop{}})
 	}
+	var services []Rule
+	if cfg.ClusterCIDR.IsValid() && cfg.ServiceCIDR.IsValid() {
+		// A connection to the service range from outside the cluster
+		// CIDR is masqueraded, so that the endpoint's reply comes back
+		// through this node. Marking addresses that no service port
+		// has does no harm: the filter hooks drop or reject those.
+		services = append(services, Rule{dstIn{cfg.ServiceCIDR}, srcNotIn{cfg.ClusterCIDR}, markMasq{}})
+	}
+	services = append(services,
+		Rule{vmapLookup{Map: MapServiceIPs}},
+		Rule{dstLocal{}, dstNotIn{loopback}, vmapLookup{Map: MapServiceNodePorts, NodePorts: true}})
 	return map[string]*Chain{
 		// Destination NAT for packets arriving (prerouting) and leaving
 		// this host's own sockets (output).
 		chainNATPrerouting: {Hook: &Hook{"nat", "prerouting", -100}, Rules: []Rule{{jump{chainServices}}}},
 		chainNATOutput:     {Hook: &Hook{"nat", "output", -100}, Rules: []Rule{{jump{chainServices}}}},
-		chainServices: {Rules: []Rule{
-			{vmapLookup{Map: MapServiceIPs}},
-			{dstLocal{}, dstNotIn{loopback}, vmapLookup{Map: MapServiceNodePorts, NodePorts: true}},
-		}},
-		// Masquerade what a service chain marked.
+		chainServices:      {Rules: services},
+		// Masquerade what a service chain marked, and hairpin traffic.
 		chainNATPostrouting: {Hook: &Hook{"nat", "postrouting", 100}, Rules: []Rule{{jump{chainMasquerading}}}},
 		chainMasquerading: {Rules: []Rule{
+			{hairpin{}, markMasq{}},
 			{returnIfNotMarked{}},
 			{clearMarkMasq{}, masquerade{}},
 		}},

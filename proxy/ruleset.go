@@ -29,6 +29,9 @@ const (
 	// MapNoEndpointNodePorts: protocol . nodePort without endpoints →
 	// goto reject-chain.
 	MapNoEndpointNodePorts = "no-endpoint-nodeports"
+	// SetHairpin: endpoint address . the same address, to recognize in
+	// postrouting a pod that its Service sent back to itself.
+	SetHairpin = "hairpin"
 
 	chainServices       = "services"
 	chainServiceChecks  = "service-checks"
@@ -72,6 +75,11 @@ type Ruleset struct {
 	// Maps holds the elements of the four verdict maps (Map* names): key
 	// → the chain the verdict goes to.
 	Maps map[string]map[MapKey]string
+	// Endpoints holds the endpoint maps, by name: one per service port
+	// with more than one endpoint, from 0..N-1 to the endpoints.
+	Endpoints map[string][]netip.AddrPort
+	// Hairpin holds the endpoint addresses of SetHairpin.
+	Hairpin map[netip.Addr]bool
 	// UDP lists, for every UDP service address (ClusterIP or NodePort
 	// key), the endpoints traffic to it is sent to; empty for a service
 	// without endpoints. The Syncer compares it with the previous
@@ -159,8 +167,16 @@ type (
 		Map       string
 		NodePorts bool
 	}
-	// randomGoto picks one of the chains uniformly at random.
-	randomGoto struct{ Chains []string }
+	// dnatRandom rewrites the destination to one of the N endpoints in
+	// the named map Map (0..N-1 → address . port), chosen uniformly at
+	// random.
+	dnatRandom struct {
+		Map string
+		N   int
+	}
+	// hairpin matches a packet whose source and destination are the same
+	// endpoint (after DNAT), by a lookup in SetHairpin.
+	hairpin struct{}
 	// jump and goTo are verdicts naming a chain.
 	jump struct{ Chain string }
 	goTo struct{ Chain string }
@@ -192,13 +208,10 @@ func (s vmapLookup) String() string {
 	}
 	return "ip daddr . meta l4proto . th dport vmap @" + s.Map
 }
-func (s randomGoto) String() string {
-	parts := make([]string, len(s.Chains))
-	for i, c := range s.Chains {
-		parts[i] = fmt.Sprintf("%d : goto %s", i, c)
-	}
-	return fmt.Sprintf("numgen random mod %d vmap { %s }", len(s.Chains), strings.Join(parts, ", "))
+func (s dnatRandom) String() string {
+	return fmt.Sprintf("dnat ip to numgen random mod %d map @%s", s.N, s.Map)
 }
+func (hairpin) String() string             { return "ip saddr . ip daddr @" + SetHairpin }
 func (s jump) String() string              { return "jump " + s.Chain }
 func (s goTo) String() string              { return "goto " + s.Chain }
 func (drop) String() string                { return "drop" }
@@ -236,6 +249,23 @@ func (rs *Ruleset) String() string {
 		}
 		b.WriteString("\t}\n")
 	}
+	for _, name := range sortedKeys(rs.Endpoints) {
+		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype integer : ipv4_addr . inet_service\n", name)
+		for i, ep := range rs.Endpoints[name] {
+			fmt.Fprintf(&b, "\t\telement %d : %s . %d\n", i, ep.Addr(), ep.Port())
+		}
+		b.WriteString("\t}\n")
+	}
+	fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr . ipv4_addr\n", SetHairpin)
+	ips := make([]netip.Addr, 0, len(rs.Hairpin))
+	for ip := range rs.Hairpin {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	for _, ip := range ips {
+		fmt.Fprintf(&b, "\t\telement %s . %s\n", ip, ip)
+	}
+	b.WriteString("\t}\n")
 	for _, name := range sortedKeys(rs.Chains) {
 		c := rs.Chains[name]
 		fmt.Fprintf(&b, "\tchain %s {\n", name)

@@ -34,6 +34,9 @@ type SyncStats struct {
 	Messages int
 	// ChainsChanged counts chains added, rewritten or deleted.
 	ChainsChanged int
+	// ElementsChanged counts set and map elements written or deleted (a
+	// changed element counts twice: deleted, then added).
+	ElementsChanged int
 	// ConntrackDeleted counts the conntrack entries flushed.
 	ConntrackDeleted uint
 }
@@ -171,20 +174,20 @@ func (s *Syncer) queueFull(conn *nftables.Conn, want *Ruleset) (SyncStats, error
 	}
 	st.Messages += len(names)
 	st.ChainsChanged = len(names)
-	for _, name := range sortedKeys(want.Maps) {
-		set := mapSet(t, name)
-		if err := conn.AddSet(set, nil); err != nil {
-			return st, fmt.Errorf("map %q: %w", name, err)
+	for _, ks := range kernelSets(t, want) {
+		if err := conn.AddSet(ks.set, nil); err != nil {
+			return st, fmt.Errorf("set %q: %w", ks.set.Name, err)
 		}
 		st.Messages++
-		var elems []nftables.SetElement
-		for k, chain := range want.Maps[name] {
-			elems = append(elems, mapElement(k, chain))
+		elems := make([]nftables.SetElement, 0, len(ks.elems))
+		for _, e := range ks.elems {
+			elems = append(elems, e)
 		}
-		n, err := addElements(conn, set, elems)
+		n, err := addElements(conn, ks.set, elems)
 		st.Messages += n
+		st.ElementsChanged += len(elems)
 		if err != nil {
-			return st, fmt.Errorf("map %q: %w", name, err)
+			return st, fmt.Errorf("set %q: %w", ks.set.Name, err)
 		}
 	}
 	for _, name := range names {
@@ -211,6 +214,20 @@ func (s *Syncer) queueDiff(conn *nftables.Conn, prev, want *Ruleset) (SyncStats,
 			st.Messages++
 		}
 	}
+	// 1b. New endpoint maps, empty (elements come in step 3).
+	oldSets := map[string]kernelSet{}
+	for _, ks := range kernelSets(t, prev) {
+		oldSets[ks.set.Name] = ks
+	}
+	newSets := kernelSets(t, want)
+	for _, ks := range newSets {
+		if _, ok := oldSets[ks.set.Name]; !ok {
+			if err := conn.AddSet(ks.set, nil); err != nil {
+				return st, fmt.Errorf("set %q: %w", ks.set.Name, err)
+			}
+			st.Messages++
+		}
+	}
 	// 2. Rules of new and changed chains.
 	for _, name := range names {
 		c, old := want.Chains[name], prev.Chains[name]
@@ -227,41 +244,50 @@ func (s *Syncer) queueDiff(conn *nftables.Conn, prev, want *Ruleset) (SyncStats,
 		st.Messages += len(c.Rules)
 		st.ChainsChanged++
 	}
-	// 3. Map elements: removed and changed ones out, new and changed in.
-	for _, name := range sortedKeys(want.Maps) {
-		set := mapSet(t, name)
-		oldM, newM := prev.Maps[name], want.Maps[name]
+	// 3. Set and map elements: removed and changed ones out, new and
+	// changed ones in.
+	for _, ks := range newSets {
+		oldM, newM := oldSets[ks.set.Name].elems, ks.elems
 		var dels, adds []nftables.SetElement
-		for k, chain := range oldM {
-			if c, ok := newM[k]; !ok || c != chain {
-				dels = append(dels, mapElement(k, chain))
+		for k, e := range oldM {
+			if n, ok := newM[k]; !ok || !sameElement(n, e) {
+				dels = append(dels, e)
 			}
 		}
-		for k, chain := range newM {
-			if c, ok := oldM[k]; !ok || c != chain {
-				adds = append(adds, mapElement(k, chain))
+		for k, e := range newM {
+			if o, ok := oldM[k]; !ok || !sameElement(o, e) {
+				adds = append(adds, e)
 			}
 		}
 		for chunk := range slices.Chunk(dels, maxElementsPerMessage) {
-			if err := conn.SetDeleteElements(set, chunk); err != nil {
-				return st, fmt.Errorf("map %q: %w", name, err)
+			if err := conn.SetDeleteElements(ks.set, chunk); err != nil {
+				return st, fmt.Errorf("set %q: %w", ks.set.Name, err)
 			}
 			st.Messages++
 		}
-		n, err := addElements(conn, set, adds)
+		n, err := addElements(conn, ks.set, adds)
 		st.Messages += n
+		st.ElementsChanged += len(dels) + len(adds)
 		if err != nil {
-			return st, fmt.Errorf("map %q: %w", name, err)
+			return st, fmt.Errorf("set %q: %w", ks.set.Name, err)
 		}
 	}
 	// 4. Chains no longer wanted: emptied first, all of them, since
-	// they may refer to each other (svc → ep, ext → svc); then deleted.
+	// they may refer to each other (ext → svc) and to endpoint maps;
+	// then the endpoint maps no longer wanted (rules that used them are
+	// gone by now); then the chains.
 	var gone []*nftables.Chain
 	for _, name := range sortedKeys(prev.Chains) {
 		if want.Chains[name] == nil {
 			ch := &nftables.Chain{Table: t, Name: name}
 			conn.FlushChain(ch)
 			gone = append(gone, ch)
+		}
+	}
+	for _, name := range sortedKeys(prev.Endpoints) {
+		if _, ok := want.Endpoints[name]; !ok {
+			conn.DelSet(oldSets[name].set)
+			st.Messages++
 		}
 	}
 	for _, ch := range gone {
@@ -298,7 +324,7 @@ func baseChanged(prev, want *Ruleset) bool {
 }
 
 func isServiceChain(name string) bool {
-	for _, p := range []string{"svc-", "ext-", "ep-"} {
+	for _, p := range []string{"svc-", "ext-"} {
 		if len(name) > len(p) && name[:len(p)] == p {
 			return true
 		}
