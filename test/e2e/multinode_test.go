@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/testenv"
@@ -38,7 +39,13 @@ func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
 		node.WaitReady(cl.c)
 	}
 	cl.startScheduler()
-	cl.startControllers("")
+	// The controllers with the default node monitor grace period: real
+	// kubelets renew their Leases every 10 s, and the stories of
+	// cluster_test.go use a 2 s period made for simulated nodes.
+	cfg := controllers.DefaultConfig()
+	cfg.Client = cl.c
+	cfg.LeaderElection.LeaderElect = false
+	cl.start("controllers", func(ctx context.Context) error { return controllers.Run(ctx, cfg) })
 	return cl, lan
 }
 
