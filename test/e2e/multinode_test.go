@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
@@ -326,4 +330,125 @@ func TestServiceAcrossNodes(t *testing.T) {
 	if code == 0 || !strings.Contains(body, "refused") {
 		t.Errorf("a Service without endpoints: got %q (exit %d), want connection refused", body, code)
 	}
+}
+
+// The node agent (kubelet and proxy) killed and started again while a pod
+// on that node keeps connecting to a Service: no connection fails, since
+// the rules stay in the kernel and the new proxy replaces them in one
+// transaction.
+func TestProxyRestartUnderTraffic(t *testing.T) {
+	cl, lan := startRealNodes(t, 2)
+	pod := func(name, node string, labels map[string]string, cmd ...string) {
+		t.Helper()
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec: corev1.PodSpec{
+				NodeName:                      node,
+				TerminationGracePeriodSeconds: ptr.To[int64](0),
+				Containers:                    []corev1.Container{{Name: "c", Image: lan.Image, ImagePullPolicy: corev1.PullIfNotPresent, Command: cmd}},
+			},
+		}
+		if _, err := cl.c.Pods(ns).Create(cl.ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("web", lan.Nodes[1].Name, map[string]string{"app": "web"}, "sh", "-c", "hostname > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
+	pod("client", lan.Nodes[0].Name, nil, "sleep", "3600")
+	if _, err := cl.c.Services(ns).Create(cl.ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var target, clientNS string
+	testenv.Eventually(t, 90*time.Second, "the client to reach the Service", func() (bool, error) {
+		svc, err := cl.c.Services(ns).Get(cl.ctx, "web")
+		if err != nil {
+			return false, err
+		}
+		p, err := cl.c.Pods(ns).Get(cl.ctx, "client")
+		if err != nil || p.Status.Phase != corev1.PodRunning {
+			return false, err
+		}
+		target = net.JoinHostPort(svc.Spec.ClusterIP, "80")
+		clientNS = lan.Nodes[0].Config.StateDir + "/runtime/sandboxes/" + string(p.UID) + "/net"
+		return connectOnce(cl.ctx, clientNS, target) == nil, nil
+	})
+
+	// Connect continuously from the client pod's network namespace.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var attempts, failures int
+	var firstErr error
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			attempts++
+			if err := connectOnce(cl.ctx, clientNS, target); err != nil {
+				failures++
+				if firstErr == nil {
+					firstErr = err
+				}
+			}
+		}
+	}()
+	lan.Nodes[0].Restart()
+	lan.Nodes[0].WaitReady(cl.c)
+	// Until the new agent has certainly synced its table: a new Service
+	// works through it.
+	if _, err := cl.c.Services(ns).Create(cl.ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web2", Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "the restarted proxy to serve a new Service", func() (bool, error) {
+		svc, err := cl.c.Services(ns).Get(cl.ctx, "web2")
+		if err != nil {
+			return false, err
+		}
+		return connectOnce(cl.ctx, clientNS, net.JoinHostPort(svc.Spec.ClusterIP, "80")) == nil, nil
+	})
+	close(stop)
+	<-done
+	t.Logf("%d connections during the restart, %d failed", attempts, failures)
+	if failures > 0 {
+		t.Errorf("%d of %d connections through the Service failed while the agent restarted (first: %v)", failures, attempts, firstErr)
+	}
+}
+
+// connectOnce makes one HTTP request to addr from inside a pod's network
+// namespace.
+func connectOnce(ctx context.Context, netns, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := nsutil.Dial(ctx, netns, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, "GET /index.html HTTP/1.0\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
 }
