@@ -22,8 +22,8 @@ import (
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/client"
-	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nodetest"
+	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
 
