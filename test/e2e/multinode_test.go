@@ -247,11 +247,27 @@ func TestServiceAcrossNodes(t *testing.T) {
 		body, code := fetch("http://" + nodeIP + ":30080/index.html")
 		return code == 0 && seen[body] > 0, fmt.Errorf("%q (%d)", body, code)
 	})
-	// A pod that turns unready leaves the rotation, and comes back.
+	// Hairpin: a pod reaches itself through its own Service.
 	pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	self := pods.Items[1].Name
+	testenv.Eventually(t, 30*time.Second, self+" to reach itself through its Service", func() (bool, error) {
+		var out bytes.Buffer
+		try, cancel := context.WithTimeout(cl.ctx, 10*time.Second)
+		defer cancel()
+		code, err := cl.c.PodExec(try, ns, self, client.ExecOptions{
+			Command: []string{"sh", "-c", "wget -q -O - http://10.96.0.10/index.html 2>&1"},
+			Stdout:  &out,
+		})
+		if err != nil {
+			return false, err
+		}
+		return code == 0 && strings.TrimSpace(out.String()) == self, fmt.Errorf("%q (exit %d)", out.String(), code)
+	})
+
+	// A pod that turns unready leaves the rotation, and comes back.
 	victim := pods.Items[0]
 	exec := func(pod string, cmd ...string) {
 		t.Helper()
