@@ -739,7 +739,7 @@ type etcdProcess struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
 	stdin  io.WriteCloser
-	output lockedBuffer
+	output testenv.Output
 }
 
 // startEtcdProcess starts an etcd process on a new data directory and two
@@ -849,23 +849,4 @@ func (e *etcdProcess) client(t *testing.T) *clientv3.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// lockedBuffer collects a process's output; exec copies into it from its
-// own goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

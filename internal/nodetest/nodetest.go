@@ -11,7 +11,6 @@ package nodetest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -133,7 +132,7 @@ type Node struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	output *lockedBuffer
+	output *testenv.Output
 }
 
 // Option changes a node's kubelet configuration.
@@ -256,7 +255,7 @@ func (n *Node) startProcess() {
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), envNode+"="+string(s))
-	out := &lockedBuffer{}
+	out := &testenv.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := nsutil.StartIn(n.NetNS, cmd); err != nil {
 		t.Fatalf("starting the kubelet: %v", err)
@@ -479,24 +478,6 @@ func forward(t testing.TB, ln net.Listener, addr string) {
 			go pipe(out, in)
 		}
 	}()
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func tail(s string, lines int) string {
