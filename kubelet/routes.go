@@ -32,13 +32,17 @@ func (k *Kubelet) runRoutes(ctx context.Context, nodes cache.SharedIndexInformer
 	if !cache.WaitForCacheSync(ctx.Done(), nodes.HasSynced) {
 		return
 	}
-	if err := k.network.EnsureMasquerade(*k.podCIDR.Load(), cluster); err != nil {
-		k.log.Error("masquerading pod traffic that leaves the cluster", "err", err)
-	}
 	resync := time.NewTicker(k.cfg.SyncInterval)
 	defer resync.Stop()
 	var last map[netip.Prefix]netip.Addr
 	for {
+		if last == nil {
+			// At start and every resync: the table may have been removed
+			// or a first try may have failed.
+			if err := k.network.EnsureMasquerade(*k.podCIDR.Load(), cluster); err != nil {
+				k.log.Error("masquerading pod traffic that leaves the cluster", "err", err)
+			}
+		}
 		want := k.nodeRoutes(nodes.GetStore().List())
 		if !sameRoutes(want, last) || last == nil {
 			if err := k.network.SyncRoutes(cluster, want); err != nil {

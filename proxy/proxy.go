@@ -176,7 +176,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}()
 	p.factory.Start(ctx)
 	if !p.factory.WaitForCacheSync(ctx) {
-		return ctx.Err()
+		return nil // stopped before the caches filled: a normal shutdown
 	}
 	p.log.Info("proxy caches synced; writing the table", "node", p.cfg.NodeName, "table", TableName)
 

@@ -232,7 +232,12 @@ func chainName(prefix, id string) string {
 // the dispatch through the verdict maps.
 func baseChains(cfg RenderConfig) map[string]*Chain {
 	loopback := netip.MustParsePrefix("127.0.0.0/8")
-	checks := []Rule{{vmapLookup{Map: MapNoEndpointServices}}}
+	// New connections to a service port without endpoints are refused.
+	// Every packet (not only a connection's first) still going to the
+	// service range is dropped: after translation none should, and one
+	// that conntrack found invalid, which skips the nat hooks, would
+	// otherwise follow the default route out of the node.
+	checks := []Rule{{ctNew{}, vmapLookup{Map: MapNoEndpointServices}}}
 	if cfg.ServiceCIDR.IsValid() {
 		checks = append(checks, Rule{dstIn{cfg.ServiceCIDR}, drop{}})
 	}
@@ -265,8 +270,8 @@ func baseChains(cfg RenderConfig) map[string]*Chain {
 		chainFilterInput: {Hook: &Hook{"filter", "input", 0}, Rules: []Rule{
 			{ctNew{}, dstNotIn{loopback}, vmapLookup{Map: MapNoEndpointNodePorts, NodePorts: true}},
 		}},
-		chainFilterForward: {Hook: &Hook{"filter", "forward", 0}, Rules: []Rule{{ctNew{}, jump{chainServiceChecks}}}},
-		chainFilterOutput:  {Hook: &Hook{"filter", "output", 0}, Rules: []Rule{{ctNew{}, jump{chainServiceChecks}}}},
+		chainFilterForward: {Hook: &Hook{"filter", "forward", 0}, Rules: []Rule{{jump{chainServiceChecks}}}},
+		chainFilterOutput:  {Hook: &Hook{"filter", "output", 0}, Rules: []Rule{{jump{chainServiceChecks}}}},
 		chainServiceChecks: {Rules: checks},
 		chainReject: {Rules: []Rule{
 			{l4proto{protoTCP}, tcpReset{}},

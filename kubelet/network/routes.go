@@ -29,6 +29,10 @@ const natTable = "skiff-pods"
 // meant for a pod that does not exist is sent to the default gateway.
 // nodes maps each other node's pod CIDR to its address. Routes the kubelet
 // made before that are no longer wanted are removed.
+//
+// A route that cannot be made (a node whose address is not on a network
+// this node is on) is reported in the error, but the others are made and
+// stale ones removed all the same.
 func (m *Manager) SyncRoutes(clusterCIDR netip.Prefix, nodes map[netip.Prefix]netip.Addr) error {
 	if !clusterCIDR.IsValid() || !clusterCIDR.Addr().Is4() {
 		return fmt.Errorf("network: cluster CIDR %s: want an IPv4 prefix", clusterCIDR)
@@ -45,10 +49,17 @@ func (m *Manager) SyncRoutes(clusterCIDR netip.Prefix, nodes map[netip.Prefix]ne
 		Type:     unix.RTN_UNREACHABLE,
 		Protocol: routeProtocol,
 	}}
+	m.mu.Lock()
+	own := m.cidr
+	m.mu.Unlock()
 	for cidr, via := range nodes {
 		cidr = cidr.Masked()
-		if !clusterCIDR.Overlaps(cidr) || !via.Is4() {
-			m.log.Warn("not routing a node's pod CIDR outside the cluster CIDR", "podCIDR", cidr, "clusterCIDR", clusterCIDR, "via", via)
+		// Only a block strictly inside the cluster CIDR, and not this
+		// node's own: a route to either would replace the unreachable
+		// route or the bridge's, and this node would lose its pods.
+		if !clusterCIDR.Contains(cidr.Addr()) || cidr.Bits() <= clusterCIDR.Bits() || !via.Is4() ||
+			(own.IsValid() && own.Overlaps(cidr)) {
+			m.log.Warn("not routing a node's pod CIDR that is not a block of the cluster CIDR of its own", "podCIDR", cidr, "clusterCIDR", clusterCIDR, "ownPodCIDR", own, "via", via)
 			continue
 		}
 		want = append(want, netlink.Route{
@@ -57,9 +68,10 @@ func (m *Manager) SyncRoutes(clusterCIDR netip.Prefix, nodes map[netip.Prefix]ne
 			Protocol: routeProtocol,
 		})
 	}
+	var errs []error
 	for i := range want {
 		if err := h.RouteReplace(&want[i]); err != nil {
-			return fmt.Errorf("network: route to %s: %w", want[i].Dst, err)
+			errs = append(errs, fmt.Errorf("network: route to %s via %s: %w", want[i].Dst, want[i].Gw, err))
 		}
 	}
 	have, err := retryDump(func() ([]netlink.Route, error) {
@@ -73,11 +85,12 @@ func (m *Manager) SyncRoutes(clusterCIDR netip.Prefix, nodes map[netip.Prefix]ne
 			continue
 		}
 		if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("network: remove the route to %s: %w", r.Dst, err)
+			errs = append(errs, fmt.Errorf("network: remove the route to %s: %w", r.Dst, err))
+			continue
 		}
 		m.log.Debug("removed a route to a node that left", "dst", r.Dst)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // EnsureMasquerade makes traffic from this node's pods to anything

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,6 +107,36 @@ func TestSyncRoutesAcrossNodes(t *testing.T) {
 	_, err = nsutil.Dial(ctx, podA, "tcp", "10.244.3.7:80")
 	if err == nil || !isUnreachable(err) {
 		t.Errorf("dial to a pod CIDR of no node: got %v, want host or network unreachable", err)
+	}
+
+	// Entries that would replace a's own routes are refused, the good one
+	// is still made, and the error names the bad one.
+	err = a.do(func() error {
+		return a.m.SyncRoutes(cluster, map[netip.Prefix]netip.Addr{
+			netip.MustParsePrefix("10.244.1.0/24"): netip.MustParseAddr("192.168.50.2"), // a's own
+			netip.MustParsePrefix("10.244.0.0/16"): netip.MustParseAddr("192.168.50.2"), // the whole range
+			netip.MustParsePrefix("10.244.9.0/24"): netip.MustParseAddr("172.16.0.1"),   // not on a's network
+			netip.MustParsePrefix("10.244.2.0/24"): netip.MustParseAddr("192.168.50.2"),
+		})
+	})
+	if err == nil || !strings.Contains(err.Error(), "10.244.9.0/24") {
+		t.Errorf("SyncRoutes with an unreachable node address: got %v, want an error naming 10.244.9.0/24", err)
+	}
+	c, err = nsutil.Dial(ctx, podA, "tcp", net.JoinHostPort(ipB.String(), "8080"))
+	if err != nil {
+		t.Fatalf("after bad entries, pod on node a to pod on node b: %v", err)
+	}
+	c.Close()
+	if err := a.do(func() error {
+		routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+		for _, r := range routes {
+			if r.Dst != nil && r.Dst.String() == "10.244.1.0/24" && r.Gw != nil {
+				t.Errorf("a's own pod CIDR is routed away: %v", r)
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// Node b leaves: a's route to it goes, the unreachable route stays.
