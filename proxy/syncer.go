@@ -65,6 +65,10 @@ type Syncer struct {
 	mu sync.Mutex
 	// applied is what the kernel has, nil when unknown.
 	applied *Ruleset
+	// flushed is the ruleset whose UDP endpoints conntrack was last
+	// cleaned against: a flush that failed is tried again at the next
+	// Sync, against the same old endpoints.
+	flushed *Ruleset
 }
 
 // NewSyncer returns a Syncer for the network namespace at netnsPath;
@@ -147,13 +151,15 @@ func (s *Syncer) Sync(want *Ruleset, full bool) (SyncStats, error) {
 	}
 	s.applied = want
 
-	if prev == nil || !udpEqual(prev.UDP, want.UDP) {
-		n, err := s.flushConntrack(prev, want)
+	if s.flushed == nil || !udpEqual(s.flushed.UDP, want.UDP) {
+		n, err := s.flushConntrack(s.flushed, want)
 		st.ConntrackDeleted = n
 		if err != nil {
-			// The rules are right; a stale UDP flow is the lesser harm.
+			// The rules are right; a stale UDP flow is the lesser harm,
+			// and the flush is tried again at the next Sync.
 			return st, fmt.Errorf("proxy: flush conntrack entries of removed UDP endpoints: %w", err)
 		}
+		s.flushed = want
 	}
 	return st, nil
 }
