@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -200,12 +199,4 @@ func runsByName(list []runtime.Status) map[string]*runs {
 		}
 	}
 	return out
-}
-
-// ranFor is how long a finished run lasted.
-func ranFor(st *runtime.Status) time.Duration {
-	if st.StartedAt.IsZero() || st.FinishedAt.IsZero() {
-		return 0
-	}
-	return st.FinishedAt.Sub(st.StartedAt)
 }

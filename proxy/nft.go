@@ -183,11 +183,6 @@ func stmtExprs(s Stmt) ([]expr.Any, error) {
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(expr.CtStateBitNEW), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
 		}, nil
-	case srcIs:
-		return []expr.Any{
-			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offSaddr, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ip4(s.IP)},
-		}, nil
 	case srcNotIn:
 		return prefixMatch(offSaddr, s.Prefix, expr.CmpOpNeq), nil
 	case dstIn:

@@ -140,8 +140,6 @@ type Stmt interface {
 type (
 	// ctNew matches the first packet of a connection.
 	ctNew struct{}
-	// srcIs matches one source address.
-	srcIs struct{ IP netip.Addr }
 	// srcNotIn matches a source outside a prefix.
 	srcNotIn struct{ Prefix netip.Prefix }
 	// dstIn and dstNotIn match the destination against a prefix.
@@ -187,7 +185,6 @@ type (
 )
 
 func (ctNew) String() string      { return "ct state new" }
-func (s srcIs) String() string    { return "ip saddr " + s.IP.String() }
 func (s srcNotIn) String() string { return "ip saddr != " + s.Prefix.String() }
 func (s dstIn) String() string    { return "ip daddr " + s.Prefix.String() }
 func (s dstNotIn) String() string { return "ip daddr != " + s.Prefix.String() }
