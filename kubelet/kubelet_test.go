@@ -51,7 +51,7 @@ func startCluster(t testing.TB) *cluster {
 		cfg.MaxBackoff = 4 * time.Second
 	})
 	node.WaitReady(c)
-	return &cluster{t: t, c: c, node: node, ctx: testenv.Context(t)}
+	return &cluster{t: t, c: c, node: node, ctx: testenv.ContextFor(t, 10*time.Minute)}
 }
 
 // pod returns a pod for the node running the test image.

@@ -94,7 +94,14 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 
 // Context returns a context that ends with the test or after a minute.
 func Context(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return ContextFor(t, time.Minute)
+}
+
+// ContextFor returns a context that ends with the test or after d: for
+// tests that tell a long story against one cluster (real nodes, under
+// the race detector, on a busy machine).
+func ContextFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }

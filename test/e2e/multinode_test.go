@@ -37,7 +37,7 @@ func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
 	})
-	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv.Addr()), ctx: testenv.Context(t), log: slog.New(slog.DiscardHandler)}
+	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv.Addr()), ctx: testenv.ContextFor(t, 10*time.Minute), log: slog.New(slog.DiscardHandler)}
 	lan = nodetest.StartCluster(t, srv.Addr(), n)
 	for _, node := range lan.Nodes {
 		node.WaitReady(cl.c)
@@ -63,7 +63,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
 	})
 	c := testenv.NewClient(t, srv.Addr())
-	ctx := testenv.Context(t)
+	ctx := testenv.ContextFor(t, 10*time.Minute)
 	lan = nodetest.StartCluster(t, srv.Addr(), 3)
 	for _, n := range lan.Nodes {
 		n.WaitReady(c)
