@@ -324,6 +324,11 @@ func (n *Node) Exited() bool {
 func (n *Node) cleanup() {
 	t := n.t
 	n.Kill()
+	// The node runs this test binary, so under -race its data races are
+	// reported in its output, where the test would not see them.
+	if strings.Contains(n.Output(), "WARNING: DATA RACE") {
+		t.Errorf("kubelet %s reported a data race", n.Name)
+	}
 	if t.Failed() {
 		t.Logf("kubelet %s output:\n%s", n.Name, tail(n.Output(), 200))
 	}
