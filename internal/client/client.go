@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/apimachinery/pkg/version"
 
@@ -25,9 +27,23 @@ const DefaultMaxMessageSize = 256 << 20
 
 // Config says how to reach the API server.
 type Config struct {
-	// Server is the API server's address: "host:port", "http://host:port",
-	// or any gRPC target such as "unix:///run/skiff.sock". Required.
+	// Server is the API server's address: "https://host:port" or
+	// "host:port". Required. The API is served only over TLS.
 	Server string
+
+	// TLS is the client's TLS configuration: the cluster CA to trust
+	// (RootCAs) and, for an identity made of a certificate,
+	// GetClientCertificate or Certificates. Required unless Plaintext.
+	TLS *tls.Config
+
+	// Token, when set, is sent as a bearer token with every request
+	// (a join token, later a service account token).
+	Token string
+
+	// Plaintext dials without TLS. Only for the in-memory stand-in of
+	// clienttest and the plaintext listener kept in one benchmark; the
+	// API server itself never answers plaintext.
+	Plaintext bool
 
 	// WarningHandler receives every warning the server attaches to a
 	// response, one call per warning, for example when a manifest sets a
@@ -89,9 +105,25 @@ func New(cfg Config) (*Client, error) {
 		maxSize = DefaultMaxMessageSize
 	}
 	opts := []grpc.DialOption{
-		// TLS comes with a later change; until then the API is plaintext.
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxSize)),
+	}
+	switch {
+	case cfg.Plaintext:
+		if cfg.Token != "" {
+			return nil, errors.New("a bearer token is never sent without TLS")
+		}
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	case cfg.TLS == nil:
+		return nil, fmt.Errorf("server %q: no TLS configuration (the cluster CA to trust, and a certificate or token)", cfg.Server)
+	default:
+		tc := cfg.TLS.Clone()
+		if tc.MinVersion < tls.VersionTLS12 {
+			tc.MinVersion = tls.VersionTLS12
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if cfg.Token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearerToken(cfg.Token)))
+		}
 	}
 	if cfg.UserAgent != "" {
 		opts = append(opts, grpc.WithUserAgent(cfg.UserAgent))
@@ -118,13 +150,23 @@ func grpcTarget(server string) (string, error) {
 	switch {
 	case server == "":
 		return "", errors.New("server address is required")
-	case strings.HasPrefix(server, "https://"):
-		return "", fmt.Errorf("server %q: TLS is not supported yet, use host:port", server)
 	case strings.HasPrefix(server, "http://"):
-		return strings.TrimSuffix(strings.TrimPrefix(server, "http://"), "/"), nil
+		return "", fmt.Errorf("server %q: the API is served only over TLS, use https://", server)
+	case strings.HasPrefix(server, "https://"):
+		return strings.TrimSuffix(strings.TrimPrefix(server, "https://"), "/"), nil
 	}
 	return server, nil
 }
+
+// bearerToken sends a token in the authorization metadata of every call,
+// and only over TLS.
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearerToken) RequireTransportSecurity() bool { return true }
 
 // Close closes the connection. Watches still open end, and requests
 // made afterwards fail.
