@@ -63,7 +63,7 @@ type crudCase struct {
 
 func TestCRUDEveryResource(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	touch := func(obj runtime.Object) runtime.Object {
 		m, _ := meta.Accessor(obj)
@@ -281,7 +281,7 @@ func TestCRUDEveryResource(t *testing.T) {
 
 func TestConflictAndGeneration(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	deps := c.Deployments("default")
 
@@ -340,7 +340,7 @@ func TestConflictAndGeneration(t *testing.T) {
 
 func TestPatchTypes(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	deps := c.Deployments("default")
 	if _, err := deps.Create(ctx, newDeployment("web", 1)); err != nil {
@@ -408,7 +408,7 @@ func TestPatchTypes(t *testing.T) {
 
 func TestScaleAndBinding(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	if _, err := c.Deployments("default").Create(ctx, newDeployment("web", 1)); err != nil {
 		t.Fatal(err)
@@ -458,7 +458,7 @@ func TestScaleAndBinding(t *testing.T) {
 
 func TestSelectorsAndPagination(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	pods := c.Pods("default")
 	for i := range 25 {
@@ -539,7 +539,7 @@ func TestSelectorsAndPagination(t *testing.T) {
 
 func TestWatchResumeAndGone(t *testing.T) {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) { cfg.WatchWindow = 100 })
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	pods := c.Pods("default")
 
@@ -609,7 +609,7 @@ func TestWatchResumeAndGone(t *testing.T) {
 
 func TestWatchBookmarks(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	l, err := c.Pods("default").List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -37,13 +37,16 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/scheme"
 	"github.com/skiffdev/skiff/internal/testenv"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
@@ -134,12 +137,12 @@ func reportLatency(b *testing.B, prefix string, lat []time.Duration) {
 	b.ReportMetric(millis(percentile(lat, 0.99)), prefix+"p99-ms")
 }
 
-// newClients opens n API connections: each simulated client has its own,
-// as separate processes would.
-func newClients(b *testing.B, addr string, n int) []*client.Client {
+// newClients opens n API connections with cfg: each simulated client has
+// its own, as separate processes would.
+func newClients(b *testing.B, cfg client.Config, n int) []*client.Client {
 	cs := make([]*client.Client, n)
 	for i := range cs {
-		cs[i] = testenv.NewClient(b, addr)
+		cs[i] = testenv.NewClientWith(b, cfg)
 	}
 	return cs
 }
@@ -225,7 +228,7 @@ func BenchmarkCreate(b *testing.B) {
 	for _, bs := range batchSizes {
 		b.Run(fmt.Sprintf("clients=%d", bs.clients), func(b *testing.B) {
 			srv := testenv.StartServer(b)
-			api := newClients(b, srv.Addr(), bs.clients)
+			api := newClients(b, testenv.AdminConfig(b, srv), bs.clients)
 			warmUp(b, api, nil, "")
 			var lat []time.Duration
 			var wall time.Duration
@@ -252,7 +255,7 @@ func BenchmarkEtcdPut(b *testing.B) {
 		b.Run(fmt.Sprintf("clients=%d", bs.clients), func(b *testing.B) {
 			cfg := testenv.ServerConfig(b)
 			srv := testenv.StartServerWith(b, cfg)
-			value := storedPodBytes(b, testenv.NewClient(b, srv.Addr()))
+			value := storedPodBytes(b, testenv.NewClient(b, srv))
 			kv := newEtcdClients(b, cfg.DataDir, bs.clients)
 			warmUp(b, nil, kv, value)
 			var lat []time.Duration
@@ -281,7 +284,7 @@ func BenchmarkCreateVsEtcd(b *testing.B) {
 	const clients, count, rounds = 16, 2000, 4
 	cfg := testenv.ServerConfig(b)
 	srv := testenv.StartServerWith(b, cfg)
-	api := newClients(b, srv.Addr(), clients)
+	api := newClients(b, testenv.AdminConfig(b, srv), clients)
 	kv := newEtcdClients(b, cfg.DataDir, clients)
 	value := storedPodBytes(b, api[0])
 	warmUp(b, api, kv, value)
@@ -317,7 +320,7 @@ func BenchmarkCreateVsEtcd(b *testing.B) {
 func BenchmarkList10kPods(b *testing.B) {
 	const pods, workers = 10000, 16
 	srv := testenv.StartServer(b)
-	api := newClients(b, srv.Addr(), workers)
+	api := newClients(b, testenv.AdminConfig(b, srv), workers)
 	start := time.Now()
 	if _, _, err := createPods(api, "pod-", pods); err != nil {
 		b.Fatalf("creating %d pods: %v", pods, err)
@@ -381,10 +384,10 @@ func BenchmarkWatchFanout1000(b *testing.B) {
 
 // nameWatcher starts watcher i and returns a function that yields the name
 // of each ADDED pod it receives, until the watch ends.
-type nameWatcher func(b *testing.B, ctx context.Context, srvAddr string, i int, rv string) func() (string, bool)
+type nameWatcher func(b *testing.B, ctx context.Context, srv *apiserver.Server, i int, rv string) func() (string, bool)
 
-func decodedWatcher(b *testing.B, ctx context.Context, srvAddr string, i int, rv string) func() (string, bool) {
-	c := sharedClients(b, srvAddr)[i%len(sharedClients(b, srvAddr))]
+func decodedWatcher(b *testing.B, ctx context.Context, srv *apiserver.Server, i int, rv string) func() (string, bool) {
+	c := sharedClients(b, srv)[i%len(sharedClients(b, srv))]
 	w, err := c.Pods(metav1.NamespaceDefault).Watch(ctx, metav1.ListOptions{ResourceVersion: rv})
 	if err != nil {
 		b.Fatalf("starting watcher %d: %v", i, err)
@@ -399,8 +402,8 @@ func decodedWatcher(b *testing.B, ctx context.Context, srvAddr string, i int, rv
 	}
 }
 
-func rawWatcher(b *testing.B, ctx context.Context, srvAddr string, i int, rv string) func() (string, bool) {
-	conn := sharedConns(b, srvAddr)[i%len(sharedConns(b, srvAddr))]
+func rawWatcher(b *testing.B, ctx context.Context, srv *apiserver.Server, i int, rv string) func() (string, bool) {
+	conn := sharedConns(b, srv)[i%len(sharedConns(b, srv))]
 	stream, err := skiffv1.NewAPIClient(conn).Watch(ctx, &skiffv1.WatchRequest{
 		Resource: &skiffv1.Resource{Resource: "pods"}, Namespace: metav1.NamespaceDefault, ResourceVersion: rv,
 	})
@@ -443,27 +446,30 @@ var (
 )
 
 // sharedClients and sharedConns spread the watchers over 4 connections
-// per server (gRPC multiplexes the streams).
-func sharedClients(b *testing.B, addr string) []*client.Client {
+// per server (gRPC multiplexes the streams), as the administrator.
+func sharedClients(b *testing.B, srv *apiserver.Server) []*client.Client {
 	fanoutMu.Lock()
 	defer fanoutMu.Unlock()
+	addr := srv.Addr()
 	if cs, ok := fanoutClients[addr]; ok {
 		return cs
 	}
-	cs := newClients(b, addr, 4)
+	cs := newClients(b, testenv.AdminConfig(b, srv), 4)
 	fanoutClients[addr] = cs
 	return cs
 }
 
-func sharedConns(b *testing.B, addr string) []*grpc.ClientConn {
+func sharedConns(b *testing.B, srv *apiserver.Server) []*grpc.ClientConn {
 	fanoutMu.Lock()
 	defer fanoutMu.Unlock()
+	addr := srv.Addr()
 	if cs, ok := fanoutConns[addr]; ok {
 		return cs
 	}
+	cfg := testenv.AdminConfig(b, srv)
 	var cs []*grpc.ClientConn
 	for range 4 {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS)),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 		if err != nil {
 			b.Fatal(err)
@@ -483,7 +489,7 @@ func benchmarkWatchFanout(b *testing.B, start nameWatcher) {
 		deadline = time.Minute          // for every event to reach every watcher
 	)
 	srv := testenv.StartServer(b)
-	writer := testenv.NewClient(b, srv.Addr())
+	writer := testenv.NewClient(b, srv)
 
 	// Slot 0 is a warm-up event; slot 1+iter*writes+i the i-th write of
 	// iteration iter. Each slot counts the watchers that received it; the
@@ -510,7 +516,7 @@ func benchmarkWatchFanout(b *testing.B, start nameWatcher) {
 		b.Fatal(err)
 	}
 	for i := range watchers {
-		next := start(b, ctx, srv.Addr(), i, list.ResourceVersion)
+		next := start(b, ctx, srv, i, list.ResourceVersion)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -610,7 +616,11 @@ func BenchmarkServerRSS10kPods(b *testing.B) {
 	for range b.N {
 		p := startSkiff(b, bin, testenv.ShortTempDir(b), freeLoopbackAddr(b))
 		p.waitReady(b)
-		api := newClients(b, p.addr, workers)
+		cfg, err := p.adminConfig()
+		if err != nil {
+			b.Fatal(err)
+		}
+		api := newClients(b, cfg, workers)
 		if _, _, err := createPods(api, "pod-", pods); err != nil {
 			b.Fatalf("creating %d pods: %v", pods, err)
 		}
@@ -693,6 +703,7 @@ func freeLoopbackAddr(b *testing.B) string {
 type skiffProcess struct {
 	cmd      *exec.Cmd
 	addr     string
+	dataDir  string
 	logPath  string
 	exited   chan struct{} // closed once the process has exited
 	stopOnce sync.Once
@@ -713,7 +724,7 @@ func startSkiff(b *testing.B, bin, dataDir, addr string) *skiffProcess {
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("starting %s: %v", bin, err)
 	}
-	p := &skiffProcess{cmd: cmd, addr: addr, logPath: logPath, exited: make(chan struct{})}
+	p := &skiffProcess{cmd: cmd, addr: addr, dataDir: dataDir, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(p.exited)
@@ -735,30 +746,52 @@ func (p *skiffProcess) stop() {
 	})
 }
 
+// adminConfig is a client configuration for the process's API as the
+// cluster's administrator, with a certificate signed by the CA the
+// process keeps in its data directory. Until the process has made its CA
+// the error matches os.ErrNotExist.
+func (p *skiffProcess) adminConfig() (client.Config, error) {
+	ca, err := pki.LoadCA(apiserver.TLSDir(p.dataDir))
+	if err != nil {
+		return client.Config{}, err
+	}
+	kp, err := ca.Issue(pki.Leaf{CommonName: auth.AdminUser, Organization: []string{auth.MastersGroup}, Usage: pki.ClientAuth}, time.Now())
+	if err != nil {
+		return client.Config{}, err
+	}
+	src, err := pki.NewSource(kp)
+	if err != nil {
+		return client.Config{}, err
+	}
+	return client.Config{Server: "https://" + p.addr, TLS: src.ClientTLS(ca.Pool()), WarningHandler: func(string) {}}, nil
+}
+
 // waitReady asks the server for its version until it answers, for at most
 // 30 seconds. The client redials every few milliseconds instead of gRPC's
 // default backoff of a second or more, which would swamp the measurement.
+// Its certificate is made as soon as the process has made its CA, the
+// first thing it does after it starts listening.
 func (p *skiffProcess) waitReady(b *testing.B) {
 	b.Helper()
-	c, err := client.New(client.Config{
-		Server:         p.addr,
-		WarningHandler: func(string) {},
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 5 * time.Millisecond, Multiplier: 1, MaxDelay: 5 * time.Millisecond},
-			MinConnectTimeout: time.Second,
-		})},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	var c *client.Client
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Version(ctx)
-		cancel()
-		if err == nil {
-			return
+		var err error
+		if c == nil {
+			c, err = p.dial()
+		}
+		if c != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err = c.Version(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
 		}
 		select {
 		case <-p.exited:
@@ -770,6 +803,20 @@ func (p *skiffProcess) waitReady(b *testing.B) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// dial connects waitReady's client, which redials every few
+// milliseconds; it fails while the process has no CA yet.
+func (p *skiffProcess) dial() (*client.Client, error) {
+	cfg, err := p.adminConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.DialOptions = []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 5 * time.Millisecond, Multiplier: 1, MaxDelay: 5 * time.Millisecond},
+		MinConnectTimeout: time.Second,
+	})}
+	return client.New(cfg)
 }
 
 // logTail is the end of the process's output, for failure messages.

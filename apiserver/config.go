@@ -12,6 +12,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/skiffdev/skiff/apiserver/registry"
+	"github.com/skiffdev/skiff/internal/pki"
 )
 
 // Config configures the API server.
@@ -58,6 +59,22 @@ type Config struct {
 	// ServiceNodePortRange is the range NodePort and LoadBalancer
 	// Services' node ports are allocated from, "first-last" inclusive.
 	ServiceNodePortRange string
+	// TLSSANs are names and addresses the serving certificate covers
+	// besides this machine's own (a load balancer's, a DNS name).
+	TLSSANs []string
+	// CertLifetime is how long the leaf certificates the CA signs live
+	// (a year); they are renewed once a third of it is left. Tests use
+	// seconds.
+	CertLifetime time.Duration
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile secure the connection to
+	// an external etcd: the CA its servers' certificates chain to, and
+	// this server's client certificate.
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+
+	// plaintext serves the API without TLS, authentication or
+	// authorization. Only the benchmark that measures what they cost sets
+	// it (export_test.go); no flag or exported field can.
+	plaintext bool
 }
 
 // DefaultConfig returns the defaults: state under /var/lib/skiff, the API on
@@ -74,6 +91,7 @@ func DefaultConfig() Config {
 		DefaultTolerationSeconds: 300,
 		ServiceClusterIPRange:    registry.DefaultServiceIPRange.String(),
 		ServiceNodePortRange:     registry.DefaultServiceNodePortRange.String(),
+		CertLifetime:             pki.LeafLifetime,
 	}
 }
 
@@ -90,6 +108,12 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.EtcdCompactionRetention, "etcd-compaction-retention", c.EtcdCompactionRetention, "history the embedded etcd keeps before compacting it")
 	fs.StringVar(&c.ServiceClusterIPRange, "service-cluster-ip-range", c.ServiceClusterIPRange, "IPv4 CIDR that Services' cluster IPs are allocated from (its first address is kept for the kubernetes service)")
 	fs.StringVar(&c.ServiceNodePortRange, "service-node-port-range", c.ServiceNodePortRange, "ports that NodePort Services' node ports are allocated from, FIRST-LAST inclusive")
+	fs.StringSliceVar(&c.TLSSANs, "tls-san", c.TLSSANs, "extra host names or IP addresses the API server's certificate covers (comma-separated)")
+	fs.DurationVar(&c.CertLifetime, "cert-lifetime", c.CertLifetime, "lifetime of the certificates the cluster CA signs (for testing rotation; renewal starts when a third is left)")
+	_ = fs.MarkHidden("cert-lifetime")
+	fs.StringVar(&c.EtcdCAFile, "etcd-cafile", c.EtcdCAFile, "CA certificate file that an external etcd's servers are checked against")
+	fs.StringVar(&c.EtcdCertFile, "etcd-certfile", c.EtcdCertFile, "client certificate file for an external etcd")
+	fs.StringVar(&c.EtcdKeyFile, "etcd-keyfile", c.EtcdKeyFile, "client key file for an external etcd")
 }
 
 // serviceRanges parses the service IP and node port ranges.
@@ -123,8 +147,17 @@ func (c *Config) serviceRanges() (netip.Prefix, utilnet.PortRange, error) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.EtcdServers) == 0 && c.DataDir == "" {
-		errs = append(errs, errors.New("--data-dir is required when no --etcd-servers are given"))
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required: it holds the cluster CA (and the embedded etcd)"))
+	}
+	if c.CertLifetime < time.Second {
+		errs = append(errs, errors.New("--cert-lifetime must be at least 1s"))
+	}
+	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
+		errs = append(errs, errors.New("--etcd-certfile and --etcd-keyfile go together"))
+	}
+	if len(c.EtcdServers) == 0 && (c.EtcdCAFile != "" || c.EtcdCertFile != "") {
+		errs = append(errs, errors.New("--etcd-cafile, --etcd-certfile and --etcd-keyfile are for an external etcd (--etcd-servers)"))
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))

@@ -2,6 +2,8 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/url"
 	"os"
@@ -63,6 +65,11 @@ func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Durat
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating etcd data dir: %w", err)
 	}
+	// The sockets in it are etcd's only door: no one but this process's
+	// user may reach them, whatever the directory's mode was before.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
 	cfg := embed.NewConfig()
 	cfg.Name = "skiff"
 	cfg.Dir = dir
@@ -111,8 +118,30 @@ func startEmbeddedEtcd(ctx context.Context, dataDir string, retention time.Durat
 // newEtcdClient connects to etcd. The client does not wait for the cluster:
 // while etcd is down requests fail after the request timeout, and the
 // client reconnects by itself when it returns.
-func newEtcdClient(endpoints []string) (*clientv3.Client, error) {
+func newEtcdClient(endpoints []string, caFile, certFile, keyFile string) (*clientv3.Client, error) {
+	var tc *tls.Config
+	if caFile != "" || certFile != "" {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		if caFile != "" {
+			data, err := os.ReadFile(caFile)
+			if err != nil {
+				return nil, fmt.Errorf("--etcd-cafile: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(data) {
+				return nil, fmt.Errorf("--etcd-cafile %s: no PEM certificate found", caFile)
+			}
+		}
+		if certFile != "" {
+			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				return nil, fmt.Errorf("--etcd-certfile/--etcd-keyfile: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+	}
 	c, err := clientv3.New(clientv3.Config{
+		TLS:                  tc,
 		Endpoints:            endpoints,
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    10 * time.Second,

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -29,8 +31,9 @@ import (
 // client that goes away cancels it, and the kubelet stops reading the log
 // or stops the command.
 //
-// There is no TLS or authentication between the API server and the
-// kubelets yet (see README.md).
+// The API server dials kubelets over TLS with its kubelet-client
+// identity, the only one a kubelet accepts, and checks that the kubelet's
+// serving certificate is the pod's node's.
 
 // DefaultKubeletPort is the kubelet's port when a Node does not report
 // one in status.daemonEndpoints.kubeletEndpoint.
@@ -343,7 +346,18 @@ func kubeletAddress(node *corev1.Node) (string, error) {
 // connects lazily, so an unreachable kubelet shows up as the stream's
 // error (see kubeletError).
 func (s *service) dialKubelet(t podTarget) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	// The kubelet must show a serving certificate the cluster CA signed
+	// for this very node: another node's, valid as it is, would let a node
+	// that lies about its addresses receive its neighbours' streams.
+	tc := s.kubeletTLS.Clone()
+	want := pki.NodeUserPrefix + t.node
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != want {
+			return fmt.Errorf("the kubelet at %s is not node %q's", t.addr, t.node)
+		}
+		return nil
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}
 	if s.kubeletDialer != nil {
 		opts = append(opts, grpc.WithContextDialer(s.kubeletDialer))
 	}

@@ -44,9 +44,9 @@ func (s *syncBuffer) String() string {
 func proxyCluster(t *testing.T) (*client.Client, *servertest.Host) {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	host := servertest.NewHost(t)
-	port := servertest.Start(t, host)
+	port := servertest.Start(t, host, srv.CA(), "node-1")
 	servertest.RegisterNode(t, c, "node-1", port)
 	return c, host
 }

@@ -45,7 +45,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 
 	// Before: objects of several kinds, cluster-scoped and namespaced.
 	a, stopA := startStoppable(t, cfg)
-	ca := testenv.NewClient(t, a.Addr())
+	ca := testenv.NewClient(t, a)
 	objects := []struct {
 		name   string
 		create func(c *client.Client) (metav1.Object, error)
@@ -116,7 +116,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 	// Stop, and start again on the same data directory (a new port).
 	stopA()
 	b, _ := startStoppable(t, cfg)
-	cb := testenv.NewClient(t, b.Addr())
+	cb := testenv.NewClient(t, b)
 
 	for i, o := range objects {
 		t.Run(o.name, func(t *testing.T) {
@@ -196,8 +196,10 @@ func TestInformerSurvivesServerRestart(t *testing.T) {
 	cfg.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	ctx := testenv.Context(t)
 
-	_, stopA := startStoppable(t, cfg)
-	c := testenv.NewClient(t, cfg.Listen)
+	// The client's certificate outlives server a: b keeps a's CA, which
+	// is in the data directory they share.
+	a, stopA := startStoppable(t, cfg)
+	c := testenv.NewClient(t, a)
 	for _, name := range []string{"stays", "goes"} {
 		if _, err := c.Pods("default").Create(ctx, rsPod(name)); err != nil {
 			t.Fatal(err)
@@ -234,7 +236,7 @@ func TestExternalEtcd(t *testing.T) {
 	cfg := testenv.ServerConfig(t)
 	cfg.EtcdServers = []string{etcd.clientURL}
 	srv := testenv.StartServerWith(t, cfg)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	raw := etcd.client(t)
 
@@ -351,7 +353,7 @@ func TestEtcdStoppedAndRestarted(t *testing.T) {
 	cfg.EtcdServers = []string{etcd.clientURL}
 	cfg.RequestTimeout = 2 * time.Second
 	srv := testenv.StartServerWith(t, cfg)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	pods := c.Pods("default")
 
@@ -449,7 +451,7 @@ func TestEtcdStoppedAndRestarted(t *testing.T) {
 
 func TestRequestTooLarge(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	const KiB, MiB = 1 << 10, 1 << 20
 	limit := strconv.Itoa(apiserver.MaxRequestBytes)

@@ -26,7 +26,9 @@ import (
 func TestManifestErrors(t *testing.T) {
 	srv := testenv.StartServer(t)
 	var warnings []string
-	c, err := client.New(client.Config{Server: srv.Addr(), WarningHandler: func(w string) { warnings = append(warnings, w) }})
+	conn := testenv.AdminConfig(t, srv)
+	conn.WarningHandler = func(w string) { warnings = append(warnings, w) }
+	c, err := client.New(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,7 @@ spec:
 
 func TestDefaults(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	d, err := c.Deployments("default").Create(ctx, newDeployment("web", 1))
 	if err != nil {
@@ -173,7 +175,7 @@ func TestDefaults(t *testing.T) {
 // marked, until its kubelet confirms with grace period 0.
 func TestGracefulPodDeletion(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	pods := c.Pods("default")
 
@@ -250,7 +252,7 @@ func TestGracefulPodDeletion(t *testing.T) {
 
 func TestFinalizersAndPropagation(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	deps := c.Deployments("default")
 
@@ -302,7 +304,7 @@ func TestFinalizersAndPropagation(t *testing.T) {
 
 func TestNamespaceRules(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	for _, ns := range []string{"default", "kube-system", "kube-node-lease"} {
 		if _, err := c.Namespaces().Get(ctx, ns); err != nil {
@@ -347,7 +349,7 @@ func TestNamespaceRules(t *testing.T) {
 // get a clear client error, and the server keeps serving.
 func TestHostileRequests(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	if _, err := c.Pods("default").Create(ctx, newPod("p", nil)); err != nil {
 		t.Fatal(err)
@@ -405,7 +407,7 @@ func TestHostileRequests(t *testing.T) {
 // never fail with Conflict, however much they race.
 func TestConcurrentUnconditionalUpdates(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	base, err := c.Deployments("default").Create(ctx, newDeployment("web", 1))
 	if err != nil {
@@ -437,7 +439,7 @@ func TestConcurrentUnconditionalUpdates(t *testing.T) {
 // a separate status writer in this cluster yet: namespaces.
 func TestStatusIsNotWrittenThroughTheMainResource(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	ns, err := c.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}})
 	if err != nil {
@@ -457,7 +459,7 @@ func TestStatusIsNotWrittenThroughTheMainResource(t *testing.T) {
 // when they were updated in between, and watchers see them go.
 func TestEventsExpire(t *testing.T) {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) { cfg.EventTTL = 2 * time.Second })
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	events := c.Events("default")
 	ev, err := events.Create(ctx, &corev1.Event{

@@ -13,9 +13,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/apiserver/registry"
 	"github.com/skiffdev/skiff/internal/grpcerr"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
@@ -29,8 +31,12 @@ type Server struct {
 	registry *registry.Registry
 	grpc     *grpc.Server
 	listener net.Listener
-	cancel   context.CancelFunc
-	done     chan struct{}
+	certs    *certs
+	tokens   *tokens
+	// runCtx lives as long as the server: renewals run in it.
+	runCtx context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // SystemNamespaces exist from the start and cannot be deleted.
@@ -62,7 +68,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// In-process calls: the same etcd API without a gRPC hop.
 		s.client = v3client.New(e.Server)
 	} else {
-		client, err := newEtcdClient(endpoints)
+		client, err := newEtcdClient(endpoints, cfg.EtcdCAFile, cfg.EtcdCertFile, cfg.EtcdKeyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -80,9 +86,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		DefaultTolerationSeconds: new(cfg.DefaultTolerationSeconds),
 		ServiceIPRange:           serviceIPs,
 		ServiceNodePortRange:     nodePorts,
+		Admit:                    admit,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.runCtx, s.cancel = runCtx, cancel
 	go func() {
 		defer close(s.done)
 		s.registry.Run(runCtx)
@@ -99,7 +106,32 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	s.listener = lis
+	if s.certs, err = loadCerts(cfg, lis.Addr(), time.Now()); err != nil {
+		return nil, err
+	}
+	s.certs.renew(runCtx)
+	s.tokens = &tokens{etcd: client, timeout: cfg.RequestTimeout, caHash: s.certs.ca.Hash()}
+	if err := s.ensureServerToken(ctx); err != nil {
+		return nil, err
+	}
+	pods, _ := s.registry.Store(podsResource)
+	acc := &access{
+		tokens: s.tokens,
+		now:    time.Now,
+		authorizer: auth.Chain{
+			auth.Masters{},
+			auth.NodeAuthorizer{Pods: podNodes{pods}},
+			auth.Policy{},
+		},
+	}
+	unary := []grpc.UnaryServerInterceptor{recoverUnary, acc.unary}
+	stream := []grpc.StreamServerInterceptor{recoverStream, acc.stream}
+	creds := grpc.Creds(credentials.NewTLS(s.certs.serverTLS()))
+	if cfg.plaintext {
+		unary, stream, creds = unary[:1], stream[:1], grpc.EmptyServerOption{}
+	}
 	s.grpc = grpc.NewServer(
+		creds,
 		// Bodies above MaxRequestBytes get a clear 413 from the service;
 		// this only stops a client from making the server buffer far more.
 		grpc.MaxRecvMsgSize(MaxRequestBytes+64*1024),
@@ -108,10 +140,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// of growing a fresh goroutine's stack on every request.
 		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(recoverUnary),
-		grpc.ChainStreamInterceptor(recoverStream),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	)
-	skiffv1.RegisterAPIServer(s.grpc, &service{reg: s.registry, kubeletDialer: cfg.KubeletDialer})
+	skiffv1.RegisterAPIServer(s.grpc, &service{reg: s.registry, kubeletDialer: cfg.KubeletDialer, kubeletTLS: s.certs.kubeletTLS()})
+	skiffv1.RegisterClusterServer(s.grpc, &clusterService{s: s})
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			slog.Error("api server stopped serving", "err", err)
@@ -120,6 +153,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	slog.Info("api server ready", "listen", lis.Addr().String(), "etcd", endpoints)
 	ok = true
 	return s, nil
+}
+
+// admit is the API server's validating admission: NodeRestriction, for
+// writes made by nodes.
+func admit(ctx context.Context, a registry.Admission) error {
+	user, ok := auth.UserFrom(ctx)
+	if !ok {
+		return nil
+	}
+	verb := "update"
+	if a.Old == nil {
+		verb = "create"
+	}
+	return auth.NodeRestriction(user, verb, a.Resource.Resource, a.Subresource, a.Object, a.Old)
 }
 
 // recoverUnary turns a panic in a request handler into an Internal error

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"reflect"
@@ -34,6 +35,8 @@ type service struct {
 	// kubeletDialer makes the connections to kubelets for PodLogs and
 	// PodExec (podproxy.go); nil dials TCP.
 	kubeletDialer func(ctx context.Context, addr string) (net.Conn, error)
+	// kubeletTLS is the API server's side of its connections to kubelets.
+	kubeletTLS *tls.Config
 }
 
 // store finds the registry store of a requested resource.

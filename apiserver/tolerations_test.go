@@ -15,7 +15,7 @@ import (
 // --default-toleration-seconds, unless it already tolerates them.
 func TestDefaultTolerations(t *testing.T) {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) { cfg.DefaultTolerationSeconds = 42 })
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 
 	seconds := func(s int64) *int64 { return &s }

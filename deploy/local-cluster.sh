@@ -11,7 +11,9 @@
 #   sudo deploy/local-cluster.sh down
 #
 # State lives in $SKIFF_LOCAL (default /tmp/skiff-local): one directory
-# per node, with its logs in node-I/log.
+# per node, with its logs in node-I/log, and the admin's kubeconfig in
+# admin.kubeconfig. The agents join with the join token node 0's server
+# writes at its first start, as machines of a real cluster do.
 set -euo pipefail
 
 BIN=${SKIFF_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
@@ -39,6 +41,16 @@ start_in() {
 	echo $! >"$(dirname "$log")/pid"
 }
 
+# wait_for_token waits until the server has written its join token.
+wait_for_token() {
+	for _ in $(seq 300); do
+		[ -s "$1" ] && return
+		kill -0 "$(cat "$DIR/node-0/pid")" 2>/dev/null || die "the server exited; see $DIR/node-0/log"
+		sleep 0.1
+	done
+	die "the server wrote no join token to $1; see $DIR/node-0/log"
+}
+
 up() {
 	local n=${1:-3}
 	[ -x "$BIN/skiff" ] || die "no $BIN/skiff: run make build first"
@@ -64,9 +76,11 @@ up() {
 			--state-dir "$DIR/node-$i/state" --cgroup-root "/skiff-local-$i")
 		if [ "$i" = 0 ]; then
 			start_in "$ns" "$DIR/node-$i/log" "$BIN/skiff" server --data-dir "$DIR/node-0/root" --listen "$API" \
-				--write-client-config "$DIR/skiffctl.yaml" "${common[@]}"
+				--write-kubeconfig "$DIR/admin.kubeconfig" "${common[@]}"
+			wait_for_token "$DIR/node-0/root/token"
 		else
-			start_in "$ns" "$DIR/node-$i/log" "$BIN/skiff" agent --server "$API" "${common[@]}"
+			start_in "$ns" "$DIR/node-$i/log" "$BIN/skiff" agent --server "https://$API" \
+				--token-file "$DIR/node-0/root/token" "${common[@]}"
 		fi
 		echo "node-$i: $addr (log: $DIR/node-$i/log)"
 	done
@@ -83,7 +97,7 @@ up() {
 }
 
 # ctl runs skiffctl against the local cluster, from node 0's namespace.
-ctl() { in_ns skiff-node-0 "$BIN/skiffctl" --server "$API" "$@"; }
+ctl() { in_ns skiff-node-0 "$BIN/skiffctl" --kubeconfig "$DIR/admin.kubeconfig" "$@"; }
 
 images_import() {
 	local n; n=$(cat "$DIR/nodes")

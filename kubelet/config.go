@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,14 @@ type Config struct {
 	// happened, and the runtime relisted: the safety net of the
 	// level-triggered design.
 	SyncInterval time.Duration
+
+	// ServingTLS is the TLS of the kubelet API: the node's serving
+	// certificate, signed by the cluster CA for this node
+	// (GetCertificate, so that a renewed one is used at once), and the
+	// cluster CA that callers' certificates must chain to (ClientCAs).
+	// Required. Not a flag: skiff agent gets both when it joins the
+	// cluster (internal/join).
+	ServingTLS *tls.Config `json:"-"`
 }
 
 // DefaultConfig returns the defaults.
@@ -106,6 +115,24 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.InitialBackoff, "restart-backoff", c.InitialBackoff, "first wait before restarting a crashed container or retrying an image pull")
 	fs.DurationVar(&c.MaxBackoff, "max-restart-backoff", c.MaxBackoff, "longest wait before restarting a crashed container")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often every pod is checked even when nothing changed")
+}
+
+// Complete validates the configuration and fills in what is found on
+// the machine: NodeName (the host name) and NodeIP (the address of the
+// default route's interface). The agent calls it before it joins, since
+// the kubelet's certificate must name them.
+func (c *Config) Complete() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.NodeIP == "" {
+		ip, err := defaultRouteIP()
+		if err != nil {
+			return fmt.Errorf("--node-ip not given and none found: %w", err)
+		}
+		c.NodeIP = ip.String()
+	}
+	return nil
 }
 
 // Validate checks the configuration and fills in NodeName.

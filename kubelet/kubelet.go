@@ -92,20 +92,13 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	if os.Geteuid() != 0 {
 		return ErrNotRoot
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Complete(); err != nil {
 		return err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("node", cfg.NodeName)
-	if cfg.NodeIP == "" {
-		ip, err := defaultRouteIP()
-		if err != nil {
-			return fmt.Errorf("--node-ip not given and none found: %w", err)
-		}
-		cfg.NodeIP = ip.String()
-	}
 	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
 		return err
 	}
@@ -158,7 +151,10 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("kubelet API: %w", err)
 	}
-	api := server.New(k, log)
+	if cfg.ServingTLS == nil {
+		return errors.New("the kubelet API needs TLS credentials (a serving certificate of the cluster CA)")
+	}
+	api := server.New(k, cfg.ServingTLS, log)
 	go func() {
 		if err := api.Serve(ln); err != nil && ctx.Err() == nil {
 			log.Error("kubelet API stopped", "err", err)

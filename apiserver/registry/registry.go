@@ -42,12 +42,29 @@ type Config struct {
 	// ServiceNodePortRange is the range node ports are allocated from;
 	// the zero value means DefaultServiceNodePortRange.
 	ServiceNodePortRange utilnet.PortRange
+	// Admit, when set, is asked about every create and update (a patch
+	// once it is applied; a scale as the update it makes) after
+	// validation, with the request's context: the place of validating
+	// admission plugins such as NodeRestriction. Its error refuses the
+	// request; nothing is stored.
+	Admit func(ctx context.Context, a Admission) error
+}
+
+// Admission is one write, as Config.Admit sees it.
+type Admission struct {
+	Resource schema.GroupResource
+	// Subresource is "" or "status".
+	Subresource string
+	// Object is what would be stored; Old is the stored object, nil on
+	// create. Neither may be modified.
+	Object, Old runtime.Object
 }
 
 // Registry holds one Store per served resource.
 type Registry struct {
 	stores     map[schema.GroupResource]*Store
 	namespaces *Store
+	admitFunc  func(ctx context.Context, a Admission) error
 }
 
 // KeyPrefix is where a resource's objects live in etcd:
@@ -62,7 +79,7 @@ func KeyPrefix(info *scheme.ResourceInfo) string {
 
 // New builds the stores. Run starts their watch caches.
 func New(cfg Config) *Registry {
-	r := &Registry{stores: map[schema.GroupResource]*Store{}}
+	r := &Registry{stores: map[schema.GroupResource]*Store{}, admitFunc: cfg.Admit}
 	for i := range scheme.Resources {
 		info := &scheme.Resources[i]
 		st, ok := strategyFor(info.GroupResource(), cfg, KeyPrefix(info))
@@ -177,4 +194,12 @@ func (r *Registry) admitNamespace(ctx context.Context, info *scheme.ResourceInfo
 		return storage.Guard{}, err
 	}
 	return storage.Guard{Key: r.namespaces.key("", namespace), ModRevision: rev}, nil
+}
+
+// admit runs Config.Admit, when set.
+func (r *Registry) admit(ctx context.Context, a Admission) error {
+	if r.admitFunc == nil {
+		return nil
+	}
+	return r.admitFunc(ctx, a)
 }

@@ -38,7 +38,7 @@ func svc(name string, typ corev1.ServiceType, ports ...int32) *corev1.Service {
 func start(t *testing.T, opts ...func(*apiserver.Config)) *client.Client {
 	t.Helper()
 	s := testenv.StartServer(t, opts...)
-	return testenv.NewClient(t, s.Addr())
+	return testenv.NewClient(t, s)
 }
 
 func ipRange(cidr string) func(*apiserver.Config) {
@@ -268,7 +268,7 @@ func TestTwoServersNeverShareAnIP(t *testing.T) {
 	cfgB := testenv.ServerConfig(t)
 	cfgB.EtcdServers = []string{"unix://" + filepath.Join(cfgA.DataDir, "etcd", "client.sock")}
 	b := testenv.StartServerWith(t, cfgB)
-	clients := []*client.Client{testenv.NewClient(t, a.Addr()), testenv.NewClient(t, b.Addr())}
+	clients := []*client.Client{testenv.NewClient(t, a), testenv.NewClient(t, b)}
 
 	// In turn first: server A's cached bitmaps go stale when B allocates,
 	// and its next try must notice (the compare-and-swap fails) rather
@@ -417,7 +417,9 @@ func TestAllocationsSurviveRestart(t *testing.T) {
 			s1.Stop()
 		}
 	})
-	c1, err := client.New(client.Config{Server: s1.Addr(), WarningHandler: func(string) {}})
+	conn := testenv.AdminConfig(t, s1)
+	conn.WarningHandler = func(string) {}
+	c1, err := client.New(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +428,7 @@ func TestAllocationsSurviveRestart(t *testing.T) {
 	s1.Stop()
 	stopped = true
 
-	c2 := testenv.NewClient(t, testenv.StartServerWith(t, cfg).Addr())
+	c2 := testenv.NewClient(t, testenv.StartServerWith(t, cfg))
 	b := mustCreate(t, c2, svc("b", corev1.ServiceTypeNodePort, 80))
 	if b.Spec.ClusterIP == a.Spec.ClusterIP || b.Spec.Ports[0].NodePort == a.Spec.Ports[0].NodePort {
 		t.Fatalf("after a restart b got %s/%d, as a holds %s/%d", b.Spec.ClusterIP, b.Spec.Ports[0].NodePort, a.Spec.ClusterIP, a.Spec.Ports[0].NodePort)
@@ -449,7 +451,7 @@ func BenchmarkServiceCreate(b *testing.B) {
 				c.ServiceNodePortRange = "1024-65535"
 				c.ServiceClusterIPRange = "10.96.0.0/16" // the default
 			})
-			c := testenv.NewClient(b, s.Addr())
+			c := testenv.NewClient(b, s)
 			ctx := context.Background()
 			var mu sync.Mutex
 			next := 0
@@ -486,7 +488,9 @@ func TestRangeChangeRebuildsFromServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c1, err := client.New(client.Config{Server: s1.Addr(), WarningHandler: func(string) {}})
+	conn := testenv.AdminConfig(t, s1)
+	conn.WarningHandler = func(string) {}
+	c1, err := client.New(conn)
 	if err != nil {
 		s1.Stop()
 		t.Fatal(err)
@@ -496,7 +500,7 @@ func TestRangeChangeRebuildsFromServices(t *testing.T) {
 	s1.Stop()
 
 	cfg.ServiceClusterIPRange = "10.96.0.0/20"
-	c2 := testenv.NewClient(t, testenv.StartServerWith(t, cfg).Addr())
+	c2 := testenv.NewClient(t, testenv.StartServerWith(t, cfg))
 	if b := mustCreate(t, c2, svc("b", "", 80)); b.Spec.ClusterIP == a.Spec.ClusterIP {
 		t.Fatalf("b got a's %s after the range changed", b.Spec.ClusterIP)
 	}

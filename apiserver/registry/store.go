@@ -107,6 +107,9 @@ func (s *Store) Create(ctx context.Context, namespace string, obj runtime.Object
 	if errs := validation.ValidateObject(obj); len(errs) > 0 {
 		return nil, nil, s.invalid(m.GetName(), errs)
 	}
+	if err := s.registry.admit(ctx, Admission{Resource: s.info.GroupResource(), Object: obj}); err != nil {
+		return nil, nil, err
+	}
 	warnings := validation.Warnings(obj)
 	if !s.info.Namespaced {
 		if dryRun {
@@ -160,6 +163,13 @@ func (s *Store) checkNamespace(m metav1.Object, namespace string) error {
 		return apierrors.NewBadRequest(fmt.Sprintf("a namespace is required to create %s", s.info.Resource))
 	}
 	return nil
+}
+
+// Cached returns an object from the watch cache, without a read of etcd;
+// false when the cache does not hold it. The object is shared: callers
+// must not modify it.
+func (s *Store) Cached(namespace, name string) (runtime.Object, bool) {
+	return s.cache.Get(namespace, name)
 }
 
 // Get reads one object from etcd.
@@ -267,7 +277,7 @@ func (s *Store) Update(ctx context.Context, namespace, name string, obj runtime.
 	out, err := s.update(ctx, namespace, name, dryRun, func(current runtime.Object) (runtime.Object, error) {
 		// Each try starts again from the request's object: a try that
 		// lost a race must not leak into the next.
-		prepared, w, err := s.prepareUpdate(current, obj.DeepCopyObject(), status)
+		prepared, w, err := s.prepareUpdate(ctx, current, obj.DeepCopyObject(), status)
 		warnings = w
 		return prepared, err
 	})
@@ -294,7 +304,7 @@ func (s *Store) update(ctx context.Context, namespace, name string, dryRun bool,
 
 // prepareUpdate builds the object to store from the current one and the
 // requested one, and validates it.
-func (s *Store) prepareUpdate(current, obj runtime.Object, status bool) (runtime.Object, []string, error) {
+func (s *Store) prepareUpdate(ctx context.Context, current, obj runtime.Object, status bool) (runtime.Object, []string, error) {
 	cm, _ := meta.Accessor(current)
 	m, _ := meta.Accessor(obj)
 	if rv := m.GetResourceVersion(); rv != "" && rv != cm.GetResourceVersion() {
@@ -336,6 +346,13 @@ func (s *Store) prepareUpdate(current, obj runtime.Object, status bool) (runtime
 	if len(errs) > 0 {
 		return nil, nil, s.invalid(m.GetName(), errs)
 	}
+	a := Admission{Resource: s.info.GroupResource(), Object: obj, Old: current}
+	if status {
+		a.Subresource = "status"
+	}
+	if err := s.registry.admit(ctx, a); err != nil {
+		return nil, nil, err
+	}
 	if status {
 		// Warnings are about what a user wrote in the spec; a kubelet's
 		// status report would only repeat them.
@@ -358,7 +375,7 @@ func (s *Store) Patch(ctx context.Context, namespace, name string, pt types.Patc
 		if m.GetName() != name {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), name))
 		}
-		obj, w, err := s.prepareUpdate(current, patched, status)
+		obj, w, err := s.prepareUpdate(ctx, current, patched, status)
 		warnings = w
 		return obj, err
 	})

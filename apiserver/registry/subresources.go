@@ -137,7 +137,7 @@ func (s *Store) scale(ctx context.Context, namespace, name string, dryRun bool, 
 		case *appsv1.ReplicaSet:
 			o.Spec.Replicas = &sc.Spec.Replicas
 		}
-		obj, _, err := s.prepareUpdate(current, next, false)
+		obj, _, err := s.prepareUpdate(ctx, current, next, false)
 		return obj, err
 	})
 	if err != nil {

@@ -5,33 +5,62 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/skiffdev/skiff/internal/client"
-	"github.com/skiffdev/skiff/internal/clientconfig"
+	"github.com/skiffdev/skiff/internal/join"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/proxy"
 )
 
+// joinFlags are how a node finds and joins its cluster.
+type joinFlags struct {
+	server    string
+	token     string
+	tokenFile string
+}
+
+func (j *joinFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&j.server, "server", "", "the API server, https://HOST:6443 (needed to join; later starts read it from ROOT-DIR/kubelet.kubeconfig)")
+	fs.StringVar(&j.token, "token", "", "join token, K10<CA hash>::<id>.<secret> (from DATA-DIR/token on the server, or skiff token create); needed only to join")
+	fs.StringVar(&j.tokenFile, "token-file", "", "file holding the join token (instead of --token, which other users can see in the process list)")
+}
+
+func (j *joinFlags) resolveToken() (string, error) {
+	if j.tokenFile == "" {
+		return j.token, nil
+	}
+	if j.token != "" {
+		return "", errors.New("--token and --token-file: give one")
+	}
+	data, err := os.ReadFile(j.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
 // newKubeletCommand builds "skiff kubelet": the node agent that runs the
-// pods bound to this machine.
+// pods bound to this machine, without the service proxy.
 func newKubeletCommand() *cobra.Command {
 	cfg := kubelet.DefaultConfig()
-	var server string
+	var jf joinFlags
 	cmd := &cobra.Command{
 		Use:   "kubelet",
 		Short: "Run the kubelet, which runs the containers of the pods bound to this node (needs root)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runKubelet(cmd.Context(), server, cfg)
+			return runNode(cmd.Context(), jf, cfg, nil)
 		},
 	}
-	cmd.Flags().StringVar(&server, "server", "", "API server address (default: $SKIFF_SERVER, then the client config file)")
+	jf.add(cmd.Flags())
 	cfg.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -41,16 +70,20 @@ func newKubeletCommand() *cobra.Command {
 func newAgentCommand() *cobra.Command {
 	cfg := kubelet.DefaultConfig()
 	pcfg := proxy.DefaultConfig()
-	var server string
+	var jf joinFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Join this machine to a cluster as a node: the kubelet and the service proxy (needs root)",
-		Args:  cobra.NoArgs,
+		Example: `  # the first start joins with the server's token (DATA-DIR/token on the server):
+  skiff agent --server https://10.0.0.1:6443 --token K10...::abcdef.0123456789abcdef
+  # later starts need neither:
+  skiff agent`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runAgent(cmd.Context(), server, cfg, pcfg)
+			return runNode(cmd.Context(), jf, cfg, &pcfg)
 		},
 	}
-	cmd.Flags().StringVar(&server, "server", "", "API server address (default: $SKIFF_SERVER, then the client config file)")
+	jf.add(cmd.Flags())
 	cfg.AddFlags(cmd.Flags())
 	addProxyFlags(cmd, &pcfg)
 	return cmd
@@ -69,50 +102,75 @@ func addProxyFlags(cmd *cobra.Command, pcfg *proxy.Config, skip ...string) {
 	})
 }
 
-// runAgent runs a kubelet and a proxy until ctx ends; when one fails, the
-// other is stopped.
-func runAgent(ctx context.Context, server string, cfg kubelet.Config, pcfg proxy.Config) error {
+// runNode joins the cluster (or reads the node's credentials from an
+// earlier join) and runs a kubelet, and a proxy when pcfg is not nil, as
+// the node's identity until ctx ends; when one fails, the other is
+// stopped.
+func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.Config) error {
 	if os.Geteuid() != 0 {
 		return kubelet.ErrNotRoot
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Complete(); err != nil {
 		return err
 	}
-	pcfg.NodeName, pcfg.ClusterCIDR = cfg.NodeName, cfg.ClusterCIDR
+	token, err := jf.resolveToken()
+	if err != nil {
+		return err
+	}
+	log := slog.Default().With("node", cfg.NodeName)
+	names := []string{cfg.NodeName}
+	if h, err := os.Hostname(); err == nil && !slices.Contains(names, strings.ToLower(h)) {
+		names = append(names, strings.ToLower(h))
+	}
+	creds, err := join.Join(ctx, join.Config{
+		Server:   jf.server,
+		Token:    token,
+		RootDir:  cfg.RootDir,
+		NodeName: cfg.NodeName,
+		IPs:      []net.IP{net.ParseIP(cfg.NodeIP)},
+		DNSNames: names,
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	c, err := client.New(creds.ClientConfig("kubelet/" + version.Get().GitVersion))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cfg.ServingTLS = creds.ServingTLS()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
-	go func() { errs <- runKubelet(ctx, server, cfg) }()
-	go func() { errs <- runProxy(ctx, server, pcfg) }()
+	errs := make(chan error, 3)
+	n := 1
+	go func() {
+		creds.Run(ctx, nil)
+	}()
+	go func() {
+		if err := kubelet.Run(ctx, c, cfg, log.With("component", "kubelet")); err != nil {
+			if errors.Is(err, kubelet.ErrNotRoot) {
+				errs <- err
+				return
+			}
+			errs <- fmt.Errorf("kubelet: %w", err)
+			return
+		}
+		errs <- nil
+	}()
+	if pcfg != nil {
+		n++
+		p := *pcfg
+		p.NodeName, p.ClusterCIDR = cfg.NodeName, cfg.ClusterCIDR
+		go func() { errs <- runProxy(ctx, c, p) }()
+	}
 	var first error
-	for range 2 {
+	for range n {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 			cancel()
 		}
 	}
 	return first
-}
-
-// runKubelet connects to the API server and runs a kubelet until ctx ends.
-func runKubelet(ctx context.Context, server string, cfg kubelet.Config) error {
-	if os.Geteuid() != 0 {
-		return kubelet.ErrNotRoot
-	}
-	server, err := clientconfig.ResolveServer(server, clientconfig.DefaultPaths()...)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(client.Config{Server: server, UserAgent: "kubelet/" + version.Get().GitVersion})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := kubelet.Run(ctx, c, cfg, slog.Default().With("component", "kubelet")); err != nil {
-		if errors.Is(err, kubelet.ErrNotRoot) {
-			return err
-		}
-		return fmt.Errorf("kubelet: %w", err)
-	}
-	return nil
 }

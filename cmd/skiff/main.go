@@ -10,15 +10,20 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/clientconfig"
+	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/kubelet/runtime"
@@ -65,6 +70,8 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newProxyCommand())
 	root.AddCommand(newAgentCommand())
 	root.AddCommand(newImagesCommand())
+	root.AddCommand(newTokenCommand())
+	root.AddCommand(newCertificateCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -95,20 +102,22 @@ func newAPIServerCommand() *cobra.Command {
 // connected to an API server.
 func newSchedulerCommand() *cobra.Command {
 	cfg := scheduler.DefaultConfig()
+	var conn connection
 	cmd := &cobra.Command{
 		Use:   "scheduler",
 		Short: "Run the scheduler, which binds pending pods to nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, err := clientconfig.ResolveServer(cfg.Server, clientconfig.DefaultPaths()...)
+			c, err := conn.resolve("scheduler")
 			if err != nil {
 				return err
 			}
-			cfg.Server = server
+			cfg.Connection = c
 			return scheduler.Run(cmd.Context(), cfg)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
+	conn.addFlags(cmd)
 	return cmd
 }
 
@@ -116,28 +125,35 @@ func newSchedulerCommand() *cobra.Command {
 // one process, connected to an API server.
 func newControllersCommand() *cobra.Command {
 	cfg := controllers.DefaultConfig()
+	var conn connection
 	cmd := &cobra.Command{
 		Use:   "controllers",
 		Short: "Run the controllers, which drive what runs towards what was declared",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, err := clientconfig.ResolveServer(cfg.Server, clientconfig.DefaultPaths()...)
+			c, err := conn.resolve("controllers")
 			if err != nil {
 				return err
 			}
-			cfg.Server = server
+			cfg.Connection = c
 			return controllers.Run(cmd.Context(), cfg)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
+	conn.addFlags(cmd)
 	return cmd
 }
 
 // newServerCommand builds "skiff server": a cluster's first machine. It
 // runs the control plane — the API server with its embedded etcd, the
 // scheduler and the controllers — and, unless --disable-agent, a kubelet
-// so that this machine is also a node. It writes skiffctl's config so
-// that skiffctl on this machine finds the server with no flags.
+// and a proxy so that this machine is also a node. At the first start the
+// API server makes the cluster CA and a join token (DATA-DIR/token); the
+// command writes an admin kubeconfig, so that skiffctl on this machine
+// needs no flags. Each component runs as its own identity, not as the
+// admin: the scheduler and the controllers with certificates the CA signs
+// for them in memory, the node agent by joining with the token as any
+// other machine does.
 func newServerCommand() *cobra.Command {
 	cfg := apiserver.DefaultConfig()
 	schedCfg := scheduler.DefaultConfig()
@@ -147,29 +163,24 @@ func newServerCommand() *cobra.Command {
 	kubeletCfg := kubelet.DefaultConfig()
 	proxyCfg := proxy.DefaultConfig()
 	disableAgent := false
-	clientConfigs := []string{clientconfig.UserPath()}
+	kubeconfigs := []string{clientconfig.UserPath()}
 	if os.Geteuid() == 0 {
-		clientConfigs = append(clientConfigs, clientconfig.SystemPath)
+		kubeconfigs = []string{clientconfig.AdminPath}
 	}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a cluster's first machine: the API server with its embedded etcd, the scheduler, the controllers and a kubelet",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := apiserver.Start(cmd.Context(), cfg)
+			ctx := cmd.Context()
+			s, err := apiserver.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer s.Stop()
-			addr := clientAddress(s.Addr())
-			for _, path := range clientConfigs {
-				if path == "" {
-					continue
-				}
-				if err := clientconfig.Write(path, clientconfig.Config{Server: addr}); err != nil {
-					return fmt.Errorf("writing the client config: %w", err)
-				}
-				slog.Info("wrote the client config", "path", path, "server", addr)
+			server := "https://" + clientAddress(s.Addr())
+			if err := writeAdminKubeconfigs(ctx, s, server, kubeconfigs); err != nil {
+				return err
 			}
 			agent := !disableAgent
 			if agent && os.Geteuid() != 0 {
@@ -177,39 +188,46 @@ func newServerCommand() *cobra.Command {
 				agent = false
 			}
 			ctrlCfg.ClusterCIDR = kubeletCfg.ClusterCIDR
-			var kcfg *kubelet.Config
-			var pcfg *proxy.Config
+			if schedCfg.Connection, err = s.ClientConfig(auth.SchedulerUser); err != nil {
+				return err
+			}
+			if ctrlCfg.Connection, err = s.ClientConfig(auth.ControllersUser); err != nil {
+				return err
+			}
+			var node *nodeRun
 			if agent {
 				// The proxy drops what goes to the service range the API
 				// server allocates from.
 				proxyCfg.ServiceCIDR = cfg.ServiceClusterIPRange
-				pcfg = &proxyCfg
 				if !cmd.Flags().Changed("root-dir") {
 					// One state directory for the whole machine.
 					kubeletCfg.RootDir = cfg.DataDir
 				}
-				kcfg = &kubeletCfg
+				token, err := os.ReadFile(filepath.Join(cfg.DataDir, apiserver.TokenFile))
+				if err != nil {
+					return err
+				}
+				node = &nodeRun{join: joinFlags{server: server, token: strings.TrimSpace(string(token))}, kubelet: kubeletCfg, proxy: proxyCfg}
 			}
-			return runComponents(cmd.Context(), schedCfg, ctrlCfg, kcfg, pcfg, addr)
+			return runComponents(ctx, schedCfg, ctrlCfg, node)
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
-	// The scheduler's flags, but not --server (it talks to this server)
-	// nor the leader election ones, which the controllers' flags set for
-	// both (see runComponents).
+	// The scheduler's flags, but not the leader election ones, which the
+	// controllers' flags set for both (see runComponents).
 	schedFlags := pflag.NewFlagSet("scheduler", pflag.ContinueOnError)
 	schedCfg.AddFlags(schedFlags)
 	schedFlags.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "server" && !strings.HasPrefix(f.Name, "leader-elect") {
+		if !strings.HasPrefix(f.Name, "leader-elect") {
 			cmd.Flags().AddFlag(f)
 		}
 	})
-	// The controllers' flags, but not --server either, nor
-	// --cluster-cidr: the kubelet's flag of that name sets both.
+	// The controllers' flags, but not --cluster-cidr: the kubelet's flag
+	// of that name sets both.
 	ctrlFlags := pflag.NewFlagSet("controllers", pflag.ContinueOnError)
 	ctrlCfg.AddFlags(ctrlFlags)
 	ctrlFlags.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "server" && f.Name != "cluster-cidr" {
+		if f.Name != "cluster-cidr" {
 			cmd.Flags().AddFlag(f)
 		}
 	})
@@ -217,15 +235,73 @@ func newServerCommand() *cobra.Command {
 	kubeletCfg.AddFlags(cmd.Flags())
 	addProxyFlags(cmd, &proxyCfg, "service-cidr")
 	cmd.Flags().BoolVar(&disableAgent, "disable-agent", disableAgent, "run only the control plane: no kubelet, so no pods run on this machine")
-	cmd.Flags().StringSliceVar(&clientConfigs, "write-client-config", clientConfigs, "files to write skiffctl's config to (empty: none)")
+	cmd.Flags().StringSliceVar(&kubeconfigs, "write-kubeconfig", kubeconfigs, "files to write the admin kubeconfig to, mode 0600 (empty: none)")
 	return cmd
 }
 
-// runComponents runs the scheduler, the controllers and (when kcfg and
-// pcfg are not nil) the kubelet and proxy of "skiff server" until ctx
-// ends. If one of them fails,
-// the others are stopped and the failure returned.
-func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, kcfg *kubelet.Config, pcfg *proxy.Config, addr string) error {
+// writeAdminKubeconfigs writes the admin's kubeconfig to each path, and
+// writes it again with a renewed certificate whenever a third of its life
+// is left, until ctx ends.
+func writeAdminKubeconfigs(ctx context.Context, s *apiserver.Server, server string, paths []string) error {
+	paths = slices.DeleteFunc(slices.Clone(paths), func(p string) bool { return p == "" })
+	if len(paths) == 0 {
+		return nil
+	}
+	write := func() (time.Time, error) {
+		kp, err := s.IssueClientCertificate(auth.AdminUser, auth.MastersGroup)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, path := range paths {
+			err := clientconfig.WriteKubeconfig(path, clientconfig.Credentials{
+				Server: server, CA: s.CA().CertPEM, CertPEM: kp.CertPEM, KeyPEM: kp.KeyPEM, User: "admin",
+			})
+			if err != nil {
+				return time.Time{}, fmt.Errorf("writing the admin kubeconfig: %w", err)
+			}
+		}
+		leaf, err := kp.Leaf()
+		if err != nil {
+			return time.Time{}, err
+		}
+		return pki.RenewAt(leaf), nil
+	}
+	renewAt, err := write()
+	if err != nil {
+		return err
+	}
+	slog.Info("wrote the admin kubeconfig", "paths", paths, "server", server)
+	go func() {
+		for {
+			t := time.NewTimer(time.Until(renewAt))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			next, err := write()
+			if err != nil {
+				slog.Error("renewing the admin kubeconfig failed", "err", err)
+				next = time.Now().Add(time.Minute)
+			}
+			renewAt = next
+		}
+	}()
+	return nil
+}
+
+// nodeRun is the node agent of "skiff server".
+type nodeRun struct {
+	join    joinFlags
+	kubelet kubelet.Config
+	proxy   proxy.Config
+}
+
+// runComponents runs the scheduler, the controllers and (when node is
+// not nil) the node agent of "skiff server" until ctx ends. If one of them
+// fails, the others are stopped and the failure returned.
+func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg controllers.Config, node *nodeRun) error {
 	// One set of --leader-elect flags serves both components; each keeps
 	// its own Lease.
 	lease := schedCfg.LeaderElection.LeaseName
@@ -235,11 +311,11 @@ func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg contr
 	defer cancel()
 	errs := make(chan error, 3)
 	n := 2
-	go func() { errs <- runScheduler(ctx, schedCfg, addr) }()
-	go func() { errs <- runControllers(ctx, ctrlCfg, addr) }()
-	if kcfg != nil && pcfg != nil {
+	go func() { errs <- runScheduler(ctx, schedCfg) }()
+	go func() { errs <- runControllers(ctx, ctrlCfg) }()
+	if node != nil {
 		n++
-		go func() { errs <- runAgent(ctx, addr, *kcfg, *pcfg) }()
+		go func() { errs <- runNode(ctx, node.join, node.kubelet, &node.proxy) }()
 	}
 	var first error
 	for range n {
@@ -251,20 +327,18 @@ func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg contr
 	return first
 }
 
-// runControllers runs the controllers of "skiff server" against the
-// server's own address until ctx ends, and fails if they fail.
-func runControllers(ctx context.Context, cfg controllers.Config, addr string) error {
-	cfg.Server = addr
+// runControllers runs the controllers of "skiff server" until ctx ends,
+// and fails if they fail.
+func runControllers(ctx context.Context, cfg controllers.Config) error {
 	if err := controllers.Run(ctx, cfg); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("controllers: %w", err)
 	}
 	return nil
 }
 
-// runScheduler runs the scheduler of "skiff server" against the server's
-// own address until ctx ends, and fails if the scheduler fails.
-func runScheduler(ctx context.Context, cfg scheduler.Config, addr string) error {
-	cfg.Server = addr
+// runScheduler runs the scheduler of "skiff server" until ctx ends, and
+// fails if the scheduler fails.
+func runScheduler(ctx context.Context, cfg scheduler.Config) error {
 	if err := scheduler.Run(ctx, cfg); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}

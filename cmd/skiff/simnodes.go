@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/simnodes"
 )
 
@@ -11,16 +10,17 @@ import (
 // the control plane at scale, like kwok.
 func newSimNodesCommand() *cobra.Command {
 	cfg := simnodes.DefaultConfig()
+	var conn connection
 	cmd := &cobra.Command{
 		Use:   "simnodes",
 		Short: "Register simulated nodes that heartbeat and run their pods without containers (for scale tests)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, err := clientconfig.ResolveServer(cfg.Server, clientconfig.DefaultPaths()...)
+			c, err := conn.resolve("simnodes")
 			if err != nil {
 				return err
 			}
-			cfg.Server = server
+			cfg.Connection = c
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -28,5 +28,6 @@ func newSimNodesCommand() *cobra.Command {
 		},
 	}
 	cfg.AddFlags(cmd.Flags())
+	conn.addFlags(cmd)
 	return cmd
 }

@@ -88,6 +88,7 @@ func WarningsTo(w io.Writer) func(string) {
 type Client struct {
 	conn    *grpc.ClientConn
 	api     skiffv1.APIClient
+	cluster skiffv1.ClusterClient
 	warn    func(string)
 	timeout time.Duration
 }
@@ -140,6 +141,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		conn:    conn,
 		api:     skiffv1.NewAPIClient(conn),
+		cluster: skiffv1.NewClusterClient(conn),
 		warn:    warn,
 		timeout: cfg.Timeout,
 	}, nil

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -31,7 +32,7 @@ func newClient(t *testing.T) (*client.Client, *clienttest.Server, *warnings) {
 	t.Helper()
 	srv := clienttest.Start(t)
 	w := &warnings{}
-	c, err := client.New(client.Config{Server: srv.Addr, WarningHandler: w.add, Timeout: 30 * time.Second})
+	c, err := client.New(client.Config{Server: srv.Addr, Plaintext: true, WarningHandler: w.add, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -366,7 +367,8 @@ func TestServerDown(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close()
 
-	c, err := client.New(client.Config{Server: "http://" + addr})
+	// No certificates are needed: there is no server to shake hands with.
+	c, err := client.New(client.Config{Server: "https://" + addr, TLS: &tls.Config{}})
 	if err != nil {
 		t.Fatalf("New must not dial: %v", err)
 	}
@@ -379,7 +381,7 @@ func TestServerDown(t *testing.T) {
 
 func TestMessageSizeLimit(t *testing.T) {
 	srv := clienttest.Start(t)
-	c, err := client.New(client.Config{Server: srv.Addr, MaxMessageSize: 4 << 10})
+	c, err := client.New(client.Config{Server: srv.Addr, Plaintext: true, MaxMessageSize: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,19 +429,24 @@ func TestVersion(t *testing.T) {
 func TestConfig(t *testing.T) {
 	tests := []struct {
 		server  string
-		wantErr bool
+		wantErr string // part of the error; "" for none
 	}{
-		{"127.0.0.1:6443", false},
-		{"http://127.0.0.1:6443/", false},
-		{"unix:///run/skiff.sock", false},
-		{"", true},
-		{"https://127.0.0.1:6443", true},
+		{"127.0.0.1:6443", ""},
+		{"https://127.0.0.1:6443", ""},
+		{"https://127.0.0.1:6443/", ""},
+		{"unix:///run/skiff.sock", ""},
+		{"", "server address is required"},
+		{"http://127.0.0.1:6443/", "the API is served only over TLS, use https://"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.server, func(t *testing.T) {
-			c, err := client.New(client.Config{Server: tt.server})
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("got error %v, want error %v", err, tt.wantErr)
+			// The address alone decides: a TLS configuration is given.
+			c, err := client.New(client.Config{Server: tt.server, TLS: &tls.Config{}})
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("got %v, want no error", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
 			}
 			if c != nil {
 				c.Close()

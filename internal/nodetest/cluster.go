@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/internal/testimage"
@@ -36,10 +37,10 @@ type Cluster struct {
 }
 
 // StartCluster starts n nodes, each running a kubelet and a service proxy
-// (as "skiff agent" does) that talk to the API server at apiAddr (on the
-// test's loopback, forwarded into each node). Node i has the address
+// (as "skiff agent" does) that join the API server srv (on the test's
+// loopback, forwarded into each node) with a token. Node i has the address
 // 192.168.77.(10+i) and the pod CIDR 10.244.(i+1).0/24.
-func StartCluster(t testing.TB, apiAddr string, n int, opts ...Option) *Cluster {
+func StartCluster(t testing.TB, srv *apiserver.Server, n int, opts ...Option) *Cluster {
 	t.Helper()
 	skipUnlessRoot(t)
 	img := testimage.Busybox(t)
@@ -70,7 +71,7 @@ func StartCluster(t testing.TB, apiAddr string, n int, opts ...Option) *Cluster 
 		podCIDR := fmt.Sprintf("10.244.%d.0/24", i+1)
 		pcfg := proxy.DefaultConfig()
 		pcfg.NodeName = fmt.Sprintf("node-%d", i)
-		c.Nodes = append(c.Nodes, startNode(t, ns, apiAddr, host, ref, &pcfg, func(cfg *kubelet.Config) {
+		c.Nodes = append(c.Nodes, startNode(t, ns, srv, host, ref, &pcfg, func(cfg *kubelet.Config) {
 			cfg.NodeName = pcfg.NodeName
 			cfg.NodeIP = nodeIP.String()
 			cfg.Listen = net.JoinHostPort(nodeIP.String(), "10250")

@@ -34,7 +34,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/join"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/internal/testenv"
@@ -62,7 +64,11 @@ func Main(m *testing.M) {
 
 // settings is what a kubelet process gets from its test.
 type settings struct {
+	// Server is the API server as the node reaches it, https://...
 	Server string
+	// Token is the join token; the node joins with it at its first start
+	// and keeps its credentials in Config.RootDir, as skiff agent does.
+	Token  string
 	Config kubelet.Config
 	// Proxy, when set, runs a service proxy beside the kubelet, as
 	// "skiff agent" does.
@@ -77,14 +83,29 @@ func runKubelet(s string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	c, err := client.New(client.Config{Server: st.Server, UserAgent: "kubelet-test"})
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	creds, err := join.Join(ctx, join.Config{
+		Server:   st.Server,
+		Token:    st.Token,
+		RootDir:  st.Config.RootDir,
+		NodeName: st.Config.NodeName,
+		IPs:      []net.IP{net.ParseIP(st.Config.NodeIP)},
+		DNSNames: []string{st.Config.NodeName},
+		Logger:   log,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "join:", err)
+		return 1
+	}
+	st.Config.ServingTLS = creds.ServingTLS()
+	c, err := client.New(creds.ClientConfig("kubelet-test"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go creds.Run(ctx, nil)
 	errs := make(chan error, 2)
 	go func() {
 		if err := kubelet.Run(ctx, c, st.Config, log); err != nil {
@@ -128,6 +149,7 @@ type Node struct {
 
 	t      testing.TB
 	server string // the API server as the kubelet reaches it
+	token  string // the join token
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -138,17 +160,18 @@ type Node struct {
 // Option changes a node's kubelet configuration.
 type Option func(*kubelet.Config)
 
-// Start starts a node whose kubelet talks to the API server at apiAddr
-// (an address on the test's loopback); WaitReady waits for its Node. The
-// node has a registry of its own, serving the busybox test image. It
-// skips the test when not root or when the busybox image cannot be built.
-func Start(t testing.TB, apiAddr string, opts ...Option) *Node {
+// Start starts a node whose kubelet joins the API server srv (on the
+// test's loopback) with a join token, as skiff agent does; WaitReady
+// waits for its Node. The node has a registry of its own, serving the
+// busybox test image. It skips the test when not root or when the busybox
+// image cannot be built.
+func Start(t testing.TB, srv *apiserver.Server, opts ...Option) *Node {
 	t.Helper()
 	skipUnlessRoot(t)
 	img := testimage.Busybox(t)
 	ns := nstest.NewNetns(t)
 	host, ref := serveImage(t, ns, "127.0.0.1:0", img)
-	return startNode(t, ns, apiAddr, host, ref, nil, func(cfg *kubelet.Config) {
+	return startNode(t, ns, srv, host, ref, nil, func(cfg *kubelet.Config) {
 		cfg.NodeIP = "127.0.0.1"
 		cfg.Listen = "127.0.0.1:10250"
 		cfg.PodCIDR = "10.244.0.0/24"
@@ -179,15 +202,20 @@ func serveImage(t testing.TB, ns, addr string, img v1.Image) (host, ref string) 
 }
 
 // startNode starts a kubelet process (with a proxy when px is not nil) in
-// the network namespace ns. The API server at apiAddr is forwarded into
-// the namespace; base and then opts adjust the kubelet's configuration.
-func startNode(t testing.TB, ns, apiAddr, registry, image string, px *proxy.Config, base Option, opts ...Option) *Node {
+// the network namespace ns. The API server srv is forwarded into the
+// namespace, and the node joins it with a token of its own; base and then
+// opts adjust the kubelet's configuration.
+func startNode(t testing.TB, ns string, srv *apiserver.Server, registry, image string, px *proxy.Config, base Option, opts ...Option) *Node {
 	t.Helper()
 	apiLn, err := nsutil.Listen(ns, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	forward(t, apiLn, apiAddr)
+	forward(t, apiLn, srv.Addr())
+	token, err := testenv.NewClient(t, srv).CreateToken(testenv.Context(t), time.Hour, "nodetest")
+	if err != nil {
+		t.Fatalf("a join token: %v", err)
+	}
 
 	root := testenv.ShortTempDir(t)
 	// The state that lasts until a reboot goes where a real node keeps
@@ -208,7 +236,7 @@ func startNode(t testing.TB, ns, apiAddr, registry, image string, px *proxy.Conf
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: image, Config: cfg, Proxy: px, t: t, server: apiLn.Addr().String()}
+	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: image, Config: cfg, Proxy: px, t: t, server: "https://" + apiLn.Addr().String(), token: token.GetToken()}
 	t.Cleanup(n.cleanup)
 	n.startProcess()
 	return n
@@ -245,7 +273,7 @@ func (n *Node) Dial(ctx context.Context, addr string) (net.Conn, error) {
 func (n *Node) startProcess() {
 	t := n.t
 	t.Helper()
-	s, err := json.Marshal(settings{Server: n.server, Config: n.Config, Proxy: n.Proxy})
+	s, err := json.Marshal(settings{Server: n.server, Token: n.token, Config: n.Config, Proxy: n.Proxy})
 	if err != nil {
 		t.Fatal(err)
 	}

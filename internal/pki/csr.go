@@ -15,10 +15,13 @@ import (
 	"strings"
 )
 
-// Node identities, as Kubernetes names them.
+// Identities, as Kubernetes names them.
 const (
 	NodeUserPrefix = "system:node:"
 	NodesGroup     = "system:nodes"
+	// KubeletClientUser is the API server's identity towards kubelets,
+	// the only one a kubelet's API lets through.
+	KubeletClientUser = "kube-apiserver-kubelet-client"
 )
 
 // MaxCSRBytes bounds a certificate signing request: a node's has a name

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -130,4 +131,30 @@ var ErrNoChain = errors.New("no verified client certificate")
 // certificate, as Kubernetes does.
 func Identity(cert *x509.Certificate) (user string, groups []string) {
 	return cert.Subject.CommonName, cert.Subject.Organization
+}
+
+// Follow makes the certificate on disk current whenever it changes, until
+// ctx ends: load reads it, every interval. It is how a running process
+// picks up a certificate renewed by `skiff certificate rotate`. A file
+// that cannot be read (being replaced, or removed) is skipped until it
+// can.
+func (s *Source) Follow(ctx context.Context, interval time.Duration, load func() (KeyPair, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		kp, err := load()
+		if err != nil {
+			continue
+		}
+		cert, err := kp.TLS()
+		if err != nil || bytes.Equal(cert.Certificate[0], s.Current().Certificate[0]) {
+			continue
+		}
+		s.cur.Store(cert)
+	}
 }

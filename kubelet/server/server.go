@@ -2,17 +2,22 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -41,15 +46,59 @@ type Server struct {
 	grpc *grpc.Server
 }
 
-// New returns a server for host. logger may be nil (slog.Default()).
-func New(host Host, logger *slog.Logger) *Server {
+// New returns a server for host. tc is the port's TLS: the node's
+// serving certificate (Certificates or GetCertificate) and the CA that
+// client certificates must chain to (ClientCAs). Every caller must show
+// such a certificate, and only the API server's kubelet-client identity
+// is let through: a node, an admin or anyone else is refused, so that
+// exec and logs go only through the API server, which authorizes them.
+// logger may be nil (slog.Default()).
+func New(host Host, tc *tls.Config, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	s := &Server{host: host, log: logger.With("component", "kubelet-api")}
-	s.grpc = grpc.NewServer()
+	tc = tc.Clone()
+	tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tc)),
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if err := s.authorize(ctx); err != nil {
+				return nil, err
+			}
+			return handler(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if err := s.authorize(ss.Context()); err != nil {
+				return err
+			}
+			return handler(srv, ss)
+		}),
+	)
 	skiffv1.RegisterKubeletServer(s.grpc, s)
 	return s
+}
+
+// authorize lets only the API server's kubelet-client identity through.
+// The handshake has already refused anyone without a certificate of the
+// cluster CA. The refusal reads as the kubelet's in Kubernetes: logs and
+// exec are both the node's proxy subresource.
+func (s *Server) authorize(ctx context.Context) error {
+	user := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
+			user = info.State.VerifiedChains[0][0].Subject.CommonName
+		}
+	}
+	if user == pki.KubeletClientUser {
+		return nil
+	}
+	s.log.Info("request forbidden", "user", user)
+	return grpcerr.ToStatus(&apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden,
+		Message: fmt.Sprintf("Forbidden (user=%s, verb=create, resource=nodes, subresource=proxy)", user),
+	}})
 }
 
 // Serve answers requests on ln until Stop. It returns nil after Stop.

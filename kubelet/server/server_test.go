@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"strconv"
@@ -11,25 +12,144 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/kubelet/server"
 	"github.com/skiffdev/skiff/kubelet/server/servertest"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
-// kubelet starts a server over host and returns a client of it.
+// kubelet starts a server over host and returns a client of it with the
+// API server's kubelet-client identity.
 func kubelet(t *testing.T, host server.Host) skiffv1.KubeletClient {
 	t.Helper()
-	port := servertest.Start(t, host)
-	conn, err := grpc.NewClient("passthrough:///127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	ca := newCA(t)
+	port := servertest.Start(t, host, ca, "node-1")
+	return kubeletClient(t, port, clientTLS(t, ca, ca, pki.KubeletClientUser))
+}
+
+func newCA(t *testing.T) *pki.CA {
+	t.Helper()
+	ca, err := pki.NewCA("test-ca", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// clientTLS trusts ca and, when user is not empty, presents a client
+// certificate for user signed by signer.
+func clientTLS(t *testing.T, ca, signer *pki.CA, user string, groups ...string) *tls.Config {
+	t.Helper()
+	tc := &tls.Config{RootCAs: ca.Pool()}
+	if user != "" {
+		kp, err := signer.Issue(pki.Leaf{CommonName: user, Organization: groups, Usage: pki.ClientAuth}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := kp.TLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	return tc
+}
+
+func kubeletClient(t *testing.T, port int, tc *tls.Config) skiffv1.KubeletClient {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return skiffv1.NewKubeletClient(conn)
+}
+
+// TestOnlyTheAPIServerIsLetIn checks the kubelet port's access rules:
+// without a certificate of the cluster CA a caller is refused at the
+// handshake; with one, only the API server's kubelet-client identity may
+// read logs or exec — not a node, not even the admin.
+func TestOnlyTheAPIServerIsLetIn(t *testing.T) {
+	ca := newCA(t)
+	other := newCA(t)
+	host := servertest.NewHost(t)
+	host.Log(t, "default", "pod", "c", false).Stdout("hello\n")
+	host.ExecFunc = func(context.Context, string, string, string, server.ExecOptions) (int, error) { return 0, nil }
+	port := servertest.Start(t, host, ca, "node-1")
+
+	tests := []struct {
+		name string
+		tls  *tls.Config
+		// code is the gRPC code, want a part of the message: a refusal at
+		// the handshake shows as Unavailable, with whatever the transport
+		// saw first (an alert, a broken pipe).
+		code codes.Code
+		want string
+	}{
+		{"no client certificate", clientTLS(t, ca, ca, ""), codes.Unavailable, ""},
+		{"a certificate of another CA", clientTLS(t, ca, other, pki.KubeletClientUser), codes.Unavailable, ""},
+		{"a node's certificate", clientTLS(t, ca, ca, "system:node:node-2", pki.NodesGroup), codes.PermissionDenied, "Forbidden (user=system:node:node-2, verb=create, resource=nodes, subresource=proxy)"},
+		{"the admin's certificate", clientTLS(t, ca, ca, "system:admin", "system:masters"), codes.PermissionDenied, "Forbidden (user=system:admin, verb=create, resource=nodes, subresource=proxy)"},
+		{"the API server", clientTLS(t, ca, ca, pki.KubeletClientUser), codes.OK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := kubeletClient(t, port, tt.tls)
+			ctx := testContext(t)
+			logErr := logsOnce(ctx, k)
+			execErr := execOnce(ctx, k)
+			for what, err := range map[string]error{"logs": logErr, "exec": execErr} {
+				if got := status.Code(err); got != tt.code || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+					t.Errorf("%s: got %v (%v), want %v containing %q", what, got, err, tt.code, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// logsOnce reads a container's log and returns the stream's error as
+// gRPC returned it.
+func logsOnce(ctx context.Context, k skiffv1.KubeletClient) error {
+	stream, err := k.ContainerLogs(ctx, &skiffv1.PodLogsRequest{Namespace: "default", Pod: "pod", Container: "c"})
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// execOnce runs one command without input and returns the stream's error.
+func execOnce(ctx context.Context, k skiffv1.KubeletClient) error {
+	stream, err := k.ContainerExec(ctx)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(&skiffv1.ExecInput{Input: &skiffv1.ExecInput_Start{Start: &skiffv1.ExecStart{Namespace: "default", Pod: "pod", Container: "c", Command: []string{"true"}}}}); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 func testContext(t *testing.T) context.Context {

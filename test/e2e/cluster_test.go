@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/ctl"
 	"github.com/skiffdev/skiff/internal/client"
@@ -57,7 +58,7 @@ func startCluster(t *testing.T) *cluster {
 	return &cluster{
 		t:   t,
 		srv: srv,
-		c:   testenv.NewClient(t, srv.Addr()),
+		c:   testenv.NewClient(t, srv),
 		ctx: testenv.Context(t),
 		log: slog.New(slog.DiscardHandler),
 	}
@@ -98,10 +99,11 @@ func (comp *component) stop(t testing.TB) {
 	}
 }
 
-// startScheduler runs the only scheduler, without leader election.
+// startScheduler runs the only scheduler, without leader election, as
+// its own identity (system:kube-scheduler), as skiff server runs it.
 func (cl *cluster) startScheduler() *component {
 	cfg := scheduler.DefaultConfig()
-	cfg.Client, cfg.Logger = cl.c, cl.log
+	cfg.Connection, cfg.Logger = testenv.ConfigAs(cl.t, cl.srv, auth.SchedulerUser), cl.log
 	cfg.LeaderElection.LeaderElect = false
 	return cl.start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, cfg) })
 }
@@ -109,10 +111,11 @@ func (cl *cluster) startScheduler() *component {
 // startControllers runs a controller manager. With an identity it takes
 // part in the election for the kube-system/skiff-controllers Lease, with
 // timings short enough for a takeover within seconds; without one it is
-// the only manager and acts at once.
+// the only manager and acts at once. It runs as the controllers' own
+// identity (system:kube-controller-manager), as skiff server runs it.
 func (cl *cluster) startControllers(identity string) *component {
 	cfg := controllers.DefaultConfig()
-	cfg.Client = cl.c
+	cfg.Connection = testenv.ConfigAs(cl.t, cl.srv, auth.ControllersUser)
 	cfg.NodeMonitorGracePeriod = gracePeriod
 	cfg.LeaderElection.LeaderElect = identity != ""
 	cfg.LeaderElection.Identity = identity

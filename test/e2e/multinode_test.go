@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/nodetest"
@@ -37,8 +38,8 @@ func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
 	})
-	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv.Addr()), ctx: testenv.ContextFor(t, 10*time.Minute), log: slog.New(slog.DiscardHandler)}
-	lan = nodetest.StartCluster(t, srv.Addr(), n)
+	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv), ctx: testenv.ContextFor(t, 10*time.Minute), log: slog.New(slog.DiscardHandler)}
+	lan = nodetest.StartCluster(t, srv, n)
 	for _, node := range lan.Nodes {
 		node.WaitReady(cl.c)
 	}
@@ -47,7 +48,7 @@ func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
 	// kubelets renew their Leases every 10 s, and the stories of
 	// cluster_test.go use a 2 s period made for simulated nodes.
 	cfg := controllers.DefaultConfig()
-	cfg.Client = cl.c
+	cfg.Connection = testenv.ConfigAs(t, srv, auth.ControllersUser)
 	cfg.LeaderElection.LeaderElect = false
 	cl.start("controllers", func(ctx context.Context) error { return controllers.Run(ctx, cfg) })
 	return cl, lan
@@ -62,9 +63,9 @@ func TestPodsAcrossNodes(t *testing.T) {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
 	})
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.ContextFor(t, 10*time.Minute)
-	lan = nodetest.StartCluster(t, srv.Addr(), 3)
+	lan = nodetest.StartCluster(t, srv, 3)
 	for _, n := range lan.Nodes {
 		n.WaitReady(c)
 	}

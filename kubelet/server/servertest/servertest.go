@@ -2,7 +2,8 @@
 // Host, so that the API server's pod proxy and skiffctl's logs and exec
 // can be tested end to end without containers, and without root.
 //
-// A test starts the server on 127.0.0.1:0 with Start, registers a Node
+// A test starts the server on 127.0.0.1:0 with Start (TLS with a
+// certificate of the test's CA, as a real kubelet), registers a Node
 // whose InternalIP is 127.0.0.1 and whose kubelet port is the server's
 // (RegisterNode), and creates pods bound to it that look running
 // (RunningPod). Logs are real files written with kubelet/logs.Writer
@@ -11,6 +12,7 @@ package servertest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/kubelet/logs"
 	"github.com/skiffdev/skiff/kubelet/server"
 )
@@ -112,14 +115,28 @@ func (h *Host) Exec(ctx context.Context, namespace, pod, container string, opts 
 }
 
 // Start serves host on 127.0.0.1:0 until the test ends and returns the
-// port.
-func Start(t testing.TB, host server.Host) int {
+// port. The server's certificate is signed by ca for node (covering
+// 127.0.0.1), and it accepts clients with certificates of ca, as a real
+// kubelet does with the cluster CA: the API server of a test with that CA
+// reaches it as node's kubelet.
+func Start(t testing.TB, host server.Host, ca *pki.CA, node string) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := server.New(host, nil)
+	kp, err := ca.Issue(pki.Leaf{
+		CommonName: pki.NodeUserPrefix + node, Organization: []string{pki.NodesGroup},
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Usage: pki.ServerAuth,
+	}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := kp.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := server.New(host, &tls.Config{Certificates: []tls.Certificate{*cert}, ClientCAs: ca.Pool()}, nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

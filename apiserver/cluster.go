@@ -1,0 +1,178 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/apiserver/registry"
+	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/pki"
+	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
+)
+
+// clusterService is skiff.v1.Cluster: the CA, the signing of nodes'
+// certificates, and join tokens. Authorization has run before any of its
+// handlers (access.go); the handlers check what depends on the object:
+// which node a certificate may name.
+type clusterService struct {
+	skiffv1.UnimplementedClusterServer
+	s *Server
+}
+
+func (c *clusterService) CA(context.Context, *skiffv1.CARequest) (*skiffv1.CAResponse, error) {
+	return &skiffv1.CAResponse{Certificate: c.s.certs.ca.CertPEM}, nil
+}
+
+func (c *clusterService) SignNodeCertificate(ctx context.Context, req *skiffv1.SignNodeCertificateRequest) (*skiffv1.SignNodeCertificateResponse, error) {
+	cert, err := c.s.SignNodeCertificate(ctx, req)
+	if err != nil {
+		return nil, grpcerr.ToStatus(err)
+	}
+	return &skiffv1.SignNodeCertificateResponse{Certificate: cert, Ca: c.s.certs.ca.CertPEM}, nil
+}
+
+// SignNodeCertificate signs a node's certificate signing request for the
+// user in ctx: a machine joining with a token (any node name, once its
+// node password is accepted) or a node renewing its own certificates
+// (only its own name). A refusal is logged once, here, and nothing is
+// stored.
+func (s *Server) SignNodeCertificate(ctx context.Context, req *skiffv1.SignNodeCertificateRequest) ([]byte, error) {
+	user, _ := auth.UserFrom(ctx)
+	cert, node, err := s.signNodeCertificate(ctx, user, req)
+	if err != nil {
+		slog.Info("refused to sign a node certificate", "user", user.Name, "node", node, "usage", req.GetUsage().String(), "err", err)
+		return nil, err
+	}
+	slog.Info("signed a node certificate", "user", user.Name, "node", node, "usage", req.GetUsage().String())
+	return cert, nil
+}
+
+func (s *Server) signNodeCertificate(ctx context.Context, user auth.User, req *skiffv1.SignNodeCertificateRequest) ([]byte, string, error) {
+	var usage pki.Usage
+	switch req.GetUsage() {
+	case skiffv1.CertificateUsage_CERTIFICATE_USAGE_CLIENT:
+		usage = pki.ClientAuth
+	case skiffv1.CertificateUsage_CERTIFICATE_USAGE_SERVING:
+		usage = pki.ServerAuth
+	default:
+		return nil, "", apierrors.NewBadRequest("usage: must be CLIENT or SERVING")
+	}
+	csr, err := pki.ParseCSR(req.GetCsr())
+	if err != nil {
+		return nil, "", apierrors.NewBadRequest(err.Error())
+	}
+	// A node may renew only its own certificates; a bootstrapper may ask
+	// for any node's name, proving with the node password that it is the
+	// machine that holds it.
+	self, isNode := user.NodeName()
+	leaf, err := pki.NodeLeaf(csr, usage, self)
+	if err != nil {
+		if isNode {
+			return nil, self, apierrors.NewForbidden(nodesResource, self, err)
+		}
+		return nil, "", apierrors.NewBadRequest(err.Error())
+	}
+	node := leaf.CommonName[len(pki.NodeUserPrefix):]
+	if !isNode {
+		if !user.InGroup(auth.BootstrappersGroup) && !user.InGroup(auth.MastersGroup) {
+			return nil, node, apierrors.NewForbidden(nodesResource, node, errors.New("only a joining machine or the node itself may have a node certificate signed"))
+		}
+		if err := s.tokens.checkNodePassword(ctx, node, req.GetNodePassword(), s.nodeExists(node)); err != nil {
+			return nil, node, err
+		}
+	}
+	leaf.Lifetime = s.certs.lifetime
+	signed, err := s.certs.ca.Sign(csr.PublicKey, leaf, time.Now())
+	if err != nil {
+		return nil, node, apierrors.NewInternalError(err)
+	}
+	return pki.EncodeCert(signed), node, nil
+}
+
+// nodeExists reports whether a Node of that name exists.
+func (s *Server) nodeExists(name string) bool {
+	st, _ := s.registry.Store(nodesResource)
+	_, ok := st.Cached("", name)
+	return ok
+}
+
+func (c *clusterService) CreateToken(ctx context.Context, req *skiffv1.CreateTokenRequest) (*skiffv1.JoinToken, error) {
+	if req.GetTtlSeconds() < 0 {
+		return nil, grpcerr.ToStatus(apierrors.NewBadRequest("ttl: must not be negative"))
+	}
+	if len(req.GetDescription()) > 256 {
+		return nil, grpcerr.ToStatus(apierrors.NewBadRequest("description: must be no more than 256 characters"))
+	}
+	tok, st, err := c.s.tokens.create(ctx, time.Duration(req.GetTtlSeconds())*time.Second, req.GetDescription(), time.Now())
+	if err != nil {
+		return nil, grpcerr.ToStatus(err)
+	}
+	user, _ := auth.UserFrom(ctx)
+	slog.Info("join token created", "id", tok.ID, "user", user.Name, "expires", st.Expires)
+	jt := joinToken(tokenRecord{ID: tok.ID, storedToken: st})
+	jt.Token = tok.String()
+	return jt, nil
+}
+
+func (c *clusterService) ListTokens(ctx context.Context, _ *skiffv1.ListTokensRequest) (*skiffv1.ListTokensResponse, error) {
+	recs, err := c.s.tokens.list(ctx)
+	if err != nil {
+		return nil, grpcerr.ToStatus(err)
+	}
+	resp := &skiffv1.ListTokensResponse{}
+	for _, r := range recs {
+		resp.Tokens = append(resp.Tokens, joinToken(r))
+	}
+	return resp, nil
+}
+
+func (c *clusterService) DeleteToken(ctx context.Context, req *skiffv1.DeleteTokenRequest) (*skiffv1.DeleteTokenResponse, error) {
+	if !pki.ValidTokenID(req.GetId()) {
+		return nil, grpcerr.ToStatus(apierrors.NewBadRequest(fmt.Sprintf("id %q: a token id is 6 characters of [a-z0-9]", req.GetId())))
+	}
+	found, err := c.s.tokens.delete(ctx, req.GetId())
+	if err != nil {
+		return nil, grpcerr.ToStatus(err)
+	}
+	if !found {
+		return nil, grpcerr.ToStatus(apierrors.NewNotFound(tokensResource, req.GetId()))
+	}
+	user, _ := auth.UserFrom(ctx)
+	slog.Info("join token deleted", "id", req.GetId(), "user", user.Name)
+	return &skiffv1.DeleteTokenResponse{}, nil
+}
+
+func joinToken(r tokenRecord) *skiffv1.JoinToken {
+	jt := &skiffv1.JoinToken{Id: r.ID, Description: r.Description, Created: r.Created.Unix()}
+	if !r.Expires.IsZero() {
+		jt.Expires = r.Expires.Unix()
+	}
+	return jt
+}
+
+var tokensResource = schema.GroupResource{Resource: "tokens"}
+
+// podNodes tells the Node authorizer which node a pod is bound to, from
+// the pod watch cache (the kubelet learned of the pod from that cache,
+// so it is there by the time the kubelet writes its status).
+type podNodes struct{ pods *registry.Store }
+
+func (p podNodes) PodNode(namespace, name string) (string, bool) {
+	obj, ok := p.pods.Cached(namespace, name)
+	if !ok {
+		return "", false
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return "", false
+	}
+	return pod.Spec.NodeName, true
+}
