@@ -241,4 +241,3 @@ func (s *Server) ensureServerToken(ctx context.Context) error {
 	slog.Info("wrote a join token for agents", "path", path)
 	return nil
 }
-

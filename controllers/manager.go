@@ -20,9 +20,12 @@ import (
 
 // Config configures the controller manager.
 type Config struct {
-	// Server is the API server's address; Client, when set, is used
-	// instead (tests, and `skiff server`).
-	Server string
+	// Connection says how to reach and authenticate to the API server;
+	// the binary fills it from the kubeconfig or the connection flags.
+	// Ignored when Client is set.
+	Connection client.Config
+	// Client, when not nil, is used instead of dialling Connection; Run
+	// does not close it (tests, and `skiff server`).
 	Client *client.Client
 	// Workers is how many keys each controller reconciles at once.
 	Workers int
@@ -59,7 +62,6 @@ func DefaultConfig() Config {
 
 // AddFlags registers the manager's flags.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Server, "server", c.Server, "address of the API server (host:port)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "keys each controller reconciles at once")
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "how often informers replay their cache to every controller")
 	fs.DurationVar(&c.NodeMonitorGracePeriod, "node-monitor-grace-period", c.NodeMonitorGracePeriod, "how long a node may go without renewing its Lease before it is marked not ready")
@@ -72,8 +74,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Server == "" && c.Client == nil {
-		errs = append(errs, errors.New("--server is required"))
+	if c.Client == nil && c.Connection.Server == "" {
+		errs = append(errs, errors.New("no API server given (--kubeconfig or --server)"))
 	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("--workers must be at least 1"))
@@ -145,7 +147,11 @@ func Run(ctx context.Context, cfg Config) error {
 	c := cfg.Client
 	if c == nil {
 		var err error
-		if c, err = client.New(client.Config{Server: cfg.Server, UserAgent: "controllers"}); err != nil {
+		conn := cfg.Connection
+		if conn.UserAgent == "" {
+			conn.UserAgent = "controllers"
+		}
+		if c, err = client.New(conn); err != nil {
 			return err
 		}
 		defer c.Close()

@@ -14,29 +14,52 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
 
-// ctlRun runs skiffctl with args against the API server at addr, with
-// stdin as its standard input, and returns what it printed.
-func ctlRun(t *testing.T, addr, stdin string, args ...string) (stdout, stderr string, err error) {
+// ctlRun runs skiffctl with args against the API server that the
+// kubeconfig file names (see ctlKubeconfig), with stdin as its standard
+// input, and returns what it printed.
+func ctlRun(t *testing.T, kubeconfig, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	return ctlRunContext(testenv.Context(t), addr, stdin, args...)
+	return ctlRunContext(testenv.Context(t), kubeconfig, stdin, args...)
 }
 
 // ctlRunContext is ctlRun with a context that the test may cancel, as
 // Ctrl-C does. It never calls t.Fatal, so it may run on any goroutine.
-func ctlRunContext(ctx context.Context, addr, stdin string, args ...string) (stdout, stderr string, err error) {
+func ctlRunContext(ctx context.Context, kubeconfig, stdin string, args ...string) (stdout, stderr string, err error) {
 	var out, errOut syncBuffer
 	o := DefaultOptions()
 	o.Streams = Streams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}
-	o.Server = addr
+	o.Kubeconfig = kubeconfig
+	o.ConfigPaths = nil // never the files of the machine that runs the tests
 	cmd := NewCommand(o)
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(ctx)
 	o.Close()
 	return out.String(), errOut.String(), err
+}
+
+// ctlKubeconfig writes an admin kubeconfig for srv into a temporary
+// directory, as skiff server writes one, and returns its path: skiffctl
+// connects with it as system:admin.
+func ctlKubeconfig(t *testing.T, srv *apiserver.Server) string {
+	t.Helper()
+	return testenv.AdminKubeconfig(t, srv)
+}
+
+// ctlKubeconfigWith writes a kubeconfig of creds into a temporary
+// directory and returns its path.
+func ctlKubeconfigWith(t *testing.T, creds clientconfig.Credentials) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientconfig.WriteKubeconfig(path, creds); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // ctlFile writes a manifest into dir and returns its path.
@@ -99,7 +122,8 @@ spec:
 
 func TestApply(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	dir := t.TempDir()
 
@@ -151,7 +175,7 @@ func TestApply(t *testing.T) {
 		}
 		for _, step := range steps {
 			path := ctlFile(t, dir, "web.yaml", step.manifest)
-			out, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-f", path)
+			out, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-f", path)
 			if err != nil {
 				t.Fatalf("%s: apply: %v (stderr %q)", step.name, err, errOut)
 			}
@@ -169,7 +193,7 @@ func TestApply(t *testing.T) {
 		first := deploymentYAML("api", "api:1", "  replicas: 3\n", "    tier: backend\n",
 			"        env:\n        - name: KEEP\n          value: \"1\"\n        - name: DROP\n          value: \"2\"\n")
 		path := ctlFile(t, dir, "api.yaml", first)
-		if _, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-n", "prune", "-f", path); err != nil {
+		if _, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-n", "prune", "-f", path); err != nil {
 			t.Fatalf("apply: %v (stderr %q)", err, errOut)
 		}
 
@@ -188,7 +212,7 @@ func TestApply(t *testing.T) {
 		second := deploymentYAML("api", "api:1", "", "",
 			"        env:\n        - name: KEEP\n          value: \"1\"\n")
 		ctlFile(t, dir, "api.yaml", second)
-		out, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-n", "prune", "-f", path)
+		out, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-n", "prune", "-f", path)
 		if err != nil {
 			t.Fatalf("apply: %v (stderr %q)", err, errOut)
 		}
@@ -216,7 +240,7 @@ func TestApply(t *testing.T) {
 		}
 
 		// Applying once more changes nothing.
-		out, _, err = ctlRun(t, srv.Addr(), "", "apply", "-n", "prune", "-f", path)
+		out, _, err = ctlRun(t, kubeconfig, "", "apply", "-n", "prune", "-f", path)
 		if want := "deployment.apps/api unchanged\n"; err != nil || out != want {
 			t.Errorf("apply again: got %q, %v; want %q", out, err, want)
 		}
@@ -268,7 +292,7 @@ func TestApply(t *testing.T) {
 				ctlNamespace(t, c, ns)
 				manifest := deploymentYAML("first", "nginx", "", "", "") + "---\n" + tc.bad + "---\n" + deploymentYAML("third", "nginx", "", "", "")
 				path := ctlFile(t, dir, ns+"/all.yaml", manifest)
-				out, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-n", ns, "-f", path)
+				out, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-n", ns, "-f", path)
 				if err == nil {
 					t.Fatalf("apply succeeded, want an error (stdout %q)", out)
 				}
@@ -304,7 +328,7 @@ func TestApply(t *testing.T) {
 	t.Run("bad field in an update", func(t *testing.T) {
 		ctlNamespace(t, c, "typo")
 		path := ctlFile(t, dir, "typo.yaml", deploymentYAML("typo", "nginx", "", "", ""))
-		if _, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-n", "typo", "-f", path); err != nil {
+		if _, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-n", "typo", "-f", path); err != nil {
 			t.Fatalf("apply: %v (stderr %q)", err, errOut)
 		}
 		where := `"` + path + `" (document 1, line 1): `
@@ -333,7 +357,7 @@ func TestApply(t *testing.T) {
 		}
 		for _, tc := range cases {
 			ctlFile(t, dir, "typo.yaml", tc.manifest)
-			_, _, err := ctlRun(t, srv.Addr(), "", "apply", "-n", "typo", "-f", path)
+			_, _, err := ctlRun(t, kubeconfig, "", "apply", "-n", "typo", "-f", path)
 			if err == nil || FormatError(err) != tc.want {
 				t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
 			}
@@ -355,7 +379,7 @@ func TestApply(t *testing.T) {
 			{[]string{"-R", "-f", tree}, "pod/a unchanged\npod/b created\n"},
 		}
 		for _, tc := range cases {
-			out, errOut, err := ctlRun(t, srv.Addr(), "", append([]string{"apply", "-n", "tree"}, tc.args...)...)
+			out, errOut, err := ctlRun(t, kubeconfig, "", append([]string{"apply", "-n", "tree"}, tc.args...)...)
 			if err != nil || out != tc.want {
 				t.Errorf("apply %v: got %q, %v (stderr %q); want %q", tc.args, out, err, errOut, tc.want)
 			}
@@ -397,7 +421,7 @@ items:
 			{"explicit -n", podYAML("in-team"), []string{"-n", "team", "-f", "-"}, "pod/in-team created\n"},
 		}
 		for _, tc := range cases {
-			out, errOut, err := ctlRun(t, srv.Addr(), tc.stdin, append([]string{"apply"}, tc.args...)...)
+			out, errOut, err := ctlRun(t, kubeconfig, tc.stdin, append([]string{"apply"}, tc.args...)...)
 			if err != nil || out != tc.want {
 				t.Errorf("%s: got %q, %v (stderr %q); want %q", tc.name, out, err, errOut, tc.want)
 			}
@@ -409,7 +433,7 @@ items:
 
 	t.Run("namespace mismatch", func(t *testing.T) {
 		manifest := strings.Replace(podYAML("lost"), "  name: lost\n", "  name: lost\n  namespace: team\n", 1)
-		_, _, err := ctlRun(t, srv.Addr(), manifest, "apply", "-n", "default", "-f", "-")
+		_, _, err := ctlRun(t, kubeconfig, manifest, "apply", "-n", "default", "-f", "-")
 		want := `error: error when applying STDIN (document 1, line 1): the namespace from the provided object "team" does not match the namespace "default"`
 		if err == nil || !strings.HasPrefix(FormatError(err), want) {
 			t.Errorf("got %v, want an error starting %q", err, want)
@@ -418,7 +442,7 @@ items:
 
 	t.Run("dry run", func(t *testing.T) {
 		for _, mode := range []string{"client", "server"} {
-			out, errOut, err := ctlRun(t, srv.Addr(), podYAML("dry"), "apply", "--dry-run="+mode, "-f", "-")
+			out, errOut, err := ctlRun(t, kubeconfig, podYAML("dry"), "apply", "--dry-run="+mode, "-f", "-")
 			if err != nil || !strings.HasPrefix(out, "pod/dry created (") {
 				t.Errorf("--dry-run=%s: got %q, %v (stderr %q)", mode, out, err, errOut)
 			}
@@ -431,7 +455,8 @@ items:
 
 func TestCreate(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	path := ctlFile(t, t.TempDir(), "web.yaml", podYAML("web"))
 
 	cases := []struct {
@@ -443,7 +468,7 @@ func TestCreate(t *testing.T) {
 		{name: "again", wantErr: `Error from server (AlreadyExists): error when creating "` + path + `" (document 1, line 1): pods "web" already exists`},
 	}
 	for _, tc := range cases {
-		out, errOut, err := ctlRun(t, srv.Addr(), "", "create", "-f", path)
+		out, errOut, err := ctlRun(t, kubeconfig, "", "create", "-f", path)
 		if tc.wantErr != "" {
 			if err == nil || FormatError(err) != tc.wantErr || !apierrors.IsAlreadyExists(err) {
 				t.Errorf("%s: got %v, want %q", tc.name, err, tc.wantErr)
@@ -456,7 +481,7 @@ func TestCreate(t *testing.T) {
 	}
 	// A kind Skiff does not serve is reported; the rest is created.
 	mixed := ctlFile(t, t.TempDir(), "mixed.yaml", podYAML("other")+"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n")
-	out, _, err := ctlRun(t, srv.Addr(), "", "create", "-f", mixed)
+	out, _, err := ctlRun(t, kubeconfig, "", "create", "-f", mixed)
 	want := `error: resource mapping not found for name: "s" namespace: "" from "` + mixed + `" (document 2, line 10): no matches for kind "Secret" in version "v1"`
 	if out != "pod/other created\n" || FormatError(err) != want {
 		t.Errorf("mixed kinds: got %q, %q; want pod/other created and %q", out, FormatError(err), want)
@@ -473,7 +498,7 @@ func TestCreate(t *testing.T) {
 	// apply takes over what create made: with --save-config it finds
 	// nothing to change; without, it warns and adds the annotation.
 	saved := ctlFile(t, t.TempDir(), "saved.yaml", podYAML("saved"))
-	if _, errOut, err := ctlRun(t, srv.Addr(), "", "create", "--save-config", "-f", saved); err != nil {
+	if _, errOut, err := ctlRun(t, kubeconfig, "", "create", "--save-config", "-f", saved); err != nil {
 		t.Fatalf("create --save-config: %v (stderr %q)", err, errOut)
 	}
 	takeovers := []struct {
@@ -483,7 +508,7 @@ func TestCreate(t *testing.T) {
 		{path, "pod/web configured\n", "Warning: pod/web has no " + lastAppliedAnnotation + " annotation"},
 	}
 	for _, tc := range takeovers {
-		out, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-f", tc.path)
+		out, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-f", tc.path)
 		if err != nil || out != tc.want {
 			t.Errorf("apply %s: got %q, %v; want %q", tc.path, out, err, tc.want)
 		}

@@ -64,7 +64,8 @@ func podNames(t *testing.T, c *client.Client, ns string) []string {
 
 func TestDelete(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	dir := t.TempDir()
 
@@ -161,7 +162,7 @@ func TestDelete(t *testing.T) {
 				for name, labels := range tc.pods {
 					ctlPod(t, c, ns, name, "", labels)
 				}
-				out, errOut, err := ctlRun(t, srv.Addr(), "", append([]string{"delete", "-n", ns}, tc.args...)...)
+				out, errOut, err := ctlRun(t, kubeconfig, "", append([]string{"delete", "-n", ns}, tc.args...)...)
 				if tc.wantErr == "" && err != nil {
 					t.Fatalf("delete: %v (stderr %q)", err, errOut)
 				}
@@ -183,7 +184,7 @@ func TestDelete(t *testing.T) {
 		ctlPod(t, c, "file", "one", "", nil)
 		ctlPod(t, c, "file", "two", "", nil)
 		path := ctlFile(t, dir, "pods.yaml", podYAML("one")+"---\n"+podYAML("two"))
-		out, errOut, err := ctlRun(t, srv.Addr(), "", "delete", "-n", "file", "-f", path)
+		out, errOut, err := ctlRun(t, kubeconfig, "", "delete", "-n", "file", "-f", path)
 		if want := "pod \"one\" deleted\npod \"two\" deleted\n"; err != nil || out != want {
 			t.Errorf("got %q, %v (stderr %q); want %q", out, err, errOut, want)
 		}
@@ -191,7 +192,7 @@ func TestDelete(t *testing.T) {
 			t.Errorf("pods left: %v", got)
 		}
 		// Every object is tried, and each error is reported in order.
-		_, _, err = ctlRun(t, srv.Addr(), "", "delete", "-n", "file", "-f", path)
+		_, _, err = ctlRun(t, kubeconfig, "", "delete", "-n", "file", "-f", path)
 		want := `Error from server (NotFound): error when deleting "` + path + `" (document 1, line 1): pods "one" not found` + "\n" +
 			`Error from server (NotFound): error when deleting "` + path + `" (document 2, line 10): pods "two" not found`
 		if err == nil || FormatError(err) != want {
@@ -201,7 +202,7 @@ func TestDelete(t *testing.T) {
 		// A kind Skiff does not serve is reported; the rest is deleted.
 		ctlPod(t, c, "file", "three", "", nil)
 		mixed := ctlFile(t, dir, "mixed.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n---\n"+podYAML("three"))
-		out, _, err = ctlRun(t, srv.Addr(), "", "delete", "-n", "file", "-f", mixed)
+		out, _, err = ctlRun(t, kubeconfig, "", "delete", "-n", "file", "-f", mixed)
 		want = `error: resource mapping not found for name: "cfg" namespace: "" from "` + mixed + `" (document 1, line 1): no matches for kind "ConfigMap" in version "v1"`
 		if out != "pod \"three\" deleted\n" || FormatError(err) != want {
 			t.Errorf("mixed kinds: got %q, %q; want pod \"three\" deleted and %q", out, FormatError(err), want)
@@ -219,7 +220,7 @@ func TestDelete(t *testing.T) {
 		done := make(chan result, 1)
 		go func() {
 			// ctlRun never calls t.Fatal, so it may run on this goroutine.
-			out, _, err := ctlRun(t, srv.Addr(), "", "delete", "-n", "wait", "pod", "slow")
+			out, _, err := ctlRun(t, kubeconfig, "", "delete", "-n", "wait", "pod", "slow")
 			done <- result{out, err}
 		}()
 
@@ -253,7 +254,7 @@ func TestDelete(t *testing.T) {
 		}
 		for _, tc := range cases {
 			ctlPod(t, c, "nowait", "slow", "node-1", nil)
-			out, _, err := ctlRun(t, srv.Addr(), "", append([]string{"delete", "-n", "nowait", "pod", "slow"}, tc.args...)...)
+			out, _, err := ctlRun(t, kubeconfig, "", append([]string{"delete", "-n", "nowait", "pod", "slow"}, tc.args...)...)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || FormatError(err) != tc.wantErr) {
 				t.Errorf("%s: got error %v, want %q", tc.name, err, tc.wantErr)
 			}
@@ -279,12 +280,12 @@ func TestDelete(t *testing.T) {
 		}
 		for _, tc := range cases {
 			path := ctlFile(t, dir, "cascade.yaml", deploymentYAML("web-"+tc.cascade, "nginx", "", "", ""))
-			if _, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-n", "cascade", "-f", path); err != nil {
+			if _, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-n", "cascade", "-f", path); err != nil {
 				t.Fatalf("apply: %v (stderr %q)", err, errOut)
 			}
 			// No garbage collector runs here to remove the finalizer, so
 			// do not wait.
-			out, errOut, err := ctlRun(t, srv.Addr(), "", "delete", "-n", "cascade", "deploy", "web-"+tc.cascade, "--cascade="+tc.cascade, "--wait=false")
+			out, errOut, err := ctlRun(t, kubeconfig, "", "delete", "-n", "cascade", "deploy", "web-"+tc.cascade, "--cascade="+tc.cascade, "--wait=false")
 			if want := `deployment.apps "web-` + tc.cascade + `" deleted` + "\n"; err != nil || out != want {
 				t.Errorf("--cascade=%s: got %q, %v (stderr %q); want %q", tc.cascade, out, err, errOut, want)
 			}
@@ -296,7 +297,7 @@ func TestDelete(t *testing.T) {
 				t.Errorf("--cascade=%s: finalizers %v, want %q", tc.cascade, d.Finalizers, tc.finalizer)
 			}
 		}
-		_, _, err := ctlRun(t, srv.Addr(), "", "delete", "-n", "cascade", "deploy", "x", "--cascade=sideways")
+		_, _, err := ctlRun(t, kubeconfig, "", "delete", "-n", "cascade", "deploy", "x", "--cascade=sideways")
 		if err == nil || !strings.Contains(err.Error(), `invalid cascade value (sideways)`) {
 			t.Errorf("--cascade=sideways: got %v, want an invalid cascade value error", err)
 		}
@@ -334,7 +335,7 @@ func TestDelete(t *testing.T) {
 			},
 		}
 		for _, tc := range cases {
-			out, errOut, err := ctlRun(t, srv.Addr(), "", append([]string{"delete", "--timeout=1s"}, tc.args...)...)
+			out, errOut, err := ctlRun(t, kubeconfig, "", append([]string{"delete", "--timeout=1s"}, tc.args...)...)
 			if out != tc.wantOut || errOut != tc.wantNotice+"\n" || FormatError(err) != tc.wantErr {
 				t.Errorf("%s: got stdout %q, stderr %q, error %q; want %q, %q, %q",
 					tc.name, out, errOut, FormatError(err), tc.wantOut, tc.wantNotice+"\n", tc.wantErr)
@@ -352,7 +353,7 @@ func TestDelete(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			out, errOut, err := ctlRunContext(runCtx, srv.Addr(), "", "delete", "ns", "interrupted")
+			out, errOut, err := ctlRunContext(runCtx, kubeconfig, "", "delete", "ns", "interrupted")
 			done <- result{out, errOut, err}
 		}()
 		testenv.Eventually(t, 10*time.Second, "the namespace to be terminating", func() (bool, error) {

@@ -189,14 +189,15 @@ func describeLines(t *testing.T, out string, patterns ...string) {
 
 func TestDescribe(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	describeFixture(t, ctx, c)
 	getFixClock(t)
 
 	describe := func(args ...string) string {
 		t.Helper()
-		out, errOut, err := getRun(ctx, srv.Addr(), append([]string{"describe"}, args...)...)
+		out, errOut, err := getRun(ctx, kubeconfig, append([]string{"describe"}, args...)...)
 		if err != nil {
 			t.Fatalf("describe %v: %v (stderr %q)", args, err, errOut)
 		}
@@ -374,14 +375,14 @@ func TestDescribe(t *testing.T) {
 	})
 
 	t.Run("not found", func(t *testing.T) {
-		_, _, err := getRun(ctx, srv.Addr(), "describe", "pod", "nope")
+		_, _, err := getRun(ctx, kubeconfig, "describe", "pod", "nope")
 		if !apierrors.IsNotFound(err) || FormatError(err) != `Error from server (NotFound): pods "nope" not found` {
 			t.Errorf("got %v, want pods \"nope\" not found", err)
 		}
 	})
 
 	t.Run("names across all namespaces", func(t *testing.T) {
-		_, _, err := getRun(ctx, srv.Addr(), "describe", "pod", "web-1", "-A")
+		_, _, err := getRun(ctx, kubeconfig, "describe", "pod", "web-1", "-A")
 		if want := "error: a resource cannot be retrieved by name across all namespaces"; FormatError(err) != want {
 			t.Errorf("got %v, want %q", err, want)
 		}

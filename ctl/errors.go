@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/internal/grpcerr"
 )
@@ -17,7 +18,12 @@ import (
 //   - a server that could not be reached: "The connection to the server
 //     127.0.0.1:6443 was refused - did you specify the right host or
 //     port?", or "Unable to connect to the server ...: <cause>";
-//   - an error from the server: "Error from server (Reason): message";
+//   - credentials the server did not accept (401): "error: You must be
+//     logged in to the server (Unauthorized)", with the server's reason
+//     when it gives one (a join token's, say);
+//   - any other error from the server: "Error from server (Reason):
+//     message", such as "Error from server (Forbidden): pods is
+//     forbidden: ...";
 //   - any other error: "error: message";
 //   - the errors of a command that carried on after some objects failed:
 //     one line for each;
@@ -59,6 +65,9 @@ func FormatError(err error) string {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
 		s := status.Status()
+		if s.Reason == metav1.StatusReasonUnauthorized {
+			return fmt.Sprintf("error: You must be logged in to the server (%s)", s.Message)
+		}
 		if s.Reason != "" {
 			return fmt.Sprintf("Error from server (%s): %s", s.Reason, s.Message)
 		}
@@ -115,7 +124,8 @@ type failures struct {
 
 // add records err and reports whether the command should go on with the
 // next object: not when the user interrupted it, nor when the server
-// cannot be reached, which would fail every other object the same way.
+// cannot be reached or did not accept the credentials, which would fail
+// every other object the same way.
 func (f *failures) add(err error) (carryOn bool) {
 	f.errs = append(f.errs, err)
 	return !stops(err)
@@ -125,9 +135,9 @@ func (f *failures) add(err error) (carryOn bool) {
 func (f *failures) err() error { return joinErrors(f.errs) }
 
 // stops reports whether err ends a command that otherwise carries on
-// after a failed object: an interruption, or a server that could not be
-// reached.
+// after a failed object: an interruption, a server that could not be
+// reached, or credentials it did not accept.
 func stops(err error) bool {
 	var unreachable *grpcerr.UnreachableError
-	return errors.Is(err, context.Canceled) || errors.As(err, &unreachable)
+	return errors.Is(err, context.Canceled) || errors.As(err, &unreachable) || apierrors.IsUnauthorized(err)
 }

@@ -12,7 +12,8 @@ import (
 // created, and applying again changes nothing.
 func TestExamplesApplyUnchanged(t *testing.T) {
 	srv := testenv.StartServer(t)
-	out, errOut, err := ctlRun(t, srv.Addr(), "", "apply", "-f", "../examples")
+	kubeconfig := ctlKubeconfig(t, srv)
+	out, errOut, err := ctlRun(t, kubeconfig, "", "apply", "-f", "../examples")
 	if err != nil {
 		t.Fatalf("apply: %v\n%s", err, errOut)
 	}
@@ -27,7 +28,7 @@ func TestExamplesApplyUnchanged(t *testing.T) {
 	if errOut != "" {
 		t.Errorf("warnings or errors for plain manifests:\n%s", errOut)
 	}
-	out, _, err = ctlRun(t, srv.Addr(), "", "apply", "-f", "../examples")
+	out, _, err = ctlRun(t, kubeconfig, "", "apply", "-f", "../examples")
 	if err != nil {
 		t.Fatal(err)
 	}

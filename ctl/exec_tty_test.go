@@ -37,7 +37,7 @@ func TestExecTTY(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr, c, host := streamCluster(t)
+	kubeconfig, c, host := streamCluster(t)
 	servertest.RunningPod(t, c, "default", "web", "node-1", "app")
 	sizes := make(chan server.TerminalSize, 4)
 	host.ExecFunc = func(ctx context.Context, ns, pod, container string, opts server.ExecOptions) (int, error) {
@@ -59,7 +59,7 @@ func TestExecTTY(t *testing.T) {
 	go func() {
 		o := DefaultOptions()
 		o.Streams = Streams{In: slave, Out: &out, ErrOut: &out}
-		o.Server = addr
+		o.Kubeconfig = kubeconfig
 		cmd := NewCommand(o)
 		cmd.SetArgs([]string{"exec", "-it", "web", "--", "sh"})
 		done <- cmd.ExecuteContext(t.Context())

@@ -36,19 +36,19 @@ func getFixClock(t *testing.T) {
 	t.Cleanup(func() { printClock = saved })
 }
 
-// getRun runs one skiffctl command against addr and returns what it
-// printed.
-func getRun(ctx context.Context, addr string, args ...string) (stdout, stderr string, err error) {
+// getRun runs one skiffctl command against the API server that the
+// kubeconfig file names and returns what it printed.
+func getRun(ctx context.Context, kubeconfig string, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	err = getRunTo(ctx, addr, &out, &errOut, args...)
+	err = getRunTo(ctx, kubeconfig, &out, &errOut, args...)
 	return out.String(), errOut.String(), err
 }
 
-func getRunTo(ctx context.Context, addr string, out, errOut interface{ Write([]byte) (int, error) }, args ...string) error {
+func getRunTo(ctx context.Context, kubeconfig string, out, errOut interface{ Write([]byte) (int, error) }, args ...string) error {
 	o := DefaultOptions()
 	o.In = strings.NewReader("")
 	o.Out, o.ErrOut = out, errOut
-	o.Server = addr
+	o.Kubeconfig = kubeconfig
 	o.Timeout = 30 * time.Second
 	cmd := NewCommand(o)
 	cmd.SetArgs(args)
@@ -163,7 +163,8 @@ func getFixture(t *testing.T, ctx context.Context, c *client.Client) {
 // compares what it prints with golden files in testdata/get.
 func TestGet(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	getFixture(t, ctx, c)
 	getFixClock(t)
@@ -199,7 +200,7 @@ func TestGet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, err := getRun(ctx, srv.Addr(), tt.args...)
+			out, errOut, err := getRun(ctx, kubeconfig, tt.args...)
 			if err != nil {
 				t.Fatalf("%v: %v (stderr %q)", tt.args, err, errOut)
 			}
@@ -220,7 +221,7 @@ func TestGet(t *testing.T) {
 			{[]string{"get", "nodes", "-l", "app=none"}, "No resources found\n"},
 			{[]string{"get", "all", "-n", "empty"}, "No resources found in empty namespace.\n"},
 		} {
-			out, errOut, err := getRun(ctx, srv.Addr(), tt.args...)
+			out, errOut, err := getRun(ctx, kubeconfig, tt.args...)
 			if err != nil || out != "" || errOut != tt.want {
 				t.Errorf("%v: got stdout %q, stderr %q, error %v; want only stderr %q", tt.args, out, errOut, err, tt.want)
 			}
@@ -228,7 +229,7 @@ func TestGet(t *testing.T) {
 	})
 
 	t.Run("not found", func(t *testing.T) {
-		_, _, err := getRun(ctx, srv.Addr(), "get", "pods", "nope")
+		_, _, err := getRun(ctx, kubeconfig, "get", "pods", "nope")
 		if !apierrors.IsNotFound(err) {
 			t.Fatalf("got %v, want NotFound", err)
 		}
@@ -237,7 +238,7 @@ func TestGet(t *testing.T) {
 		}
 		// Found objects are printed, then an error line per missing
 		// one, in order.
-		out, errOut, err := getRun(ctx, srv.Addr(), "get", "pods", "web-1", "nope", "nada")
+		out, errOut, err := getRun(ctx, kubeconfig, "get", "pods", "web-1", "nope", "nada")
 		want := "Error from server (NotFound): pods \"nope\" not found\n" +
 			"Error from server (NotFound): pods \"nada\" not found"
 		if !apierrors.IsNotFound(err) || !strings.Contains(out, "web-1") || errOut != "" || FormatError(err) != want {
@@ -259,7 +260,7 @@ func TestGet(t *testing.T) {
 			{[]string{"get", "pod/web-1", "-A"}, "a resource cannot be retrieved by name across all namespaces"},
 			{[]string{"get", "pods", "web-1", "-A", "-w"}, "a resource cannot be retrieved by name across all namespaces"},
 		} {
-			_, _, err := getRun(ctx, srv.Addr(), tt.args...)
+			_, _, err := getRun(ctx, kubeconfig, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("%v: got error %v, want one containing %q", tt.args, err, tt.want)
 			}
@@ -269,7 +270,7 @@ func TestGet(t *testing.T) {
 	t.Run("yaml and json", func(t *testing.T) {
 		// One object named: the object itself.
 		for _, format := range []string{"yaml", "json"} {
-			out, _, err := getRun(ctx, srv.Addr(), "get", "deploy", "web", "-o", format)
+			out, _, err := getRun(ctx, kubeconfig, "get", "deploy", "web", "-o", format)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -287,7 +288,7 @@ func TestGet(t *testing.T) {
 			{"get", "pods", "-l", "tier=front", "-o", "yaml"},
 			{"get", "pod/web-1", "svc/web", "-o", "yaml"},
 		} {
-			out, _, err := getRun(ctx, srv.Addr(), args...)
+			out, _, err := getRun(ctx, kubeconfig, args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -317,7 +318,7 @@ func TestGet(t *testing.T) {
 			}
 		}
 		// JSON is indented by four spaces, as kubectl's.
-		out, _, _ := getRun(ctx, srv.Addr(), "get", "pods", "-o", "json")
+		out, _, _ := getRun(ctx, kubeconfig, "get", "pods", "-o", "json")
 		if !strings.HasPrefix(out, "{\n    \"apiVersion\": \"v1\",\n    \"items\": [") || !json.Valid([]byte(out)) {
 			t.Errorf("got %.80q...", out)
 		}
@@ -345,12 +346,12 @@ func (b *syncBuffer) String() string {
 
 // getWatch runs a get -w command until the returned stop function is
 // called; stop returns the command's error.
-func getWatch(t *testing.T, addr string, out *syncBuffer, args ...string) (stop func() error) {
+func getWatch(t *testing.T, kubeconfig string, out *syncBuffer, args ...string) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(testenv.Context(t))
 	done := make(chan error, 1)
 	var errOut syncBuffer
-	go func() { done <- getRunTo(ctx, addr, out, &errOut, args...) }()
+	go func() { done <- getRunTo(ctx, kubeconfig, out, &errOut, args...) }()
 	stopped := false
 	stop = func() error {
 		if stopped {
@@ -372,7 +373,8 @@ func getWatch(t *testing.T, addr string, out *syncBuffer, args ...string) (stop 
 
 func TestGetWatch(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	getFixture(t, ctx, c)
 	getFixClock(t)
@@ -397,7 +399,7 @@ func TestGetWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out syncBuffer
-		stop := getWatch(t, srv.Addr(), &out, "get", "pods", "-w")
+		stop := getWatch(t, kubeconfig, &out, "get", "pods", "-w")
 		waitFor(&out, "the initial table", func(s string) bool { return strings.Contains(s, "web-canary-1 ") })
 		initial := out.String()
 		want := "" +
@@ -449,7 +451,7 @@ func TestGetWatch(t *testing.T) {
 
 	t.Run("one object, watch only", func(t *testing.T) {
 		var out syncBuffer
-		stop := getWatch(t, srv.Addr(), &out, "get", "pod", "web-1", "-w", "--watch-only", "-o", "name")
+		stop := getWatch(t, kubeconfig, &out, "get", "pod", "web-1", "-w", "--watch-only", "-o", "name")
 		// Nothing is printed before a change; wait until the watch is
 		// open by changing the pod until a change shows.
 		testenv.Eventually(t, 30*time.Second, "the label change to show", func() (bool, error) {
@@ -470,11 +472,11 @@ func TestGetWatch(t *testing.T) {
 	})
 
 	t.Run("missing object", func(t *testing.T) {
-		_, _, err := getRun(ctx, srv.Addr(), "get", "pod", "nope", "-w")
+		_, _, err := getRun(ctx, kubeconfig, "get", "pod", "nope", "-w")
 		if !apierrors.IsNotFound(err) {
 			t.Errorf("got %v, want NotFound", err)
 		}
-		_, _, err = getRun(ctx, srv.Addr(), "get", "pods,svc", "-w")
+		_, _, err = getRun(ctx, kubeconfig, "get", "pods,svc", "-w")
 		if err == nil || !strings.Contains(err.Error(), "single resource type") {
 			t.Errorf("got %v, want an error about a single resource type", err)
 		}

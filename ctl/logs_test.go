@@ -20,18 +20,19 @@ import (
 )
 
 // streamCluster is an API server with a fake kubelet (node-1) on
-// loopback, and its address.
+// loopback, and an admin kubeconfig for it.
 func streamCluster(t *testing.T) (string, *client.Client, *servertest.Host) {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	host := servertest.NewHost(t)
-	servertest.RegisterNode(t, c, "node-1", servertest.Start(t, host))
-	return srv.Addr(), c, host
+	servertest.RegisterNode(t, c, "node-1", servertest.Start(t, host, srv.CA(), "node-1"))
+	return kubeconfig, c, host
 }
 
 func TestLogs(t *testing.T) {
-	addr, c, host := streamCluster(t)
+	kubeconfig, c, host := streamCluster(t)
 	servertest.RunningPod(t, c, "default", "web", "node-1", "app")
 	servertest.RunningPod(t, c, "default", "two", "node-1", "a", "b")
 	l := host.Log(t, "default", "web", "app", false)
@@ -43,14 +44,14 @@ func TestLogs(t *testing.T) {
 
 	run := func(want string, args ...string) {
 		t.Helper()
-		out, errOut, err := ctlRun(t, addr, "", args...)
+		out, errOut, err := ctlRun(t, kubeconfig, "", args...)
 		if err != nil || out != want {
 			t.Errorf("%v: got %q, %v (stderr %q); want %q", args, out, err, errOut, want)
 		}
 	}
 	fails := func(want string, args ...string) {
 		t.Helper()
-		_, _, err := ctlRun(t, addr, "", args...)
+		_, _, err := ctlRun(t, kubeconfig, "", args...)
 		if got := FormatError(err); got != want {
 			t.Errorf("%v: error %q, want %q", args, got, want)
 		}
@@ -64,7 +65,7 @@ func TestLogs(t *testing.T) {
 	run("from b\n", "logs", "two", "b")
 	run("from b\n", "logs", "two", "-c", "b")
 	run("", "logs", "web", "--since-time", "2999-01-01T00:00:00Z")
-	out, _, err := ctlRun(t, addr, "", "logs", "web", "--timestamps", "--tail=1")
+	out, _, err := ctlRun(t, kubeconfig, "", "logs", "web", "--timestamps", "--tail=1")
 	if err != nil || !strings.HasSuffix(out, "Z three\n") {
 		t.Errorf("--timestamps: got %q, %v", out, err)
 	}
@@ -85,7 +86,7 @@ func TestLogs(t *testing.T) {
 		go func() {
 			o := DefaultOptions()
 			o.Streams = Streams{In: strings.NewReader(""), Out: &out, ErrOut: io.Discard}
-			o.Server = addr
+			o.Kubeconfig = kubeconfig
 			cmd := NewCommand(o)
 			cmd.SetArgs([]string{"logs", "-f", "tailed"})
 			done <- cmd.ExecuteContext(testenv.Context(t))
@@ -123,7 +124,7 @@ func TestLogs(t *testing.T) {
 			}
 			host.Log(t, "default", name, "app", false).Stdout(fmt.Sprintf("pod %d\n", i+1))
 		}
-		out, errOut, err := ctlRun(t, addr, "", "logs", "deploy/api")
+		out, errOut, err := ctlRun(t, kubeconfig, "", "logs", "deploy/api")
 		if err != nil || out != "pod 1\n" || errOut != "Found 2 pods, using pod/api-1\n" {
 			t.Errorf("got %q, %q, %v", out, errOut, err)
 		}
@@ -131,7 +132,7 @@ func TestLogs(t *testing.T) {
 }
 
 func TestExec(t *testing.T) {
-	addr, c, host := streamCluster(t)
+	kubeconfig, c, host := streamCluster(t)
 	servertest.RunningPod(t, c, "default", "web", "node-1", "app")
 	host.ExecFunc = func(ctx context.Context, ns, pod, container string, opts server.ExecOptions) (int, error) {
 		switch opts.Args[0] {
@@ -156,14 +157,14 @@ func TestExec(t *testing.T) {
 	}
 	run := func(stdin, want, wantErr string, args ...string) {
 		t.Helper()
-		out, errOut, err := ctlRun(t, addr, stdin, args...)
+		out, errOut, err := ctlRun(t, kubeconfig, stdin, args...)
 		if err != nil || out != want || errOut != wantErr {
 			t.Errorf("%v: got %q, %q, %v; want %q, %q", args, out, errOut, err, want, wantErr)
 		}
 	}
 	fails := func(want string, args ...string) {
 		t.Helper()
-		_, _, err := ctlRun(t, addr, "", args...)
+		_, _, err := ctlRun(t, kubeconfig, "", args...)
 		if got := FormatError(err); got != want {
 			t.Errorf("%v: error %q, want %q", args, got, want)
 		}
@@ -175,7 +176,7 @@ func TestExec(t *testing.T) {
 	run("", "tty=false stdin=true", "", "exec", "-itq", "web", "--", "tty")
 	run("", "tty=false stdin=false", "", "exec", "-t", "web", "--", "tty")
 
-	_, _, err := ctlRun(t, addr, "", "exec", "web", "--", "exit", "3")
+	_, _, err := ctlRun(t, kubeconfig, "", "exec", "web", "--", "exit", "3")
 	var exit *ExitError
 	if !errors.As(err, &exit) || exit.Code != 3 || FormatError(err) != "command terminated with exit code 3" {
 		t.Errorf("exit 3: got %v", err)

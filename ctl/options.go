@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,10 +25,12 @@ type Streams struct {
 type Options struct {
 	Streams
 
-	// Server is the API server address from --server; empty means
-	// SKIFF_SERVER, then the config files.
-	Server string
-	// ConfigPaths are the config files tried in order.
+	// Flags are the connection flags, kubectl's: --kubeconfig, --server,
+	// --certificate-authority, --client-certificate, --client-key,
+	// --token, --insecure-skip-tls-verify.
+	clientconfig.Flags
+	// ConfigPaths are the kubeconfig files tried in order when neither
+	// --kubeconfig nor $KUBECONFIG names one.
 	ConfigPaths []string
 	// Namespace is -n; AllNamespaces is -A.
 	Namespace     string
@@ -35,13 +38,14 @@ type Options struct {
 	// Timeout bounds each request.
 	Timeout time.Duration
 
-	// client is made on first use, connected to server.
+	// client is made on first use, connected to server (host:port, as
+	// the errors of a server that cannot be reached name it).
 	client *client.Client
 	server string
 }
 
 // DefaultOptions returns options with the standard streams and the
-// standard config file locations.
+// standard kubeconfig locations.
 func DefaultOptions() *Options {
 	return &Options{
 		Streams:     Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr},
@@ -50,32 +54,25 @@ func DefaultOptions() *Options {
 	}
 }
 
-// ServerAddress resolves where the API server is: --server, else
-// SKIFF_SERVER, else the first config file that exists.
-func (o *Options) ServerAddress() (string, error) {
-	return clientconfig.ResolveServer(o.Server, o.ConfigPaths...)
-}
-
-// Client returns the API client, connecting on first use. Warnings from
-// the server go to ErrOut as "Warning: ...", like kubectl's.
+// Client returns the API client, connecting on first use with the
+// credentials the connection flags and the kubeconfig give. Warnings
+// from the server go to ErrOut as "Warning: ...", like kubectl's.
 func (o *Options) Client() (*client.Client, error) {
 	if o.client != nil {
 		return o.client, nil
 	}
-	addr, err := o.ServerAddress()
+	cfg, _, err := o.Flags.Resolve(o.ConfigPaths...)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Config{
-		Server:         addr,
-		WarningHandler: client.WarningsTo(o.ErrOut),
-		Timeout:        o.Timeout,
-		UserAgent:      "skiffctl",
-	})
+	cfg.WarningHandler = client.WarningsTo(o.ErrOut)
+	cfg.Timeout = o.Timeout
+	cfg.UserAgent = "skiffctl"
+	c, err := client.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	o.client, o.server = c, addr
+	o.client, o.server = c, strings.TrimPrefix(cfg.Server, "https://")
 	return c, nil
 }
 
@@ -112,7 +109,7 @@ func NewCommand(o *Options) *cobra.Command {
 	root.SetOut(o.Out)
 	root.SetErr(o.ErrOut)
 	f := root.PersistentFlags()
-	f.StringVar(&o.Server, "server", o.Server, "address of the API server (host:port); default $SKIFF_SERVER, then ~/.skiff/config, then /etc/skiff/skiffctl.yaml")
+	o.Flags.AddFlags(f)
 	f.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "the namespace to work in (default \"default\")")
 	f.DurationVar(&o.Timeout, "request-timeout", o.Timeout, "how long one request may take")
 

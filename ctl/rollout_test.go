@@ -100,13 +100,13 @@ func rolloutStage(replicas, updated, available int32) func(*appsv1.Deployment) {
 
 // startCtl runs skiffctl in the background; the returned function waits
 // for it to end.
-func startCtl(ctx context.Context, addr string, args ...string) (out, errOut *syncBuffer, wait func() error) {
+func startCtl(ctx context.Context, kubeconfig string, args ...string) (out, errOut *syncBuffer, wait func() error) {
 	out, errOut = &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		o := DefaultOptions()
 		o.Streams = Streams{In: strings.NewReader(""), Out: out, ErrOut: errOut}
-		o.Server = addr
+		o.Kubeconfig = kubeconfig
 		cmd := NewCommand(o)
 		cmd.SetArgs(args)
 		err := cmd.ExecuteContext(ctx)
@@ -133,12 +133,13 @@ func waitOutput(t *testing.T, out *syncBuffer, want string) {
 
 func TestRolloutStatus(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 
 	t.Run("progresses and finishes", func(t *testing.T) {
 		ctlNamespace(t, c, "status-ok")
 		rolloutDeployment(t, c, "status-ok", "web", "nginx:1", 3)
-		out, errOut, wait := startCtl(testenv.Context(t), srv.Addr(), "rollout", "status", "deployment/web", "-n", "status-ok")
+		out, errOut, wait := startCtl(testenv.Context(t), kubeconfig, "rollout", "status", "deployment/web", "-n", "status-ok")
 
 		waitOutput(t, out, "Waiting for deployment spec update to be observed...\n")
 		steps := []struct {
@@ -171,15 +172,15 @@ func TestRolloutStatus(t *testing.T) {
 		rolloutDeployment(t, c, "status-gen", "web", "nginx:1", 1)
 		setDeploymentStatus(t, c, "status-gen", "web", rolloutStage(1, 1, 1))
 		// The spec changes: generation 2, observed 1.
-		if _, _, err := ctlRun(t, srv.Addr(), "", "scale", "deploy", "web", "--replicas=2", "-n", "status-gen"); err != nil {
+		if _, _, err := ctlRun(t, kubeconfig, "", "scale", "deploy", "web", "--replicas=2", "-n", "status-gen"); err != nil {
 			t.Fatal(err)
 		}
-		out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "status", "deploy", "web", "-n", "status-gen", "--watch=false")
+		out, _, err := ctlRun(t, kubeconfig, "", "rollout", "status", "deploy", "web", "-n", "status-gen", "--watch=false")
 		if err != nil || out != "Waiting for deployment spec update to be observed...\n" {
 			t.Errorf("got %q, %v", out, err)
 		}
 		setDeploymentStatus(t, c, "status-gen", "web", rolloutStage(2, 2, 2))
-		out, _, err = ctlRun(t, srv.Addr(), "", "rollout", "status", "deploy", "web", "-n", "status-gen")
+		out, _, err = ctlRun(t, kubeconfig, "", "rollout", "status", "deploy", "web", "-n", "status-gen")
 		if err != nil || out != "deployment \"web\" successfully rolled out\n" {
 			t.Errorf("got %q, %v", out, err)
 		}
@@ -189,7 +190,7 @@ func TestRolloutStatus(t *testing.T) {
 		ctlNamespace(t, c, "status-deadline")
 		rolloutDeployment(t, c, "status-deadline", "web", "nginx:1", 3)
 		setDeploymentStatus(t, c, "status-deadline", "web", rolloutStage(1, 1, 0))
-		out, _, wait := startCtl(testenv.Context(t), srv.Addr(), "rollout", "status", "deployment/web", "-n", "status-deadline")
+		out, _, wait := startCtl(testenv.Context(t), kubeconfig, "rollout", "status", "deployment/web", "-n", "status-deadline")
 		waitOutput(t, out, "1 out of 3 new replicas have been updated...\n")
 		setDeploymentStatus(t, c, "status-deadline", "web", func(d *appsv1.Deployment) {
 			d.Status.Conditions = []appsv1.DeploymentCondition{{
@@ -209,7 +210,7 @@ func TestRolloutStatus(t *testing.T) {
 		ctlNamespace(t, c, "status-once")
 		rolloutDeployment(t, c, "status-once", "web", "nginx:1", 3)
 		setDeploymentStatus(t, c, "status-once", "web", rolloutStage(3, 3, 2))
-		out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "status", "deployment/web", "-n", "status-once", "--watch=false")
+		out, _, err := ctlRun(t, kubeconfig, "", "rollout", "status", "deployment/web", "-n", "status-once", "--watch=false")
 		if want := "Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available...\n"; err != nil || out != want {
 			t.Errorf("got %q, %v; want %q", out, err, want)
 		}
@@ -218,7 +219,7 @@ func TestRolloutStatus(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		ctlNamespace(t, c, "status-timeout")
 		rolloutDeployment(t, c, "status-timeout", "web", "nginx:1", 3)
-		_, _, err := ctlRun(t, srv.Addr(), "", "rollout", "status", "deployment/web", "-n", "status-timeout", "--timeout=300ms")
+		_, _, err := ctlRun(t, kubeconfig, "", "rollout", "status", "deployment/web", "-n", "status-timeout", "--timeout=300ms")
 		if got, want := FormatError(err), "error: timed out waiting for the condition"; got != want {
 			t.Errorf("error %q, want %q", got, want)
 		}
@@ -231,7 +232,7 @@ func TestRolloutStatus(t *testing.T) {
 		if _, err := c.Deployments("status-rev").Update(testenv.Context(t), d); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := ctlRun(t, srv.Addr(), "", "rollout", "status", "deployment/web", "-n", "status-rev", "--revision=3")
+		_, _, err := ctlRun(t, kubeconfig, "", "rollout", "status", "deployment/web", "-n", "status-rev", "--revision=3")
 		if got, want := FormatError(err), "error: desired revision (3) is different from the running revision (2)"; got != want {
 			t.Errorf("error %q, want %q", got, want)
 		}
@@ -248,7 +249,7 @@ func TestRolloutStatus(t *testing.T) {
 			{[]string{"deploy"}, `error: resource(s) were provided, but no name was specified`},
 			{nil, `error: required resource not specified`},
 		} {
-			_, _, err := ctlRun(t, srv.Addr(), "", append([]string{"rollout", "status"}, tc.args...)...)
+			_, _, err := ctlRun(t, kubeconfig, "", append([]string{"rollout", "status"}, tc.args...)...)
 			if got := FormatError(err); got != tc.want {
 				t.Errorf("%v: error %q, want %q", tc.args, got, tc.want)
 			}
@@ -277,11 +278,12 @@ func historyFixture(t *testing.T, c *client.Client, ns string) *appsv1.Deploymen
 
 func TestRolloutHistory(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	historyFixture(t, c, "hist")
 
 	t.Run("table", func(t *testing.T) {
-		out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "history", "deployment/web", "-n", "hist")
+		out, _, err := ctlRun(t, kubeconfig, "", "rollout", "history", "deployment/web", "-n", "hist")
 		want := "deployment.apps/web \n" +
 			"REVISION  CHANGE-CAUSE\n" +
 			"1         <none>\n" +
@@ -293,7 +295,7 @@ func TestRolloutHistory(t *testing.T) {
 	})
 
 	t.Run("one revision", func(t *testing.T) {
-		out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "history", "deploy", "web", "-n", "hist", "--revision=2")
+		out, _, err := ctlRun(t, kubeconfig, "", "rollout", "history", "deploy", "web", "-n", "hist", "--revision=2")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +315,7 @@ func TestRolloutHistory(t *testing.T) {
 	t.Run("no history", func(t *testing.T) {
 		ctlNamespace(t, c, "hist-none")
 		rolloutDeployment(t, c, "hist-none", "web", "nginx:1", 1)
-		out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "history", "deployment/web", "-n", "hist-none")
+		out, _, err := ctlRun(t, kubeconfig, "", "rollout", "history", "deployment/web", "-n", "hist-none")
 		if want := "deployment.apps/web \nNo rollout history found.\n"; err != nil || out != want {
 			t.Errorf("got %q, %v; want %q", out, err, want)
 		}
@@ -328,7 +330,7 @@ func TestRolloutHistory(t *testing.T) {
 			{[]string{"deployment/nope"}, `Error from server (NotFound): deployments.apps "nope" not found`},
 			{[]string{"rs/web-h1"}, `error: no history viewer has been implemented for "ReplicaSet.apps"`},
 		} {
-			_, _, err := ctlRun(t, srv.Addr(), "", append([]string{"rollout", "history", "-n", "hist"}, tc.args...)...)
+			_, _, err := ctlRun(t, kubeconfig, "", append([]string{"rollout", "history", "-n", "hist"}, tc.args...)...)
 			if got := FormatError(err); got != tc.want {
 				t.Errorf("%v: error %q, want %q", tc.args, got, tc.want)
 			}
@@ -338,7 +340,8 @@ func TestRolloutHistory(t *testing.T) {
 
 func TestRolloutUndo(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	image := func(t *testing.T, ns string) *appsv1.Deployment {
 		t.Helper()
 		d, err := c.Deployments(ns).Get(testenv.Context(t), "web")
@@ -350,7 +353,7 @@ func TestRolloutUndo(t *testing.T) {
 
 	t.Run("to the previous revision", func(t *testing.T) {
 		historyFixture(t, c, "undo-prev")
-		out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "undo", "deployment/web", "-n", "undo-prev")
+		out, _, err := ctlRun(t, kubeconfig, "", "rollout", "undo", "deployment/web", "-n", "undo-prev")
 		if err != nil || out != "deployment.apps/web rolled back\n" {
 			t.Fatalf("got %q, %v", out, err)
 		}
@@ -371,7 +374,7 @@ func TestRolloutUndo(t *testing.T) {
 
 	t.Run("to a given revision", func(t *testing.T) {
 		historyFixture(t, c, "undo-rev")
-		out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "undo", "deploy", "web", "-n", "undo-rev", "--to-revision=1")
+		out, _, err := ctlRun(t, kubeconfig, "", "rollout", "undo", "deploy", "web", "-n", "undo-rev", "--to-revision=1")
 		if err != nil || out != "deployment.apps/web rolled back\n" {
 			t.Fatalf("got %q, %v", out, err)
 		}
@@ -380,7 +383,7 @@ func TestRolloutUndo(t *testing.T) {
 		}
 		// The template is now revision 1's: undoing to it again is
 		// skipped.
-		out, _, err = ctlRun(t, srv.Addr(), "", "rollout", "undo", "deploy", "web", "-n", "undo-rev", "--to-revision=1")
+		out, _, err = ctlRun(t, kubeconfig, "", "rollout", "undo", "deploy", "web", "-n", "undo-rev", "--to-revision=1")
 		if want := "deployment.apps/web skipped rollback (current template already matches revision 1)\n"; err != nil || out != want {
 			t.Errorf("got %q, %v; want %q", out, err, want)
 		}
@@ -399,7 +402,7 @@ func TestRolloutUndo(t *testing.T) {
 			{[]string{"-n", "undo-none", "deployment/web"}, `error: no rollout history found for deployment "web"`},
 			{[]string{"-n", "undo-err", "rs/web-h1"}, `error: no rollbacker has been implemented for "ReplicaSet.apps"`},
 		} {
-			_, _, err := ctlRun(t, srv.Addr(), "", append([]string{"rollout", "undo"}, tc.args...)...)
+			_, _, err := ctlRun(t, kubeconfig, "", append([]string{"rollout", "undo"}, tc.args...)...)
 			if got := FormatError(err); got != tc.want {
 				t.Errorf("%v: error %q, want %q", tc.args, got, tc.want)
 			}
@@ -411,10 +414,10 @@ func TestRolloutUndo(t *testing.T) {
 
 	t.Run("paused", func(t *testing.T) {
 		historyFixture(t, c, "undo-paused")
-		if _, _, err := ctlRun(t, srv.Addr(), "", "rollout", "pause", "deployment/web", "-n", "undo-paused"); err != nil {
+		if _, _, err := ctlRun(t, kubeconfig, "", "rollout", "pause", "deployment/web", "-n", "undo-paused"); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := ctlRun(t, srv.Addr(), "", "rollout", "undo", "deployment/web", "-n", "undo-paused")
+		_, _, err := ctlRun(t, kubeconfig, "", "rollout", "undo", "deployment/web", "-n", "undo-paused")
 		if got := FormatError(err); !strings.Contains(got, "you cannot rollback a paused deployment") {
 			t.Errorf("error %q", got)
 		}
@@ -423,7 +426,8 @@ func TestRolloutUndo(t *testing.T) {
 
 func TestRolloutRestartPauseResume(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	ctlNamespace(t, c, "rp")
 	rolloutDeployment(t, c, "rp", "web", "nginx:1", 2)
@@ -437,14 +441,14 @@ func TestRolloutRestartPauseResume(t *testing.T) {
 	}
 	run := func(want string, args ...string) {
 		t.Helper()
-		out, errOut, err := ctlRun(t, srv.Addr(), "", append(args, "-n", "rp")...)
+		out, errOut, err := ctlRun(t, kubeconfig, "", append(args, "-n", "rp")...)
 		if err != nil || out != want {
 			t.Errorf("%v: got %q, %v (stderr %q); want %q", args, out, err, errOut, want)
 		}
 	}
 	fails := func(want string, args ...string) {
 		t.Helper()
-		_, _, err := ctlRun(t, srv.Addr(), "", append(args, "-n", "rp")...)
+		_, _, err := ctlRun(t, kubeconfig, "", append(args, "-n", "rp")...)
 		if got := FormatError(err); got != want {
 			t.Errorf("%v: error %q, want %q", args, got, want)
 		}
@@ -476,7 +480,7 @@ func TestRolloutRestartPauseResume(t *testing.T) {
 
 	// Several objects: the found ones are acted on, the errors come after.
 	rolloutDeployment(t, c, "rp", "api", "nginx:1", 1)
-	out, _, err := ctlRun(t, srv.Addr(), "", "rollout", "pause", "deployment/api", "deployment/nope", "-n", "rp")
+	out, _, err := ctlRun(t, kubeconfig, "", "rollout", "pause", "deployment/api", "deployment/nope", "-n", "rp")
 	if out != "deployment.apps/api paused\n" || FormatError(err) != `Error from server (NotFound): deployments.apps "nope" not found` {
 		t.Errorf("got %q, %v", out, err)
 	}

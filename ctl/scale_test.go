@@ -8,7 +8,8 @@ import (
 
 func TestScale(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	ctlNamespace(t, c, "sc")
 	d := rolloutDeployment(t, c, "sc", "web", "nginx:1", 1)
@@ -23,14 +24,14 @@ func TestScale(t *testing.T) {
 	}
 	run := func(want string, args ...string) {
 		t.Helper()
-		out, errOut, err := ctlRun(t, srv.Addr(), "", append(args, "-n", "sc")...)
+		out, errOut, err := ctlRun(t, kubeconfig, "", append(args, "-n", "sc")...)
 		if err != nil || out != want {
 			t.Errorf("%v: got %q, %v (stderr %q); want %q", args, out, err, errOut, want)
 		}
 	}
 	fails := func(want string, args ...string) {
 		t.Helper()
-		_, _, err := ctlRun(t, srv.Addr(), "", append(args, "-n", "sc")...)
+		_, _, err := ctlRun(t, kubeconfig, "", append(args, "-n", "sc")...)
 		if got := FormatError(err); got != want {
 			t.Errorf("%v: error %q, want %q", args, got, want)
 		}

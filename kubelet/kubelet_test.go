@@ -45,8 +45,8 @@ func startCluster(t testing.TB) *cluster {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return node.Dial(ctx, addr) }
 	})
-	c := testenv.NewClient(t, srv.Addr())
-	node = nodetest.Start(t, srv.Addr(), func(cfg *kubelet.Config) {
+	c := testenv.NewClient(t, srv)
+	node = nodetest.Start(t, srv, func(cfg *kubelet.Config) {
 		cfg.InitialBackoff = time.Second
 		cfg.MaxBackoff = 4 * time.Second
 	})

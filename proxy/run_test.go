@@ -24,7 +24,7 @@ func TestRunFollowsTheAPI(t *testing.T) {
 	a, b := n.pods["a"], n.pods["b"]
 
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := DefaultConfig()
 	cfg.NodeName = "node-1"

@@ -39,6 +39,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/simnodes"
@@ -69,16 +70,16 @@ func benchmarkSchedule(b *testing.B, nodes int) {
 
 	// Simulated nodes: 8 cpu, 32Gi, 110 pods each.
 	simCfg := simnodes.DefaultConfig()
-	simCfg.Client = testenv.NewClient(b, srv.Addr())
+	simCfg.Client = testenv.NewClient(b, srv)
 	simCfg.Count = nodes
 	simCfg.Logger = quietLogger
 	runInBackground(b, func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
-	admin := testenv.NewClient(b, srv.Addr())
+	admin := testenv.NewClient(b, srv)
 	waitNodes(b, ctx, admin, nodes)
 
 	// The scheduler, with its own connection, as in its own process.
 	cfg := DefaultConfig()
-	cfg.Client = testenv.NewClient(b, srv.Addr())
+	cfg.Client = testenv.NewClientAs(b, srv, auth.SchedulerUser)
 	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
@@ -91,7 +92,7 @@ func benchmarkSchedule(b *testing.B, nodes int) {
 
 	creators := make([]*client.Client, benchConnections)
 	for i := range creators {
-		creators[i] = testenv.NewClient(b, srv.Addr())
+		creators[i] = testenv.NewClient(b, srv)
 	}
 
 	var pods, created, p50, p99 float64

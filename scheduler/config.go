@@ -15,11 +15,13 @@ import (
 
 // Config configures the scheduler.
 type Config struct {
-	// Server is the API server's address ("host:port"). Ignored when
-	// Client is set.
-	Server string
-	// Client, when not nil, is used instead of dialling Server; Run does
-	// not close it. `skiff server` and tests share one client this way.
+	// Connection says how to reach and authenticate to the API server;
+	// the binary fills it from the kubeconfig or the connection flags.
+	// Ignored when Client is set.
+	Connection client.Config
+	// Client, when not nil, is used instead of dialling Connection; Run
+	// does not close it. `skiff server` and tests share one client this
+	// way.
 	Client *client.Client
 
 	// SchedulerName is the spec.schedulerName of the pods this scheduler
@@ -62,7 +64,6 @@ func DefaultConfig() Config {
 
 // AddFlags registers the flags of "skiff scheduler".
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Server, "server", c.Server, "API server address (host:port)")
 	fs.StringVar(&c.SchedulerName, "scheduler-name", c.SchedulerName, "spec.schedulerName of the pods to schedule")
 	fs.Int64Var(&c.Weights.LeastAllocated, "weight-least-allocated", c.Weights.LeastAllocated, "weight of the score that prefers nodes with more free cpu and memory")
 	fs.Int64Var(&c.Weights.BalancedAllocation, "weight-balanced-allocation", c.Weights.BalancedAllocation, "weight of the score that prefers nodes whose cpu and memory use stay balanced")
@@ -76,8 +77,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Client == nil && c.Server == "" {
-		errs = append(errs, errors.New("--server is required"))
+	if c.Client == nil && c.Connection.Server == "" {
+		errs = append(errs, errors.New("no API server given (--kubeconfig or --server)"))
 	}
 	if c.SchedulerName == "" {
 		errs = append(errs, errors.New("--scheduler-name must not be empty"))

@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if cfg.Client == nil {
-		c, err := client.New(client.Config{Server: cfg.Server, UserAgent: "scheduler"})
+		c, err := dial(cfg)
 		if err != nil {
 			return err
 		}
@@ -83,6 +83,16 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 }
 
+// dial makes the scheduler's own client from cfg.Connection, naming the
+// scheduler in the server's logs unless the binary named it already.
+func dial(cfg Config) (*client.Client, error) {
+	conn := cfg.Connection
+	if conn.UserAgent == "" {
+		conn.UserAgent = "scheduler"
+	}
+	return client.New(conn)
+}
+
 // New checks cfg and builds a scheduler. Nothing runs until Run.
 func New(cfg Config) (*Scheduler, error) {
 	if err := cfg.Validate(); err != nil {
@@ -94,7 +104,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	s.log = s.log.With("component", "scheduler")
 	if s.client == nil {
-		c, err := client.New(client.Config{Server: cfg.Server, UserAgent: "scheduler"})
+		c, err := dial(cfg)
 		if err != nil {
 			return nil, err
 		}

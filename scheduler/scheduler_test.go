@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
@@ -30,11 +31,13 @@ var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{L
 
 // cluster is an API server with a scheduler running against it.
 type cluster struct {
-	t      *testing.T
-	ctx    context.Context
-	client *client.Client
-	addr   string
-	sched  *Scheduler
+	t   *testing.T
+	ctx context.Context
+	// client is the test's (and the simulated nodes'), as the
+	// administrator; schedClient is the scheduler's, as
+	// system:kube-scheduler, so that what it may do is tested too.
+	client, schedClient *client.Client
+	sched               *Scheduler
 }
 
 // startCluster starts an API server and a scheduler, both stopped when
@@ -42,8 +45,8 @@ type cluster struct {
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	s := testenv.StartServer(t)
-	c := testenv.NewClient(t, s.Addr())
-	cl := &cluster{t: t, ctx: testenv.Context(t), client: c, addr: s.Addr()}
+	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s),
+		schedClient: testenv.NewClientAs(t, s, auth.SchedulerUser)}
 	cl.startScheduler(DefaultConfig())
 	return cl
 }
@@ -52,7 +55,7 @@ func startCluster(t *testing.T) *cluster {
 // until the test ends.
 func (cl *cluster) startScheduler(cfg Config) {
 	cl.t.Helper()
-	cfg.Client = cl.client
+	cfg.Client = cl.schedClient
 	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
@@ -380,10 +383,10 @@ func TestPodsBoundBySomeoneElseAreLeftAlone(t *testing.T) {
 // the parked pods.
 func TestBindConflictIsDropped(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	cfg := DefaultConfig()
-	cfg.Client = c
+	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
 	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
@@ -533,13 +536,15 @@ func checkNotOvercommitted(t testing.TB, ctx context.Context, c *client.Client) 
 }
 
 // newTestScheduler builds a scheduler against a fresh API server without
-// running it: tests drive its handlers and workers by hand.
+// running it: tests drive its handlers and workers by hand. The scheduler
+// connects as system:kube-scheduler; the client returned is the
+// administrator's, for the test's own requests.
 func newTestScheduler(t *testing.T) (*Scheduler, *client.Client) {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	cfg := DefaultConfig()
-	cfg.Client = c
+	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
 	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
@@ -639,10 +644,10 @@ func TestUnschedulableWriteIsCompareAndSwap(t *testing.T) {
 // event recorder).
 func TestRunStopsCleanly(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	cfg := DefaultConfig()
-	cfg.Server = srv.Addr() // Run dials and closes its own client
+	cfg.Connection = testenv.ConfigAs(t, srv, auth.SchedulerUser) // Run dials and closes its own client
 	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {

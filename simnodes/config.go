@@ -19,11 +19,12 @@ import (
 
 // Config configures a set of simulated nodes.
 type Config struct {
-	// Server is the API server's address ("host:port"). Ignored when
-	// Client is set.
-	Server string
-	// Client, when not nil, is used instead of dialling Server; Run does
-	// not close it. Tests share one client this way.
+	// Connection says how to reach and authenticate to the API server;
+	// the binary fills it from the kubeconfig or the connection flags.
+	// Ignored when Client is set.
+	Connection client.Config
+	// Client, when not nil, is used instead of dialling Connection; Run
+	// does not close it. Tests share one client this way.
 	Client *client.Client
 
 	// Count is how many nodes to simulate.
@@ -79,7 +80,6 @@ func DefaultConfig() Config {
 
 // AddFlags registers the flags of "skiff simnodes".
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Server, "server", c.Server, "API server address (host:port)")
 	fs.IntVar(&c.Count, "count", c.Count, "number of simulated nodes")
 	fs.StringVar(&c.NamePrefix, "name-prefix", c.NamePrefix, "prefix of the node names, followed by 0, 1, 2, ...")
 	fs.Var(quantityValue{&c.CPU}, "cpu", "CPU capacity of each node")
@@ -95,8 +95,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Client == nil && c.Server == "" {
-		errs = append(errs, errors.New("--server is required"))
+	if c.Client == nil && c.Connection.Server == "" {
+		errs = append(errs, errors.New("no API server given (--kubeconfig or --server)"))
 	}
 	if c.Count < 1 {
 		errs = append(errs, fmt.Errorf("--count %d: must be at least 1", c.Count))

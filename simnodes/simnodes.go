@@ -74,12 +74,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	s.log = s.log.With("component", "simnodes")
 	if s.client == nil {
-		c, err := client.New(client.Config{
-			Server:         cfg.Server,
-			UserAgent:      "simnodes",
-			Timeout:        requestTimeout,
-			WarningHandler: func(w string) { s.log.Warn("warning from the API server", "warning", w) },
-		})
+		conn := cfg.Connection
+		if conn.UserAgent == "" {
+			conn.UserAgent = "simnodes"
+		}
+		if conn.Timeout == 0 {
+			conn.Timeout = requestTimeout
+		}
+		if conn.WarningHandler == nil {
+			conn.WarningHandler = func(w string) { s.log.Warn("warning from the API server", "warning", w) }
+		}
+		c, err := client.New(conn)
 		if err != nil {
 			return err
 		}

@@ -100,7 +100,7 @@ func internalIP(node *corev1.Node) string {
 
 func TestNodesRegisterAndHeartbeat(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	cfg := testConfig(t, c)
 	cfg.CPU = resource.MustParse("4")
@@ -199,7 +199,7 @@ func TestNodesRegisterAndHeartbeat(t *testing.T) {
 
 func TestAdoptsExistingNode(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	// A node left behind, NotReady, with a label of its own.
 	old := &corev1.Node{
@@ -273,7 +273,7 @@ func awaitRunning(t *testing.T, c *client.Client, ns, name string) *corev1.Pod {
 
 func TestPodsRun(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	cfg := testConfig(t, c)
 	cfg.StartDelay = 100 * time.Millisecond
@@ -366,7 +366,7 @@ func TestPodsRun(t *testing.T) {
 
 func TestDeletedPodsGo(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	cfg := testConfig(t, c)
 	cfg.Count = 1
@@ -396,7 +396,7 @@ func TestDeletedPodsGo(t *testing.T) {
 
 func TestRestartKeepsAddresses(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	cfg := testConfig(t, c)
 	cfg.Count = 1
 	first := start(t, cfg)
@@ -444,10 +444,10 @@ func simGoroutines() []string {
 
 func TestStopsCleanly(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	cfg := testConfig(t, nil)
-	cfg.Server = srv.Addr() // Run makes and closes its own client
+	cfg.Connection = testenv.AdminConfig(t, srv) // Run makes and closes its own client
 	cfg.StartDelay = time.Hour
 	r := start(t, cfg)
 
@@ -481,7 +481,7 @@ func TestValidate(t *testing.T) {
 		want   string // part of the error; "" for none
 	}{
 		{"defaults", func(*simnodes.Config) {}, ""},
-		{"no server", func(c *simnodes.Config) { c.Server = "" }, "--server is required"},
+		{"no server", func(c *simnodes.Config) { c.Connection.Server = "" }, "no API server given (--kubeconfig or --server)"},
 		{"no nodes", func(c *simnodes.Config) { c.Count = 0 }, "--count 0"},
 		{"bad prefix", func(c *simnodes.Config) { c.NamePrefix = "Sim_" }, "--name-prefix"},
 		{"no cpu", func(c *simnodes.Config) { c.CPU = resource.MustParse("0") }, "--cpu 0: must be positive"},
@@ -501,7 +501,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := simnodes.DefaultConfig()
-			cfg.Server = "127.0.0.1:6443"
+			cfg.Connection.Server = "https://127.0.0.1:6443"
 			tt.change(&cfg)
 			err := cfg.Validate()
 			switch {
@@ -518,16 +518,22 @@ func TestFlags(t *testing.T) {
 	cfg := simnodes.DefaultConfig()
 	fs := pflag.NewFlagSet("simnodes", pflag.ContinueOnError)
 	cfg.AddFlags(fs)
+	// The binary registers the connection flags, shared by every
+	// component, and fills Connection from them.
+	if fs.Lookup("server") != nil {
+		t.Errorf("got a --server flag, want none: the binary registers the connection flags")
+	}
+	cfg.Connection = client.Config{Server: "https://10.0.0.1:6443"}
 	if usage := fs.FlagUsages(); !strings.Contains(usage, "--memory quantity") || !strings.Contains(usage, `(default 32Gi)`) {
 		t.Errorf("usage does not show --memory with its default:\n%s", usage)
 	}
-	err := fs.Parse([]string{"--server=10.0.0.1:6443", "--count=5000", "--name-prefix=kw-", "--cpu=2", "--memory=4Gi",
+	err := fs.Parse([]string{"--count=5000", "--name-prefix=kw-", "--cpu=2", "--memory=4Gi",
 		"--pods=20", "--start-delay=1s", "--heartbeat-interval=2s", "--node-labels=zone=a,rack=7"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := simnodes.DefaultConfig()
-	want.Server, want.Count, want.NamePrefix = "10.0.0.1:6443", 5000, "kw-"
+	want.Connection, want.Count, want.NamePrefix = client.Config{Server: "https://10.0.0.1:6443"}, 5000, "kw-"
 	want.CPU, want.Memory, want.Pods = resource.MustParse("2"), resource.MustParse("4Gi"), resource.MustParse("20")
 	want.StartDelay, want.HeartbeatInterval = time.Second, 2*time.Second
 	want.Labels = map[string]string{"zone": "a", "rack": "7"}
@@ -624,7 +630,7 @@ func BenchmarkSimNodes5000(b *testing.B) {
 		heartbeat = 2 * interval
 	)
 	srv := testenv.StartServer(b)
-	c := testenv.NewClient(b, srv.Addr())
+	c := testenv.NewClient(b, srv)
 	for range b.N {
 		heapBefore := heapMiB()
 		registered := make(chan struct{})
@@ -690,7 +696,7 @@ func BenchmarkSimNodesPods(b *testing.B) {
 		creators = 16
 	)
 	srv := testenv.StartServer(b)
-	c := testenv.NewClient(b, srv.Addr())
+	c := testenv.NewClient(b, srv)
 	for n := range b.N {
 		ns := fmt.Sprintf("bench-%d", n)
 		if _, err := c.Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {

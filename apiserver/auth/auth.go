@@ -61,7 +61,10 @@ func (u User) InGroup(group string) bool { return slices.Contains(u.Groups, grou
 // named system:node:NAME in the system:nodes group.
 func (u User) NodeName() (name string, ok bool) {
 	name, ok = strings.CutPrefix(u.Name, NodeUserPrefix)
-	return name, ok && name != "" && u.InGroup(NodesGroup)
+	if !ok || name == "" || !u.InGroup(NodesGroup) {
+		return "", false
+	}
+	return name, true
 }
 
 type userKey struct{}

@@ -39,6 +39,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
@@ -63,11 +64,11 @@ func BenchmarkDeployment1000(b *testing.B) {
 	b.Cleanup(func() { slog.SetDefault(prev) })
 
 	srv := testenv.StartServer(b)
-	admin := testenv.NewClient(b, srv.Addr())
+	admin := testenv.NewClient(b, srv)
 
 	// Simulated nodes: 8 cpu, 32Gi, 110 pods each, pods Running at once.
 	simCfg := simnodes.DefaultConfig()
-	simCfg.Client = testenv.NewClient(b, srv.Addr())
+	simCfg.Client = testenv.NewClient(b, srv)
 	simCfg.Count = benchNodes
 	simCfg.StartDelay = 0
 	simCfg.CPU = resource.MustParse("16")
@@ -77,12 +78,12 @@ func BenchmarkDeployment1000(b *testing.B) {
 	runInBackground(b, "simnodes", func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
 
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client = testenv.NewClient(b, srv.Addr())
+	schedCfg.Client = testenv.NewClientAs(b, srv, auth.SchedulerUser)
 	schedCfg.Logger = benchLogger
 	runInBackground(b, "scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
 	ctrlCfg := controllers.DefaultConfig()
-	ctrlCfg.Client = testenv.NewClient(b, srv.Addr())
+	ctrlCfg.Client = testenv.NewClientAs(b, srv, auth.ControllersUser)
 	runInBackground(b, "controllers", func(ctx context.Context) error { return controllers.Run(ctx, ctrlCfg) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(b.N)*4*benchWait+2*benchWait)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/replicaset"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
@@ -41,10 +42,13 @@ type cluster struct {
 func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	t.Helper()
 	s := testenv.StartServer(t)
-	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s.Addr())}
+	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s)}
 
+	// The scheduler and the controllers run as themselves, so that what
+	// they may do is tested too; the simulated nodes and the test itself
+	// act as the administrator.
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client = cl.client
+	schedCfg.Client = testenv.NewClientAs(t, s, auth.SchedulerUser)
 	schedCfg.Logger = quietLogger
 	cl.run("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
@@ -55,17 +59,18 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	simCfg.Logger = quietLogger
 	cl.run("simnodes", func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
 
-	f := informers.NewFactory(cl.client, time.Minute)
-	rec := events.NewRecorder(cl.client, "controllers")
+	cc := testenv.NewClientAs(t, s, auth.ControllersUser)
+	f := informers.NewFactory(cc, time.Minute)
+	rec := events.NewRecorder(cc, "controllers")
 	rsCfg := replicaset.DefaultConfig()
 	rsCfg.Logger = quietLogger
-	rsCtrl, err := replicaset.New(cl.client, f, rec, rsCfg)
+	rsCtrl, err := replicaset.New(cc, f, rec, rsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dCfg := DefaultConfig()
 	dCfg.Logger = quietLogger
-	dCtrl, err := New(cl.client, f, rec, dCfg)
+	dCtrl, err := New(cc, f, rec, dCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,8 +42,8 @@ func BenchmarkFullSync1000x10(b *testing.B) {
 
 	cfg := DefaultConfig()
 	cfg.Logger = quietLogger
-	f := informers.NewFactory(e.c, 0)
-	ctrl, err := New(e.c, f, e.events, cfg)
+	f := informers.NewFactory(e.cc, 0)
+	ctrl, err := New(e.cc, f, e.events, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
@@ -32,11 +33,14 @@ const (
 // quietLogger logs warnings and errors only.
 var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-// env is an API server, a client, and (once started) the controller.
+// env is an API server, two clients, and (once started) the controller.
 type env struct {
-	t      testing.TB
-	ctx    context.Context
-	c      *client.Client
+	t   testing.TB
+	ctx context.Context
+	// c is the test's, as the administrator; cc the controller's, as the
+	// controller manager, so that what the controller may do is tested
+	// too.
+	c, cc  *client.Client
 	ctrl   *Controller
 	events *recorder
 }
@@ -44,7 +48,8 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	return &env{t: t, ctx: testenv.Context(t), c: testenv.NewClient(t, srv.Addr()), events: &recorder{}}
+	return &env{t: t, ctx: testenv.Context(t), c: testenv.NewClient(t, srv),
+		cc: testenv.NewClientAs(t, srv, auth.ControllersUser), events: &recorder{}}
 }
 
 // start runs the controller with its own informers until the test ends.
@@ -52,8 +57,8 @@ func (e *env) start() *env {
 	e.t.Helper()
 	cfg := DefaultConfig()
 	cfg.Logger = quietLogger
-	f := informers.NewFactory(e.c, time.Minute)
-	ctrl, err := New(e.c, f, e.events, cfg)
+	f := informers.NewFactory(e.cc, time.Minute)
+	ctrl, err := New(e.cc, f, e.events, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/garbagecollector"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -26,10 +27,13 @@ const (
 func startGC(t *testing.T) (context.Context, *client.Client) {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
+	// The controller runs as the controller manager, so that what it may
+	// do is tested too; the test itself acts as the administrator.
+	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	ctx, cancel := context.WithCancel(context.Background())
-	f := informers.NewFactory(c, time.Minute)
-	gc, err := garbagecollector.New(c, f, garbagecollector.Config{Workers: 2})
+	f := informers.NewFactory(cc, time.Minute)
+	gc, err := garbagecollector.New(cc, f, garbagecollector.Config{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/namespace"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -25,12 +26,15 @@ const wait = 20 * time.Second
 func startController(t *testing.T) (context.Context, *client.Client) {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
+	// The controller runs as the controller manager, so that what it may
+	// do is tested too; the test itself acts as the administrator.
+	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	ctx, cancel := context.WithCancel(context.Background())
-	f := informers.NewFactory(c, time.Minute)
+	f := informers.NewFactory(cc, time.Minute)
 	cfg := namespace.DefaultConfig()
 	cfg.RecheckInterval = 50 * time.Millisecond
-	nc, err := namespace.New(c, f, cfg)
+	nc, err := namespace.New(cc, f, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

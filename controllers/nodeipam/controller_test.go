@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/nodeipam"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
@@ -59,10 +60,13 @@ func startController(t *testing.T, c *client.Client, cluster string, mask, worke
 	return stop
 }
 
-func startServer(t *testing.T) (context.Context, *client.Client) {
+// startServer starts an API server and returns two clients of it: c, the
+// test's, as the administrator, and cc, the controller's, as the
+// controller manager, so that what the controller may do is tested too.
+func startServer(t *testing.T) (ctx context.Context, c, cc *client.Client) {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	return testenv.Context(t), testenv.NewClient(t, srv.Addr())
+	return testenv.Context(t), testenv.NewClient(t, srv), testenv.NewClientAs(t, srv, auth.ControllersUser)
 }
 
 func createNode(t *testing.T, ctx context.Context, c *client.Client, name, podCIDR string) {
@@ -159,8 +163,8 @@ func names(prefix string, n int) []string {
 }
 
 func TestAllocatesDistinctCIDRs(t *testing.T) {
-	ctx, c := startServer(t)
-	startController(t, c, "10.244.0.0/16", 24, 5)
+	ctx, c, cc := startServer(t)
+	startController(t, cc, "10.244.0.0/16", 24, 5)
 	nodes := names("node", 3)
 	for _, n := range nodes {
 		createNode(t, ctx, c, n, "")
@@ -173,8 +177,8 @@ func TestAllocatesDistinctCIDRs(t *testing.T) {
 }
 
 func TestNodeCIDRMaskSize(t *testing.T) {
-	ctx, c := startServer(t)
-	startController(t, c, "10.100.0.0/20", 26, 2)
+	ctx, c, cc := startServer(t)
+	startController(t, cc, "10.100.0.0/20", 26, 2)
 	nodes := names("node", 3)
 	for _, n := range nodes {
 		createNode(t, ctx, c, n, "")
@@ -187,14 +191,14 @@ func TestNodeCIDRMaskSize(t *testing.T) {
 // given to another node; collisions and CIDRs outside the cluster CIDR
 // are reported on the node.
 func TestPresetCIDRsRespected(t *testing.T) {
-	ctx, c := startServer(t)
+	ctx, c, cc := startServer(t)
 	// There before the controller starts, like the server's own node.
 	createNode(t, ctx, c, "server", "10.244.0.0/24")
 	// One worker: nodes are handled in the order they were created, so
 	// that "late" is recorded before the nodes without a CIDR are
 	// handled. (With several workers a kubelet's CIDR that arrives at the
 	// same moment as an allocation may collide with it; it is reported.)
-	startController(t, c, "10.244.0.0/16", 24, 1)
+	startController(t, cc, "10.244.0.0/16", 24, 1)
 	createNode(t, ctx, c, "late", "10.244.1.0/24")
 	createNode(t, ctx, c, "dup", "10.244.0.0/24")
 	createNode(t, ctx, c, "away", "192.168.5.0/24")
@@ -225,9 +229,9 @@ func TestPresetCIDRsRespected(t *testing.T) {
 }
 
 func TestDeletionReleasesCIDR(t *testing.T) {
-	ctx, c := startServer(t)
+	ctx, c, cc := startServer(t)
 	const cluster = "10.244.0.0/23" // two /24s
-	startController(t, c, cluster, 24, 5)
+	startController(t, cc, cluster, 24, 5)
 	createNode(t, ctx, c, "a", "")
 	createNode(t, ctx, c, "b", "")
 	first := waitCIDRs(t, ctx, c, "a", "b")
@@ -251,9 +255,9 @@ func TestDeletionReleasesCIDR(t *testing.T) {
 }
 
 func TestRestartNeverDuplicates(t *testing.T) {
-	ctx, c := startServer(t)
+	ctx, c, cc := startServer(t)
 	const cluster = "10.244.0.0/16"
-	stop := startController(t, c, cluster, 24, 5)
+	stop := startController(t, cc, cluster, 24, 5)
 	// Names chosen so that a new controller's informer lists the nodes
 	// that already have a CIDR after those that have none: only the
 	// rebuild in Run keeps it from handing out 10.244.0.0/24 again.
@@ -270,7 +274,7 @@ func TestRestartNeverDuplicates(t *testing.T) {
 	for _, n := range between {
 		createNode(t, ctx, c, n, "")
 	}
-	startController(t, c, cluster, 24, 5)
+	startController(t, cc, cluster, 24, 5)
 	after := names("after", 3)
 	for _, n := range after {
 		createNode(t, ctx, c, n, "")
@@ -284,9 +288,9 @@ func TestRestartNeverDuplicates(t *testing.T) {
 }
 
 func TestExhaustionWaitsForRelease(t *testing.T) {
-	ctx, c := startServer(t)
+	ctx, c, cc := startServer(t)
 	const cluster = "10.244.0.0/22" // four /24s
-	startController(t, c, cluster, 24, 5)
+	startController(t, cc, cluster, 24, 5)
 	nodes := names("node", 4)
 	for _, n := range nodes {
 		createNode(t, ctx, c, n, "")
@@ -310,9 +314,9 @@ func TestExhaustionWaitsForRelease(t *testing.T) {
 }
 
 func TestConcurrentNodes(t *testing.T) {
-	ctx, c := startServer(t)
+	ctx, c, cc := startServer(t)
 	const cluster = "10.244.0.0/16"
-	startController(t, c, cluster, 24, 5)
+	startController(t, cc, cluster, 24, 5)
 	nodes := names("node", 50)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(nodes))
@@ -340,7 +344,7 @@ func TestConcurrentNodes(t *testing.T) {
 // its own between the controller's read and its write keeps the
 // kubelet's; the controller's patch is conditional on resourceVersion.
 func TestPatchIsConditional(t *testing.T) {
-	ctx, c := startServer(t)
+	ctx, c, _ := startServer(t)
 	createNode(t, ctx, c, "n", "")
 	n, err := c.Nodes().Get(ctx, "n")
 	if err != nil {

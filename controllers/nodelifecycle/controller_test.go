@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/nodelifecycle"
 	"github.com/skiffdev/skiff/internal/client"
@@ -45,7 +46,7 @@ func (r *recorder) has(event string) bool {
 // from when the controller saw the heartbeat change, on its own clock.
 func TestReconcile(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	start := time.Now().Truncate(time.Second) // the API keeps whole seconds
 	clk := clocktesting.NewFakePassiveClock(start)
@@ -94,9 +95,12 @@ func TestReconcile(t *testing.T) {
 		}
 	}
 
-	factory := informers.NewFactory(c, 0)
+	// The controller runs as the controller manager, so that what it may
+	// do is tested too; the test itself acts as the administrator.
+	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
+	factory := informers.NewFactory(cc, 0)
 	rec := &recorder{}
-	ctrl, err := nodelifecycle.New(nodelifecycle.Config{Client: c, Informers: factory, Recorder: rec, GracePeriod: grace, Clock: clk})
+	ctrl, err := nodelifecycle.New(nodelifecycle.Config{Client: cc, Informers: factory, Recorder: rec, GracePeriod: grace, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

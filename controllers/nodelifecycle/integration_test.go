@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/nodelifecycle"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -31,7 +32,7 @@ func TestNodeLost(t *testing.T) {
 		tolerationSeconds = 2
 	)
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) { cfg.DefaultTolerationSeconds = tolerationSeconds })
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	// Everything started below runs until runCtx ends; wg and factory
 	// wait for it when the test ends, however it ends.
@@ -69,17 +70,21 @@ func TestNodeLost(t *testing.T) {
 	lostDone := startSim(lostCtx, simCfg("lost-", "10.129.0.0/16"))
 
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client, schedCfg.Logger = c, quiet
+	// The scheduler and the controller run as themselves, so that what
+	// they may do is tested too; the simulated nodes and the test itself
+	// act as the administrator.
+	schedCfg.Client, schedCfg.Logger = testenv.NewClientAs(t, srv, auth.SchedulerUser), quiet
 	wg.Go(func() {
 		if err := scheduler.Run(runCtx, schedCfg); err != nil {
 			t.Errorf("scheduler: %v", err)
 		}
 	})
 
-	factory = informers.NewFactory(c, time.Minute)
-	rec := events.NewRecorder(c, "controllers")
+	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
+	factory = informers.NewFactory(cc, time.Minute)
+	rec := events.NewRecorder(cc, "controllers")
 	t.Cleanup(rec.Stop)
-	ctrl, err := nodelifecycle.New(nodelifecycle.Config{Client: c, Informers: factory, Recorder: rec, GracePeriod: grace, Workers: 2})
+	ctrl, err := nodelifecycle.New(nodelifecycle.Config{Client: cc, Informers: factory, Recorder: rec, GracePeriod: grace, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/podgc"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -25,10 +26,13 @@ const (
 func startController(t *testing.T, cfg podgc.Config) (context.Context, *client.Client) {
 	t.Helper()
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
+	// The controller runs as the controller manager, so that what it may
+	// do is tested too; the test itself acts as the administrator.
+	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	ctx, cancel := context.WithCancel(context.Background())
-	f := informers.NewFactory(c, time.Minute)
-	gc, err := podgc.New(c, f, cfg)
+	f := informers.NewFactory(cc, time.Minute)
+	gc, err := podgc.New(cc, f, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

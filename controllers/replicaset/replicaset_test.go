@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -36,18 +37,24 @@ var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{L
 // cluster is an API server with a scheduler and simulated nodes, all
 // stopped when the test ends.
 type cluster struct {
-	t      *testing.T
-	ctx    context.Context
-	client *client.Client
+	t   *testing.T
+	ctx context.Context
+	// client is the test's, as the administrator; controllers is the
+	// ReplicaSet controllers', as the controller manager, so that what
+	// they may do is tested too.
+	client, controllers *client.Client
 }
 
 func startCluster(t *testing.T, nodes int) *cluster {
 	t.Helper()
 	s := testenv.StartServer(t)
-	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s.Addr())}
+	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s),
+		controllers: testenv.NewClientAs(t, s, auth.ControllersUser)}
 
+	// The scheduler runs as itself; the simulated nodes act as the
+	// administrator.
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client = cl.client
+	schedCfg.Client = testenv.NewClientAs(t, s, auth.SchedulerUser)
 	schedCfg.Logger = quietLogger
 	cl.runUntilCleanup("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
@@ -84,11 +91,11 @@ func (cl *cluster) runUntilCleanup(name string, fn func(context.Context) error) 
 // function that ends the controller's context without waiting for Run.
 func (cl *cluster) startController(beforeCreate func(cancel context.CancelFunc)) (stop func()) {
 	cl.t.Helper()
-	f := informers.NewFactory(cl.client, time.Minute)
-	rec := events.NewRecorder(cl.client, "controllers")
+	f := informers.NewFactory(cl.controllers, time.Minute)
+	rec := events.NewRecorder(cl.controllers, "controllers")
 	cfg := DefaultConfig()
 	cfg.Logger = quietLogger
-	ctrl, err := New(cl.client, f, rec, cfg)
+	ctrl, err := New(cl.controllers, f, rec, cfg)
 	if err != nil {
 		cl.t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ type fixture struct {
 func start(t *testing.T, pods []*corev1.Pod, opts ...informers.Option) fixture {
 	t.Helper()
 	srv := clienttest.Start(t)
-	c, err := client.New(client.Config{Server: srv.Addr})
+	c, err := client.New(client.Config{Server: srv.Addr, Plaintext: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func leader(cands ...*candidate) *candidate {
 
 func TestOneLeaderAndTakeover(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	var active atomic.Int32
 	a, b := campaign(t, c, "a", &active), campaign(t, c, "b", &active)
 
@@ -115,7 +115,7 @@ func TestOneLeaderAndTakeover(t *testing.T) {
 // acting, and campaigns again.
 func TestLeaseTaken(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	var active atomic.Int32
 	a := campaign(t, c, "a", &active)
@@ -147,7 +147,9 @@ func TestCannotRenew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(client.Config{Server: srv.Addr(), Timeout: retryPeriod, WarningHandler: func(string) {}})
+	conn := testenv.AdminConfig(t, srv)
+	conn.Timeout, conn.WarningHandler = retryPeriod, func(string) {}
+	c, err := client.New(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +182,7 @@ func TestValidate(t *testing.T) {
 // the Lease up and returns the error, and another candidate takes over.
 func TestFailingTermEndsRun(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx := testenv.Context(t)
 	cfg := leaderelection.Config{
 		Client: c, Namespace: metav1.NamespaceSystem, Name: "test-lease", Identity: "failing",
@@ -229,7 +231,7 @@ func TestFailingTermEndsRun(t *testing.T) {
 // waits RetryPeriod between terms.
 func TestEndedTermWaitsBeforeCampaigning(t *testing.T) {
 	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv.Addr())
+	c := testenv.NewClient(t, srv)
 	ctx, cancel := context.WithTimeout(testenv.Context(t), 5*retryPeriod+retryPeriod/2)
 	defer cancel()
 	cfg := leaderelection.Config{

@@ -83,17 +83,18 @@ func (s *Source) ClientTLS(roots *x509.CertPool) *tls.Config {
 // wait is computed from now, so that tests may inject a clock.
 func (s *Source) Renew(ctx context.Context, now func() time.Time, renew func(context.Context) (KeyPair, error), failed func(err error, expires time.Time)) {
 	retry := time.Second
+	// Never renew more often than this, whatever the certificate says (a
+	// lifetime shorter than the seconds certificates count in).
+	const minWait = 100 * time.Millisecond
 	for {
 		leaf := s.Current().Leaf
-		wait := RenewAt(leaf).Sub(now())
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		wait := max(RenewAt(leaf).Sub(now()), minWait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 		kp, err := renew(ctx)
 		if err == nil {
@@ -111,9 +112,9 @@ func (s *Source) Renew(ctx context.Context, now func() time.Time, renew func(con
 		}
 		// Before the next try: a short while, not past a tenth of what
 		// is left.
-		d := min(retry, max(leaf.NotAfter.Sub(now())/10, 100*time.Millisecond))
+		d := min(retry, max(leaf.NotAfter.Sub(now())/10, minWait))
 		retry = min(2*retry, time.Minute)
-		t := time.NewTimer(d)
+		t = time.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()

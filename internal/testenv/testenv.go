@@ -8,12 +8,15 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/clientconfig"
 )
 
 // ServerConfig returns an API server configuration for a test: a fresh
@@ -61,16 +64,71 @@ func StartServerWith(t testing.TB, cfg apiserver.Config) *apiserver.Server {
 	return s
 }
 
-// NewClient connects a client to addr and closes it when the test ends.
-// Warnings are collected into the returned slice pointer when asked for.
-func NewClient(t testing.TB, addr string) *client.Client {
+// NewClient connects a client to srv as the cluster's administrator
+// (system:admin in system:masters) and closes it when the test ends.
+// Warnings are dropped.
+func NewClient(t testing.TB, srv *apiserver.Server) *client.Client {
 	t.Helper()
-	c, err := client.New(client.Config{Server: addr, WarningHandler: func(string) {}})
+	return NewClientWith(t, AdminConfig(t, srv))
+}
+
+// NewClientAs connects a client to srv as user in groups: for tests of
+// what an identity may do, and for components that must run as their own
+// identity (system:kube-scheduler, system:node:NAME, ...).
+func NewClientAs(t testing.TB, srv *apiserver.Server, user string, groups ...string) *client.Client {
+	t.Helper()
+	return NewClientWith(t, ConfigAs(t, srv, user, groups...))
+}
+
+// NewClientWith connects a client with cfg and closes it when the test
+// ends. A nil WarningHandler drops warnings.
+func NewClientWith(t testing.TB, cfg client.Config) *client.Client {
+	t.Helper()
+	if cfg.WarningHandler == nil {
+		cfg.WarningHandler = func(string) {}
+	}
+	c, err := client.New(cfg)
 	if err != nil {
-		t.Fatalf("connecting to %s: %v", addr, err)
+		t.Fatalf("connecting to %s: %v", cfg.Server, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// AdminKubeconfig writes a kubeconfig for srv's administrator into a
+// temporary directory and returns its path, for tests that run skiffctl
+// (or kubectl) as a user would.
+func AdminKubeconfig(t testing.TB, srv *apiserver.Server) string {
+	t.Helper()
+	kp, err := srv.IssueClientCertificate(auth.AdminUser, auth.MastersGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "admin.kubeconfig")
+	err = clientconfig.WriteKubeconfig(path, clientconfig.Credentials{
+		Server: "https://" + srv.Addr(), CA: srv.CA().CertPEM, CertPEM: kp.CertPEM, KeyPEM: kp.KeyPEM, User: "admin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// AdminConfig is a client configuration for srv as its administrator.
+func AdminConfig(t testing.TB, srv *apiserver.Server) client.Config {
+	t.Helper()
+	return ConfigAs(t, srv, auth.AdminUser, auth.MastersGroup)
+}
+
+// ConfigAs is a client configuration for srv as user in groups, with a
+// certificate the server's CA signed.
+func ConfigAs(t testing.TB, srv *apiserver.Server, user string, groups ...string) client.Config {
+	t.Helper()
+	cfg, err := srv.ClientConfig(user, groups...)
+	if err != nil {
+		t.Fatalf("a client certificate for %s: %v", user, err)
+	}
+	return cfg
 }
 
 // Eventually polls cond until it reports true, failing the test when the

@@ -81,7 +81,7 @@ func fastConfig(name string) Config {
 
 func startServer(t *testing.T) *client.Client {
 	s := testenv.StartServer(t)
-	return testenv.NewClient(t, s.Addr())
+	return testenv.NewClient(t, s)
 }
 
 // waitNode waits until the Node exists and cond holds, and returns it.

@@ -47,6 +47,8 @@ type cluster struct {
 	c   *client.Client
 	ctx context.Context
 	log *slog.Logger
+	// kubeconfig is the admin's, for skiffctl.
+	kubeconfig string
 }
 
 // startCluster starts an API server whose pods tolerate an unreachable
@@ -61,6 +63,8 @@ func startCluster(t *testing.T) *cluster {
 		c:   testenv.NewClient(t, srv),
 		ctx: testenv.Context(t),
 		log: slog.New(slog.DiscardHandler),
+
+		kubeconfig: testenv.AdminKubeconfig(t, srv),
 	}
 }
 
@@ -428,7 +432,7 @@ func (cl *cluster) skiffctl(args ...string) string {
 	var out, errOut bytes.Buffer
 	o := ctl.DefaultOptions()
 	o.Streams = ctl.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
-	o.Server = cl.srv.Addr()
+	o.Kubeconfig = cl.kubeconfig
 	o.ConfigPaths = nil
 	cmd := ctl.NewCommand(o)
 	cmd.SetArgs(args)

@@ -38,7 +38,7 @@ func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
 	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
 		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
 	})
-	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv), ctx: testenv.ContextFor(t, 10*time.Minute), log: slog.New(slog.DiscardHandler)}
+	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv), ctx: testenv.ContextFor(t, 10*time.Minute), log: slog.New(slog.DiscardHandler), kubeconfig: testenv.AdminKubeconfig(t, srv)}
 	lan = nodetest.StartCluster(t, srv, n)
 	for _, node := range lan.Nodes {
 		node.WaitReady(cl.c)
