@@ -52,7 +52,7 @@ func (a *access) authenticate(ctx context.Context) (auth.User, error) {
 		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 && len(info.State.VerifiedChains[0]) > 0 {
 			name, groups := pki.Identity(info.State.VerifiedChains[0][0])
 			if name == "" {
-				return auth.User{}, auth.Unauthorized("the client certificate has no common name")
+				return auth.User{}, auth.Unauthorized("")
 			}
 			return auth.User{Name: name, Groups: append(groups, auth.AuthenticatedGroup)}, nil
 		}
@@ -65,6 +65,9 @@ func (a *access) authenticate(ctx context.Context) (auth.User, error) {
 		}
 		id, err := a.tokens.authenticate(ctx, strings.TrimSpace(bearer), a.now())
 		if err != nil {
+			// The caller learns which check failed: a join token is typed
+			// by an operator, who needs to know whether it expired, was
+			// deleted or was mistyped.
 			if errors.Is(err, errTokenInvalid) {
 				return auth.User{}, auth.Unauthorized(err.Error())
 			}
@@ -97,14 +100,8 @@ func (a *access) check(ctx context.Context, method string, req any) (context.Con
 	}
 	user, err := a.authenticate(ctx)
 	if err != nil {
-		var status apierrors.APIStatus
-		if errors.As(err, &status) && status.Status().Code == 401 {
-			slog.Info("request unauthenticated", "method", method, "peer", peerAddr(ctx), "reason", status.Status().Message)
-			// The caller learns why only for join tokens, which an
-			// operator types; the rest is plain Unauthorized.
-			if !errors.Is(err, errTokenInvalid) && status.Status().Message != "Unauthorized" {
-				err = auth.Unauthorized("")
-			}
+		if apierrors.IsUnauthorized(err) {
+			slog.Info("request unauthenticated", "method", method, "peer", peerAddr(ctx), "reason", err.Error())
 		}
 		return ctx, err
 	}

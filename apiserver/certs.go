@@ -220,12 +220,31 @@ func servingNames(cfg Config, listen net.Addr) pki.Leaf {
 // against the CA when given (a caller may instead send a bearer token).
 func (c *certs) serverTLS() *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: c.serving.GetCertificate,
-		ClientAuth:     tls.VerifyClientCertIfGiven,
-		ClientCAs:      c.ca.Pool(),
-		NextProtos:     []string{"h2"},
+		MinVersion:            tls.VersionTLS12,
+		GetCertificate:        c.serving.GetCertificate,
+		ClientAuth:            tls.VerifyClientCertIfGiven,
+		ClientCAs:             c.ca.Pool(),
+		NextProtos:            []string{"h2"},
+		VerifyPeerCertificate: checkCertificateSize,
 	}
+}
+
+// maxClientCertBytes bounds a client's certificate chain. Go's TLS takes
+// up to 256 KiB; the CA's certificates are well under 2 KiB, so anything
+// near this limit was not made by it and is refused before it is parsed
+// further.
+const maxClientCertBytes = 16 << 10
+
+func checkCertificateSize(raw [][]byte, _ [][]*x509.Certificate) error {
+	n := 0
+	for _, c := range raw {
+		n += len(c)
+	}
+	if n > maxClientCertBytes {
+		slog.Info("refused an oversized client certificate", "bytes", n)
+		return fmt.Errorf("the client certificate chain is %d bytes, over the limit of %d", n, maxClientCertBytes)
+	}
+	return nil
 }
 
 // kubeletTLS is the API server's side of its connections to kubelets:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -37,6 +38,7 @@ type Server struct {
 	runCtx context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	stop   sync.Once
 }
 
 // SystemNamespaces exist from the start and cannot be deleted.
@@ -203,6 +205,10 @@ func (s *Server) Registry() *registry.Registry { return s.registry }
 
 // Stop shuts the server down: the API first, then the caches, then etcd.
 func (s *Server) Stop() {
+	s.stop.Do(s.stopOnce)
+}
+
+func (s *Server) stopOnce() {
 	if s.grpc != nil {
 		s.grpc.Stop()
 	}
