@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,35 +44,31 @@ func newCertificateCommand() *cobra.Command {
 				filepath.Join(rootDir, join.ServingCertFile),
 			}
 			files = append(files, kubeconfigs...)
+			statuses := pki.CheckFiles(files, kubeconfigCert)
+			if len(statuses) == 0 {
+				return fmt.Errorf("no certificates in %s or %s", dataDir, rootDir)
+			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 3, ' ', 0)
 			fmt.Fprintln(w, "CERTIFICATE\tSUBJECT\tEXPIRES\tRESIDUAL TIME\tRENEWS AFTER")
-			found := 0
 			now := time.Now()
-			for _, f := range files {
-				cert, err := readCertificate(f)
-				if errors.Is(err, os.ErrNotExist) {
+			for _, st := range statuses {
+				if st.Err != nil {
+					fmt.Fprintf(w, "%s\t<%v>\t\t\t\n", st.Path, st.Err)
 					continue
 				}
-				if err != nil {
-					fmt.Fprintf(w, "%s\t<%v>\t\t\t\n", f, err)
-					continue
-				}
-				found++
+				cert := st.Cert
 				left := "<expired>"
 				if d := cert.NotAfter.Sub(now); d > 0 {
 					left = duration.HumanDuration(d)
 				}
 				renews := pki.RenewAt(cert).UTC().Format(time.RFC3339)
 				if cert.IsCA {
-					renews = "<never: renew the CA by hand>"
+					renews = "<never: a new CA is made by hand>"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f, cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.RFC3339), left, renews)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Path, cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.RFC3339), left, renews)
 			}
 			if err := w.Flush(); err != nil {
 				return err
-			}
-			if found == 0 {
-				return fmt.Errorf("no certificates in %s or %s", dataDir, rootDir)
 			}
 			return nil
 		},
@@ -118,19 +112,8 @@ func newCertificateCommand() *cobra.Command {
 	return cmd
 }
 
-// readCertificate reads the certificate of a PEM file or of a
-// kubeconfig's client certificate.
-func readCertificate(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if cert, err := pki.ParseCert(data); err == nil {
-		return cert, nil
-	}
+// kubeconfigCert reads the client certificate of a kubeconfig.
+func kubeconfigCert(path string) ([]byte, error) {
 	creds, err := clientconfig.ReadCredentials(path)
-	if err != nil {
-		return nil, err
-	}
-	return pki.ParseCert(creds.CertPEM)
+	return creds.CertPEM, err
 }

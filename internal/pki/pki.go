@@ -407,3 +407,36 @@ func (kp KeyPair) Leaf() (*x509.Certificate, error) { return ParseCert(kp.CertPE
 func (kp KeyPair) Equal(o KeyPair) bool {
 	return bytes.Equal(kp.CertPEM, o.CertPEM) && bytes.Equal(kp.KeyPEM, o.KeyPEM)
 }
+
+// FileStatus is one certificate file, as `skiff certificate check` lists
+// it.
+type FileStatus struct {
+	Path string
+	// Cert is nil when the file could not be read (Err).
+	Cert *x509.Certificate
+	Err  error
+}
+
+// CheckFiles reads the certificate of each file that exists: a PEM
+// certificate, or the client certificate embedded in a kubeconfig
+// (clientCert reads that). Missing files are left out.
+func CheckFiles(paths []string, clientCert func(path string) ([]byte, error)) []FileStatus {
+	var out []FileStatus
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		st := FileStatus{Path: p, Err: err}
+		if err == nil {
+			st.Cert, st.Err = ParseCert(data)
+			if st.Err != nil && clientCert != nil {
+				if certPEM, err := clientCert(p); err == nil {
+					st.Cert, st.Err = ParseCert(certPEM)
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
