@@ -70,11 +70,6 @@ type Config struct {
 	// an external etcd: the CA its servers' certificates chain to, and
 	// this server's client certificate.
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
-
-	// plaintext serves the API without TLS, authentication or
-	// authorization. Only the benchmark that measures what they cost sets
-	// it (export_test.go); no flag or exported field can.
-	plaintext bool
 }
 
 // DefaultConfig returns the defaults: state under /var/lib/skiff, the API on

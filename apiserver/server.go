@@ -126,27 +126,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			auth.Policy{},
 		},
 	}
-	unary := []grpc.UnaryServerInterceptor{recoverUnary, acc.unary}
-	stream := []grpc.StreamServerInterceptor{recoverStream, acc.stream}
-	creds := grpc.Creds(credentials.NewTLS(s.certs.serverTLS()))
-	if cfg.plaintext {
-		unary, stream, creds = unary[:1], stream[:1], grpc.EmptyServerOption{}
-	}
-	s.grpc = grpc.NewServer(
-		creds,
-		// Bodies above MaxRequestBytes get a clear 413 from the service;
-		// this only stops a client from making the server buffer far more.
-		grpc.MaxRecvMsgSize(MaxRequestBytes+64*1024),
-		grpc.MaxSendMsgSize(1<<30),
-		// A pool of request goroutines keeps their grown stacks, instead
-		// of growing a fresh goroutine's stack on every request.
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
+	s.grpc = s.newGRPCServer(
+		grpc.Creds(credentials.NewTLS(s.certs.serverTLS())),
+		grpc.ChainUnaryInterceptor(recoverUnary, acc.unary),
+		grpc.ChainStreamInterceptor(recoverStream, acc.stream),
 	)
-	skiffv1.RegisterAPIServer(s.grpc, &service{reg: s.registry, kubeletDialer: cfg.KubeletDialer, kubeletTLS: s.certs.kubeletTLS()})
-	skiffv1.RegisterClusterServer(s.grpc, &clusterService{s: s})
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			slog.Error("api server stopped serving", "err", err)
@@ -155,6 +139,25 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	slog.Info("api server ready", "listen", lis.Addr().String(), "etcd", endpoints)
 	ok = true
 	return s, nil
+}
+
+// newGRPCServer is a gRPC server of the API with opts (transport
+// security and interceptors) added to the common ones.
+func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	opts = append(opts,
+		// Bodies above MaxRequestBytes get a clear 413 from the service;
+		// this only stops a client from making the server buffer far more.
+		grpc.MaxRecvMsgSize(MaxRequestBytes+64*1024),
+		grpc.MaxSendMsgSize(1<<30),
+		// A pool of request goroutines keeps their grown stacks, instead
+		// of growing a fresh goroutine's stack on every request.
+		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	g := grpc.NewServer(opts...)
+	skiffv1.RegisterAPIServer(g, &service{reg: s.registry, kubeletDialer: s.cfg.KubeletDialer, kubeletTLS: s.certs.kubeletTLS()})
+	skiffv1.RegisterClusterServer(g, &clusterService{s: s})
+	return g
 }
 
 // admit is the API server's validating admission: NodeRestriction, for
