@@ -440,4 +440,3 @@ func TestServerToken(t *testing.T) {
 		t.Error("the token file changed across a restart")
 	}
 }
-
