@@ -9,16 +9,25 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/join"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/proxy"
 )
+
+// expiryWarning is how long before an expiry that cannot be avoided a
+// warning event is recorded.
+const expiryWarning = 30 * 24 * time.Hour
 
 // joinFlags are how a node finds and joins its cluster.
 type joinFlags struct {
@@ -145,9 +154,17 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 	defer cancel()
 	errs := make(chan error, 3)
 	n := 1
-	go func() {
-		creds.Run(ctx, nil)
-	}()
+	// A certificate that cannot be renewed is an event on the Node once
+	// its expiry is within expiryWarning, for `skiffctl get events` and
+	// describe to show before the node is locked out.
+	recorder := events.NewRecorder(c, "kubelet", events.WithLogger(log))
+	defer recorder.Stop()
+	nodeRef := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cfg.NodeName, UID: types.UID(cfg.NodeName)}}
+	go creds.Run(ctx, func(what string, err error, expires time.Time) {
+		if time.Until(expires) < expiryWarning {
+			recorder.Eventf(nodeRef, corev1.EventTypeWarning, "CertificateRenewalFailed", "the node's %s certificate expires at %s and could not be renewed: %v", what, expires.UTC().Format(time.RFC3339), err)
+		}
+	})
 	go func() {
 		if err := kubelet.Run(ctx, c, cfg, log.With("component", "kubelet")); err != nil {
 			if errors.Is(err, kubelet.ErrNotRoot) {

@@ -18,11 +18,15 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
+	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/clientconfig"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
@@ -194,6 +198,7 @@ func newServerCommand() *cobra.Command {
 			if ctrlCfg.Connection, err = s.ClientConfig(auth.ControllersUser); err != nil {
 				return err
 			}
+			go warnCAExpiry(ctx, s, ctrlCfg.Connection)
 			var node *nodeRun
 			if agent {
 				// The proxy drops what goes to the service range the API
@@ -289,6 +294,36 @@ func writeAdminKubeconfigs(ctx context.Context, s *apiserver.Server, server stri
 		}
 	}()
 	return nil
+}
+
+// warnCAExpiry checks the cluster CA once a day until ctx ends: the CA is
+// the one certificate nothing renews, so from 30 days before it expires
+// the server logs a warning and records a Warning event
+// (CertificateExpiring, on the kube-system namespace) every day.
+func warnCAExpiry(ctx context.Context, s *apiserver.Server, cfg client.Config) {
+	c, err := client.New(cfg)
+	if err != nil {
+		slog.Error("checking the CA's expiry", "err", err)
+		return
+	}
+	defer c.Close()
+	recorder := events.NewRecorder(c, "skiff-server")
+	defer recorder.Stop()
+	tick := time.NewTicker(24 * time.Hour)
+	defer tick.Stop()
+	for {
+		if left := time.Until(s.CA().Cert.NotAfter); left < expiryWarning {
+			expires := s.CA().Cert.NotAfter.UTC().Format(time.RFC3339)
+			slog.Warn("the cluster CA expires soon and is not renewed automatically", "expires", expires)
+			recorder.Eventf(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: metav1.NamespaceSystem}}, corev1.EventTypeWarning, "CertificateExpiring",
+				"the cluster CA expires at %s; every certificate of the cluster stops working then", expires)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // nodeRun is the node agent of "skiff server".

@@ -155,6 +155,8 @@ type Node struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	output *testenv.Output
+	// started is when the kubelet process last started.
+	started time.Time
 }
 
 // Option changes a node's kubelet configuration.
@@ -294,8 +296,16 @@ func (n *Node) startProcess() {
 		close(exited)
 	}()
 	n.mu.Lock()
-	n.cmd, n.exited, n.output = cmd, exited, out
+	n.cmd, n.exited, n.output, n.started = cmd, exited, out, time.Now()
 	n.mu.Unlock()
+}
+
+// Started is when the kubelet process last started: what a benchmark of
+// joining measures from.
+func (n *Node) Started() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.started
 }
 
 // Restart stops the kubelet process abruptly (SIGKILL, as a crash) and
