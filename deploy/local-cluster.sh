@@ -129,7 +129,7 @@ down() {
 		done
 	done
 	sleep 1
-	grep -o " $DIR/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" || true; done
+	{ grep -o " $DIR/[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
 	for i in $(seq 0 $((n - 1))); do
 		for cg in /sys/fs/cgroup/*/skiff-local-$i /sys/fs/cgroup/skiff-local-$i; do
 			[ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true

@@ -126,7 +126,7 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 	if err != nil {
 		return err
 	}
-	log := slog.Default().With("node", cfg.NodeName)
+	log := slog.Default()
 	names := []string{cfg.NodeName}
 	if h, err := os.Hostname(); err == nil && !slices.Contains(names, strings.ToLower(h)) {
 		names = append(names, strings.ToLower(h))
@@ -157,7 +157,7 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 	// A certificate that cannot be renewed is an event on the Node once
 	// its expiry is within expiryWarning, for `skiffctl get events` and
 	// describe to show before the node is locked out.
-	recorder := events.NewRecorder(c, "kubelet", events.WithLogger(log))
+	recorder := events.NewRecorder(c, "kubelet")
 	defer recorder.Stop()
 	nodeRef := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cfg.NodeName, UID: types.UID(cfg.NodeName)}}
 	go creds.Run(ctx, func(what string, err error, expires time.Time) {
@@ -166,7 +166,7 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 		}
 	})
 	go func() {
-		if err := kubelet.Run(ctx, c, cfg, log.With("component", "kubelet")); err != nil {
+		if err := kubelet.Run(ctx, c, cfg, slog.Default().With("component", "kubelet")); err != nil {
 			if errors.Is(err, kubelet.ErrNotRoot) {
 				errs <- err
 				return
