@@ -241,7 +241,6 @@ func checkCertificateSize(raw [][]byte, _ [][]*x509.Certificate) error {
 		n += len(c)
 	}
 	if n > maxClientCertBytes {
-		slog.Info("refused an oversized client certificate", "bytes", n)
 		return fmt.Errorf("the client certificate chain is %d bytes, over the limit of %d", n, maxClientCertBytes)
 	}
 	return nil

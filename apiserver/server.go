@@ -21,6 +21,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/apiserver/registry"
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -127,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}
 	s.grpc = s.newGRPCServer(
-		grpc.Creds(credentials.NewTLS(s.certs.serverTLS())),
+		grpc.Creds(pki.LoggedTLS(credentials.NewTLS(s.certs.serverTLS()), slog.Default())),
 		grpc.ChainUnaryInterceptor(recoverUnary, acc.unary),
 		grpc.ChainStreamInterceptor(recoverStream, acc.stream),
 	)

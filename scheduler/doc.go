@@ -6,7 +6,7 @@
 //
 // # Running it
 //
-//  1. Start from DefaultConfig, set Server (or Client, to share one with
+//  1. Start from DefaultConfig, set Connection (or Client, to share one with
 //     other components of the process) and change what else you need.
 //     AddFlags binds the same fields to command-line flags.
 //  2. Call Run(ctx, cfg), or New(cfg) and then Run(ctx) on the result.

@@ -10,7 +10,7 @@
 //
 // Use it like this:
 //
-//  1. Start from DefaultConfig, set Server (or Client) and Count, and
+//  1. Start from DefaultConfig, set Connection (or Client) and Count, and
 //     change what else you need (capacity, StartDelay, ...). AddFlags
 //     binds the same fields to command-line flags; Run calls Validate.
 //  2. Call Run(ctx, cfg). It registers the nodes first (creating each, or

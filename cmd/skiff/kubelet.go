@@ -152,8 +152,6 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 3)
-	n := 1
 	// A certificate that cannot be renewed is an event on the Node once
 	// its expiry is within expiryWarning, for `skiffctl get events` and
 	// describe to show before the node is locked out.
@@ -165,29 +163,17 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 			recorder.Eventf(nodeRef, corev1.EventTypeWarning, "CertificateRenewalFailed", "the node's %s certificate expires at %s and could not be renewed: %v", what, expires.UTC().Format(time.RFC3339), err)
 		}
 	})
-	go func() {
-		if err := kubelet.Run(ctx, c, cfg, slog.Default().With("component", "kubelet")); err != nil {
-			if errors.Is(err, kubelet.ErrNotRoot) {
-				errs <- err
-				return
-			}
-			errs <- fmt.Errorf("kubelet: %w", err)
-			return
+	runs := []func(context.Context) error{func(ctx context.Context) error {
+		err := kubelet.Run(ctx, c, cfg, slog.Default().With("component", "kubelet"))
+		if err != nil && !errors.Is(err, kubelet.ErrNotRoot) {
+			err = fmt.Errorf("kubelet: %w", err)
 		}
-		errs <- nil
-	}()
+		return err
+	}}
 	if pcfg != nil {
-		n++
 		p := *pcfg
 		p.NodeName, p.ClusterCIDR = cfg.NodeName, cfg.ClusterCIDR
-		go func() { errs <- runProxy(ctx, c, p) }()
+		runs = append(runs, func(ctx context.Context) error { return runProxy(ctx, c, p) })
 	}
-	var first error
-	for range n {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	return first
+	return runAll(ctx, runs...)
 }

@@ -342,18 +342,28 @@ func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg contr
 	lease := schedCfg.LeaderElection.LeaseName
 	schedCfg.LeaderElection = ctrlCfg.LeaderElection
 	schedCfg.LeaderElection.LeaseName = lease
+	runs := []func(context.Context) error{
+		func(ctx context.Context) error { return runScheduler(ctx, schedCfg) },
+		func(ctx context.Context) error { return runControllers(ctx, ctrlCfg) },
+	}
+	if node != nil {
+		runs = append(runs, func(ctx context.Context) error { return runNode(ctx, node.join, node.kubelet, &node.proxy) })
+	}
+	return runAll(ctx, runs...)
+}
+
+// runAll runs each function in a goroutine of its own until ctx ends.
+// When one fails, the others' context is cancelled; it returns the first
+// failure once all have returned.
+func runAll(ctx context.Context, runs ...func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 3)
-	n := 2
-	go func() { errs <- runScheduler(ctx, schedCfg) }()
-	go func() { errs <- runControllers(ctx, ctrlCfg) }()
-	if node != nil {
-		n++
-		go func() { errs <- runNode(ctx, node.join, node.kubelet, &node.proxy) }()
+	errs := make(chan error, len(runs))
+	for _, run := range runs {
+		go func() { errs <- run(ctx) }()
 	}
 	var first error
-	for range n {
+	for range runs {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 			cancel()

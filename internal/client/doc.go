@@ -9,9 +9,15 @@
 //
 // Create one Client per process with New, and close it on the way out. New
 // does not dial; the first request does, and a broken connection is made
-// again by the next request.
+// again by the next request. The API is served only over TLS: a Config
+// carries the cluster CA to trust and an identity (a client certificate,
+// or a bearer token); binaries build it from a kubeconfig with
+// internal/clientconfig.
 //
-//	c, err := client.New(client.Config{Server: "127.0.0.1:6443"})
+//	c, err := client.New(client.Config{
+//		Server: "https://127.0.0.1:6443",
+//		TLS:    &tls.Config{RootCAs: clusterCA, Certificates: []tls.Certificate{mine}},
+//	})
 //	if err != nil {
 //		return err
 //	}

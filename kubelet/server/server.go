@@ -62,7 +62,7 @@ func New(host Host, tc *tls.Config, logger *slog.Logger) *Server {
 	tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tc)),
+		grpc.Creds(pki.LoggedTLS(credentials.NewTLS(tc), s.log)),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			if err := s.authorize(ctx); err != nil {
 				return nil, err
