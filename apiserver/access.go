@@ -98,13 +98,25 @@ func (a *access) check(ctx context.Context, method string, req any) (context.Con
 	if publicMethods[method] {
 		return ctx, nil
 	}
-	user, err := a.authenticate(ctx)
+	user, err := a.authenticateCall(ctx, method)
 	if err != nil {
-		if apierrors.IsUnauthorized(err) {
-			slog.Info("request unauthenticated", "method", method, "peer", peerAddr(ctx), "reason", err.Error())
-		}
 		return ctx, err
 	}
+	return a.authorizeCall(ctx, user, method, req)
+}
+
+// authenticateCall authenticates a call, logging a refusal once.
+func (a *access) authenticateCall(ctx context.Context, method string) (auth.User, error) {
+	user, err := a.authenticate(ctx)
+	if err != nil && apierrors.IsUnauthorized(err) {
+		slog.Info("request unauthenticated", "method", method, "peer", peerAddr(ctx), "reason", err.Error())
+	}
+	return user, err
+}
+
+// authorizeCall authorizes user's request of method and returns the
+// context the handler runs in.
+func (a *access) authorizeCall(ctx context.Context, user auth.User, method string, req any) (context.Context, error) {
 	attrs := requestAttributes(method, req)
 	attrs.User = user
 	if err := a.authorize(ctx, attrs); err != nil {
@@ -129,19 +141,24 @@ func (a *access) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	return handler(ctx, req)
 }
 
-// stream is the interceptor of streams: it authenticates at once and
-// authorizes with the first message the handler receives (the watch
-// request, the log request, the start of an exec).
+// stream is the interceptor of streams: it authenticates at once, before
+// the handler runs, and authorizes with the first message the handler
+// receives (the watch request, the log request, the start of an exec).
 func (a *access) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, &checkedStream{ServerStream: ss, access: a, method: info.FullMethod})
+	user, err := a.authenticateCall(ss.Context(), info.FullMethod)
+	if err != nil {
+		return grpcerr.ToStatus(err)
+	}
+	return handler(srv, &checkedStream{ServerStream: ss, access: a, method: info.FullMethod, user: user})
 }
 
-// checkedStream checks its call when the first message arrives, and
+// checkedStream authorizes its call when the first message arrives, and
 // carries the user in its context afterwards.
 type checkedStream struct {
 	grpc.ServerStream
 	access  *access
 	method  string
+	user    auth.User
 	checked bool
 	ctx     context.Context
 }
@@ -153,7 +170,7 @@ func (s *checkedStream) RecvMsg(m any) error {
 	if s.checked {
 		return nil
 	}
-	ctx, err := s.access.check(s.ServerStream.Context(), s.method, m)
+	ctx, err := s.access.authorizeCall(s.ServerStream.Context(), s.user, s.method, m)
 	if err != nil {
 		return grpcerr.ToStatus(err)
 	}

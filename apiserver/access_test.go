@@ -185,7 +185,7 @@ func TestAuthenticationAndAuthorization(t *testing.T) {
 	})
 	t.Run("a node deletes another node: 403", func(t *testing.T) {
 		err := nodeA.Nodes().Delete(ctx, "b", metav1.DeleteOptions{})
-		want := `nodes "b" is forbidden: User "system:node:a" cannot delete resource "nodes" in API group "" at the cluster scope: node "a" cannot modify node "b"`
+		want := `nodes "b" is forbidden: User "system:node:a" cannot delete resource "nodes" in API group "" at the cluster scope: node "a" is not allowed to modify node "b"`
 		if !apierrors.IsForbidden(err) || err.Error() != want {
 			t.Errorf("got %v, want %s", err, want)
 		}
@@ -327,10 +327,10 @@ func TestJoinTokens(t *testing.T) {
 		if _, err := admin.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 10*time.Second, "the node in the cache", func() (bool, error) {
-			_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password")
-			return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "the name is taken by another machine"), err
-		})
+		_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password")
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "the name is taken by another machine") {
+			t.Errorf("got %v, want the name refused", err)
+		}
 		// The first machine may join again.
 		if _, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, password); err != nil {
 			t.Errorf("the first machine again: %v", err)
@@ -339,20 +339,49 @@ func TestJoinTokens(t *testing.T) {
 		if err := admin.Nodes().Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 10*time.Second, "the name to be free", func() (bool, error) {
-			_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password")
-			return err == nil, err
-		})
+		if _, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password"); err != nil {
+			t.Errorf("the name after its Node was deleted: %v", err)
+		}
 	})
 
-	t.Run("a node renews only its own certificates", func(t *testing.T) {
-		node := testenv.NewClientAs(t, srv, "system:node:b", auth.NodesGroup)
-		if _, err := node.SignNodeCertificate(ctx, csr(t, "system:node:b", nodesGroup, net.IPv4(10, 0, 0, 2)), servingUsage, ""); err != nil {
-			t.Errorf("its own serving certificate: %v", err)
+	t.Run("serving certificates are for nodes, from a CA of their own", func(t *testing.T) {
+		_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup, net.IPv4(10, 0, 0, 1)), servingUsage, password)
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "only a node may have its serving certificate signed") {
+			t.Errorf("a bootstrapper's serving request: got %v, want Forbidden", err)
 		}
-		_, err := node.SignNodeCertificate(ctx, csr(t, "system:node:c", nodesGroup), clientUsage, "")
+		node := testenv.NewClientAs(t, srv, "system:node:b", auth.NodesGroup)
+		certPEM, err := node.SignNodeCertificate(ctx, csr(t, "system:node:b", nodesGroup, net.IPv4(127, 0, 0, 1)), servingUsage, password)
+		if err != nil {
+			t.Fatalf("its own serving certificate: %v", err)
+		}
+		cert, err := pki.ParseCert(certPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A node may name any address in it, even the API server's: no
+		// client of the API trusts its CA.
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: srv.CA().Pool(), DNSName: "127.0.0.1"}); err == nil {
+			t.Error("a kubelet's serving certificate verifies against the cluster CA, so it could pass for the API server")
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: srv.KubeletServingCA().Pool(), DNSName: "127.0.0.1"}); err != nil {
+			t.Errorf("against the kubelet serving CA: %v", err)
+		}
+	})
+
+	t.Run("a node renews only its own certificates, with its password", func(t *testing.T) {
+		node := testenv.NewClientAs(t, srv, "system:node:b", auth.NodesGroup)
+		if _, err := node.SignNodeCertificate(ctx, csr(t, "system:node:b", nodesGroup), clientUsage, password); err != nil {
+			t.Errorf("its own client certificate: %v", err)
+		}
+		_, err := node.SignNodeCertificate(ctx, csr(t, "system:node:c", nodesGroup), clientUsage, password)
 		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `is for node "c", not for "b"`) {
 			t.Errorf("another node's: got %v, want Forbidden", err)
+		}
+		// A machine that lost its name to another (after its Node was
+		// deleted) can renew no more.
+		_, err = node.SignNodeCertificate(ctx, csr(t, "system:node:b", nodesGroup), clientUsage, "another-machine-password")
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "the name is taken by another machine") {
+			t.Errorf("with another password: got %v, want Forbidden", err)
 		}
 	})
 

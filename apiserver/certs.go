@@ -38,10 +38,22 @@ const (
 // that one renewed by `skiff certificate rotate` is used within seconds.
 const followInterval = 5 * time.Second
 
-// certs are the server's CA and its own certificates.
+// kubeletServingCADir is where the CA of kubelets' serving certificates
+// lives, inside DATA-DIR/tls. It is a CA of its own, trusted by the API
+// server alone when it dials kubelets: a node may have a serving
+// certificate signed for whatever addresses it claims, and no API client
+// (skiffctl, a component, a joining agent) must ever take such a
+// certificate for the API server's.
+const kubeletServingCADir = "kubelet-serving-ca"
+
+// certs are the server's CAs and its own certificates.
 type certs struct {
-	dir           string
-	ca            *pki.CA
+	dir string
+	// ca is the cluster CA: the API server's serving certificate and
+	// every client certificate.
+	ca *pki.CA
+	// kubeletCA signs kubelets' serving certificates only.
+	kubeletCA     *pki.CA
 	lifetime      time.Duration
 	sans          pki.Leaf // the serving certificate's names
 	serving       *pki.Source
@@ -70,7 +82,11 @@ func loadCerts(cfg Config, listen net.Addr, now time.Time) (*certs, error) {
 	if created {
 		slog.Info("made the cluster CA", "path", filepath.Join(dir, pki.CACertFile), "expires", ca.Cert.NotAfter.Format(time.RFC3339))
 	}
-	c := &certs{dir: dir, ca: ca, lifetime: cfg.CertLifetime, sans: servingNames(cfg, listen)}
+	kubeletCA, _, err := pki.LoadOrCreateCA(filepath.Join(dir, kubeletServingCADir), "skiff-kubelet-serving-ca", now)
+	if err != nil {
+		return nil, fmt.Errorf("the kubelet serving CA: %w", err)
+	}
+	c := &certs{dir: dir, ca: ca, kubeletCA: kubeletCA, lifetime: cfg.CertLifetime, sans: servingNames(cfg, listen)}
 	if c.serving, err = c.loadLeaf(servingCertFile, servingKeyFile, c.sans, now); err != nil {
 		return nil, err
 	}
@@ -248,13 +264,17 @@ func checkCertificateSize(raw [][]byte, _ [][]*x509.Certificate) error {
 
 // kubeletTLS is the API server's side of its connections to kubelets:
 // its kubelet-client identity, and the kubelet's serving certificate
-// checked against the CA.
+// checked against the kubelet serving CA.
 func (c *certs) kubeletTLS() *tls.Config {
-	return c.kubeletClient.ClientTLS(c.ca.Pool())
+	return c.kubeletClient.ClientTLS(c.kubeletCA.Pool())
 }
 
 // CA is the cluster's certificate authority.
 func (s *Server) CA() *pki.CA { return s.certs.ca }
+
+// KubeletServingCA is the CA of kubelets' serving certificates, which
+// only the API server trusts (for tests that stand in for a kubelet).
+func (s *Server) KubeletServingCA() *pki.CA { return s.certs.kubeletCA }
 
 // IssueClientCertificate signs a client certificate for user in groups,
 // with the server's leaf lifetime, for credentials written to files (the

@@ -36,7 +36,11 @@ func (c *clusterService) SignNodeCertificate(ctx context.Context, req *skiffv1.S
 	if err != nil {
 		return nil, grpcerr.ToStatus(err)
 	}
-	return &skiffv1.SignNodeCertificateResponse{Certificate: cert, Ca: c.s.certs.ca.CertPEM}, nil
+	ca := c.s.certs.ca.CertPEM
+	if req.GetUsage() == skiffv1.CertificateUsage_CERTIFICATE_USAGE_SERVING {
+		ca = c.s.certs.kubeletCA.CertPEM
+	}
+	return &skiffv1.SignNodeCertificateResponse{Certificate: cert, Ca: ca}, nil
 }
 
 // SignNodeCertificate signs a node's certificate signing request for the
@@ -70,43 +74,69 @@ func (s *Server) signNodeCertificate(ctx context.Context, user auth.User, req *s
 		return nil, "", apierrors.NewBadRequest(err.Error())
 	}
 	// A node may renew only its own certificates; a bootstrapper may ask
-	// for any node's name, proving with the node password that it is the
-	// machine that holds it.
+	// for any node's client certificate, proving with the node password
+	// that it is the machine that holds the name. Serving certificates
+	// are for nodes only: a node's identity is needed to ask for one.
 	self, isNode := user.NodeName()
 	leaf, err := pki.NodeLeaf(csr, usage, self)
 	if err != nil {
 		if isNode {
 			return nil, self, apierrors.NewForbidden(nodesResource, self, err)
 		}
-		return nil, "", apierrors.NewBadRequest(err.Error())
+		return nil, "", apierrors.NewForbidden(nodesResource, "", err)
 	}
 	node := leaf.CommonName[len(pki.NodeUserPrefix):]
-	if !isNode {
-		if !user.InGroup(auth.BootstrappersGroup) && !user.InGroup(auth.MastersGroup) {
-			return nil, node, apierrors.NewForbidden(nodesResource, node, errors.New("only a joining machine or the node itself may have a node certificate signed"))
+	signer := s.certs.ca
+	switch {
+	case isNode:
+		// The password is checked on renewals too: a machine whose name
+		// was taken over (after its Node was deleted) can renew no more.
+		if err := s.tokens.checkNodePassword(ctx, node, req.GetNodePassword(), false); err != nil {
+			return nil, node, err
 		}
-		if err := s.tokens.checkNodePassword(ctx, node, req.GetNodePassword(), s.nodeExists(node)); err != nil {
+		if usage == pki.ServerAuth {
+			signer = s.certs.kubeletCA
+		}
+	case usage == pki.ServerAuth:
+		return nil, node, apierrors.NewForbidden(nodesResource, node, errors.New("only a node may have its serving certificate signed"))
+	case !user.InGroup(auth.BootstrappersGroup) && !user.InGroup(auth.MastersGroup):
+		return nil, node, apierrors.NewForbidden(nodesResource, node, errors.New("only a joining machine or the node itself may have a node certificate signed"))
+	default:
+		exists, err := s.nodeExists(ctx, node)
+		if err != nil {
+			return nil, node, err
+		}
+		if err := s.tokens.checkNodePassword(ctx, node, req.GetNodePassword(), !exists); err != nil {
 			return nil, node, err
 		}
 	}
 	leaf.Lifetime = s.certs.lifetime
-	signed, err := s.certs.ca.Sign(csr.PublicKey, leaf, time.Now())
+	signed, err := signer.Sign(csr.PublicKey, leaf, time.Now())
 	if err != nil {
 		return nil, node, apierrors.NewInternalError(err)
 	}
 	return pki.EncodeCert(signed), node, nil
 }
 
-// nodeExists reports whether a Node of that name exists.
-func (s *Server) nodeExists(name string) bool {
+// nodeExists reports whether a Node of that name exists. It reads etcd,
+// not the watch cache: a Node created a moment ago must already hold its
+// name against a second machine. Joins are rare; the read costs nothing
+// that matters.
+func (s *Server) nodeExists(ctx context.Context, name string) (bool, error) {
 	st, _ := s.registry.Store(nodesResource)
-	_, ok := st.Cached("", name)
-	return ok
+	_, err := st.Get(ctx, "", name)
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	}
+	return false, err
 }
 
 func (c *clusterService) CreateToken(ctx context.Context, req *skiffv1.CreateTokenRequest) (*skiffv1.JoinToken, error) {
-	if req.GetTtlSeconds() < 0 {
-		return nil, grpcerr.ToStatus(apierrors.NewBadRequest("ttl: must not be negative"))
+	if req.GetTtlSeconds() < 0 || req.GetTtlSeconds() > maxTokenTTLSeconds {
+		return nil, grpcerr.ToStatus(apierrors.NewBadRequest(fmt.Sprintf("ttl: must be between 0 (never expires) and %d seconds (10 years)", maxTokenTTLSeconds)))
 	}
 	if len(req.GetDescription()) > 256 {
 		return nil, grpcerr.ToStatus(apierrors.NewBadRequest("description: must be no more than 256 characters"))
@@ -149,6 +179,10 @@ func (c *clusterService) DeleteToken(ctx context.Context, req *skiffv1.DeleteTok
 	slog.Info("join token deleted", "id", req.GetId(), "user", user.Name)
 	return &skiffv1.DeleteTokenResponse{}, nil
 }
+
+// maxTokenTTLSeconds bounds a join token's life (and keeps the expiry
+// from overflowing).
+const maxTokenTTLSeconds = 10 * 365 * 24 * 3600
 
 func joinToken(r tokenRecord) *skiffv1.JoinToken {
 	jt := &skiffv1.JoinToken{Id: r.ID, Description: r.Description, Created: r.Created.Unix()}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -139,6 +140,30 @@ func (c *Config) serviceRanges() (netip.Prefix, utilnet.PortRange, error) {
 	return prefix, ports, errors.Join(errs...)
 }
 
+// checkEtcdEndpoint refuses an external etcd reached in plaintext over
+// the network: whoever reaches it reads and writes every object. Plain
+// http:// is accepted on loopback only (an etcd on the same machine, as
+// tests run one).
+func checkEtcdEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return fmt.Errorf("--etcd-servers %q: not a URL (https://HOST:2379)", endpoint)
+	}
+	switch u.Scheme {
+	case "unix", "unixs":
+		return nil // a socket on this machine
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+		return fmt.Errorf("--etcd-servers %q: plaintext etcd over the network is refused; use https:// with --etcd-cafile, --etcd-certfile and --etcd-keyfile", endpoint)
+	}
+	return fmt.Errorf("--etcd-servers %q: unknown scheme %q (https://HOST:2379)", endpoint, u.Scheme)
+}
+
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
@@ -150,6 +175,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
 		errs = append(errs, errors.New("--etcd-certfile and --etcd-keyfile go together"))
+	}
+	for _, e := range c.EtcdServers {
+		if err := checkEtcdEndpoint(e); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(c.EtcdServers) == 0 && (c.EtcdCAFile != "" || c.EtcdCertFile != "") {
 		errs = append(errs, errors.New("--etcd-cafile, --etcd-certfile and --etcd-keyfile are for an external etcd (--etcd-servers)"))

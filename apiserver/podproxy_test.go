@@ -46,7 +46,7 @@ func proxyCluster(t *testing.T) (*client.Client, *servertest.Host) {
 	srv := testenv.StartServer(t)
 	c := testenv.NewClient(t, srv)
 	host := servertest.NewHost(t)
-	port := servertest.Start(t, host, srv.CA(), "node-1")
+	port := servertest.Start(t, host, srv.KubeletServingCA(), srv.CA(), "node-1")
 	servertest.RegisterNode(t, c, "node-1", port)
 	return c, host
 }

@@ -11,6 +11,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -131,9 +132,17 @@ func (s *service) Create(ctx context.Context, req *skiffv1.CreateRequest) (*skif
 		status, err := st.Bind(ctx, req.GetNamespace(), b)
 		return respond(status, nil, err)
 	}
+	// The request was authorized for its namespace and name: the object
+	// must not name others.
+	if st.Info().Namespaced && req.GetNamespace() == "" {
+		return respond(nil, nil, apierrors.NewBadRequest(fmt.Sprintf("a namespace is required to create %s", st.Info().Resource)))
+	}
 	obj, err := decode(req.GetObject(), req.GetEncoding(), st.Info().New(), st.Info().Kind)
 	if err != nil {
 		return respond(nil, nil, err)
+	}
+	if m, err := meta.Accessor(obj); err == nil && req.GetName() != "" && m.GetName() != req.GetName() {
+		return respond(nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), req.GetName())))
 	}
 	out, warnings, err := st.Create(ctx, req.GetNamespace(), obj, req.GetDryRun())
 	return respond(out, warnings, err)

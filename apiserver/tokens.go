@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -166,11 +167,11 @@ func (t *tokens) authenticate(ctx context.Context, bearer string, now time.Time)
 }
 
 // checkNodePassword compares a node's password with the one kept for its
-// name. The first password given for a name is kept; another one is
-// refused while a Node of that name exists (nodeExists), so that a second
-// machine cannot take a running node's name, but a name whose Node was
-// deleted may be taken again.
-func (t *tokens) checkNodePassword(ctx context.Context, node, password string, nodeExists bool) error {
+// name. The first password given for a name is kept. Another one is
+// refused, unless mayTake: a joining machine may take the name of a Node
+// that no longer exists (it was deleted), and a machine that held it
+// before can then renew no more, since renewals carry the password too.
+func (t *tokens) checkNodePassword(ctx context.Context, node, password string, mayTake bool) error {
 	if len(password) < 16 {
 		return apierrors.NewBadRequest("node_password: a node password of at least 16 characters is required")
 	}
@@ -183,10 +184,10 @@ func (t *tokens) checkNodePassword(ctx context.Context, node, password string, n
 	if err != nil {
 		return storageError(err)
 	}
-	if len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) == hash {
+	if len(resp.Kvs) > 0 && subtle.ConstantTimeCompare(resp.Kvs[0].Value, []byte(hash)) == 1 {
 		return nil
 	}
-	if len(resp.Kvs) > 0 && nodeExists {
+	if len(resp.Kvs) > 0 && !mayTake {
 		return apierrors.NewForbidden(nodesResource, node, fmt.Errorf("the name is taken by another machine (its node password differs); choose another --node-name, or delete node %q first if that machine is gone", node))
 	}
 	rev := int64(0)

@@ -27,7 +27,7 @@ func streamCluster(t *testing.T) (string, *client.Client, *servertest.Host) {
 	kubeconfig := ctlKubeconfig(t, srv)
 	c := testenv.NewClient(t, srv)
 	host := servertest.NewHost(t)
-	servertest.RegisterNode(t, c, "node-1", servertest.Start(t, host, srv.CA(), "node-1"))
+	servertest.RegisterNode(t, c, "node-1", servertest.Start(t, host, srv.KubeletServingCA(), srv.CA(), "node-1"))
 	return kubeconfig, c, host
 }
 

@@ -151,7 +151,7 @@ func (Masters) Authorize(_ context.Context, a Attributes) (Decision, string, err
 
 // Forbidden is the error for a denied request, in Kubernetes' words:
 //
-//	nodes "b" is forbidden: User "system:node:a" cannot delete resource "nodes" in API group "" at the cluster scope: node "a" cannot modify node "b"
+//	nodes "b" is forbidden: User "system:node:a" cannot delete resource "nodes" in API group "" at the cluster scope: node "a" is not allowed to modify node "b"
 func Forbidden(a Attributes, reason string) error {
 	var msg string
 	switch {

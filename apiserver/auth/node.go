@@ -169,7 +169,7 @@ func (z NodeAuthorizer) inScope(scope nodeScope, node string, a Attributes) (Dec
 		if a.Namespace == nodeLeaseNamespace && namesSelf(node, a) {
 			return Allow, "", nil
 		}
-		return Deny, otherLeaseReason(node), nil
+		return Deny, otherLeaseReason(a), nil
 	case boundPod:
 		if z.Pods == nil {
 			return Deny, "", errors.New("node authorizer: no pod lookup configured")
@@ -206,7 +206,7 @@ func noRuleReason(node string, a Attributes) string {
 	case a.Group == coreGroup && a.Resource == "nodes" && writes && a.Name != node:
 		return otherNodeReason(node, a.Name)
 	case a.Group == coordinationGroup && a.Resource == "leases":
-		return otherLeaseReason(node)
+		return otherLeaseReason(a)
 	}
 	return "not among the requests a node may make"
 }
@@ -215,13 +215,16 @@ func noRuleReason(node string, a Attributes) string {
 // NodeRestriction where they have one.
 
 func otherNodeReason(node, other string) string {
-	return fmt.Sprintf("node %q cannot modify node %q", node, other)
+	return fmt.Sprintf("node %q is not allowed to modify node %q", node, other)
 }
 
-func otherLeaseReason(node string) string {
-	return fmt.Sprintf("node %q can only get, create, update, patch or delete its own lease, %s/%s", node, nodeLeaseNamespace, node)
+func otherLeaseReason(a Attributes) string {
+	if a.Namespace != nodeLeaseNamespace {
+		return fmt.Sprintf("can only access leases in the %q system namespace", nodeLeaseNamespace)
+	}
+	return "can only access node lease with the same name as the requesting node"
 }
 
 func noRelationshipReason(node string) string {
-	return fmt.Sprintf("no relationship found between node %q and this object", node)
+	return fmt.Sprintf("no relationship found between node '%s' and this object", node)
 }

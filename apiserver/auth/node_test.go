@@ -9,6 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 )
 
 // fakePods maps "namespace/name" to the pod's spec.nodeName.
@@ -102,19 +104,19 @@ func TestNodeAuthorizer(t *testing.T) {
 		{name: "node reports its status", attrs: Attributes{User: nodeA, Verb: "update", Resource: "nodes", Subresource: "status", Name: "a"}, want: Allow},
 		{name: "node registers another node",
 			attrs: Attributes{User: nodeA, Verb: "create", Resource: "nodes", Name: "b"}, want: Deny,
-			msg: `nodes "b" is forbidden: User "system:node:a" cannot create resource "nodes" in API group "" at the cluster scope: node "a" cannot modify node "b"`},
+			msg: `nodes "b" is forbidden: User "system:node:a" cannot create resource "nodes" in API group "" at the cluster scope: node "a" is not allowed to modify node "b"`},
 		{name: "node patches another node",
 			attrs: Attributes{User: nodeA, Verb: "patch", Resource: "nodes", Name: "b"}, want: Deny,
-			msg: `nodes "b" is forbidden: User "system:node:a" cannot patch resource "nodes" in API group "" at the cluster scope: node "a" cannot modify node "b"`},
+			msg: `nodes "b" is forbidden: User "system:node:a" cannot patch resource "nodes" in API group "" at the cluster scope: node "a" is not allowed to modify node "b"`},
 		{name: "node reports another node's status",
 			attrs: Attributes{User: nodeA, Verb: "update", Resource: "nodes", Subresource: "status", Name: "b"}, want: Deny,
-			msg: `nodes "b" is forbidden: User "system:node:a" cannot update resource "nodes/status" in API group "" at the cluster scope: node "a" cannot modify node "b"`},
+			msg: `nodes "b" is forbidden: User "system:node:a" cannot update resource "nodes/status" in API group "" at the cluster scope: node "a" is not allowed to modify node "b"`},
 		{name: "node deletes another node",
 			attrs: Attributes{User: nodeA, Verb: "delete", Resource: "nodes", Name: "b"}, want: Deny,
-			msg: `nodes "b" is forbidden: User "system:node:a" cannot delete resource "nodes" in API group "" at the cluster scope: node "a" cannot modify node "b"`},
+			msg: `nodes "b" is forbidden: User "system:node:a" cannot delete resource "nodes" in API group "" at the cluster scope: node "a" is not allowed to modify node "b"`},
 		{name: "node updates an unnamed node",
 			attrs: Attributes{User: nodeA, Verb: "update", Resource: "nodes"}, want: Deny,
-			msg: `nodes is forbidden: User "system:node:a" cannot update resource "nodes" in API group "" at the cluster scope: node "a" cannot modify node ""`},
+			msg: `nodes is forbidden: User "system:node:a" cannot update resource "nodes" in API group "" at the cluster scope: node "a" is not allowed to modify node ""`},
 		{name: "node deletes itself",
 			attrs: Attributes{User: nodeA, Verb: "delete", Resource: "nodes", Name: "a"}, want: Deny,
 			msg: `nodes "a" is forbidden: User "system:node:a" cannot delete resource "nodes" in API group "" at the cluster scope: not among the requests a node may make`},
@@ -125,20 +127,20 @@ func TestNodeAuthorizer(t *testing.T) {
 		{name: "node creates its lease, named only in the object", attrs: Attributes{User: nodeA, Verb: "create", Group: lease, Resource: "leases", Namespace: "kube-node-lease"}, want: Allow},
 		{name: "node creates an unnamed lease elsewhere",
 			attrs: Attributes{User: nodeA, Verb: "create", Group: lease, Resource: "leases", Namespace: "kube-system"}, want: Deny,
-			msg: `leases.coordination.k8s.io is forbidden: User "system:node:a" cannot create resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system": node "a" can only get, create, update, patch or delete its own lease, kube-node-lease/a`},
+			msg: `leases.coordination.k8s.io is forbidden: User "system:node:a" cannot create resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system": can only access leases in the "kube-node-lease" system namespace`},
 		{name: "node renews its lease", attrs: Attributes{User: nodeA, Verb: "update", Group: lease, Resource: "leases", Namespace: "kube-node-lease", Name: "a"}, want: Allow},
 		{name: "node renews another node's lease",
 			attrs: Attributes{User: nodeA, Verb: "update", Group: lease, Resource: "leases", Namespace: "kube-node-lease", Name: "b"}, want: Deny,
-			msg: `leases.coordination.k8s.io "b" is forbidden: User "system:node:a" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": node "a" can only get, create, update, patch or delete its own lease, kube-node-lease/a`},
+			msg: `leases.coordination.k8s.io "b" is forbidden: User "system:node:a" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": can only access node lease with the same name as the requesting node`},
 		{name: "node deletes another node's lease",
 			attrs: Attributes{User: nodeA, Verb: "delete", Group: lease, Resource: "leases", Namespace: "kube-node-lease", Name: "b"}, want: Deny,
-			msg: `leases.coordination.k8s.io "b" is forbidden: User "system:node:a" cannot delete resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": node "a" can only get, create, update, patch or delete its own lease, kube-node-lease/a`},
+			msg: `leases.coordination.k8s.io "b" is forbidden: User "system:node:a" cannot delete resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": can only access node lease with the same name as the requesting node`},
 		{name: "node takes the controllers' leader lease",
 			attrs: Attributes{User: nodeA, Verb: "update", Group: lease, Resource: "leases", Namespace: "kube-system", Name: "skiff-controllers"}, want: Deny,
-			msg: `leases.coordination.k8s.io "skiff-controllers" is forbidden: User "system:node:a" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system": node "a" can only get, create, update, patch or delete its own lease, kube-node-lease/a`},
+			msg: `leases.coordination.k8s.io "skiff-controllers" is forbidden: User "system:node:a" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system": can only access leases in the "kube-node-lease" system namespace`},
 		{name: "node lists leases",
 			attrs: Attributes{User: nodeA, Verb: "list", Group: lease, Resource: "leases", Namespace: "kube-node-lease"}, want: Deny,
-			msg: `leases.coordination.k8s.io is forbidden: User "system:node:a" cannot list resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": node "a" can only get, create, update, patch or delete its own lease, kube-node-lease/a`},
+			msg: `leases.coordination.k8s.io is forbidden: User "system:node:a" cannot list resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": can only access node lease with the same name as the requesting node`},
 
 		// Pods and pod status.
 		{name: "node watches pods", attrs: Attributes{User: nodeA, Verb: "watch", Resource: "pods"}, want: Allow},
@@ -147,17 +149,17 @@ func TestNodeAuthorizer(t *testing.T) {
 		{name: "node patches its pod's status", attrs: Attributes{User: nodeA, Verb: "patch", Resource: "pods", Subresource: "status", Namespace: "default", Name: "on-a"}, want: Allow},
 		{name: "node reports another node's pod's status",
 			attrs: Attributes{User: nodeA, Verb: "update", Resource: "pods", Subresource: "status", Namespace: "default", Name: "on-b"}, want: Deny,
-			msg: `pods "on-b" is forbidden: User "system:node:a" cannot update resource "pods/status" in API group "" in the namespace "default": no relationship found between node "a" and this object`},
+			msg: `pods "on-b" is forbidden: User "system:node:a" cannot update resource "pods/status" in API group "" in the namespace "default": no relationship found between node 'a' and this object`},
 		{name: "node reports a pending pod's status",
 			attrs: Attributes{User: nodeA, Verb: "patch", Resource: "pods", Subresource: "status", Namespace: "default", Name: "pending"}, want: Deny,
-			msg: `pods "pending" is forbidden: User "system:node:a" cannot patch resource "pods/status" in API group "" in the namespace "default": no relationship found between node "a" and this object`},
+			msg: `pods "pending" is forbidden: User "system:node:a" cannot patch resource "pods/status" in API group "" in the namespace "default": no relationship found between node 'a' and this object`},
 		{name: "node reports a missing pod's status",
 			attrs: Attributes{User: nodeA, Verb: "update", Resource: "pods", Subresource: "status", Namespace: "default", Name: "gone"}, want: Deny,
-			msg: `pods "gone" is forbidden: User "system:node:a" cannot update resource "pods/status" in API group "" in the namespace "default": no relationship found between node "a" and this object: pod not found`},
+			msg: `pods "gone" is forbidden: User "system:node:a" cannot update resource "pods/status" in API group "" in the namespace "default": no relationship found between node 'a' and this object: pod not found`},
 		{name: "node confirms its pod's deletion", attrs: Attributes{User: nodeA, Verb: "delete", Resource: "pods", Namespace: "default", Name: "on-a"}, want: Allow},
 		{name: "node deletes another node's pod",
 			attrs: Attributes{User: nodeA, Verb: "delete", Resource: "pods", Namespace: "default", Name: "on-b"}, want: Deny,
-			msg: `pods "on-b" is forbidden: User "system:node:a" cannot delete resource "pods" in API group "" in the namespace "default": no relationship found between node "a" and this object`},
+			msg: `pods "on-b" is forbidden: User "system:node:a" cannot delete resource "pods" in API group "" in the namespace "default": no relationship found between node 'a' and this object`},
 		{name: "node creates a pod (NodeRestriction checks it)", attrs: Attributes{User: nodeA, Verb: "create", Resource: "pods", Namespace: "default", Name: "mirror"}, want: Allow},
 		{name: "node changes its pod's spec",
 			attrs: Attributes{User: nodeA, Verb: "update", Resource: "pods", Namespace: "default", Name: "on-a"}, want: Deny,
@@ -264,11 +266,18 @@ func TestNodeAuthorizerWithoutPods(t *testing.T) {
 }
 
 func TestNodeRestriction(t *testing.T) {
-	pod := func(nodeName string, annotations map[string]string) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", Annotations: annotations},
-			Spec:       corev1.PodSpec{NodeName: nodeName},
+	// pod is a pod bound to nodeName and, like a kubelet's mirror pods,
+	// owned by it; change changes it further.
+	pod := func(nodeName string, annotations map[string]string, change ...func(*corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", Annotations: annotations,
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: nodeName, UID: "uid-" + types.UID(nodeName), Controller: ptr.To(true)}}},
+			Spec: corev1.PodSpec{NodeName: nodeName},
 		}
+		for _, c := range change {
+			c(p)
+		}
+		return p
 	}
 	mirror := map[string]string{corev1.MirrorPodAnnotationKey: "hash"}
 	node := func(name string, labels map[string]string, taints ...corev1.Taint) *corev1.Node {
@@ -295,6 +304,38 @@ func TestNodeRestriction(t *testing.T) {
 		{name: "ordinary pod",
 			user: nodeA, verb: "create", res: "pods", obj: pod("a", nil),
 			want: `pods "web" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, node "a" can only create mirror pods`},
+		{name: "mirror pod owned by no one",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) { p.OwnerReferences = nil }),
+			want: `pods "web" is forbidden: node "a" can only create pods with an owner reference set to itself`},
+		{name: "mirror pod owned by a ReplicaSet",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) {
+				p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "x", Controller: ptr.To(true)}}
+			}),
+			want: `pods "web" is forbidden: node "a" can only create pods with an owner reference set to itself`},
+		{name: "mirror pod owned by itself, not as controller",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) { p.OwnerReferences[0].Controller = nil }),
+			want: `pods "web" is forbidden: node "a" can only create pods with a controller owner reference set to itself`},
+		{name: "mirror pod with a second owner",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) {
+				p.OwnerReferences = append(p.OwnerReferences, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "x"})
+			}),
+			want: `pods "web" is forbidden: node "a" can only create pods with a single owner reference set to itself`},
+		{name: "mirror pod blocking its owner's deletion",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) { p.OwnerReferences[0].BlockOwnerDeletion = ptr.To(true) }),
+			want: `pods "web" is forbidden: node "a" must not set blockOwnerDeletion on an owner reference`},
+		{name: "mirror pod with a secret volume",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) {
+				p.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db"}}}}
+			}),
+			want: `pods "web" is forbidden: node "a" can not create pods that reference secrets`},
+		{name: "mirror pod with a service account",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) { p.Spec.ServiceAccountName = "builder" }),
+			want: `pods "web" is forbidden: node "a" can not create pods that reference serviceaccounts`},
+		{name: "a node labels itself a control plane",
+			user: nodeA, verb: "update", res: "nodes", obj: node("a", map[string]string{"node-role.kubernetes.io/control-plane": ""}), old: node("a", nil),
+			want: `nodes "a" is forbidden: is not allowed to modify labels: node-role.kubernetes.io/control-plane`},
+		{name: "a node sets its own zone and a kubelet label",
+			user: nodeA, verb: "update", res: "nodes", obj: node("a", map[string]string{corev1.LabelTopologyZone: "z1", "node.kubernetes.io/exclude-from-external-load-balancers": ""}), old: node("a", nil)},
 		{name: "mirror pod for another node",
 			user: nodeA, verb: "create", res: "pods", obj: pod("b", mirror),
 			want: `pods "web" is forbidden: node "a" can only create pods with spec.nodeName set to itself`},

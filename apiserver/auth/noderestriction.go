@@ -29,11 +29,16 @@ import (
 //     reports a pod the kubelet already runs from a file; an ordinary
 //     pod would be scheduled onto any node, so a stolen node credential
 //     could run a workload elsewhere in the cluster.
+//   - A mirror pod must be owned by its Node (one controller owner
+//     reference, as Kubernetes requires), so that no ReplicaSet adopts
+//     it, and may not reference secrets, configmaps, service accounts or
+//     claims, whose contents the node could otherwise read.
 //   - A node may not add, change or remove labels under
-//     node-restriction.kubernetes.io/ on its Node. Administrators put
-//     labels there precisely because nodes cannot set them, and steer
-//     sensitive workloads with them; a node that could set them would
-//     attract those workloads.
+//     node-restriction.kubernetes.io/ on its Node, nor labels of the
+//     kubernetes.io and k8s.io domains other than a kubelet's own.
+//     Administrators put labels there precisely because nodes cannot
+//     set them, and steer sensitive workloads with them; a node that
+//     could set them would attract those workloads.
 //   - A node may not change its own taints. The node lifecycle
 //     controller taints an unreachable node, and administrators taint
 //     nodes to keep workloads away; a node that removed them would draw
@@ -82,6 +87,59 @@ func admitMirrorPod(node string, obj runtime.Object) error {
 	}
 	if pod.Spec.NodeName != node {
 		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can only create pods with spec.nodeName set to itself", node))
+	}
+	// Owned by the Node, as its controller: no ReplicaSet or other
+	// controller may adopt the pod (a node could otherwise make a
+	// ReplicaSet count its pod as a replica and delete real ones).
+	if len(pod.OwnerReferences) > 1 {
+		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can only create pods with a single owner reference set to itself", node))
+	}
+	if len(pod.OwnerReferences) == 0 {
+		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can only create pods with an owner reference set to itself", node))
+	}
+	owner := pod.OwnerReferences[0]
+	if owner.APIVersion != "v1" || owner.Kind != "Node" || owner.Name != node {
+		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can only create pods with an owner reference set to itself", node))
+	}
+	if owner.Controller == nil || !*owner.Controller {
+		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can only create pods with a controller owner reference set to itself", node))
+	}
+	if owner.BlockOwnerDeletion != nil && *owner.BlockOwnerDeletion {
+		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q must not set blockOwnerDeletion on an owner reference", node))
+	}
+	// A mirror pod runs what a file on the node says; it may not name
+	// the cluster's objects, whose contents the node would then be
+	// allowed to read.
+	if pod.Spec.ServiceAccountName != "" {
+		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference serviceaccounts", node))
+	}
+	for _, v := range pod.Spec.Volumes {
+		switch {
+		case v.Secret != nil:
+			return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets", node))
+		case v.ConfigMap != nil:
+			return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference configmaps", node))
+		case v.PersistentVolumeClaim != nil || v.Ephemeral != nil:
+			return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference persistentvolumeclaims", node))
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.Secret != nil || src.ConfigMap != nil || src.ServiceAccountToken != nil {
+					return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets, configmaps or serviceaccounts", node))
+				}
+			}
+		}
+	}
+	for _, c := range append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil || e.ConfigMapRef != nil {
+				return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets or configmaps", node))
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && (e.ValueFrom.SecretKeyRef != nil || e.ValueFrom.ConfigMapKeyRef != nil) {
+				return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets or configmaps", node))
+			}
+		}
 	}
 	return nil
 }
@@ -157,11 +215,45 @@ func restrictedLabelsChanged(labels, old map[string]string) []string {
 	return changed
 }
 
-// isRestrictedLabel reports whether key's prefix is
-// node-restriction.kubernetes.io or one of its subdomains.
+// isRestrictedLabel reports whether a node may not set the label key
+// on itself: anything under node-restriction.kubernetes.io, and anything
+// else in the kubernetes.io and k8s.io domains except the labels a
+// kubelet sets about itself (its host name, OS, architecture, instance
+// type, zone and region, and the kubelet.kubernetes.io and
+// node.kubernetes.io prefixes). Administrators and Kubernetes' own
+// controllers label nodes in those domains (node-role.kubernetes.io,
+// for one) to steer workloads.
 func isRestrictedLabel(key string) bool {
 	prefix, _, ok := strings.Cut(key, "/")
-	return ok && (prefix == restrictedLabelDomain || strings.HasSuffix(prefix, "."+restrictedLabelDomain))
+	if !ok {
+		return false
+	}
+	inDomain := func(domain string) bool { return prefix == domain || strings.HasSuffix(prefix, "."+domain) }
+	switch {
+	case inDomain(restrictedLabelDomain):
+		return true
+	case !inDomain("kubernetes.io") && !inDomain("k8s.io"):
+		return false
+	case kubeletLabels[key], inDomain("kubelet.kubernetes.io"), inDomain("node.kubernetes.io"):
+		return false
+	}
+	return true
+}
+
+// kubeletLabels are the labels in Kubernetes' domains a kubelet may set
+// on its own Node.
+var kubeletLabels = map[string]bool{
+	corev1.LabelHostname:                true,
+	corev1.LabelOSStable:                true,
+	corev1.LabelArchStable:              true,
+	"beta.kubernetes.io/os":             true,
+	"beta.kubernetes.io/arch":           true,
+	corev1.LabelInstanceType:            true,
+	corev1.LabelInstanceTypeStable:      true,
+	corev1.LabelFailureDomainBetaZone:   true,
+	corev1.LabelFailureDomainBetaRegion: true,
+	corev1.LabelTopologyZone:            true,
+	corev1.LabelTopologyRegion:          true,
 }
 
 // admissionForbidden is the error of a refused write of the object

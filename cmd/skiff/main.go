@@ -278,7 +278,10 @@ func writeAdminKubeconfigs(ctx context.Context, s *apiserver.Server, server stri
 	slog.Info("wrote the admin kubeconfig", "paths", paths, "server", server)
 	go func() {
 		for {
-			t := time.NewTimer(time.Until(renewAt))
+			// At least a second between writes, whatever the certificate
+			// says (a CA about to expire signs only certificates that are
+			// due at once).
+			t := time.NewTimer(max(time.Until(renewAt), time.Second))
 			select {
 			case <-ctx.Done():
 				t.Stop()

@@ -35,12 +35,14 @@ func (c *Client) SignNodeCertificate(ctx context.Context, csr []byte, usage skif
 	return resp.GetCertificate(), nil
 }
 
-// CreateToken makes a join token valid for ttl (0: forever). The answer
-// is the only place its secret is ever shown.
+// CreateToken makes a join token valid for ttl (0: forever; a part of a
+// second counts as a whole one, so that a short ttl never becomes
+// "forever"). The answer is the only place its secret is ever shown.
 func (c *Client) CreateToken(ctx context.Context, ttl time.Duration, description string) (*skiffv1.JoinToken, error) {
 	ctx, cancel := c.requestContext(ctx)
 	defer cancel()
-	tok, err := c.cluster.CreateToken(ctx, &skiffv1.CreateTokenRequest{TtlSeconds: int64(ttl / time.Second), Description: description})
+	seconds := int64((ttl + time.Second - 1) / time.Second)
+	tok, err := c.cluster.CreateToken(ctx, &skiffv1.CreateTokenRequest{TtlSeconds: seconds, Description: description})
 	return tok, grpcerr.FromStatus(err)
 }
 

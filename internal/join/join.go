@@ -75,13 +75,15 @@ type Config struct {
 // Credentials are a node's identity towards the API server and its
 // kubelet's serving certificate, each renewed in place by Run.
 type Credentials struct {
-	cfg     Config
-	server  string
-	caPEM   []byte
-	ca      *x509.CertPool
-	client  *pki.Source
-	serving *pki.Source
-	log     *slog.Logger
+	cfg Config
+	// password is the node password, sent with every signing request.
+	password string
+	server   string
+	caPEM    []byte
+	ca       *x509.CertPool
+	client   *pki.Source
+	serving  *pki.Source
+	log      *slog.Logger
 }
 
 // Join returns the node's credentials: those it has when they are valid
@@ -94,7 +96,11 @@ func Join(ctx context.Context, cfg Config) (*Credentials, error) {
 	if cfg.NodeName == "" || cfg.RootDir == "" {
 		return nil, errors.New("join: a node name and a root directory are required")
 	}
-	c := &Credentials{cfg: cfg, log: log}
+	password, err := nodePassword(filepath.Join(cfg.RootDir, NodePasswordFile))
+	if err != nil {
+		return nil, err
+	}
+	c := &Credentials{cfg: cfg, log: log, password: password}
 	kubeconfig := filepath.Join(cfg.RootDir, KubeconfigFile)
 	have, err := c.readKubeconfig(kubeconfig)
 	switch {
@@ -157,10 +163,11 @@ func (c *Credentials) setCA(caPEM []byte) error {
 	if err != nil {
 		return fmt.Errorf("the cluster CA: %w", err)
 	}
-	c.caPEM, c.ca = caPEM, x509.NewCertPool()
-	for _, cert := range certs {
-		c.ca.AddCert(cert)
+	if len(certs) != 1 {
+		return fmt.Errorf("the cluster CA: %d certificates where one is expected", len(certs))
 	}
+	c.caPEM, c.ca = caPEM, x509.NewCertPool()
+	c.ca.AddCert(certs[0])
 	return nil
 }
 
@@ -189,28 +196,30 @@ func (c *Credentials) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fetching the cluster CA from %s: %w", c.server, err)
 	}
-	caCert, err := pki.ParseCert(caPEM)
+	// Exactly one certificate, and only the one whose hash was checked is
+	// ever trusted: extra certificates in the answer would otherwise ride
+	// along with the pinned one into every trust decision after this.
+	certs, err := pki.ParseCerts(caPEM)
 	if err != nil {
 		return fmt.Errorf("the CA from %s: %w", c.server, err)
 	}
-	if got := pki.CertHash(caCert); got != tok.CAHash {
+	if len(certs) != 1 {
+		return fmt.Errorf("the server at %s answered %d certificates for its CA, not one: not sending the token", c.server, len(certs))
+	}
+	if got := pki.CertHash(certs[0]); got != tok.CAHash {
 		return fmt.Errorf("the server at %s has another CA than the token names (its CA is sha256:%s, the token's sha256:%s): not sending the token", c.server, got, tok.CAHash)
 	}
-	if err := c.setCA(caPEM); err != nil {
+	if err := c.setCA(pki.EncodeCert(certs[0])); err != nil {
 		return err
 	}
 
 	// 2. The node's identity, with the token and the node password.
-	password, err := nodePassword(filepath.Join(c.cfg.RootDir, NodePasswordFile))
-	if err != nil {
-		return err
-	}
 	boot, err := client.New(client.Config{Server: c.server, TLS: &tls.Config{RootCAs: c.ca}, Token: tok.Bearer(), Timeout: 30 * time.Second, UserAgent: "skiff-join"})
 	if err != nil {
 		return err
 	}
 	defer boot.Close()
-	kp, err := c.sign(ctx, boot, pki.ClientAuth, password)
+	kp, err := c.sign(ctx, boot, pki.ClientAuth)
 	if err != nil {
 		return fmt.Errorf("joining %s as node %q: %w", c.server, c.cfg.NodeName, err)
 	}
@@ -225,7 +234,7 @@ func (c *Credentials) bootstrap(ctx context.Context) error {
 }
 
 // sign makes a new key and has the server sign a certificate for it.
-func (c *Credentials) sign(ctx context.Context, via *client.Client, usage pki.Usage, password string) (pki.KeyPair, error) {
+func (c *Credentials) sign(ctx context.Context, via *client.Client, usage pki.Usage) (pki.KeyPair, error) {
 	key, err := pki.NewKey()
 	if err != nil {
 		return pki.KeyPair{}, err
@@ -240,7 +249,7 @@ func (c *Credentials) sign(ctx context.Context, via *client.Client, usage pki.Us
 	if err != nil {
 		return pki.KeyPair{}, err
 	}
-	certPEM, err := via.SignNodeCertificate(ctx, csr, u, password)
+	certPEM, err := via.SignNodeCertificate(ctx, csr, u, c.password)
 	if err != nil {
 		return pki.KeyPair{}, err
 	}
@@ -281,9 +290,6 @@ func (c *Credentials) servingStale(kp pki.KeyPair) string {
 	if err != nil {
 		return err.Error()
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.ca, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return "it does not verify against the cluster CA: " + err.Error()
-	}
 	if leaf.Subject.CommonName != pki.NodeUserPrefix+c.cfg.NodeName {
 		return "it is for another node"
 	}
@@ -311,7 +317,7 @@ func (c *Credentials) renewServing(ctx context.Context) (pki.KeyPair, error) {
 		return pki.KeyPair{}, err
 	}
 	defer via.Close()
-	kp, err := c.sign(ctx, via, pki.ServerAuth, "")
+	kp, err := c.sign(ctx, via, pki.ServerAuth)
 	if err != nil {
 		return pki.KeyPair{}, err
 	}
@@ -330,7 +336,7 @@ func (c *Credentials) renewClient(ctx context.Context) (pki.KeyPair, error) {
 		return pki.KeyPair{}, err
 	}
 	defer via.Close()
-	kp, err := c.sign(ctx, via, pki.ClientAuth, "")
+	kp, err := c.sign(ctx, via, pki.ClientAuth)
 	if err != nil {
 		return pki.KeyPair{}, err
 	}
@@ -445,7 +451,11 @@ func Rotate(ctx context.Context, rootDir string) (string, error) {
 	if err != nil {
 		return node, err
 	}
-	c := &Credentials{cfg: Config{RootDir: rootDir, NodeName: node, IPs: sleaf.IPAddresses, DNSNames: sleaf.DNSNames}, server: creds.Server, log: slog.Default()}
+	password, err := nodePassword(filepath.Join(rootDir, NodePasswordFile))
+	if err != nil {
+		return node, err
+	}
+	c := &Credentials{cfg: Config{RootDir: rootDir, NodeName: node, IPs: sleaf.IPAddresses, DNSNames: sleaf.DNSNames}, server: creds.Server, log: slog.Default(), password: password}
 	if err := c.setCA(creds.CA); err != nil {
 		return node, err
 	}

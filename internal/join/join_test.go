@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,7 +170,9 @@ func TestJoinRefusesAnotherCA(t *testing.T) {
 			return h(ctx, req)
 		}),
 	)
-	skiffv1.RegisterClusterServer(g, impostor{ca: ca.CertPEM})
+	imp := &impostor{}
+	imp.ca.Store(&ca.CertPEM)
+	skiffv1.RegisterClusterServer(g, imp)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +192,15 @@ func TestJoinRefusesAnotherCA(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "has another CA than the token names") || !strings.Contains(err.Error(), "not sending the token") {
 		t.Errorf("got %v, want a refusal naming the CA mismatch", err)
 	}
+
+	// The real CA, with the impostor's own behind it: the pin matches the
+	// first, but nothing but exactly the pinned certificate is trusted.
+	both := append(append([]byte(nil), other.CertPEM...), ca.CertPEM...)
+	imp.ca.Store(&both)
+	_, err = join.Join(testenv.Context(t), join.Config{Server: "https://" + lis.Addr().String(), Token: tok.String(), RootDir: t.TempDir(), NodeName: "n1"})
+	if err == nil || !strings.Contains(err.Error(), "answered 2 certificates for its CA, not one") {
+		t.Errorf("got %v, want a refusal of the extra certificate", err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) > 0 {
@@ -199,9 +211,9 @@ func TestJoinRefusesAnotherCA(t *testing.T) {
 // impostor is a server with a CA of its own that would sign anything.
 type impostor struct {
 	skiffv1.UnimplementedClusterServer
-	ca []byte
+	ca atomic.Pointer[[]byte]
 }
 
-func (i impostor) CA(context.Context, *skiffv1.CARequest) (*skiffv1.CAResponse, error) {
-	return &skiffv1.CAResponse{Certificate: i.ca}, nil
+func (i *impostor) CA(context.Context, *skiffv1.CARequest) (*skiffv1.CAResponse, error) {
+	return &skiffv1.CAResponse{Certificate: *i.ca.Load()}, nil
 }

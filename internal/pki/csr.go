@@ -13,6 +13,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Identities, as Kubernetes names them.
@@ -71,6 +73,9 @@ func NodeLeaf(csr *x509.CertificateRequest, usage Usage, node string) (Leaf, err
 	name, ok := strings.CutPrefix(csr.Subject.CommonName, NodeUserPrefix)
 	if !ok || name == "" {
 		return Leaf{}, fmt.Errorf("the certificate signing request is for %q: a node may only ask for %q", csr.Subject.CommonName, NodeUserPrefix+"NAME")
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return Leaf{}, fmt.Errorf("the certificate signing request names node %q, which is not a valid node name: %s", name, strings.Join(errs, "; "))
 	}
 	if node != "" && name != node {
 		return Leaf{}, fmt.Errorf("the certificate signing request is for node %q, not for %q", name, node)

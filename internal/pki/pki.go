@@ -202,6 +202,9 @@ func (ca *CA) Sign(pub crypto.PublicKey, leaf Leaf, now time.Time) (*x509.Certif
 	if lifetime <= 0 {
 		lifetime = LeafLifetime
 	}
+	if !now.Before(ca.Cert.NotAfter) {
+		return nil, fmt.Errorf("certificate for %q: the CA %q expired at %s", leaf.CommonName, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
 	notAfter := now.Add(lifetime)
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter

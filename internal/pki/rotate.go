@@ -1,11 +1,11 @@
 package pki
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -83,24 +83,26 @@ func (s *Source) ClientTLS(roots *x509.CertPool) *tls.Config {
 // wait is computed from now, so that tests may inject a clock.
 func (s *Source) Renew(ctx context.Context, now func() time.Time, renew func(context.Context) (KeyPair, error), failed func(err error, expires time.Time)) {
 	retry := time.Second
-	// Never renew more often than this, whatever the certificate says (a
-	// lifetime shorter than the seconds certificates count in).
-	const minWait = 100 * time.Millisecond
+	// Never renew more often than this, whatever the certificates say: a
+	// CA about to expire can only sign certificates that are due at once,
+	// and those must not make a loop that signs and writes without end.
+	const minWait = time.Second
 	for {
 		leaf := s.Current().Leaf
 		wait := max(RenewAt(leaf).Sub(now()), minWait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		kp, err := renew(ctx)
+		var next *tls.Certificate
 		if err == nil {
-			err = s.Set(kp)
+			next, err = kp.TLS()
+		}
+		if err == nil && !RenewAt(next.Leaf).After(now()) {
+			err = fmt.Errorf("the renewed certificate is due for renewal already (it expires at %s)", next.Leaf.NotAfter.UTC().Format(time.RFC3339))
 		}
 		if err == nil {
+			s.cur.Store(next)
 			retry = time.Second
 			continue
 		}
@@ -110,17 +112,28 @@ func (s *Source) Renew(ctx context.Context, now func() time.Time, renew func(con
 		if failed != nil {
 			failed(err, leaf.NotAfter)
 		}
-		// Before the next try: a short while, not past a tenth of what
-		// is left.
-		d := min(retry, max(leaf.NotAfter.Sub(now())/10, minWait))
-		retry = min(2*retry, time.Minute)
-		t = time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+		// Before the next try: from a second, doubling to a minute, and
+		// before expiry not past a tenth of what is left.
+		d := retry
+		if left := leaf.NotAfter.Sub(now()); left > 0 {
+			d = min(d, max(left/10, minWait))
 		}
+		retry = min(2*retry, time.Minute)
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -134,11 +147,12 @@ func Identity(cert *x509.Certificate) (user string, groups []string) {
 	return cert.Subject.CommonName, cert.Subject.Organization
 }
 
-// Follow makes the certificate on disk current whenever it changes, until
-// ctx ends: load reads it, every interval. It is how a running process
-// picks up a certificate renewed by `skiff certificate rotate`. A file
-// that cannot be read (being replaced, or removed) is skipped until it
-// can.
+// Follow makes the certificate on disk current whenever it is newer than
+// the one in use, until ctx ends: load reads it, every interval. It is
+// how a running process picks up a certificate renewed by `skiff
+// certificate rotate`. A file that cannot be read (being replaced, or
+// removed), or that holds an older certificate than the current one, is
+// skipped.
 func (s *Source) Follow(ctx context.Context, interval time.Duration, load func() (KeyPair, error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -153,9 +167,13 @@ func (s *Source) Follow(ctx context.Context, interval time.Duration, load func()
 			continue
 		}
 		cert, err := kp.TLS()
-		if err != nil || bytes.Equal(cert.Certificate[0], s.Current().Certificate[0]) {
+		if err != nil {
 			continue
 		}
-		s.cur.Store(cert)
+		cur := s.Current()
+		if !cert.Leaf.NotAfter.After(cur.Leaf.NotAfter) {
+			continue
+		}
+		s.cur.CompareAndSwap(cur, cert)
 	}
 }

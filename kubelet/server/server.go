@@ -63,14 +63,14 @@ func New(host Host, tc *tls.Config, logger *slog.Logger) *Server {
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	s.grpc = grpc.NewServer(
 		grpc.Creds(pki.LoggedTLS(credentials.NewTLS(tc), s.log)),
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			if err := s.authorize(ctx); err != nil {
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if err := s.authorize(ctx, info.FullMethod); err != nil {
 				return nil, err
 			}
 			return handler(ctx, req)
 		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			if err := s.authorize(ss.Context()); err != nil {
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
 				return err
 			}
 			return handler(srv, ss)
@@ -84,7 +84,7 @@ func New(host Host, tc *tls.Config, logger *slog.Logger) *Server {
 // The handshake has already refused anyone without a certificate of the
 // cluster CA. The refusal reads as the kubelet's in Kubernetes: logs and
 // exec are both the node's proxy subresource.
-func (s *Server) authorize(ctx context.Context) error {
+func (s *Server) authorize(ctx context.Context, method string) error {
 	user := ""
 	if p, ok := peer.FromContext(ctx); ok {
 		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
@@ -94,10 +94,16 @@ func (s *Server) authorize(ctx context.Context) error {
 	if user == pki.KubeletClientUser {
 		return nil
 	}
-	s.log.Info("request forbidden", "user", user)
+	// As the kubelet's HTTP API has it: reading a log is a get, running
+	// a command a create.
+	verb := "create"
+	if method == skiffv1.Kubelet_ContainerLogs_FullMethodName {
+		verb = "get"
+	}
+	s.log.Info("request forbidden", "user", user, "verb", verb)
 	return grpcerr.ToStatus(&apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden,
-		Message: fmt.Sprintf("Forbidden (user=%s, verb=create, resource=nodes, subresource=proxy)", user),
+		Message: fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=nodes, subresource=proxy)", user, verb),
 	}})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -29,7 +30,7 @@ import (
 func kubelet(t *testing.T, host server.Host) skiffv1.KubeletClient {
 	t.Helper()
 	ca := newCA(t)
-	port := servertest.Start(t, host, ca, "node-1")
+	port := servertest.Start(t, host, ca, ca, "node-1")
 	return kubeletClient(t, port, clientTLS(t, ca, ca, pki.KubeletClientUser))
 }
 
@@ -81,7 +82,7 @@ func TestOnlyTheAPIServerIsLetIn(t *testing.T) {
 	host := servertest.NewHost(t)
 	host.Log(t, "default", "pod", "c", false).Stdout("hello\n")
 	host.ExecFunc = func(context.Context, string, string, string, server.ExecOptions) (int, error) { return 0, nil }
-	port := servertest.Start(t, host, ca, "node-1")
+	port := servertest.Start(t, host, ca, ca, "node-1")
 
 	tests := []struct {
 		name string
@@ -94,8 +95,8 @@ func TestOnlyTheAPIServerIsLetIn(t *testing.T) {
 	}{
 		{"no client certificate", clientTLS(t, ca, ca, ""), codes.Unavailable, ""},
 		{"a certificate of another CA", clientTLS(t, ca, other, pki.KubeletClientUser), codes.Unavailable, ""},
-		{"a node's certificate", clientTLS(t, ca, ca, "system:node:node-2", pki.NodesGroup), codes.PermissionDenied, "Forbidden (user=system:node:node-2, verb=create, resource=nodes, subresource=proxy)"},
-		{"the admin's certificate", clientTLS(t, ca, ca, "system:admin", "system:masters"), codes.PermissionDenied, "Forbidden (user=system:admin, verb=create, resource=nodes, subresource=proxy)"},
+		{"a node's certificate", clientTLS(t, ca, ca, "system:node:node-2", pki.NodesGroup), codes.PermissionDenied, "Forbidden (user=system:node:node-2, verb=%s, resource=nodes, subresource=proxy)"},
+		{"the admin's certificate", clientTLS(t, ca, ca, "system:admin", "system:masters"), codes.PermissionDenied, "Forbidden (user=system:admin, verb=%s, resource=nodes, subresource=proxy)"},
 		{"the API server", clientTLS(t, ca, ca, pki.KubeletClientUser), codes.OK, ""},
 	}
 	for _, tt := range tests {
@@ -104,9 +105,17 @@ func TestOnlyTheAPIServerIsLetIn(t *testing.T) {
 			ctx := testContext(t)
 			logErr := logsOnce(ctx, k)
 			execErr := execOnce(ctx, k)
-			for what, err := range map[string]error{"logs": logErr, "exec": execErr} {
-				if got := status.Code(err); got != tt.code || (err != nil && !strings.Contains(err.Error(), tt.want)) {
-					t.Errorf("%s: got %v (%v), want %v containing %q", what, got, err, tt.code, tt.want)
+			// Reading a log is a get, running a command a create.
+			for what, r := range map[string]struct {
+				err  error
+				verb string
+			}{"logs": {logErr, "get"}, "exec": {execErr, "create"}} {
+				want := tt.want
+				if strings.Contains(want, "%s") {
+					want = fmt.Sprintf(want, r.verb)
+				}
+				if got := status.Code(r.err); got != tt.code || (r.err != nil && !strings.Contains(r.err.Error(), want)) {
+					t.Errorf("%s: got %v (%v), want %v containing %q", what, got, r.err, tt.code, want)
 				}
 			}
 		})

@@ -115,17 +115,18 @@ func (h *Host) Exec(ctx context.Context, namespace, pod, container string, opts 
 }
 
 // Start serves host on 127.0.0.1:0 until the test ends and returns the
-// port. The server's certificate is signed by ca for node (covering
-// 127.0.0.1), and it accepts clients with certificates of ca, as a real
-// kubelet does with the cluster CA: the API server of a test with that CA
-// reaches it as node's kubelet.
-func Start(t testing.TB, host server.Host, ca *pki.CA, node string) int {
+// port. The server's certificate is signed by servingCA for node
+// (covering 127.0.0.1), and it accepts clients with certificates of
+// clientCA, as a real kubelet does: the API server of a test whose
+// kubelet serving CA and cluster CA these are (srv.KubeletServingCA(),
+// srv.CA()) reaches it as node's kubelet.
+func Start(t testing.TB, host server.Host, servingCA, clientCA *pki.CA, node string) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, err := ca.Issue(pki.Leaf{
+	kp, err := servingCA.Issue(pki.Leaf{
 		CommonName: pki.NodeUserPrefix + node, Organization: []string{pki.NodesGroup},
 		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Usage: pki.ServerAuth,
 	}, time.Now())
@@ -136,7 +137,7 @@ func Start(t testing.TB, host server.Host, ca *pki.CA, node string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := server.New(host, &tls.Config{Certificates: []tls.Certificate{*cert}, ClientCAs: ca.Pool()}, nil)
+	s := server.New(host, &tls.Config{Certificates: []tls.Certificate{*cert}, ClientCAs: clientCA.Pool()}, nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
