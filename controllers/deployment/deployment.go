@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/queue"
 )
@@ -53,18 +53,12 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// EventRecorder is the part of internal/events' Recorder the controller
-// uses.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Controller is the Deployment controller. Build it with New; Run it.
 type Controller struct {
 	cfg        Config
 	log        *slog.Logger
 	client     *client.Client
-	recorder   EventRecorder
+	recorder   events.EventRecorder
 	dIndexer   cache.Indexer
 	rsIndexer  cache.Indexer
 	podIndexer cache.Indexer
@@ -76,7 +70,7 @@ type Controller struct {
 // New builds the controller and adds its event handlers to f's
 // Deployment, ReplicaSet and pod informers. Start f after New and before
 // Run.
-func New(c *client.Client, f *informers.Factory, rec EventRecorder, cfg Config) (*Controller, error) {
+func New(c *client.Client, f *informers.Factory, rec events.EventRecorder, cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -13,12 +13,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/queue"
 )
@@ -73,18 +73,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EventRecorder is the part of internal/events' Recorder the controller
-// uses.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Controller is the EndpointSlice controller. Build it with New; Run it.
 type Controller struct {
 	cfg      Config
 	log      *slog.Logger
 	client   *client.Client
-	recorder EventRecorder
+	recorder events.EventRecorder
 	services cache.Indexer
 	pods     cache.Indexer
 	slices   cache.Indexer
@@ -95,7 +89,7 @@ type Controller struct {
 
 // New builds the controller and adds its event handlers to f's Service,
 // pod and EndpointSlice informers. Start f after New and before Run.
-func New(c *client.Client, f *informers.Factory, rec EventRecorder, cfg Config) (*Controller, error) {
+func New(c *client.Client, f *informers.Factory, rec events.EventRecorder, cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

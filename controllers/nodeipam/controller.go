@@ -14,13 +14,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/queue"
 )
@@ -41,12 +41,6 @@ const (
 	EventCIDROutside      = "CIDROutsideClusterCIDR"
 )
 
-// EventRecorder records an event about an object; *events.Recorder is
-// one. It must not block.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Config configures the controller.
 type Config struct {
 	// Client writes the nodes' spec.podCIDR.
@@ -55,7 +49,7 @@ type Config struct {
 	Informers *informers.Factory
 	// Recorder records CIDRNotAvailable, CIDRCollision and
 	// CIDROutsideClusterCIDR events on nodes.
-	Recorder EventRecorder
+	Recorder events.EventRecorder
 	// ClusterCIDR is the range node CIDRs are cut from (--cluster-cidr).
 	ClusterCIDR netip.Prefix
 	// NodeCIDRMaskSize is the prefix length of each node's CIDR

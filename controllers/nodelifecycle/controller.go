@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/queue"
 )
@@ -34,12 +34,6 @@ const (
 	EventTaintManagerEviction = "TaintManagerEviction"
 )
 
-// EventRecorder records an event about an object; *events.Recorder is
-// one. It must not block.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Config configures the controller.
 type Config struct {
 	// Client writes nodes and pods.
@@ -47,7 +41,7 @@ type Config struct {
 	// Informers provides the node, Lease and pod caches.
 	Informers *informers.Factory
 	// Recorder records NodeNotReady and TaintManagerEviction events.
-	Recorder EventRecorder
+	Recorder events.EventRecorder
 	// GracePeriod is how long a node's Lease may go unrenewed before the
 	// node is marked not ready (--node-monitor-grace-period).
 	GracePeriod time.Duration

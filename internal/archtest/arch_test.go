@@ -2,10 +2,12 @@ package archtest
 
 import (
 	"encoding/json"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,6 +19,10 @@ type pkg struct {
 	Dir        string
 	Imports    []string
 	GoFiles    []string
+	// TestGoFiles and XTestGoFiles are the package's test files, in the
+	// package and in its _test package.
+	TestGoFiles  []string
+	XTestGoFiles []string
 }
 
 // listPackages returns every package of the module with its direct imports
@@ -92,4 +98,48 @@ func TestEveryPackageHasDoc(t *testing.T) {
 			t.Errorf("%s has %d package doc comments, want exactly 1", p.ImportPath, docs)
 		}
 	}
+}
+
+// TestOneEventRecorder requires that the interface through which events
+// are recorded is declared once, as events.EventRecorder: no other package
+// (tests included) declares a type called EventRecorder or an interface
+// with an Eventf method. Copies drift apart, and a reader who finds five
+// of them cannot tell which contract holds.
+func TestOneEventRecorder(t *testing.T) {
+	const home = module + "/internal/events"
+	for _, p := range listPackages(t) {
+		if p.ImportPath == home {
+			continue
+		}
+		for _, name := range slices.Concat(p.GoFiles, p.TestGoFiles, p.XTestGoFiles) {
+			file, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, name), nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(file, func(n ast.Node) bool {
+				ts, ok := n.(*ast.TypeSpec)
+				if !ok {
+					return true
+				}
+				if ts.Name.Name == "EventRecorder" {
+					t.Errorf("%s/%s declares EventRecorder: use events.EventRecorder", p.ImportPath, name)
+				} else if it, ok := ts.Type.(*ast.InterfaceType); ok && hasMethod(it, "Eventf") {
+					t.Errorf("%s/%s declares interface %s with Eventf: use events.EventRecorder", p.ImportPath, name, ts.Name.Name)
+				}
+				return true
+			})
+		}
+	}
+}
+
+// hasMethod reports whether the interface declares a method called name.
+func hasMethod(it *ast.InterfaceType, name string) bool {
+	for _, f := range it.Methods.List {
+		for _, n := range f.Names {
+			if n.Name == name {
+				return true
+			}
+		}
+	}
+	return false
 }
