@@ -6,6 +6,6 @@ func init() {
 	register(endpointslice.Name, func(d Deps) (Controller, error) {
 		cfg := endpointslice.DefaultConfig()
 		cfg.Workers = d.Config.Workers
-		return endpointslice.New(d.Client, d.Informers, d.Recorder, cfg)
+		return endpointslice.New(d.Deps, cfg)
 	})
 }

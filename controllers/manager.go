@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/nodeipam"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
@@ -104,10 +105,8 @@ func (c *Config) Validate() error {
 
 // Deps is what a controller is built from.
 type Deps struct {
-	Config    *Config
-	Client    *client.Client
-	Informers *informers.Factory
-	Recorder  *events.Recorder
+	Config *Config
+	controller.Deps
 }
 
 // Controller is a built controller; Run works until ctx ends.
@@ -166,8 +165,9 @@ func Run(ctx context.Context, cfg Config) error {
 // runControllers builds every enabled controller, starts the informers,
 // and runs the controllers until ctx ends.
 func runControllers(ctx context.Context, cfg Config, c *client.Client) error {
-	deps := Deps{Config: &cfg, Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: events.NewRecorder(c, "controllers")}
-	defer deps.Recorder.Stop()
+	rec := events.NewRecorder(c, "controllers")
+	defer rec.Stop()
+	deps := Deps{Config: &cfg, Deps: controller.Deps{Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: rec}}
 
 	var ctrls []Controller
 	var names []string
