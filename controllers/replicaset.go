@@ -6,6 +6,6 @@ func init() {
 	register(replicaset.Name, func(d Deps) (Controller, error) {
 		cfg := replicaset.DefaultConfig()
 		cfg.Workers = d.Config.Workers
-		return replicaset.New(d.Client, d.Informers, d.Recorder, cfg)
+		return replicaset.New(d.Deps, cfg)
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/replicaset"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
@@ -62,9 +63,8 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	cc := testenv.NewClientAs(t, s, auth.ControllersUser)
 	f := informers.NewFactory(cc, time.Minute)
 	rec := events.NewRecorder(cc, "controllers")
-	rsCfg := replicaset.DefaultConfig()
-	rsCfg.Logger = quietLogger
-	rsCtrl, err := replicaset.New(cc, f, rec, rsCfg)
+	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec, Logger: quietLogger}
+	rsCtrl, err := replicaset.New(deps, replicaset.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
