@@ -6,6 +6,6 @@ func init() {
 	register(deployment.Name, func(d Deps) (Controller, error) {
 		cfg := deployment.DefaultConfig()
 		cfg.Workers = d.Config.Workers
-		return deployment.New(d.Client, d.Informers, d.Recorder, cfg)
+		return deployment.New(d.Deps, cfg)
 	})
 }

@@ -18,13 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
-	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
 )
 
 // Name is the controller's name in logs and in the queue.
@@ -38,8 +36,6 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
 type Config struct {
 	// Workers is how many Deployments are reconciled at once.
 	Workers int
-	// Logger receives the controller's logs. Nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -55,64 +51,44 @@ func (c *Config) Validate() error {
 
 // Controller is the Deployment controller. Build it with New; Run it.
 type Controller struct {
+	*controller.Loop
 	cfg        Config
 	log        *slog.Logger
 	client     *client.Client
 	recorder   events.EventRecorder
+	clock      clock.PassiveClock
 	dIndexer   cache.Indexer
 	rsIndexer  cache.Indexer
 	podIndexer cache.Indexer
-	synced     []cache.InformerSynced
-	queue      workqueue.TypedRateLimitingInterface[string]
-	now        func() time.Time
 }
 
-// New builds the controller and adds its event handlers to f's
-// Deployment, ReplicaSet and pod informers. Start f after New and before
-// Run.
-func New(c *client.Client, f *informers.Factory, rec events.EventRecorder, cfg Config) (*Controller, error) {
-	if err := cfg.Validate(); err != nil {
+// New builds the controller and adds its event handlers to the
+// Deployment, ReplicaSet and pod informers of deps. Start them after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	dInf, rsInf, podInf := f.Deployments(), f.ReplicaSets(), f.Pods()
-	ctrl := &Controller{
-		cfg: cfg, log: log.With("component", Name), client: c, recorder: rec,
+	dInf, rsInf, podInf := deps.Informers.Deployments(), deps.Informers.ReplicaSets(), deps.Informers.Pods()
+	c := &Controller{
+		cfg: cfg, log: deps.Logger, client: deps.Client, recorder: deps.Recorder, clock: deps.Clock,
 		dIndexer: dInf.GetIndexer(), rsIndexer: rsInf.GetIndexer(), podIndexer: podInf.GetIndexer(),
-		queue: queue.New(Name), now: time.Now,
 	}
-	dReg, err := dInf.AddEventHandler(controller.EnqueueHandler(ctrl.queue))
+	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
+	err = errors.Join(
+		c.Watch(dInf, controller.EnqueueHandler(c.Queue())),
+		c.Watch(rsInf, cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.replicaSetChanged,
+			UpdateFunc: func(old, cur any) { c.replicaSetChanged(old); c.replicaSetChanged(cur) },
+			DeleteFunc: c.replicaSetChanged,
+		}),
+		// Recreate waits for old pods to be gone: their deletion matters.
+		c.Watch(podInf, cache.ResourceEventHandlerFuncs{DeleteFunc: c.podDeleted}),
+	)
 	if err != nil {
-		return nil, fmt.Errorf("deployment informer: %w", err)
+		return nil, err
 	}
-	rsReg, err := rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    ctrl.replicaSetChanged,
-		UpdateFunc: func(old, cur any) { ctrl.replicaSetChanged(old); ctrl.replicaSetChanged(cur) },
-		DeleteFunc: ctrl.replicaSetChanged,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("replicaset informer: %w", err)
-	}
-	// Recreate waits for old pods to be gone: their deletion matters.
-	podReg, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: ctrl.podDeleted})
-	if err != nil {
-		return nil, fmt.Errorf("pod informer: %w", err)
-	}
-	ctrl.synced = []cache.InformerSynced{dReg.HasSynced, rsReg.HasSynced, podReg.HasSynced}
-	return ctrl, nil
-}
-
-// Run waits for the informers' caches, then reconciles Deployments until
-// ctx ends, and returns once every worker has stopped.
-func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
+	return c, nil
 }
 
 // Event handlers: they only enqueue Deployment keys.
@@ -120,16 +96,13 @@ func (c *Controller) Run(ctx context.Context) {
 // replicaSetChanged enqueues the Deployment controlling a ReplicaSet or,
 // for an orphan, every Deployment whose selector matches it.
 func (c *Controller) replicaSetChanged(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := controller.Unwrap[*appsv1.ReplicaSet](obj)
 	if !ok {
 		return
 	}
 	if ref := metav1.GetControllerOf(rs); ref != nil {
 		if d := c.resolveRef(rs.Namespace, ref); d != nil {
-			c.queue.Add(rs.Namespace + "/" + d.Name)
+			c.Queue().Add(rs.Namespace + "/" + d.Name)
 		}
 		return
 	}
@@ -138,17 +111,14 @@ func (c *Controller) replicaSetChanged(obj any) {
 		d := o.(*appsv1.Deployment)
 		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
-			c.queue.Add(d.Namespace + "/" + d.Name)
+			c.Queue().Add(d.Namespace + "/" + d.Name)
 		}
 	}
 }
 
 // podDeleted enqueues the Deployment of a deleted pod's ReplicaSet.
 func (c *Controller) podDeleted(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.Unwrap[*corev1.Pod](obj)
 	if !ok {
 		return
 	}
@@ -163,7 +133,7 @@ func (c *Controller) podDeleted(obj any) {
 	rs := o.(*appsv1.ReplicaSet)
 	if dref := metav1.GetControllerOf(rs); rs.UID == ref.UID && dref != nil {
 		if d := c.resolveRef(rs.Namespace, dref); d != nil {
-			c.queue.Add(d.Namespace + "/" + d.Name)
+			c.Queue().Add(d.Namespace + "/" + d.Name)
 		}
 	}
 }
@@ -196,7 +166,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	if !exists {
 		return controller.Result{}, nil
 	}
-	s := &pass{c: c, ctx: ctx, log: c.log.With("deployment", key), d: o.(*appsv1.Deployment).DeepCopy(), now: c.now()}
+	s := &pass{c: c, ctx: ctx, log: c.log.With("deployment", key), d: o.(*appsv1.Deployment).DeepCopy(), now: c.clock.Now()}
 	res, err := s.run()
 	if err != nil {
 		return controller.Result{}, fmt.Errorf("deployment %q: %w", key, err)

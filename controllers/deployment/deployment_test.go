@@ -68,9 +68,7 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dCfg := DefaultConfig()
-	dCfg.Logger = quietLogger
-	dCtrl, err := New(cc, f, rec, dCfg)
+	dCtrl, err := New(deps, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
