@@ -12,10 +12,7 @@ func init() {
 		if err != nil {
 			return nil, err // Validate has reported it already
 		}
-		return nodeipam.New(nodeipam.Config{
-			Client:           d.Client,
-			Informers:        d.Informers,
-			Recorder:         d.Recorder,
+		return nodeipam.New(d.Deps, nodeipam.Config{
 			ClusterCIDR:      cluster,
 			NodeCIDRMaskSize: d.Config.NodeCIDRMaskSize,
 			Workers:          d.Config.Workers,
