@@ -6,6 +6,6 @@ func init() {
 	register(podgc.Name, func(d Deps) (Controller, error) {
 		cfg := podgc.DefaultConfig()
 		cfg.Workers = d.Config.Workers
-		return podgc.New(d.Client, d.Informers, cfg)
+		return podgc.New(d.Deps, cfg)
 	})
 }
