@@ -6,6 +6,6 @@ func init() {
 	register(namespace.Name, func(d Deps) (Controller, error) {
 		cfg := namespace.DefaultConfig()
 		cfg.Workers = d.Config.Workers
-		return namespace.New(d.Client, d.Informers, cfg)
+		return namespace.New(d.Deps, cfg)
 	})
 }
