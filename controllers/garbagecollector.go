@@ -4,6 +4,6 @@ import "github.com/skiffdev/skiff/controllers/garbagecollector"
 
 func init() {
 	register(garbagecollector.Name, func(d Deps) (Controller, error) {
-		return garbagecollector.New(d.Client, d.Informers, garbagecollector.Config{Workers: d.Config.Workers})
+		return garbagecollector.New(d.Deps, garbagecollector.Config{Workers: d.Config.Workers})
 	})
 }
