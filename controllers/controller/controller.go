@@ -102,7 +102,7 @@ func (d Deps) Complete(name string) (Deps, error) {
 		errs = append(errs, errors.New("no event recorder"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return Deps{}, fmt.Errorf("controller %s: %w", name, err)
+		return Deps{}, err
 	}
 	if d.Clock == nil {
 		d.Clock = clock.RealClock{}
@@ -148,7 +148,7 @@ func (l *Loop) Queue() workqueue.TypedRateLimitingInterface[string] {
 func (l *Loop) Watch(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
 	reg, err := inf.AddEventHandler(h)
 	if err != nil {
-		return fmt.Errorf("controller %s: add event handler: %w", l.name, err)
+		return fmt.Errorf("add event handler: %w", err)
 	}
 	l.synced = append(l.synced, reg.HasSynced)
 	return nil
