@@ -292,7 +292,7 @@ func findNewAndOld(d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) (*appsv1.R
 	var newRS *appsv1.ReplicaSet
 	var old []*appsv1.ReplicaSet
 	for _, rs := range sorted {
-		if newRS == nil && EqualIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
+		if newRS == nil && equalIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
 			newRS = rs
 			continue
 		}
@@ -322,8 +322,8 @@ func (s *pass) replicaSets(ctx context.Context, d *appsv1.Deployment, rsList []*
 		if d, err = s.setRevision(ctx, d, rs.Annotations[RevisionAnnotation]); err != nil {
 			return nil, nil, nil, err
 		}
-		if hasProgressDeadline(d) && GetCondition(d.Status, appsv1.DeploymentProgressing) == nil {
-			SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonFoundNewReplicaSet, fmt.Sprintf("Found new replica set %q", rs.Name), s.now))
+		if hasProgressDeadline(d) && getCondition(d.Status, appsv1.DeploymentProgressing) == nil {
+			setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonFoundNewReplicaSet, fmt.Sprintf("Found new replica set %q", rs.Name), s.now))
 			if d, err = s.updateStatus(ctx, d); err != nil {
 				return nil, nil, nil, err
 			}
@@ -334,8 +334,8 @@ func (s *pass) replicaSets(ctx context.Context, d *appsv1.Deployment, rsList []*
 		return d, nil, oldRSs, nil
 	}
 
-	hash := ComputeHash(&d.Spec.Template, d.Status.CollisionCount)
-	size := NewRSNewReplicas(d, oldRSs, nil)
+	hash := computeHash(&d.Spec.Template, d.Status.CollisionCount)
+	size := newRSNewReplicas(d, oldRSs, nil)
 	want := newReplicaSetFor(d, hash, revision, size)
 	created, err := s.c.client.ReplicaSets(d.Namespace).Create(ctx, want)
 	switch {
@@ -346,7 +346,7 @@ func (s *pass) replicaSets(ctx context.Context, d *appsv1.Deployment, rsList []*
 		if gerr != nil {
 			return nil, nil, nil, gerr
 		}
-		if ref := metav1.GetControllerOf(cur); ref != nil && ref.UID == d.UID && EqualIgnoreHash(&cur.Spec.Template, &d.Spec.Template) {
+		if ref := metav1.GetControllerOf(cur); ref != nil && ref.UID == d.UID && equalIgnoreHash(&cur.Spec.Template, &d.Spec.Template) {
 			return d, cur, oldRSs, nil
 		}
 		d.Status.CollisionCount = new(ptrValue(d.Status.CollisionCount) + 1)
@@ -356,7 +356,7 @@ func (s *pass) replicaSets(ctx context.Context, d *appsv1.Deployment, rsList []*
 		return nil, nil, nil, fmt.Errorf("replicaset %q exists with another template (hash collision)", want.Name)
 	case err != nil:
 		if hasProgressDeadline(d) {
-			SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ReplicaSetCreateError", fmt.Sprintf("Failed to create new replica set %q: %v", want.Name, err), s.now))
+			setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ReplicaSetCreateError", fmt.Sprintf("Failed to create new replica set %q: %v", want.Name, err), s.now))
 			_, _ = s.updateStatus(ctx, d) // the create's error is the one to report
 		}
 		s.c.recorder.Eventf(d, corev1.EventTypeWarning, "ReplicaSetCreateError", "Failed to create new replica set %q: %v", want.Name, err)
@@ -370,7 +370,7 @@ func (s *pass) replicaSets(ctx context.Context, d *appsv1.Deployment, rsList []*
 		return nil, nil, nil, err
 	}
 	if hasProgressDeadline(d) {
-		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetCreated, fmt.Sprintf("Created new replica set %q", created.Name), s.now))
+		setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetCreated, fmt.Sprintf("Created new replica set %q", created.Name), s.now))
 		if d, err = s.updateStatus(ctx, d); err != nil {
 			return nil, nil, nil, err
 		}
@@ -426,16 +426,16 @@ func (s *pass) checkPaused(ctx context.Context, d *appsv1.Deployment) (*appsv1.D
 	if !hasProgressDeadline(d) {
 		return d, nil
 	}
-	cur := GetCondition(d.Status, appsv1.DeploymentProgressing)
+	cur := getCondition(d.Status, appsv1.DeploymentProgressing)
 	if cur != nil && cur.Reason == ReasonProgressDeadlineExceeded {
 		return d, nil
 	}
 	pausedCond := cur != nil && cur.Reason == ReasonDeploymentPaused
 	switch {
 	case d.Spec.Paused && !pausedCond:
-		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentPaused, "Deployment is paused", s.now))
+		setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentPaused, "Deployment is paused", s.now))
 	case !d.Spec.Paused && pausedCond:
-		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentResumed, "Deployment is resumed", s.now))
+		setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentResumed, "Deployment is resumed", s.now))
 	default:
 		return d, nil
 	}
@@ -509,7 +509,7 @@ func (s *pass) scale(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.Re
 	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
 		return nil
 	}
-	sizes := ProportionalSizes(d, active)
+	sizes := proportionalSizes(d, active)
 	for _, rs := range active {
 		if err := s.scaleRS(ctx, d, rs, sizes[rs.Name]); err != nil {
 			return err
@@ -570,7 +570,7 @@ func (s *pass) rolloutRolling(ctx context.Context, d *appsv1.Deployment, rsList 
 	if want := replicas(d.Spec.Replicas); replicas(newRS.Spec.Replicas) != want {
 		size := want
 		if replicas(newRS.Spec.Replicas) < want {
-			size = NewRSNewReplicas(d, allRSs, newRS)
+			size = newRSNewReplicas(d, allRSs, newRS)
 		}
 		if size != replicas(newRS.Spec.Replicas) {
 			if err := s.scaleRS(ctx, d, newRS, size); err != nil {
@@ -581,10 +581,10 @@ func (s *pass) rolloutRolling(ctx context.Context, d *appsv1.Deployment, rsList 
 	}
 
 	if specReplicas(oldRSs) > 0 {
-		if maxDown := MaxScaledDown(d, allRSs, newRS); maxDown > 0 {
+		if maxDown := maxScaledDown(d, allRSs, newRS); maxDown > 0 {
 			old := activeRSs(oldRSs)
 			byCreation(old)
-			sizes := OldScaleDowns(d, old, newRS, maxDown)
+			sizes := oldScaleDowns(d, old, newRS, maxDown)
 			scaled := false
 			for _, rs := range old {
 				if size, ok := sizes[rs.Name]; ok && size != replicas(rs.Spec.Replicas) {
@@ -600,7 +600,7 @@ func (s *pass) rolloutRolling(ctx context.Context, d *appsv1.Deployment, rsList 
 		}
 	}
 
-	if Complete(d, &d.Status) {
+	if complete(d, &d.Status) {
 		if err := s.cleanup(ctx, d, oldRSs); err != nil {
 			return controller.Result{}, err
 		}
@@ -634,7 +634,7 @@ func (s *pass) rolloutRecreate(ctx context.Context, d *appsv1.Deployment, rsList
 	if err := s.scaleRS(ctx, d, newRS, replicas(d.Spec.Replicas)); err != nil {
 		return controller.Result{}, err
 	}
-	if Complete(d, &d.Status) {
+	if complete(d, &d.Status) {
 		if err := s.cleanup(ctx, d, oldRSs); err != nil {
 			return controller.Result{}, err
 		}
@@ -672,56 +672,21 @@ func (s *pass) cleanup(ctx context.Context, d *appsv1.Deployment, oldRSs []*apps
 	if d.Spec.RevisionHistoryLimit == nil {
 		return nil
 	}
-	victims := HistoryToDelete(oldRSs, *d.Spec.RevisionHistoryLimit)
+	victims := historyToDelete(oldRSs, *d.Spec.RevisionHistoryLimit)
 	for _, rs := range victims {
 		err := s.c.client.ReplicaSets(rs.Namespace).Delete(ctx, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting old replicaset %q: %w", rs.Name, err)
 		}
-		s.log.Info("deleted old replicaset", "replicaset", rs.Name, "revision", Revision(rs))
+		s.log.Info("deleted old replicaset", "replicaset", rs.Name, "revision", revisionOf(rs))
 	}
 	return nil
-}
-
-// HistoryToDelete returns the old ReplicaSets that revision history
-// cleanup deletes: the lowest revisions beyond limit among those not
-// being deleted, skipping any that still has (or may have) pods.
-func HistoryToDelete(oldRSs []*appsv1.ReplicaSet, limit int32) []*appsv1.ReplicaSet {
-	var alive []*appsv1.ReplicaSet
-	for _, rs := range oldRSs {
-		if rs != nil && rs.DeletionTimestamp == nil {
-			alive = append(alive, rs)
-		}
-	}
-	diff := len(alive) - int(limit)
-	if diff <= 0 {
-		return nil
-	}
-	byCreation(alive)
-	slices.SortStableFunc(alive, func(a, b *appsv1.ReplicaSet) int {
-		ra, rb := Revision(a), Revision(b)
-		switch {
-		case ra < rb:
-			return -1
-		case ra > rb:
-			return 1
-		}
-		return 0
-	})
-	var out []*appsv1.ReplicaSet
-	for _, rs := range alive[:diff] {
-		if rs.Status.Replicas != 0 || replicas(rs.Spec.Replicas) != 0 || rs.Generation > rs.Status.ObservedGeneration {
-			continue
-		}
-		out = append(out, rs)
-	}
-	return out
 }
 
 // syncStatus writes the status computed from the ReplicaSets, without
 // touching Progressing (paused, scaling, being deleted).
 func (s *pass) syncStatus(ctx context.Context, d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) error {
-	st := CalculateStatus(d, allRSs, newRS, s.now)
+	st := calculateStatus(d, allRSs, newRS, s.now)
 	if equality.Semantic.DeepEqual(d.Status, st) {
 		return nil
 	}
@@ -733,7 +698,7 @@ func (s *pass) syncStatus(ctx context.Context, d *appsv1.Deployment, allRSs []*a
 // syncRolloutStatus writes the status with the Progressing condition
 // and asks to be called again when the progress deadline would pass.
 func (s *pass) syncRolloutStatus(ctx context.Context, d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) (controller.Result, error) {
-	st := RolloutStatus(d, allRSs, newRS, s.now)
+	st := rolloutStatus(d, allRSs, newRS, s.now)
 	if !equality.Semantic.DeepEqual(d.Status, st) {
 		d.Status = st
 		var err error
@@ -741,64 +706,5 @@ func (s *pass) syncRolloutStatus(ctx context.Context, d *appsv1.Deployment, allR
 			return controller.Result{}, err
 		}
 	}
-	return controller.Result{RequeueAfter: RecheckAfter(d, &st, s.now)}, nil
-}
-
-// ProportionalSizes spreads a change of spec.replicas over the active
-// ReplicaSets of a rolling update in proportion to their sizes (from
-// their max-replicas annotation), as Kubernetes does; the leftover goes
-// to the largest.
-func ProportionalSizes(d *appsv1.Deployment, active []*appsv1.ReplicaSet) map[string]int32 {
-	want := replicas(d.Spec.Replicas)
-	allowed := want
-	if want > 0 {
-		allowed += maxSurge(d)
-	}
-	toAdd := allowed - specReplicas(active)
-	rss := slices.Clone(active)
-	slices.SortStableFunc(rss, func(a, b *appsv1.ReplicaSet) int {
-		ra, rb := replicas(a.Spec.Replicas), replicas(b.Spec.Replicas)
-		if ra != rb {
-			if ra > rb {
-				return -1
-			}
-			return 1
-		}
-		c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
-		if toAdd > 0 {
-			// Growing: newer first among equals.
-			return -c
-		}
-		return c
-	})
-	sizes := map[string]int32{}
-	var added int32
-	for _, rs := range rss {
-		cur := replicas(rs.Spec.Replicas)
-		if toAdd == 0 || added == toAdd || cur == 0 {
-			sizes[rs.Name] = cur
-			continue
-		}
-		var fraction int32
-		if want == 0 {
-			fraction = -cur
-		} else {
-			annotated, ok := intAnnotation(rs, MaxReplicasAnnotation)
-			if !ok || annotated == 0 {
-				annotated = max(d.Status.Replicas, 1)
-			}
-			fraction = int32(float64(cur)*float64(allowed)/float64(annotated)+0.5) - cur
-		}
-		left := toAdd - added
-		p := min(fraction, left)
-		if toAdd < 0 {
-			p = max(fraction, left)
-		}
-		sizes[rs.Name] = cur + p
-		added += p
-	}
-	if added != toAdd && len(rss) > 0 {
-		sizes[rss[0].Name] = max(sizes[rss[0].Name]+toAdd-added, 0)
-	}
-	return sizes
+	return controller.Result{RequeueAfter: recheckAfter(d, &st, s.now)}, nil
 }

@@ -141,7 +141,7 @@ func (cl *cluster) awaitComplete() *appsv1.Deployment {
 		if d, err = cl.client.Deployments("default").Get(cl.ctx, "web"); err != nil {
 			return false, err
 		}
-		c := GetCondition(d.Status, appsv1.DeploymentProgressing)
+		c := getCondition(d.Status, appsv1.DeploymentProgressing)
 		want := *d.Spec.Replicas
 		s := d.Status
 		ok := s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want &&
@@ -421,12 +421,12 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		c := GetCondition(d.Status, appsv1.DeploymentProgressing)
+		c := getCondition(d.Status, appsv1.DeploymentProgressing)
 		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == ReasonProgressDeadlineExceeded &&
 			strings.HasSuffix(c.Message, "has timed out progressing."), fmt.Errorf("conditions %+v", d.Status.Conditions)
 	})
 	d, _ = cl.client.Deployments("default").Get(cl.ctx, "web")
-	if c := GetCondition(d.Status, appsv1.DeploymentAvailable); c == nil || c.Status != corev1.ConditionFalse || c.Reason != ReasonMinimumReplicasUnavailable {
+	if c := getCondition(d.Status, appsv1.DeploymentAvailable); c == nil || c.Status != corev1.ConditionFalse || c.Reason != ReasonMinimumReplicasUnavailable {
 		t.Errorf("Available: got %+v", c)
 	}
 }
@@ -458,7 +458,7 @@ func TestPausedHoldsRollout(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		c := GetCondition(d.Status, appsv1.DeploymentProgressing)
+		c := getCondition(d.Status, appsv1.DeploymentProgressing)
 		return c != nil && c.Reason == ReasonDeploymentPaused && d.Status.ObservedGeneration == d.Generation, fmt.Errorf("%+v", d.Status)
 	})
 	if rss := cl.replicaSets(); len(rss) != 1 {
