@@ -109,6 +109,7 @@ func TestRequeueAfter(t *testing.T) {
 }
 
 func TestKeyIsNeverHandledByTwoWorkers(t *testing.T) {
+	// mu guards inFlight and calls.
 	var mu sync.Mutex
 	inFlight := map[string]int{}
 	calls := map[string]int{}

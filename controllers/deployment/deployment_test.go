@@ -288,6 +288,7 @@ func TestRollingUpdateAndRollback(t *testing.T) {
 	// every state it sees.
 	rollout := func(image string) {
 		t.Helper()
+		// mu guards violations, states and maxTotal.
 		var mu sync.Mutex
 		var violations []string
 		var states, maxTotal int
@@ -386,6 +387,7 @@ func TestRecreateNeverMixes(t *testing.T) {
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	cl.create(d)
 	cl.awaitComplete()
+	// mu guards mixed.
 	var mu sync.Mutex
 	var mixed []string
 	stop := cl.podWatch(func(pods map[string]*corev1.Pod) {

@@ -75,6 +75,7 @@ func (e *env) start() *env {
 
 // recorder keeps the events the controller records.
 type recorder struct {
+	// mu guards events.
 	mu     sync.Mutex
 	events []string
 }

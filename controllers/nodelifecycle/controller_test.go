@@ -24,6 +24,7 @@ import (
 
 // recorder collects event reasons.
 type recorder struct {
+	// mu guards events.
 	mu     sync.Mutex
 	events []string
 }

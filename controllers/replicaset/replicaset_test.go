@@ -363,6 +363,7 @@ func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	// mu guards created and deleted.
 	var mu sync.Mutex
 	created, deleted := map[string]bool{}, 0
 	go func() {
