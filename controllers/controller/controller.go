@@ -26,7 +26,8 @@
 //   - its Controller embeds a *Loop (NewLoop), adds its event handlers to
 //     the informers with Loop.Watch, and gets Loop.Run, which waits for
 //     the caches those handlers read before the first Reconcile;
-//   - its file holds its watches and its Reconcile, nothing else.
+//   - none of the driver is written again in it: its file holds its
+//     watches and its Reconcile.
 package controller
 
 import (
