@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/nodeipam"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
@@ -92,7 +94,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--cluster-cidr, --node-cidr-mask-size: %w", err))
 	}
 	for _, d := range c.Disabled {
-		if _, ok := registered(d); !ok {
+		if !slices.ContainsFunc(all, func(e entry) bool { return e.name == d }) {
 			errs = append(errs, fmt.Errorf("--disable: no controller called %q", d))
 		}
 	}
@@ -102,39 +104,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Deps is what a controller is built from.
-type Deps struct {
-	Config    *Config
-	Client    *client.Client
-	Informers *informers.Factory
-	Recorder  *events.Recorder
-}
-
-// Controller is a built controller; Run works until ctx ends.
+// Controller is a built controller; Run waits for its caches, then works
+// until ctx ends.
 type Controller interface {
 	Run(ctx context.Context)
-}
-
-type entry struct {
-	name string
-	new  func(Deps) (Controller, error)
-}
-
-// all lists the controllers; each controller's file in this package adds
-// its own entry with register, so that adding one touches one file.
-var all []entry
-
-func register(name string, newFn func(Deps) (Controller, error)) {
-	all = append(all, entry{name, newFn})
-}
-
-func registered(name string) (entry, bool) {
-	for _, e := range all {
-		if e.name == name {
-			return e, true
-		}
-	}
-	return entry{}, false
 }
 
 // Run runs the controllers until ctx ends; with leader election, only
@@ -166,16 +139,17 @@ func Run(ctx context.Context, cfg Config) error {
 // runControllers builds every enabled controller, starts the informers,
 // and runs the controllers until ctx ends.
 func runControllers(ctx context.Context, cfg Config, c *client.Client) error {
-	deps := Deps{Config: &cfg, Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: events.NewRecorder(c, "controllers")}
-	defer deps.Recorder.Stop()
+	rec := events.NewRecorder(c, "controllers")
+	defer rec.Stop()
+	deps := controller.Deps{Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: rec}
 
 	var ctrls []Controller
 	var names []string
 	for _, e := range all {
-		if contains(cfg.Disabled, e.name) {
+		if slices.Contains(cfg.Disabled, e.name) {
 			continue
 		}
-		ctrl, err := e.new(deps)
+		ctrl, err := e.new(deps, &cfg)
 		if err != nil {
 			return fmt.Errorf("controller %s: %w", e.name, err)
 		}
@@ -193,13 +167,4 @@ func runControllers(ctx context.Context, cfg Config, c *client.Client) error {
 	}
 	wg.Wait()
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

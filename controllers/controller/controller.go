@@ -3,7 +3,8 @@
 // A controller is a Reconciler plus the informers that feed it:
 //
 //  1. informer event handlers only enqueue keys ("namespace/name"), with
-//     EnqueueHandler or Enqueue;
+//     EnqueueHandler or Enqueue; a delete handler may be handed a
+//     tombstone instead of the object, which Unwrap looks inside;
 //  2. the queue (internal/queue) de-duplicates keys, never hands one key
 //     to two workers, and backs off per key;
 //  3. Run's workers pop a key and call Reconcile(ctx, key), which reads
@@ -14,16 +15,37 @@
 // Reconcile's answer decides what happens to the key: an error retries it
 // with backoff, Result.RequeueAfter brings it back after a timed wait, and
 // neither forgets it until an informer enqueues it again.
+//
+// Every controller package is built the same way, so that a reader who
+// knows one knows them all:
+//
+//   - New(deps Deps, cfg Config) (*Controller, error) is its one
+//     constructor: Deps are what all controllers share (client,
+//     informers, event recorder, clock, logger), Config is its own and has
+//     DefaultConfig and Validate;
+//   - its Controller embeds a *Loop (NewLoop), adds its event handlers to
+//     the informers with Loop.Watch, and gets Loop.Run, which waits for
+//     the caches those handlers read before the first Reconcile;
+//   - none of the driver is written again in it: its file holds its
+//     watches and its Reconcile.
 package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/queue"
 )
 
 // Result tells the driver when to look at a key again.
@@ -46,8 +68,119 @@ func (f ReconcilerFunc) Reconcile(ctx context.Context, key string) (Result, erro
 	return f(ctx, key)
 }
 
+// Deps are what every controller is built from, the same for all the
+// controllers of a manager; each controller's own settings are its Config.
+type Deps struct {
+	// Client reads and writes through the API server.
+	Client *client.Client
+	// Informers provides the shared caches. New adds its event handlers
+	// (and indexes) to them; the caller starts the factory after New.
+	Informers *informers.Factory
+	// Recorder records events about the objects the controller acts on.
+	Recorder events.EventRecorder
+	// Clock tells the time that waits are measured with: grace periods,
+	// minReadySeconds, progress deadlines, how long to wait for the cache
+	// to show a controller's own writes. Nil means the real clock; tests
+	// inject a fake one.
+	Clock clock.PassiveClock
+	// Logger receives the controller's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Complete returns d ready for the controller called name: the real clock
+// for a nil Clock, slog.Default() for a nil Logger, and the logger naming
+// the controller ("component"). It reports a missing Client, Informers or
+// Recorder.
+func (d Deps) Complete(name string) (Deps, error) {
+	var errs []error
+	if d.Client == nil {
+		errs = append(errs, errors.New("no client"))
+	}
+	if d.Informers == nil {
+		errs = append(errs, errors.New("no informer factory"))
+	}
+	if d.Recorder == nil {
+		errs = append(errs, errors.New("no event recorder"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Deps{}, err
+	}
+	if d.Clock == nil {
+		d.Clock = clock.RealClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	d.Logger = d.Logger.With("component", name)
+	return d, nil
+}
+
+// Loop is what every controller does the same way: the queue its event
+// handlers fill, the caches it waits for, and the workers that hand keys
+// to its Reconcile. A controller embeds the *Loop that NewLoop returns,
+// adds its event handlers with Watch, and is run with Run.
+type Loop struct {
+	name       string
+	workers    int
+	reconciler Reconciler
+	queue      workqueue.TypedRateLimitingInterface[string]
+	// synced report whether the handlers added by Watch have been handed
+	// everything their informers listed at start.
+	synced []cache.InformerSynced
+	// onSynced are called once the caches have synced, before the first
+	// worker starts.
+	onSynced []func()
+}
+
+// NewLoop returns the loop of the controller called name: its queue, and
+// (once Run) workers workers that hand keys to r.
+func NewLoop(name string, workers int, r Reconciler) *Loop {
+	return &Loop{name: name, workers: workers, reconciler: r, queue: queue.New(name)}
+}
+
+// Queue is the loop's queue of keys, which the event handlers fill.
+func (l *Loop) Queue() workqueue.TypedRateLimitingInterface[string] {
+	return l.queue
+}
+
+// Watch adds the event handler h to the informer inf. Run waits until h
+// has been handed every object inf listed at start, so that no Reconcile
+// reads a cache that is still filling.
+func (l *Loop) Watch(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+	reg, err := inf.AddEventHandler(h)
+	if err != nil {
+		return fmt.Errorf("add event handler: %w", err)
+	}
+	l.synced = append(l.synced, reg.HasSynced)
+	return nil
+}
+
+// OnSynced has Run call f once the caches have synced and before the first
+// Reconcile, to rebuild from them what the controller keeps in memory
+// (which CIDRs the nodes hold, when each node was last heard from).
+func (l *Loop) OnSynced(f func()) {
+	l.onSynced = append(l.onSynced, f)
+}
+
+// Run waits for the caches of the handlers added with Watch, calls the
+// OnSynced functions, then reconciles keys until ctx ends, and returns
+// once every worker has stopped. If ctx ends first, it returns without
+// reconciling anything. The informers must have been started (the
+// caller's duty: New, start the factory, Run).
+func (l *Loop) Run(ctx context.Context) {
+	if !cache.WaitForCacheSync(ctx.Done(), l.synced...) {
+		l.queue.ShutDown()
+		return
+	}
+	for _, f := range l.onSynced {
+		f()
+	}
+	Run(ctx, l.name, l.workers, l.queue, l.reconciler)
+}
+
 // Run runs workers that reconcile keys from q until ctx ends, then shuts
-// the queue down and waits for them. name labels the logs.
+// the queue down and waits for them. name labels the logs. Loop.Run is
+// this, after waiting for the caches.
 func Run(ctx context.Context, name string, workers int, q workqueue.TypedRateLimitingInterface[string], r Reconciler) {
 	log := slog.With("controller", name)
 	var wg sync.WaitGroup
@@ -92,6 +225,19 @@ func processNext(ctx context.Context, log *slog.Logger, q workqueue.TypedRateLim
 func Key(obj any) (string, bool) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	return key, err == nil
+}
+
+// Unwrap returns obj as a T. A delete handler may be handed a tombstone
+// (cache.DeletedFinalStateUnknown) instead of the object, holding its last
+// known state, when the informer missed the deletion and only found the
+// object gone on a relist; Unwrap looks inside it. ok is false when obj is
+// not a T.
+func Unwrap[T any](obj any) (t T, ok bool) {
+	if tomb, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
+		obj = tomb.Obj
+	}
+	t, ok = obj.(T)
+	return t, ok
 }
 
 // Enqueue adds an object's key to q.

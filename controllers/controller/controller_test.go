@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
+	fcache "k8s.io/client-go/tools/cache/testing"
 
 	"github.com/skiffdev/skiff/internal/queue"
 )
@@ -106,6 +109,7 @@ func TestRequeueAfter(t *testing.T) {
 }
 
 func TestKeyIsNeverHandledByTwoWorkers(t *testing.T) {
+	// mu guards inFlight and calls.
 	var mu sync.Mutex
 	inFlight := map[string]int{}
 	calls := map[string]int{}
@@ -205,5 +209,111 @@ func TestKey(t *testing.T) {
 	}
 	if _, ok := Key("not an object"); ok {
 		t.Error("Key of a string: got ok, want not ok")
+	}
+}
+
+func TestUnwrap(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}}
+	tests := []struct {
+		name string
+		obj  any
+		ok   bool
+	}{
+		{"object", pod, true},
+		{"tombstone", cache.DeletedFinalStateUnknown{Key: "default/web", Obj: pod}, true},
+		{"another type", &corev1.Node{}, false},
+		{"tombstone of another type", cache.DeletedFinalStateUnknown{Key: "n1", Obj: &corev1.Node{}}, false},
+		{"nil", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := Unwrap[*corev1.Pod](tt.obj)
+			if ok != tt.ok || (ok && got != pod) {
+				t.Errorf("got %v, %v, want %v", got, ok, tt.ok)
+			}
+		})
+	}
+}
+
+// podInformer returns an informer of one pod, default/web, whose first
+// list waits until release is closed.
+func podInformer(release <-chan struct{}) cache.SharedIndexInformer {
+	src := fcache.NewFakeControllerSource()
+	src.Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}})
+	lw := &cache.ListWatch{
+		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+			<-release
+			return src.List(opts)
+		},
+		WatchFunc: src.Watch,
+	}
+	return cache.NewSharedIndexInformerWithOptions(lw, &corev1.Pod{}, cache.SharedIndexInformerOptions{})
+}
+
+// TestLoopWaitsForCaches checks that nothing of a controller runs before
+// its handlers have been handed what their informer listed: then the
+// OnSynced functions, then the first Reconcile, which finds the pod in
+// the cache.
+func TestLoopWaitsForCaches(t *testing.T) {
+	release := make(chan struct{})
+	var released atomic.Bool
+	inf := podInformer(release)
+	steps := make(chan string, 10)
+	l := NewLoop("test", 2, ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		if _, exists, _ := inf.GetStore().GetByKey(key); !exists {
+			t.Errorf("reconcile of %q: not in the cache", key)
+		}
+		steps <- "reconcile " + key
+		return Result{}, nil
+	}))
+	l.OnSynced(func() {
+		if !released.Load() {
+			t.Error("OnSynced called before the informer listed")
+		}
+		steps <- "synced"
+	})
+	if err := l.Watch(inf, EnqueueHandler(l.Queue())); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() { inf.RunWithContext(ctx) })
+	wg.Go(func() { l.Run(ctx) })
+
+	released.Store(true)
+	close(release)
+	if got := wait(t, steps, "OnSynced"); got != "synced" {
+		t.Fatalf("got %q, want synced", got)
+	}
+	if got := wait(t, steps, "the first reconcile"); got != "reconcile default/web" {
+		t.Fatalf("got %q, want reconcile default/web", got)
+	}
+}
+
+// TestLoopStoppedBeforeSync checks that a loop whose context ends before
+// its caches sync returns, with its queue shut down, having run nothing.
+func TestLoopStoppedBeforeSync(t *testing.T) {
+	release := make(chan struct{}) // closed only when the test ends
+	t.Cleanup(func() { close(release) })
+	inf := podInformer(release)
+	l := NewLoop("test", 1, ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		t.Errorf("reconcile of %q before the caches synced", key)
+		return Result{}, nil
+	}))
+	l.OnSynced(func() { t.Error("OnSynced called before the caches synced") })
+	if err := l.Watch(inf, EnqueueHandler(l.Queue())); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { inf.RunWithContext(ctx) })
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	cancel()
+	wait(t, done, "Run to return")
+	wg.Wait()
+	if !l.Queue().ShuttingDown() {
+		t.Error("the queue was not shut down")
 	}
 }

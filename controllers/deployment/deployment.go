@@ -15,16 +15,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
-	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
+	"github.com/skiffdev/skiff/internal/events"
 )
 
 // Name is the controller's name in logs and in the queue.
@@ -38,8 +36,6 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
 type Config struct {
 	// Workers is how many Deployments are reconciled at once.
 	Workers int
-	// Logger receives the controller's logs. Nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -53,72 +49,46 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// EventRecorder is the part of internal/events' Recorder the controller
-// uses.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Controller is the Deployment controller. Build it with New; Run it.
 type Controller struct {
+	*controller.Loop
 	cfg        Config
 	log        *slog.Logger
 	client     *client.Client
-	recorder   EventRecorder
+	recorder   events.EventRecorder
+	clock      clock.PassiveClock
 	dIndexer   cache.Indexer
 	rsIndexer  cache.Indexer
 	podIndexer cache.Indexer
-	synced     []cache.InformerSynced
-	queue      workqueue.TypedRateLimitingInterface[string]
-	now        func() time.Time
 }
 
-// New builds the controller and adds its event handlers to f's
-// Deployment, ReplicaSet and pod informers. Start f after New and before
-// Run.
-func New(c *client.Client, f *informers.Factory, rec EventRecorder, cfg Config) (*Controller, error) {
-	if err := cfg.Validate(); err != nil {
+// New builds the controller and adds its event handlers to the
+// Deployment, ReplicaSet and pod informers of deps. Start them after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	dInf, rsInf, podInf := f.Deployments(), f.ReplicaSets(), f.Pods()
-	ctrl := &Controller{
-		cfg: cfg, log: log.With("component", Name), client: c, recorder: rec,
+	dInf, rsInf, podInf := deps.Informers.Deployments(), deps.Informers.ReplicaSets(), deps.Informers.Pods()
+	c := &Controller{
+		cfg: cfg, log: deps.Logger, client: deps.Client, recorder: deps.Recorder, clock: deps.Clock,
 		dIndexer: dInf.GetIndexer(), rsIndexer: rsInf.GetIndexer(), podIndexer: podInf.GetIndexer(),
-		queue: queue.New(Name), now: time.Now,
 	}
-	dReg, err := dInf.AddEventHandler(controller.EnqueueHandler(ctrl.queue))
+	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
+	err = errors.Join(
+		c.Watch(dInf, controller.EnqueueHandler(c.Queue())),
+		c.Watch(rsInf, cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.replicaSetChanged,
+			UpdateFunc: func(old, cur any) { c.replicaSetChanged(old); c.replicaSetChanged(cur) },
+			DeleteFunc: c.replicaSetChanged,
+		}),
+		// Recreate waits for old pods to be gone: their deletion matters.
+		c.Watch(podInf, cache.ResourceEventHandlerFuncs{DeleteFunc: c.podDeleted}),
+	)
 	if err != nil {
-		return nil, fmt.Errorf("deployment informer: %w", err)
+		return nil, err
 	}
-	rsReg, err := rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    ctrl.replicaSetChanged,
-		UpdateFunc: func(old, cur any) { ctrl.replicaSetChanged(old); ctrl.replicaSetChanged(cur) },
-		DeleteFunc: ctrl.replicaSetChanged,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("replicaset informer: %w", err)
-	}
-	// Recreate waits for old pods to be gone: their deletion matters.
-	podReg, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: ctrl.podDeleted})
-	if err != nil {
-		return nil, fmt.Errorf("pod informer: %w", err)
-	}
-	ctrl.synced = []cache.InformerSynced{dReg.HasSynced, rsReg.HasSynced, podReg.HasSynced}
-	return ctrl, nil
-}
-
-// Run waits for the informers' caches, then reconciles Deployments until
-// ctx ends, and returns once every worker has stopped.
-func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
+	return c, nil
 }
 
 // Event handlers: they only enqueue Deployment keys.
@@ -126,16 +96,13 @@ func (c *Controller) Run(ctx context.Context) {
 // replicaSetChanged enqueues the Deployment controlling a ReplicaSet or,
 // for an orphan, every Deployment whose selector matches it.
 func (c *Controller) replicaSetChanged(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	rs, ok := obj.(*appsv1.ReplicaSet)
+	rs, ok := controller.Unwrap[*appsv1.ReplicaSet](obj)
 	if !ok {
 		return
 	}
 	if ref := metav1.GetControllerOf(rs); ref != nil {
 		if d := c.resolveRef(rs.Namespace, ref); d != nil {
-			c.queue.Add(rs.Namespace + "/" + d.Name)
+			c.Queue().Add(rs.Namespace + "/" + d.Name)
 		}
 		return
 	}
@@ -144,17 +111,14 @@ func (c *Controller) replicaSetChanged(obj any) {
 		d := o.(*appsv1.Deployment)
 		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 		if err == nil && !sel.Empty() && sel.Matches(labels.Set(rs.Labels)) {
-			c.queue.Add(d.Namespace + "/" + d.Name)
+			c.Queue().Add(d.Namespace + "/" + d.Name)
 		}
 	}
 }
 
 // podDeleted enqueues the Deployment of a deleted pod's ReplicaSet.
 func (c *Controller) podDeleted(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.Unwrap[*corev1.Pod](obj)
 	if !ok {
 		return
 	}
@@ -169,7 +133,7 @@ func (c *Controller) podDeleted(obj any) {
 	rs := o.(*appsv1.ReplicaSet)
 	if dref := metav1.GetControllerOf(rs); rs.UID == ref.UID && dref != nil {
 		if d := c.resolveRef(rs.Namespace, dref); d != nil {
-			c.queue.Add(d.Namespace + "/" + d.Name)
+			c.Queue().Add(d.Namespace + "/" + d.Name)
 		}
 	}
 }
@@ -202,26 +166,25 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	if !exists {
 		return controller.Result{}, nil
 	}
-	s := &pass{c: c, ctx: ctx, log: c.log.With("deployment", key), d: o.(*appsv1.Deployment).DeepCopy(), now: c.now()}
-	res, err := s.run()
+	s := &pass{c: c, log: c.log.With("deployment", key), now: c.clock.Now()}
+	res, err := s.run(ctx, o.(*appsv1.Deployment).DeepCopy())
 	if err != nil {
 		return controller.Result{}, fmt.Errorf("deployment %q: %w", key, err)
 	}
 	return res, nil
 }
 
-// pass is one Reconcile of one Deployment: d is a copy that it updates
-// as it writes.
+// pass is one Reconcile of one Deployment: the logger and the time it
+// runs with. Its methods take the Deployment d, a copy they may change;
+// those that write it return what the API server returned (the new
+// resourceVersion, the status written), and the caller goes on with that.
 type pass struct {
 	c   *Controller
-	ctx context.Context
 	log *slog.Logger
-	d   *appsv1.Deployment
 	now time.Time
 }
 
-func (s *pass) run() (controller.Result, error) {
-	d := s.d
+func (s *pass) run(ctx context.Context, d *appsv1.Deployment) (controller.Result, error) {
 	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil || selector.Empty() {
 		// Validation refuses these; a Deployment selecting everything
@@ -229,34 +192,34 @@ func (s *pass) run() (controller.Result, error) {
 		s.c.recorder.Eventf(d, corev1.EventTypeWarning, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.")
 		if d.Status.ObservedGeneration < d.Generation {
 			d.Status.ObservedGeneration = d.Generation
-			return controller.Result{}, s.updateStatus()
+			_, err := s.updateStatus(ctx, d)
+			return controller.Result{}, err
 		}
 		return controller.Result{}, nil
 	}
-	rsList, err := s.claimReplicaSets(selector)
+	rsList, err := s.claimReplicaSets(ctx, d, selector)
 	if err != nil {
 		return controller.Result{}, err
 	}
 	if d.DeletionTimestamp != nil {
 		newRS, oldRSs := findNewAndOld(d, rsList)
-		return controller.Result{}, s.syncStatus(append(oldRSs, newRS), newRS)
+		return controller.Result{}, s.syncStatus(ctx, d, append(oldRSs, newRS), newRS)
 	}
-	if err := s.checkPaused(); err != nil {
+	if d, err = s.checkPaused(ctx, d); err != nil {
 		return controller.Result{}, err
 	}
-	if d.Spec.Paused || s.isScalingEvent(rsList) {
-		return controller.Result{}, s.syncScale(rsList)
+	if d.Spec.Paused || isScalingEvent(d, rsList) {
+		return controller.Result{}, s.syncScale(ctx, d, rsList)
 	}
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
-		return s.rolloutRecreate(rsList)
+		return s.rolloutRecreate(ctx, d, rsList)
 	}
-	return s.rolloutRolling(rsList)
+	return s.rolloutRolling(ctx, d, rsList)
 }
 
 // claimReplicaSets returns the ReplicaSets d controls, after adopting
 // matching orphans and releasing owned ones that stopped matching.
-func (s *pass) claimReplicaSets(selector labels.Selector) ([]*appsv1.ReplicaSet, error) {
-	d := s.d
+func (s *pass) claimReplicaSets(ctx context.Context, d *appsv1.Deployment, selector labels.Selector) ([]*appsv1.ReplicaSet, error) {
 	objs, err := s.c.rsIndexer.ByIndex(cache.NamespaceIndex, d.Namespace)
 	if err != nil {
 		return nil, err
@@ -275,7 +238,7 @@ func (s *pass) claimReplicaSets(selector labels.Selector) ([]*appsv1.ReplicaSet,
 				owned = append(owned, rs.DeepCopy())
 			} else if d.DeletionTimestamp == nil {
 				refs := slices.DeleteFunc(slices.Clone(rs.OwnerReferences), func(r metav1.OwnerReference) bool { return r.UID == d.UID })
-				if err := s.patchOwners(rs, refs); err != nil && !apierrors.IsNotFound(err) {
+				if err := s.patchOwners(ctx, rs, refs); err != nil && !apierrors.IsNotFound(err) {
 					errs = append(errs, fmt.Errorf("releasing replicaset %q: %w", rs.Name, err))
 				}
 			}
@@ -284,7 +247,7 @@ func (s *pass) claimReplicaSets(selector labels.Selector) ([]*appsv1.ReplicaSet,
 				// The cache may not show yet that d is being deleted or
 				// was replaced: ask the API server once.
 				checked = true
-				fresh, err := s.c.client.Deployments(d.Namespace).Get(s.ctx, d.Name)
+				fresh, err := s.c.client.Deployments(d.Namespace).Get(ctx, d.Name)
 				if err != nil {
 					return nil, fmt.Errorf("rechecking before adoption: %w", err)
 				}
@@ -293,7 +256,7 @@ func (s *pass) claimReplicaSets(selector labels.Selector) ([]*appsv1.ReplicaSet,
 				}
 			}
 			refs := append(slices.Clone(rs.OwnerReferences), *metav1.NewControllerRef(d, controllerKind))
-			if err := s.patchOwners(rs, refs); err != nil {
+			if err := s.patchOwners(ctx, rs, refs); err != nil {
 				if !apierrors.IsNotFound(err) {
 					errs = append(errs, fmt.Errorf("adopting replicaset %q: %w", rs.Name, err))
 				}
@@ -308,7 +271,7 @@ func (s *pass) claimReplicaSets(selector labels.Selector) ([]*appsv1.ReplicaSet,
 
 // patchOwners sets rs's ownerReferences with a merge patch conditional
 // on its resourceVersion.
-func (s *pass) patchOwners(rs *appsv1.ReplicaSet, refs []metav1.OwnerReference) error {
+func (s *pass) patchOwners(ctx context.Context, rs *appsv1.ReplicaSet, refs []metav1.OwnerReference) error {
 	type meta struct {
 		ResourceVersion string                  `json:"resourceVersion"`
 		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
@@ -317,7 +280,7 @@ func (s *pass) patchOwners(rs *appsv1.ReplicaSet, refs []metav1.OwnerReference) 
 	if err != nil {
 		return err
 	}
-	_, err = s.c.client.ReplicaSets(rs.Namespace).Patch(s.ctx, rs.Name, types.MergePatchType, patch)
+	_, err = s.c.client.ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch)
 	return err
 }
 
@@ -329,7 +292,7 @@ func findNewAndOld(d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) (*appsv1.R
 	var newRS *appsv1.ReplicaSet
 	var old []*appsv1.ReplicaSet
 	for _, rs := range sorted {
-		if newRS == nil && EqualIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
+		if newRS == nil && equalIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
 			newRS = rs
 			continue
 		}
@@ -340,9 +303,8 @@ func findNewAndOld(d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) (*appsv1.R
 
 // replicaSets returns the new ReplicaSet (creating it when create is
 // set and there is none) and the old ones, and brings the new one's
-// annotations and d's revision up to date.
-func (s *pass) replicaSets(rsList []*appsv1.ReplicaSet, create bool) (*appsv1.ReplicaSet, []*appsv1.ReplicaSet, error) {
-	d := s.d
+// annotations and d's revision up to date. It returns d as last written.
+func (s *pass) replicaSets(ctx context.Context, d *appsv1.Deployment, rsList []*appsv1.ReplicaSet, create bool) (*appsv1.Deployment, *appsv1.ReplicaSet, []*appsv1.ReplicaSet, error) {
 	existing, oldRSs := findNewAndOld(d, rsList)
 	revision := maxRevision(oldRSs) + 1
 	if existing != nil {
@@ -350,69 +312,70 @@ func (s *pass) replicaSets(rsList []*appsv1.ReplicaSet, create bool) (*appsv1.Re
 		changed := setNewRSAnnotations(d, rs, revision, true)
 		if changed || rs.Spec.MinReadySeconds != d.Spec.MinReadySeconds {
 			rs.Spec.MinReadySeconds = d.Spec.MinReadySeconds
-			updated, err := s.c.client.ReplicaSets(rs.Namespace).Update(s.ctx, rs)
+			updated, err := s.c.client.ReplicaSets(rs.Namespace).Update(ctx, rs)
 			if err != nil {
-				return nil, nil, fmt.Errorf("updating replicaset %q: %w", rs.Name, err)
+				return nil, nil, nil, fmt.Errorf("updating replicaset %q: %w", rs.Name, err)
 			}
-			return updated, oldRSs, nil
+			return d, updated, oldRSs, nil
 		}
-		if err := s.setRevision(rs.Annotations[RevisionAnnotation]); err != nil {
-			return nil, nil, err
+		var err error
+		if d, err = s.setRevision(ctx, d, rs.Annotations[RevisionAnnotation]); err != nil {
+			return nil, nil, nil, err
 		}
-		if hasProgressDeadline(d) && GetCondition(d.Status, appsv1.DeploymentProgressing) == nil {
-			SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonFoundNewReplicaSet, fmt.Sprintf("Found new replica set %q", rs.Name), s.now))
-			if err := s.updateStatus(); err != nil {
-				return nil, nil, err
+		if hasProgressDeadline(d) && getCondition(d.Status, appsv1.DeploymentProgressing) == nil {
+			setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonFoundNewReplicaSet, fmt.Sprintf("Found new replica set %q", rs.Name), s.now))
+			if d, err = s.updateStatus(ctx, d); err != nil {
+				return nil, nil, nil, err
 			}
 		}
-		return rs, oldRSs, nil
+		return d, rs, oldRSs, nil
 	}
 	if !create {
-		return nil, oldRSs, nil
+		return d, nil, oldRSs, nil
 	}
 
-	hash := ComputeHash(&d.Spec.Template, d.Status.CollisionCount)
-	size := NewRSNewReplicas(d, oldRSs, nil)
+	hash := computeHash(&d.Spec.Template, d.Status.CollisionCount)
+	size := newRSNewReplicas(d, oldRSs, nil)
 	want := newReplicaSetFor(d, hash, revision, size)
-	created, err := s.c.client.ReplicaSets(d.Namespace).Create(s.ctx, want)
+	created, err := s.c.client.ReplicaSets(d.Namespace).Create(ctx, want)
 	switch {
 	case apierrors.IsAlreadyExists(err):
 		// Ours with the same template (the cache is behind), or a hash
 		// collision: then count it, so that the next hash differs.
-		cur, gerr := s.c.client.ReplicaSets(d.Namespace).Get(s.ctx, want.Name)
+		cur, gerr := s.c.client.ReplicaSets(d.Namespace).Get(ctx, want.Name)
 		if gerr != nil {
-			return nil, nil, gerr
+			return nil, nil, nil, gerr
 		}
-		if ref := metav1.GetControllerOf(cur); ref != nil && ref.UID == d.UID && EqualIgnoreHash(&cur.Spec.Template, &d.Spec.Template) {
-			return cur, oldRSs, nil
+		if ref := metav1.GetControllerOf(cur); ref != nil && ref.UID == d.UID && equalIgnoreHash(&cur.Spec.Template, &d.Spec.Template) {
+			return d, cur, oldRSs, nil
 		}
 		d.Status.CollisionCount = new(ptrValue(d.Status.CollisionCount) + 1)
-		if err := s.updateStatus(); err != nil {
-			return nil, nil, err
+		if _, err := s.updateStatus(ctx, d); err != nil {
+			return nil, nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("replicaset %q exists with another template (hash collision)", want.Name)
+		return nil, nil, nil, fmt.Errorf("replicaset %q exists with another template (hash collision)", want.Name)
 	case err != nil:
 		if hasProgressDeadline(d) {
-			SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ReplicaSetCreateError", fmt.Sprintf("Failed to create new replica set %q: %v", want.Name, err), s.now))
-			_ = s.updateStatus()
+			setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, "ReplicaSetCreateError", fmt.Sprintf("Failed to create new replica set %q: %v", want.Name, err), s.now))
+			_, _ = s.updateStatus(ctx, d) // the create's error is the one to report
 		}
 		s.c.recorder.Eventf(d, corev1.EventTypeWarning, "ReplicaSetCreateError", "Failed to create new replica set %q: %v", want.Name, err)
-		return nil, nil, fmt.Errorf("creating replicaset %q: %w", want.Name, err)
+		return nil, nil, nil, fmt.Errorf("creating replicaset %q: %w", want.Name, err)
 	}
 	if size > 0 {
 		s.c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled up replica set %s from 0 to %d", created.Name, size)
 	}
 	s.log.Info("created replicaset", "replicaset", created.Name, "replicas", size)
-	if err := s.setRevision(created.Annotations[RevisionAnnotation]); err != nil {
-		return nil, nil, err
+	if d, err = s.setRevision(ctx, d, created.Annotations[RevisionAnnotation]); err != nil {
+		return nil, nil, nil, err
 	}
 	if hasProgressDeadline(d) {
-		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetCreated, fmt.Sprintf("Created new replica set %q", created.Name), s.now))
-		if err := s.updateStatus(); err != nil {
-			return nil, nil, err
+		setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetCreated, fmt.Sprintf("Created new replica set %q", created.Name), s.now))
+		if d, err = s.updateStatus(ctx, d); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	return created, oldRSs, nil
+	return d, created, oldRSs, nil
 }
 
 func ptrValue(p *int32) int32 {
@@ -422,72 +385,71 @@ func ptrValue(p *int32) int32 {
 	return *p
 }
 
-// setRevision puts the new ReplicaSet's revision on d. Kubernetes writes
-// it with the status; here the status subresource changes only status,
-// so it is a patch of the Deployment's metadata.
-func (s *pass) setRevision(revision string) error {
-	d := s.d
+// setRevision puts the new ReplicaSet's revision on d and returns the
+// patched Deployment, with d's status as it stands in this pass.
+// Kubernetes writes the revision with the status; here the status
+// subresource changes only status, so it is a patch of the Deployment's
+// metadata.
+func (s *pass) setRevision(ctx context.Context, d *appsv1.Deployment, revision string) (*appsv1.Deployment, error) {
 	if revision == "" || d.Annotations[RevisionAnnotation] == revision {
-		return nil
+		return d, nil
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"resourceVersion": d.ResourceVersion,
 		"annotations":     map[string]string{RevisionAnnotation: revision},
 	}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	updated, err := s.c.client.Deployments(d.Namespace).Patch(s.ctx, d.Name, types.MergePatchType, patch)
+	updated, err := s.c.client.Deployments(d.Namespace).Patch(ctx, d.Name, types.MergePatchType, patch)
 	if err != nil {
-		return fmt.Errorf("setting revision: %w", err)
+		return nil, fmt.Errorf("setting revision: %w", err)
 	}
-	status := d.Status
-	*d = *updated
-	d.Status = status
-	return nil
+	updated.Status = d.Status
+	return updated, nil
 }
 
-// updateStatus writes d.Status, conditional on d's resourceVersion.
-func (s *pass) updateStatus() error {
-	updated, err := s.c.client.Deployments(s.d.Namespace).UpdateStatus(s.ctx, s.d)
+// updateStatus writes d.Status, conditional on d's resourceVersion, and
+// returns the Deployment written.
+func (s *pass) updateStatus(ctx context.Context, d *appsv1.Deployment) (*appsv1.Deployment, error) {
+	updated, err := s.c.client.Deployments(d.Namespace).UpdateStatus(ctx, d)
 	if err != nil {
-		return fmt.Errorf("updating status: %w", err)
+		return nil, fmt.Errorf("updating status: %w", err)
 	}
-	s.d = updated
-	return nil
+	return updated, nil
 }
 
 // checkPaused sets Progressing=Unknown DeploymentPaused when d is
-// paused, and DeploymentResumed when it is resumed.
-func (s *pass) checkPaused() error {
-	d := s.d
+// paused, and DeploymentResumed when it is resumed, and returns d as
+// last written.
+func (s *pass) checkPaused(ctx context.Context, d *appsv1.Deployment) (*appsv1.Deployment, error) {
 	if !hasProgressDeadline(d) {
-		return nil
+		return d, nil
 	}
-	cur := GetCondition(d.Status, appsv1.DeploymentProgressing)
+	cur := getCondition(d.Status, appsv1.DeploymentProgressing)
 	if cur != nil && cur.Reason == ReasonProgressDeadlineExceeded {
-		return nil
+		return d, nil
 	}
 	pausedCond := cur != nil && cur.Reason == ReasonDeploymentPaused
 	switch {
 	case d.Spec.Paused && !pausedCond:
-		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentPaused, "Deployment is paused", s.now))
+		setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentPaused, "Deployment is paused", s.now))
 	case !d.Spec.Paused && pausedCond:
-		SetCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentResumed, "Deployment is resumed", s.now))
+		setCondition(&d.Status, newCondition(appsv1.DeploymentProgressing, corev1.ConditionUnknown, ReasonDeploymentResumed, "Deployment is resumed", s.now))
 	default:
-		return nil
+		return d, nil
 	}
-	return s.updateStatus()
+	return s.updateStatus(ctx, d)
 }
 
 // isScalingEvent reports whether spec.replicas changed since the active
 // ReplicaSets were last scaled (their desired-replicas annotation).
-func (s *pass) isScalingEvent(rsList []*appsv1.ReplicaSet) bool {
+func isScalingEvent(d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) bool {
 	for _, rs := range rsList {
 		if replicas(rs.Spec.Replicas) == 0 {
 			continue
 		}
-		if desired, ok := intAnnotation(rs, DesiredReplicasAnnotation); ok && desired != replicas(s.d.Spec.Replicas) {
+		if desired, ok := intAnnotation(rs, DesiredReplicasAnnotation); ok && desired != replicas(d.Spec.Replicas) {
 			return true
 		}
 	}
@@ -497,26 +459,25 @@ func (s *pass) isScalingEvent(rsList []*appsv1.ReplicaSet) bool {
 // syncScale handles a paused Deployment and a change of spec.replicas:
 // the current ReplicaSets are resized (proportionally during a rolling
 // update), no rollout step is taken, and status is written.
-func (s *pass) syncScale(rsList []*appsv1.ReplicaSet) error {
-	newRS, oldRSs, err := s.replicaSets(rsList, false)
+func (s *pass) syncScale(ctx context.Context, d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) error {
+	d, newRS, oldRSs, err := s.replicaSets(ctx, d, rsList, false)
 	if err != nil {
 		return err
 	}
-	if err := s.scale(newRS, oldRSs); err != nil {
+	if err := s.scale(ctx, d, newRS, oldRSs); err != nil {
 		return err
 	}
-	if s.d.Spec.Paused {
-		if err := s.cleanup(oldRSs); err != nil {
+	if d.Spec.Paused {
+		if err := s.cleanup(ctx, d, oldRSs); err != nil {
 			return err
 		}
 	}
-	return s.syncStatus(append(oldRSs, newRS), newRS)
+	return s.syncStatus(ctx, d, append(oldRSs, newRS), newRS)
 }
 
 // scale resizes the ReplicaSets to a new spec.replicas, as Kubernetes'
 // proportional scaling does.
-func (s *pass) scale(newRS *appsv1.ReplicaSet, oldRSs []*appsv1.ReplicaSet) error {
-	d := s.d
+func (s *pass) scale(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, oldRSs []*appsv1.ReplicaSet) error {
 	want := replicas(d.Spec.Replicas)
 	active := activeRSs(append(slices.Clone(oldRSs), newRS))
 	// One active ReplicaSet (or none): it takes all the replicas.
@@ -532,13 +493,13 @@ func (s *pass) scale(newRS *appsv1.ReplicaSet, oldRSs []*appsv1.ReplicaSet) erro
 		if target == nil {
 			return nil
 		}
-		return s.scaleRS(target, want)
+		return s.scaleRS(ctx, d, target, want)
 	}
 	// The new ReplicaSet is saturated: the old ones go.
 	if newRS != nil && replicas(newRS.Spec.Replicas) == want && newRS.Status.AvailableReplicas == want {
 		if desired, ok := intAnnotation(newRS, DesiredReplicasAnnotation); ok && desired == want {
 			for _, rs := range activeRSs(oldRSs) {
-				if err := s.scaleRS(rs, 0); err != nil {
+				if err := s.scaleRS(ctx, d, rs, 0); err != nil {
 					return err
 				}
 			}
@@ -548,9 +509,9 @@ func (s *pass) scale(newRS *appsv1.ReplicaSet, oldRSs []*appsv1.ReplicaSet) erro
 	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
 		return nil
 	}
-	sizes := ProportionalSizes(d, active)
+	sizes := proportionalSizes(d, active)
 	for _, rs := range active {
-		if err := s.scaleRS(rs, sizes[rs.Name]); err != nil {
+		if err := s.scaleRS(ctx, d, rs, sizes[rs.Name]); err != nil {
 			return err
 		}
 	}
@@ -569,9 +530,10 @@ func activeRSs(rss []*appsv1.ReplicaSet) []*appsv1.ReplicaSet {
 
 // scaleRS sets rs's replicas to size and its replicas annotations to d's
 // current ones, recording a ScalingReplicaSet event when the size
-// changes.
-func (s *pass) scaleRS(rs *appsv1.ReplicaSet, size int32) error {
-	d := s.d
+// changes. rs is this pass's copy: it becomes what the API server
+// returned, so that the status computed from the ReplicaSets afterwards
+// counts the new size.
+func (s *pass) scaleRS(ctx context.Context, d *appsv1.Deployment, rs *appsv1.ReplicaSet, size int32) error {
 	from := replicas(rs.Spec.Replicas)
 	next := rs.DeepCopy()
 	annotated := setReplicasAnnotations(next, replicas(d.Spec.Replicas), replicas(d.Spec.Replicas)+maxSurge(d))
@@ -579,7 +541,7 @@ func (s *pass) scaleRS(rs *appsv1.ReplicaSet, size int32) error {
 		return nil
 	}
 	next.Spec.Replicas = new(size)
-	updated, err := s.c.client.ReplicaSets(rs.Namespace).Update(s.ctx, next)
+	updated, err := s.c.client.ReplicaSets(rs.Namespace).Update(ctx, next)
 	if err != nil {
 		return fmt.Errorf("scaling replicaset %q to %d: %w", rs.Name, size, err)
 	}
@@ -598,96 +560,91 @@ func (s *pass) scaleRS(rs *appsv1.ReplicaSet, size int32) error {
 // rolloutRolling takes one step of a rolling update: scale the new
 // ReplicaSet up within the surge budget, or else the old ones down
 // within the availability budget; once complete, clean up history.
-func (s *pass) rolloutRolling(rsList []*appsv1.ReplicaSet) (controller.Result, error) {
-	newRS, oldRSs, err := s.replicaSets(rsList, true)
+func (s *pass) rolloutRolling(ctx context.Context, d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) (controller.Result, error) {
+	d, newRS, oldRSs, err := s.replicaSets(ctx, d, rsList, true)
 	if err != nil {
 		return controller.Result{}, err
 	}
-	// replicaSets may have written the status, replacing s.d: read it
-	// only now.
-	d := s.d
 	allRSs := append(slices.Clone(oldRSs), newRS)
 
 	if want := replicas(d.Spec.Replicas); replicas(newRS.Spec.Replicas) != want {
 		size := want
 		if replicas(newRS.Spec.Replicas) < want {
-			size = NewRSNewReplicas(d, allRSs, newRS)
+			size = newRSNewReplicas(d, allRSs, newRS)
 		}
 		if size != replicas(newRS.Spec.Replicas) {
-			if err := s.scaleRS(newRS, size); err != nil {
+			if err := s.scaleRS(ctx, d, newRS, size); err != nil {
 				return controller.Result{}, err
 			}
-			return s.syncRolloutStatus(allRSs, newRS)
+			return s.syncRolloutStatus(ctx, d, allRSs, newRS)
 		}
 	}
 
 	if specReplicas(oldRSs) > 0 {
-		if maxDown := MaxScaledDown(d, allRSs, newRS); maxDown > 0 {
+		if maxDown := maxScaledDown(d, allRSs, newRS); maxDown > 0 {
 			old := activeRSs(oldRSs)
 			byCreation(old)
-			sizes := OldScaleDowns(d, old, newRS, maxDown)
+			sizes := oldScaleDowns(d, old, newRS, maxDown)
 			scaled := false
 			for _, rs := range old {
 				if size, ok := sizes[rs.Name]; ok && size != replicas(rs.Spec.Replicas) {
-					if err := s.scaleRS(rs, size); err != nil {
+					if err := s.scaleRS(ctx, d, rs, size); err != nil {
 						return controller.Result{}, err
 					}
 					scaled = true
 				}
 			}
 			if scaled {
-				return s.syncRolloutStatus(allRSs, newRS)
+				return s.syncRolloutStatus(ctx, d, allRSs, newRS)
 			}
 		}
 	}
 
-	if d := s.d; Complete(d, &d.Status) {
-		if err := s.cleanup(oldRSs); err != nil {
+	if complete(d, &d.Status) {
+		if err := s.cleanup(ctx, d, oldRSs); err != nil {
 			return controller.Result{}, err
 		}
 	}
-	return s.syncRolloutStatus(allRSs, newRS)
+	return s.syncRolloutStatus(ctx, d, allRSs, newRS)
 }
 
 // rolloutRecreate scales every old ReplicaSet to 0, waits until their
 // pods are gone, then creates or scales up the new one.
-func (s *pass) rolloutRecreate(rsList []*appsv1.ReplicaSet) (controller.Result, error) {
-	newRS, oldRSs, err := s.replicaSets(rsList, false)
+func (s *pass) rolloutRecreate(ctx context.Context, d *appsv1.Deployment, rsList []*appsv1.ReplicaSet) (controller.Result, error) {
+	d, newRS, oldRSs, err := s.replicaSets(ctx, d, rsList, false)
 	if err != nil {
 		return controller.Result{}, err
 	}
 	all := func() []*appsv1.ReplicaSet { return append(slices.Clone(oldRSs), newRS) }
 	scaled := false
 	for _, rs := range activeRSs(oldRSs) {
-		if err := s.scaleRS(rs, 0); err != nil {
+		if err := s.scaleRS(ctx, d, rs, 0); err != nil {
 			return controller.Result{}, err
 		}
 		scaled = true
 	}
-	if scaled || s.oldPodsRunning(oldRSs) {
-		return s.syncRolloutStatus(all(), newRS)
+	if scaled || s.oldPodsRunning(d, oldRSs) {
+		return s.syncRolloutStatus(ctx, d, all(), newRS)
 	}
 	if newRS == nil {
-		if newRS, oldRSs, err = s.replicaSets(rsList, true); err != nil {
+		if d, newRS, oldRSs, err = s.replicaSets(ctx, d, rsList, true); err != nil {
 			return controller.Result{}, err
 		}
 	}
-	// replicaSets may have written the status, replacing s.d: read it
-	// after each call that may.
-	if err := s.scaleRS(newRS, replicas(s.d.Spec.Replicas)); err != nil {
+	if err := s.scaleRS(ctx, d, newRS, replicas(d.Spec.Replicas)); err != nil {
 		return controller.Result{}, err
 	}
-	if d := s.d; Complete(d, &d.Status) {
-		if err := s.cleanup(oldRSs); err != nil {
+	if complete(d, &d.Status) {
+		if err := s.cleanup(ctx, d, oldRSs); err != nil {
 			return controller.Result{}, err
 		}
 	}
-	return s.syncRolloutStatus(all(), newRS)
+	return s.syncRolloutStatus(ctx, d, all(), newRS)
 }
 
 // oldPodsRunning reports whether any pod of the old ReplicaSets still
 // exists and has not finished, terminating ones included.
-func (s *pass) oldPodsRunning(oldRSs []*appsv1.ReplicaSet) bool {
+func (s *pass) oldPodsRunning(d *appsv1.Deployment, oldRSs []*appsv1.ReplicaSet) bool {
 	if total, _, _ := statusReplicas(oldRSs); total > 0 {
 		return true
 	}
@@ -695,7 +652,7 @@ func (s *pass) oldPodsRunning(oldRSs []*appsv1.ReplicaSet) bool {
 	for _, rs := range oldRSs {
 		uids[rs.UID] = true
 	}
-	objs, _ := s.c.podIndexer.ByIndex(cache.NamespaceIndex, s.d.Namespace)
+	objs, _ := s.c.podIndexer.ByIndex(cache.NamespaceIndex, d.Namespace)
 	for _, o := range objs {
 		pod := o.(*corev1.Pod)
 		ref := metav1.GetControllerOf(pod)
@@ -711,136 +668,43 @@ func (s *pass) oldPodsRunning(oldRSs []*appsv1.ReplicaSet) bool {
 
 // cleanup deletes the oldest old ReplicaSets beyond revisionHistoryLimit
 // that have no replicas left.
-func (s *pass) cleanup(oldRSs []*appsv1.ReplicaSet) error {
-	d := s.d
+func (s *pass) cleanup(ctx context.Context, d *appsv1.Deployment, oldRSs []*appsv1.ReplicaSet) error {
 	if d.Spec.RevisionHistoryLimit == nil {
 		return nil
 	}
-	victims := HistoryToDelete(oldRSs, *d.Spec.RevisionHistoryLimit)
+	victims := historyToDelete(oldRSs, *d.Spec.RevisionHistoryLimit)
 	for _, rs := range victims {
-		err := s.c.client.ReplicaSets(rs.Namespace).Delete(s.ctx, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
+		err := s.c.client.ReplicaSets(rs.Namespace).Delete(ctx, rs.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rs.UID}})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting old replicaset %q: %w", rs.Name, err)
 		}
-		s.log.Info("deleted old replicaset", "replicaset", rs.Name, "revision", Revision(rs))
+		s.log.Info("deleted old replicaset", "replicaset", rs.Name, "revision", revisionOf(rs))
 	}
 	return nil
 }
 
-// HistoryToDelete returns the old ReplicaSets that revision history
-// cleanup deletes: the lowest revisions beyond limit among those not
-// being deleted, skipping any that still has (or may have) pods.
-func HistoryToDelete(oldRSs []*appsv1.ReplicaSet, limit int32) []*appsv1.ReplicaSet {
-	var alive []*appsv1.ReplicaSet
-	for _, rs := range oldRSs {
-		if rs != nil && rs.DeletionTimestamp == nil {
-			alive = append(alive, rs)
-		}
-	}
-	diff := len(alive) - int(limit)
-	if diff <= 0 {
-		return nil
-	}
-	byCreation(alive)
-	slices.SortStableFunc(alive, func(a, b *appsv1.ReplicaSet) int {
-		ra, rb := Revision(a), Revision(b)
-		switch {
-		case ra < rb:
-			return -1
-		case ra > rb:
-			return 1
-		}
-		return 0
-	})
-	var out []*appsv1.ReplicaSet
-	for _, rs := range alive[:diff] {
-		if rs.Status.Replicas != 0 || replicas(rs.Spec.Replicas) != 0 || rs.Generation > rs.Status.ObservedGeneration {
-			continue
-		}
-		out = append(out, rs)
-	}
-	return out
-}
-
 // syncStatus writes the status computed from the ReplicaSets, without
 // touching Progressing (paused, scaling, being deleted).
-func (s *pass) syncStatus(allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) error {
-	st := CalculateStatus(s.d, allRSs, newRS, s.now)
-	if equality.Semantic.DeepEqual(s.d.Status, st) {
+func (s *pass) syncStatus(ctx context.Context, d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) error {
+	st := calculateStatus(d, allRSs, newRS, s.now)
+	if equality.Semantic.DeepEqual(d.Status, st) {
 		return nil
 	}
-	s.d.Status = st
-	return s.updateStatus()
+	d.Status = st
+	_, err := s.updateStatus(ctx, d)
+	return err
 }
 
 // syncRolloutStatus writes the status with the Progressing condition
 // and asks to be called again when the progress deadline would pass.
-func (s *pass) syncRolloutStatus(allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) (controller.Result, error) {
-	st := RolloutStatus(s.d, allRSs, newRS, s.now)
-	if !equality.Semantic.DeepEqual(s.d.Status, st) {
-		s.d.Status = st
-		if err := s.updateStatus(); err != nil {
+func (s *pass) syncRolloutStatus(ctx context.Context, d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) (controller.Result, error) {
+	st := rolloutStatus(d, allRSs, newRS, s.now)
+	if !equality.Semantic.DeepEqual(d.Status, st) {
+		d.Status = st
+		var err error
+		if d, err = s.updateStatus(ctx, d); err != nil {
 			return controller.Result{}, err
 		}
 	}
-	return controller.Result{RequeueAfter: RecheckAfter(s.d, &st, s.now)}, nil
-}
-
-// ProportionalSizes spreads a change of spec.replicas over the active
-// ReplicaSets of a rolling update in proportion to their sizes (from
-// their max-replicas annotation), as Kubernetes does; the leftover goes
-// to the largest.
-func ProportionalSizes(d *appsv1.Deployment, active []*appsv1.ReplicaSet) map[string]int32 {
-	want := replicas(d.Spec.Replicas)
-	allowed := want
-	if want > 0 {
-		allowed += maxSurge(d)
-	}
-	toAdd := allowed - specReplicas(active)
-	rss := slices.Clone(active)
-	slices.SortStableFunc(rss, func(a, b *appsv1.ReplicaSet) int {
-		ra, rb := replicas(a.Spec.Replicas), replicas(b.Spec.Replicas)
-		if ra != rb {
-			if ra > rb {
-				return -1
-			}
-			return 1
-		}
-		c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
-		if toAdd > 0 {
-			// Growing: newer first among equals.
-			return -c
-		}
-		return c
-	})
-	sizes := map[string]int32{}
-	var added int32
-	for _, rs := range rss {
-		cur := replicas(rs.Spec.Replicas)
-		if toAdd == 0 || added == toAdd || cur == 0 {
-			sizes[rs.Name] = cur
-			continue
-		}
-		var fraction int32
-		if want == 0 {
-			fraction = -cur
-		} else {
-			annotated, ok := intAnnotation(rs, MaxReplicasAnnotation)
-			if !ok || annotated == 0 {
-				annotated = max(d.Status.Replicas, 1)
-			}
-			fraction = int32(float64(cur)*float64(allowed)/float64(annotated)+0.5) - cur
-		}
-		left := toAdd - added
-		p := min(fraction, left)
-		if toAdd < 0 {
-			p = max(fraction, left)
-		}
-		sizes[rs.Name] = cur + p
-		added += p
-	}
-	if added != toAdd && len(rss) > 0 {
-		sizes[rss[0].Name] = max(sizes[rss[0].Name]+toAdd-added, 0)
-	}
-	return sizes
+	return controller.Result{RequeueAfter: recheckAfter(d, &st, s.now)}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/replicaset"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
@@ -62,15 +63,12 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	cc := testenv.NewClientAs(t, s, auth.ControllersUser)
 	f := informers.NewFactory(cc, time.Minute)
 	rec := events.NewRecorder(cc, "controllers")
-	rsCfg := replicaset.DefaultConfig()
-	rsCfg.Logger = quietLogger
-	rsCtrl, err := replicaset.New(cc, f, rec, rsCfg)
+	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec, Logger: quietLogger}
+	rsCtrl, err := replicaset.New(deps, replicaset.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dCfg := DefaultConfig()
-	dCfg.Logger = quietLogger
-	dCtrl, err := New(cc, f, rec, dCfg)
+	dCtrl, err := New(deps, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +141,7 @@ func (cl *cluster) awaitComplete() *appsv1.Deployment {
 		if d, err = cl.client.Deployments("default").Get(cl.ctx, "web"); err != nil {
 			return false, err
 		}
-		c := GetCondition(d.Status, appsv1.DeploymentProgressing)
+		c := getCondition(d.Status, appsv1.DeploymentProgressing)
 		want := *d.Spec.Replicas
 		s := d.Status
 		ok := s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want &&
@@ -290,6 +288,7 @@ func TestRollingUpdateAndRollback(t *testing.T) {
 	// every state it sees.
 	rollout := func(image string) {
 		t.Helper()
+		// mu guards violations, states and maxTotal.
 		var mu sync.Mutex
 		var violations []string
 		var states, maxTotal int
@@ -388,6 +387,7 @@ func TestRecreateNeverMixes(t *testing.T) {
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	cl.create(d)
 	cl.awaitComplete()
+	// mu guards mixed.
 	var mu sync.Mutex
 	var mixed []string
 	stop := cl.podWatch(func(pods map[string]*corev1.Pod) {
@@ -423,12 +423,12 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		c := GetCondition(d.Status, appsv1.DeploymentProgressing)
+		c := getCondition(d.Status, appsv1.DeploymentProgressing)
 		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == ReasonProgressDeadlineExceeded &&
 			strings.HasSuffix(c.Message, "has timed out progressing."), fmt.Errorf("conditions %+v", d.Status.Conditions)
 	})
 	d, _ = cl.client.Deployments("default").Get(cl.ctx, "web")
-	if c := GetCondition(d.Status, appsv1.DeploymentAvailable); c == nil || c.Status != corev1.ConditionFalse || c.Reason != ReasonMinimumReplicasUnavailable {
+	if c := getCondition(d.Status, appsv1.DeploymentAvailable); c == nil || c.Status != corev1.ConditionFalse || c.Reason != ReasonMinimumReplicasUnavailable {
 		t.Errorf("Available: got %+v", c)
 	}
 }
@@ -460,7 +460,7 @@ func TestPausedHoldsRollout(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		c := GetCondition(d.Status, appsv1.DeploymentProgressing)
+		c := getCondition(d.Status, appsv1.DeploymentProgressing)
 		return c != nil && c.Reason == ReasonDeploymentPaused && d.Status.ObservedGeneration == d.Generation, fmt.Errorf("%+v", d.Status)
 	})
 	if rss := cl.replicaSets(); len(rss) != 1 {

@@ -33,9 +33,9 @@
 //     Progressing conditions and ask to be called again when the progress
 //     deadline would pass.
 //
-// util.go holds the pure decisions (hash, fenceposts, rolling step,
-// proportional scaling, history, status and conditions), unit-tested on
-// their own.
+// rollout.go holds the rollout arithmetic, the pure decisions (hash,
+// fenceposts, rolling step, proportional scaling, history, status and
+// conditions), unit-tested on their own in rollout_test.go.
 //
 // Departures from Kubernetes: pods of a ReplicaSet count as
 // max(spec.replicas, status.replicas) against the surge, and an old

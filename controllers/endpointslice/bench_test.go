@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
@@ -40,10 +41,8 @@ func BenchmarkFullSync1000x10(b *testing.B) {
 	}
 	wg.Wait()
 
-	cfg := DefaultConfig()
-	cfg.Logger = quietLogger
 	f := informers.NewFactory(e.cc, 0)
-	ctrl, err := New(e.cc, f, e.events, cfg)
+	ctrl, err := New(controller.Deps{Client: e.cc, Informers: f, Recorder: e.events, Logger: quietLogger}, DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

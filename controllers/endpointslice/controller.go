@@ -13,14 +13,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
 )
 
 // Name is the controller's name in logs, in the queue and in the manager.
@@ -40,8 +38,6 @@ type Config struct {
 	// WriteTimeout bounds each slice write. Writes also end with the
 	// controller's context (its leadership).
 	WriteTimeout time.Duration
-	// Logger receives the controller's logs. Nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // DefaultConfig returns Kubernetes' defaults where it has them.
@@ -73,90 +69,65 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EventRecorder is the part of internal/events' Recorder the controller
-// uses.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Controller is the EndpointSlice controller. Build it with New; Run it.
 type Controller struct {
+	*controller.Loop
 	cfg      Config
 	log      *slog.Logger
 	client   *client.Client
-	recorder EventRecorder
+	recorder events.EventRecorder
 	services cache.Indexer
 	pods     cache.Indexer
 	slices   cache.Indexer
-	synced   []cache.InformerSynced
-	queue    workqueue.TypedRateLimitingInterface[string]
 	tracker  *Tracker
 }
 
-// New builds the controller and adds its event handlers to f's Service,
-// pod and EndpointSlice informers. Start f after New and before Run.
-func New(c *client.Client, f *informers.Factory, rec EventRecorder, cfg Config) (*Controller, error) {
-	if err := cfg.Validate(); err != nil {
+// New builds the controller and adds its event handlers to the Service,
+// pod and EndpointSlice informers of deps. Start them after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	svcInf, podInf, sliceInf := f.Services(), f.Pods(), f.EndpointSlices()
-	ctrl := &Controller{
+	svcInf, podInf, sliceInf := deps.Informers.Services(), deps.Informers.Pods(), deps.Informers.EndpointSlices()
+	c := &Controller{
 		cfg:      cfg,
-		log:      log.With("component", Name),
-		client:   c,
-		recorder: rec,
+		log:      deps.Logger,
+		client:   deps.Client,
+		recorder: deps.Recorder,
 		services: svcInf.GetIndexer(),
 		pods:     podInf.GetIndexer(),
 		slices:   sliceInf.GetIndexer(),
-		queue:    queue.New(Name),
-		tracker:  NewTracker(cfg.TrackerTTL, time.Now),
+		tracker:  NewTracker(cfg.TrackerTTL, deps.Clock),
 	}
+	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
 	// Pod events look up their Services by selector pair rather than
 	// trying every Service of the namespace.
 	if err := svcInf.AddIndexers(cache.Indexers{selectorIndex: selectorIndexFunc}); err != nil {
 		return nil, fmt.Errorf("service informer: %w", err)
 	}
-	svcReg, err := svcInf.AddEventHandler(controller.EnqueueHandler(ctrl.queue))
+	err = errors.Join(
+		c.Watch(svcInf, controller.EnqueueHandler(c.Queue())),
+		c.Watch(podInf, cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { c.enqueueServicesOf(obj) },
+			UpdateFunc: c.updatePod,
+			DeleteFunc: func(obj any) { c.enqueueServicesOf(obj) },
+		}),
+		c.Watch(sliceInf, cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) { c.enqueueSliceService(obj) },
+			UpdateFunc: func(oldObj, newObj any) {
+				// A resync changes nothing: the Services resync themselves.
+				if oldObj.(*discoveryv1.EndpointSlice).ResourceVersion != newObj.(*discoveryv1.EndpointSlice).ResourceVersion {
+					c.enqueueSliceService(newObj)
+				}
+			},
+			DeleteFunc: c.deleteSlice,
+		}),
+	)
 	if err != nil {
-		return nil, fmt.Errorf("service informer: %w", err)
+		return nil, err
 	}
-	podReg, err := podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { ctrl.enqueueServicesOf(obj) },
-		UpdateFunc: ctrl.updatePod,
-		DeleteFunc: func(obj any) { ctrl.enqueueServicesOf(obj) },
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pod informer: %w", err)
-	}
-	sliceReg, err := sliceInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { ctrl.enqueueSliceService(obj) },
-		UpdateFunc: func(oldObj, newObj any) {
-			// A resync changes nothing: the Services resync themselves.
-			if oldObj.(*discoveryv1.EndpointSlice).ResourceVersion != newObj.(*discoveryv1.EndpointSlice).ResourceVersion {
-				ctrl.enqueueSliceService(newObj)
-			}
-		},
-		DeleteFunc: ctrl.deleteSlice,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("endpointslice informer: %w", err)
-	}
-	ctrl.synced = []cache.InformerSynced{svcReg.HasSynced, podReg.HasSynced, sliceReg.HasSynced}
-	return ctrl, nil
-}
-
-// Run waits for the informers' caches, then reconciles Services until
-// ctx ends, and returns once every worker has stopped.
-func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
+	return c, nil
 }
 
 // Event handlers: they only enqueue Service keys.
@@ -216,10 +187,7 @@ func selectorIndexValue(namespace, key, value string) string {
 // pod's label pairs, so only the Services indexed under those pairs are
 // tried.
 func (c *Controller) enqueueServicesOf(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.Unwrap[*corev1.Pod](obj)
 	if !ok {
 		return
 	}
@@ -228,7 +196,7 @@ func (c *Controller) enqueueServicesOf(obj any) {
 		for _, o := range svcs {
 			svc := o.(*corev1.Service)
 			if SelectorMatches(svc.Spec.Selector, pod.Labels) {
-				c.queue.Add(svc.Namespace + "/" + svc.Name)
+				c.Queue().Add(svc.Namespace + "/" + svc.Name)
 			}
 		}
 	}
@@ -237,10 +205,7 @@ func (c *Controller) enqueueServicesOf(obj any) {
 // serviceKeyOf is the key of the Service a slice of this controller
 // belongs to.
 func serviceKeyOf(obj any) (*discoveryv1.EndpointSlice, string, bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	s, ok := obj.(*discoveryv1.EndpointSlice)
+	s, ok := controller.Unwrap[*discoveryv1.EndpointSlice](obj)
 	if !ok || s.Labels[discoveryv1.LabelManagedBy] != ManagedBy || s.Labels[discoveryv1.LabelServiceName] == "" {
 		return nil, "", false
 	}
@@ -252,14 +217,14 @@ func serviceKeyOf(obj any) (*discoveryv1.EndpointSlice, string, bool) {
 // cache, or someone else's edit to undo.
 func (c *Controller) enqueueSliceService(obj any) {
 	if _, key, ok := serviceKeyOf(obj); ok {
-		c.queue.Add(key)
+		c.Queue().Add(key)
 	}
 }
 
 func (c *Controller) deleteSlice(obj any) {
 	if s, key, ok := serviceKeyOf(obj); ok {
 		c.tracker.SawDeletion(key, s.Name)
-		c.queue.Add(key)
+		c.Queue().Add(key)
 	}
 }
 

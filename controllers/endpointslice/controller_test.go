@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
@@ -55,10 +56,8 @@ func newEnv(t testing.TB) *env {
 // start runs the controller with its own informers until the test ends.
 func (e *env) start() *env {
 	e.t.Helper()
-	cfg := DefaultConfig()
-	cfg.Logger = quietLogger
 	f := informers.NewFactory(e.cc, time.Minute)
-	ctrl, err := New(e.cc, f, e.events, cfg)
+	ctrl, err := New(controller.Deps{Client: e.cc, Informers: f, Recorder: e.events, Logger: quietLogger}, DefaultConfig())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -76,6 +75,7 @@ func (e *env) start() *env {
 
 // recorder keeps the events the controller records.
 type recorder struct {
+	// mu guards events.
 	mu     sync.Mutex
 	events []string
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func planService() *corev1.Service {
@@ -185,8 +186,8 @@ func TestComputeNoSlicesWanted(t *testing.T) {
 }
 
 func TestTracker(t *testing.T) {
-	now := time.Unix(100, 0)
-	tr := NewTracker(time.Minute, func() time.Time { return now })
+	clk := clocktesting.NewFakePassiveClock(time.Unix(100, 0))
+	tr := NewTracker(time.Minute, clk)
 	cache := map[string]*discoveryv1.EndpointSlice{}
 	get := func(n string) (*discoveryv1.EndpointSlice, bool) { s, ok := cache[n]; return s, ok }
 	slice := func(name, rv string) *discoveryv1.EndpointSlice {
@@ -211,7 +212,7 @@ func TestTracker(t *testing.T) {
 
 	// A write whose slice someone deletes before the cache saw it.
 	tr.Wrote("ns/web", slice("c", "20"))
-	now = now.Add(30 * time.Second)
+	clk.SetTime(clk.Now().Add(30 * time.Second))
 	if ok, wait := tr.Satisfied("ns/web", get); ok || wait != 30*time.Second {
 		t.Fatalf("got %v %v, want unsatisfied for 30s", ok, wait)
 	}
@@ -222,7 +223,7 @@ func TestTracker(t *testing.T) {
 
 	// A record nobody meets expires.
 	tr.Wrote("ns/web", slice("d", "30"))
-	now = now.Add(time.Minute)
+	clk.SetTime(clk.Now().Add(time.Minute))
 	if ok, _ := tr.Satisfied("ns/web", get); !ok {
 		t.Fatal("not satisfied after the TTL")
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/clock"
 )
 
 // Tracker remembers, per Service key, the slice writes the controller
@@ -29,8 +30,8 @@ import (
 // written and then deleted by someone else before the cache saw it is
 // never shown); the controller then trusts the cache again.
 type Tracker struct {
-	ttl time.Duration
-	now func() time.Time
+	ttl   time.Duration
+	clock clock.PassiveClock
 
 	// mu guards records.
 	mu sync.Mutex
@@ -49,16 +50,16 @@ type pending struct {
 	set time.Time
 }
 
-// NewTracker returns an empty tracker whose records expire after ttl.
-// now is the clock (time.Now outside tests).
-func NewTracker(ttl time.Duration, now func() time.Time) *Tracker {
-	return &Tracker{ttl: ttl, now: now, records: map[string]*pending{}}
+// NewTracker returns an empty tracker whose records expire after ttl, as
+// measured by clk.
+func NewTracker(ttl time.Duration, clk clock.PassiveClock) *Tracker {
+	return &Tracker{ttl: ttl, clock: clk, records: map[string]*pending{}}
 }
 
 func (t *Tracker) record(key string) *pending {
 	r := t.records[key]
 	if r == nil {
-		r = &pending{written: map[string]uint64{}, deleted: map[string]bool{}, set: t.now()}
+		r = &pending{written: map[string]uint64{}, deleted: map[string]bool{}, set: t.clock.Now()}
 		t.records[key] = r
 	}
 	return r
@@ -123,7 +124,7 @@ func (t *Tracker) Satisfied(key string, get func(name string) (*discoveryv1.Endp
 		delete(t.records, key)
 		return true, 0
 	}
-	left := r.set.Add(t.ttl).Sub(t.now())
+	left := r.set.Add(t.ttl).Sub(t.clock.Now())
 	if left <= 0 {
 		delete(t.records, key)
 		return true, 0

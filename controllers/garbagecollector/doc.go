@@ -32,5 +32,6 @@
 // resourceVersion, so a decision made on stale data fails and is retried.
 //
 // The caller's duties, in order: New (before the informer factory starts,
-// since New adds indexes), Start the factory, WaitForCacheSync, then Run.
+// since New adds indexes), start the factory, then Run, which waits for
+// the caches.
 package garbagecollector

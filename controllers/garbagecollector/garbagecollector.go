@@ -3,6 +3,7 @@ package garbagecollector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,12 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
@@ -86,6 +85,11 @@ type Config struct {
 	Workers int
 }
 
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Workers: 5}
+}
+
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	if c.Workers < 1 {
@@ -96,44 +100,40 @@ func (c Config) Validate() error {
 
 // Controller is the garbage collector.
 type Controller struct {
-	client  *client.Client
-	workers int
-	queue   workqueue.TypedRateLimitingInterface[string]
+	*controller.Loop
+	log    *slog.Logger
+	client *client.Client
 	// informers holds one cache per watched resource.
 	informers map[schema.GroupResource]cache.SharedIndexInformer
 }
 
-// New builds the collector on the informers of f, adding OwnerUIDIndex to
-// them and registering its event handlers. Call it before f starts.
-func New(c *client.Client, f *informers.Factory, cfg Config) (*Controller, error) {
-	if err := cfg.Validate(); err != nil {
+// New builds the collector on the informers of deps, adding OwnerUIDIndex
+// to them and its event handlers. Start them after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	gc := &Controller{
-		client:    c,
-		workers:   cfg.Workers,
-		queue:     queue.New(Name),
+		log:       deps.Logger,
+		client:    deps.Client,
 		informers: map[schema.GroupResource]cache.SharedIndexInformer{},
 	}
+	gc.Loop = controller.NewLoop(Name, cfg.Workers, gc)
 	for _, gr := range Resources {
-		inf, err := informerFor(f, gr)
+		inf, err := informerFor(deps.Informers, gr)
 		if err != nil {
 			return nil, err
 		}
 		if err := inf.AddIndexers(cache.Indexers{OwnerUIDIndex: OwnerUIDIndexFunc}); err != nil {
 			return nil, fmt.Errorf("resource %q: add index: %w", gr, err)
 		}
-		if _, err := inf.AddEventHandler(gc.handler(gr)); err != nil {
-			return nil, fmt.Errorf("resource %q: add event handler: %w", gr, err)
+		if err := gc.Watch(inf, gc.handler(gr)); err != nil {
+			return nil, fmt.Errorf("resource %q: %w", gr, err)
 		}
 		gc.informers[gr] = inf
 	}
 	return gc, nil
-}
-
-// Run reconciles until ctx ends. The informers must have synced.
-func (gc *Controller) Run(ctx context.Context) {
-	controller.Run(ctx, Name, gc.workers, gc.queue, gc)
 }
 
 // objectKey names an object of any watched resource in the queue:
@@ -174,11 +174,8 @@ func (gc *Controller) handler(gr schema.GroupResource) cache.ResourceEventHandle
 			}
 		},
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			m, err := meta.Accessor(obj)
-			if err != nil {
+			m, ok := controller.Unwrap[metav1.Object](obj)
+			if !ok {
 				return
 			}
 			gc.enqueueDependents(m.GetUID())
@@ -190,7 +187,7 @@ func (gc *Controller) handler(gr schema.GroupResource) cache.ResourceEventHandle
 func (gc *Controller) enqueueChanged(gr schema.GroupResource, oldM, m metav1.Object) {
 	deleting := m.GetDeletionTimestamp() != nil
 	if deleting || len(m.GetOwnerReferences()) > 0 {
-		gc.queue.Add(objectKey(gr, m.GetNamespace(), m.GetName()))
+		gc.Queue().Add(objectKey(gr, m.GetNamespace(), m.GetName()))
 	}
 	if deleting {
 		gc.enqueueDependents(m.GetUID())
@@ -213,7 +210,7 @@ func blocks(r metav1.OwnerReference) bool {
 // owner.
 func (gc *Controller) enqueueDependents(uid types.UID) {
 	for _, d := range gc.dependents(uid) {
-		gc.queue.Add(objectKey(d.gr, d.m.GetNamespace(), d.m.GetName()))
+		gc.Queue().Add(objectKey(d.gr, d.m.GetNamespace(), d.m.GetName()))
 	}
 }
 
@@ -223,7 +220,7 @@ func (gc *Controller) enqueueOwners(m metav1.Object) {
 	for _, ref := range m.GetOwnerReferences() {
 		if info, ok := ownerResource(ref); ok {
 			if _, watched := gc.informers[info.GroupResource()]; watched {
-				gc.queue.Add(objectKey(info.GroupResource(), ownerNamespace(info, m), ref.Name))
+				gc.Queue().Add(objectKey(info.GroupResource(), ownerNamespace(info, m), ref.Name))
 			}
 		}
 	}
@@ -297,7 +294,7 @@ func (gc *Controller) Reconcile(ctx context.Context, key string) (controller.Res
 	if err != nil {
 		return controller.Result{}, nil
 	}
-	log := slog.With("component", Name, "object", key)
+	log := gc.log.With("object", key)
 	ctx = withLogger(ctx, log)
 
 	if m.GetDeletionTimestamp() != nil {
@@ -336,7 +333,7 @@ func (gc *Controller) orphanDependents(ctx context.Context, gr schema.GroupResou
 func (gc *Controller) deleteDependentsInForeground(ctx context.Context, gr schema.GroupResource, owner metav1.Object) error {
 	blocking := 0
 	for _, d := range gc.dependents(owner.GetUID()) {
-		gc.queue.Add(objectKey(d.gr, d.m.GetNamespace(), d.m.GetName()))
+		gc.Queue().Add(objectKey(d.gr, d.m.GetNamespace(), d.m.GetName()))
 		for _, ref := range d.m.GetOwnerReferences() {
 			if ref.UID == owner.GetUID() && blocks(ref) {
 				blocking++

@@ -12,8 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/garbagecollector"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
@@ -33,13 +35,14 @@ func startGC(t *testing.T) (context.Context, *client.Client) {
 	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewFactory(cc, time.Minute)
-	gc, err := garbagecollector.New(cc, f, garbagecollector.Config{Workers: 2})
+	rec := events.NewRecorder(cc, "controllers")
+	gc, err := garbagecollector.New(controller.Deps{Client: cc, Informers: f, Recorder: rec}, garbagecollector.Config{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Start(ctx)
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done; f.Wait() })
+	t.Cleanup(func() { cancel(); <-done; f.Wait(); rec.Stop() })
 	if !f.WaitForCacheSync(ctx) {
 		t.Fatal("caches did not sync")
 	}

@@ -16,12 +16,13 @@
 //     spec.finalizers with a conditional update, and the API server
 //     removes the namespace.
 //
-// The caller's duties, in order: New, start the informer factory,
-// WaitForCacheSync, then Run.
+// The caller's duties, in order: New, start the informer factory, then
+// Run, which waits for the caches.
 package namespace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -32,12 +33,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
-	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
@@ -72,27 +70,26 @@ func (c Config) Validate() error {
 
 // Controller is the namespace controller.
 type Controller struct {
-	client     *client.Client
+	*controller.Loop
 	cfg        Config
-	queue      workqueue.TypedRateLimitingInterface[string]
+	log        *slog.Logger
+	client     *client.Client
 	namespaces cache.SharedIndexInformer
 }
 
-// New builds the controller on the namespace informer of f.
-func New(c *client.Client, f *informers.Factory, cfg Config) (*Controller, error) {
-	if err := cfg.Validate(); err != nil {
+// New builds the controller and adds its handler to the namespace
+// informer of deps. Start it after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	nc := &Controller{client: c, cfg: cfg, queue: queue.New(Name), namespaces: f.Namespaces()}
-	if _, err := nc.namespaces.AddEventHandler(controller.EnqueueHandler(nc.queue)); err != nil {
+	nc := &Controller{cfg: cfg, log: deps.Logger, client: deps.Client, namespaces: deps.Informers.Namespaces()}
+	nc.Loop = controller.NewLoop(Name, cfg.Workers, nc)
+	if err := nc.Watch(nc.namespaces, controller.EnqueueHandler(nc.Queue())); err != nil {
 		return nil, err
 	}
 	return nc, nil
-}
-
-// Run reconciles until ctx ends. The informers must have synced.
-func (nc *Controller) Run(ctx context.Context) {
-	controller.Run(ctx, Name, nc.cfg.Workers, nc.queue, nc)
 }
 
 // Reconcile empties the namespace called key if it is being deleted, and
@@ -106,7 +103,7 @@ func (nc *Controller) Reconcile(ctx context.Context, key string) (controller.Res
 	if ns.DeletionTimestamp == nil || !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
 		return controller.Result{}, nil
 	}
-	log := slog.With("component", Name, "namespace", key)
+	log := nc.log.With("namespace", key)
 
 	remaining, err := nc.deleteContents(ctx, ns.Name)
 	if err != nil {

@@ -13,8 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/namespace"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
@@ -34,13 +36,14 @@ func startController(t *testing.T) (context.Context, *client.Client) {
 	f := informers.NewFactory(cc, time.Minute)
 	cfg := namespace.DefaultConfig()
 	cfg.RecheckInterval = 50 * time.Millisecond
-	nc, err := namespace.New(cc, f, cfg)
+	rec := events.NewRecorder(cc, "controllers")
+	nc, err := namespace.New(controller.Deps{Client: cc, Informers: f, Recorder: rec}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Start(ctx)
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done; f.Wait() })
+	t.Cleanup(func() { cancel(); <-done; f.Wait(); rec.Stop() })
 	if !f.WaitForCacheSync(ctx) {
 		t.Fatal("caches did not sync")
 	}

@@ -14,15 +14,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
-	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
+	"github.com/skiffdev/skiff/internal/events"
 )
 
 // Name names the controller in logs, events and the queue.
@@ -41,21 +38,8 @@ const (
 	EventCIDROutside      = "CIDROutsideClusterCIDR"
 )
 
-// EventRecorder records an event about an object; *events.Recorder is
-// one. It must not block.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Config configures the controller.
 type Config struct {
-	// Client writes the nodes' spec.podCIDR.
-	Client *client.Client
-	// Informers provides the node cache.
-	Informers *informers.Factory
-	// Recorder records CIDRNotAvailable, CIDRCollision and
-	// CIDROutsideClusterCIDR events on nodes.
-	Recorder EventRecorder
 	// ClusterCIDR is the range node CIDRs are cut from (--cluster-cidr).
 	ClusterCIDR netip.Prefix
 	// NodeCIDRMaskSize is the prefix length of each node's CIDR
@@ -65,11 +49,36 @@ type Config struct {
 	Workers int
 }
 
-// Controller is the node IPAM controller.
+// DefaultConfig returns the defaults of the manager's flags.
+func DefaultConfig() Config {
+	return Config{
+		ClusterCIDR:      netip.MustParsePrefix(DefaultClusterCIDR),
+		NodeCIDRMaskSize: DefaultNodeCIDRMaskSize,
+		Workers:          5,
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+	}
+	if err := ValidateRange(c.ClusterCIDR, c.NodeCIDRMaskSize); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Controller is the node IPAM controller. It writes the nodes'
+// spec.podCIDR, and records CIDRNotAvailable, CIDRCollision and
+// CIDROutsideClusterCIDR events on nodes.
 type Controller struct {
-	cfg   Config
-	queue workqueue.TypedRateLimitingInterface[string]
-	nodes cache.Indexer
+	*controller.Loop
+	log      *slog.Logger
+	client   *client.Client
+	recorder events.EventRecorder
+	nodes    cache.Indexer
 
 	// mu guards set, uids and waiting.
 	mu  sync.Mutex
@@ -83,40 +92,35 @@ type Controller struct {
 	waiting map[string]bool
 }
 
-// New builds the controller and registers its handler on the node
-// informer: every node event enqueues the node's name.
-func New(cfg Config) (*Controller, error) {
-	if cfg.Client == nil || cfg.Informers == nil || cfg.Recorder == nil {
-		return nil, errors.New("nodeipam: Client, Informers and Recorder are required")
+// New builds the controller and adds its handler to the node informer of
+// deps: every node event enqueues the node's name. Start it after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
+		return nil, err
 	}
 	set, err := NewCIDRSet(cfg.ClusterCIDR, cfg.NodeCIDRMaskSize)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Workers < 1 {
-		cfg.Workers = 1
-	}
+	nodes := deps.Informers.Nodes()
 	c := &Controller{
-		cfg:     cfg,
-		queue:   queue.New(Name),
-		set:     set,
-		uids:    map[string]types.UID{},
-		waiting: map[string]bool{},
+		log:      deps.Logger,
+		client:   deps.Client,
+		recorder: deps.Recorder,
+		nodes:    nodes.GetIndexer(),
+		set:      set,
+		uids:     map[string]types.UID{},
+		waiting:  map[string]bool{},
 	}
-	nodes := cfg.Informers.Nodes()
-	c.nodes = nodes.GetIndexer()
-	if _, err := nodes.AddEventHandler(controller.EnqueueHandler(c.queue)); err != nil {
-		return nil, fmt.Errorf("watch nodes: %w", err)
+	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
+	// Before the first Reconcile, record the CIDR of every cached node,
+	// so that no CIDR a node already has is given to another.
+	c.OnSynced(c.rebuild)
+	if err := c.Watch(nodes, controller.EnqueueHandler(c.Queue())); err != nil {
+		return nil, err
 	}
 	return c, nil
-}
-
-// Run reconciles nodes until ctx ends. The informers must be started and
-// synced: Run first records the CIDR of every cached node, so that no
-// CIDR a node already has is given to another.
-func (c *Controller) Run(ctx context.Context) {
-	c.rebuild()
-	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
 }
 
 // rebuild records the pod CIDRs of all cached nodes, oldest node first:
@@ -136,7 +140,7 @@ func (c *Controller) rebuild() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	slog.Info("node CIDRs recorded", "component", Name, "clusterCIDR", c.set.Cluster(), "nodes", len(nodes), "used", c.set.Used(), "size", c.set.Size())
+	c.log.Info("node CIDRs recorded", "clusterCIDR", c.set.Cluster(), "nodes", len(nodes), "used", c.set.Used(), "size", c.set.Size())
 }
 
 // Reconcile handles one node (key: its name): a node gone releases its
@@ -170,7 +174,7 @@ func (c *Controller) releaseLocked(name string) {
 		return
 	}
 	for n := range c.waiting {
-		c.queue.Add(n)
+		c.Queue().Add(n)
 	}
 }
 
@@ -178,7 +182,7 @@ func (c *Controller) releaseLocked(name string) {
 // reports a CIDR that collides with another node's or lies outside the
 // cluster CIDR.
 func (c *Controller) record(node *corev1.Node, cidr string) {
-	log := slog.With("component", Name, "node", node.Name)
+	log := c.log.With("node", node.Name)
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil { // the API server validates podCIDR; just in case
 		log.Warn("node's pod CIDR is not a CIDR; ignored", "podCIDR", cidr, "err", err)
@@ -199,12 +203,12 @@ func (c *Controller) record(node *corev1.Node, cidr string) {
 
 	if !inside {
 		log.Warn("node's pod CIDR lies outside the cluster CIDR", "podCIDR", p, "clusterCIDR", cluster)
-		c.cfg.Recorder.Eventf(node, corev1.EventTypeWarning, EventCIDROutside,
+		c.recorder.Eventf(node, corev1.EventTypeWarning, EventCIDROutside,
 			"Node %s has pod CIDR %s, outside the cluster CIDR %s", node.Name, p, cluster)
 	}
 	if len(collisions) > 0 {
 		log.Warn("node's pod CIDR collides with other nodes'", "podCIDR", p, "nodes", collisions)
-		c.cfg.Recorder.Eventf(node, corev1.EventTypeWarning, EventCIDRCollision,
+		c.recorder.Eventf(node, corev1.EventTypeWarning, EventCIDRCollision,
 			"Node %s has pod CIDR %s, which overlaps the pod CIDR of node(s) %s", node.Name, p, strings.Join(collisions, ", "))
 	}
 }
@@ -215,7 +219,7 @@ func (c *Controller) record(node *corev1.Node, cidr string) {
 // the node, and the retry writes the same one (or records whatever
 // CIDR the node got meanwhile instead).
 func (c *Controller) allocate(ctx context.Context, node *corev1.Node) error {
-	log := slog.With("component", Name, "node", node.Name)
+	log := c.log.With("node", node.Name)
 	c.mu.Lock()
 	if c.uids[node.Name] != node.UID {
 		c.releaseLocked(node.Name)
@@ -228,7 +232,7 @@ func (c *Controller) allocate(ctx context.Context, node *corev1.Node) error {
 		c.mu.Unlock()
 		if first {
 			log.Warn("no pod CIDR left for the node; waiting for one to be released", "clusterCIDR", cluster)
-			c.cfg.Recorder.Eventf(node, corev1.EventTypeWarning, EventCIDRNotAvailable,
+			c.recorder.Eventf(node, corev1.EventTypeWarning, EventCIDRNotAvailable,
 				"no remaining CIDRs in cluster CIDR %s: node %s gets one once another node is deleted", cluster, node.Name)
 		}
 		return nil
@@ -244,7 +248,7 @@ func (c *Controller) allocate(ctx context.Context, node *corev1.Node) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.cfg.Client.Nodes().Patch(ctx, node.Name, types.MergePatchType, patch)
+	_, err = c.client.Nodes().Patch(ctx, node.Name, types.MergePatchType, patch)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil // its deletion enqueues it, and releases the CIDR

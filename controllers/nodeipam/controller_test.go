@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/nodeipam"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
@@ -31,8 +32,7 @@ func startController(t *testing.T, c *client.Client, cluster string, mask, worke
 	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewFactory(c, time.Minute)
 	rec := events.NewRecorder(c, "controllers")
-	ctrl, err := nodeipam.New(nodeipam.Config{
-		Client: c, Informers: f, Recorder: rec,
+	ctrl, err := nodeipam.New(controller.Deps{Client: c, Informers: f, Recorder: rec}, nodeipam.Config{
 		ClusterCIDR: netip.MustParsePrefix(cluster), NodeCIDRMaskSize: mask, Workers: workers,
 	})
 	if err != nil {

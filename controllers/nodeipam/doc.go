@@ -36,7 +36,7 @@
 // before any worker runs), so a restarted or newly elected controller
 // never hands out a CIDR a node already has.
 //
-// The caller's duties, in order: New, start the informer factory,
-// WaitForCacheSync, then Run. Only one controller may run against a
+// The caller's duties, in order: New, start the informer factory, then
+// Run, which waits for the caches. Only one controller may run against a
 // cluster at a time (the manager's leader election sees to that).
 package nodeipam

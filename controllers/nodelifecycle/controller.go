@@ -13,16 +13,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
 )
 
 // Name names the controller in logs, events and the queue.
@@ -34,120 +32,104 @@ const (
 	EventTaintManagerEviction = "TaintManagerEviction"
 )
 
-// EventRecorder records an event about an object; *events.Recorder is
-// one. It must not block.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Config configures the controller.
 type Config struct {
-	// Client writes nodes and pods.
-	Client *client.Client
-	// Informers provides the node, Lease and pod caches.
-	Informers *informers.Factory
-	// Recorder records NodeNotReady and TaintManagerEviction events.
-	Recorder EventRecorder
 	// GracePeriod is how long a node's Lease may go unrenewed before the
 	// node is marked not ready (--node-monitor-grace-period).
 	GracePeriod time.Duration
 	// Workers is how many nodes are reconciled at once.
 	Workers int
-	// Clock tells the time the grace period and tolerationSeconds are
-	// measured with. Nil means the real clock; tests inject a fake one.
-	Clock clock.PassiveClock
 }
 
-// Controller is the node lifecycle controller.
-type Controller struct {
-	cfg    Config
-	clock  clock.PassiveClock
-	queue  workqueue.TypedRateLimitingInterface[string]
-	nodes  cache.Indexer
-	leases cache.Indexer
-	pods   cache.Indexer
+// DefaultConfig returns Kubernetes' defaults.
+func DefaultConfig() Config {
+	return Config{GracePeriod: 40 * time.Second, Workers: 5}
+}
 
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.GracePeriod <= 0 {
+		errs = append(errs, fmt.Errorf("grace period: must be positive, got %v", c.GracePeriod))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers: must be at least 1, got %d", c.Workers))
+	}
+	return errors.Join(errs...)
+}
+
+// Controller is the node lifecycle controller. It writes nodes and pods,
+// and records NodeNotReady and TaintManagerEviction events. Its clock
+// measures the grace period and tolerationSeconds.
+type Controller struct {
+	*controller.Loop
+	cfg      Config
+	log      *slog.Logger
+	client   *client.Client
+	recorder events.EventRecorder
+	clock    clock.PassiveClock
+	nodes    cache.Indexer
+	leases   cache.Indexer
+	pods     cache.Indexer
+
+	// mu guards health.
 	mu     sync.Mutex
 	health map[string]Observation // by node name
 }
 
-// New builds the controller and registers its informer handlers: node and
-// Lease events enqueue the node, and pod events enqueue the pod's node
-// while that node has a NoExecute taint (a pod arriving on it may have to
-// be evicted).
-func New(cfg Config) (*Controller, error) {
-	if cfg.GracePeriod <= 0 {
-		return nil, errors.New("grace period must be positive")
+// New builds the controller and adds its handlers to the node, Lease and
+// pod informers of deps: node and Lease events update the node's record
+// and enqueue the node, and pod events enqueue the pod's node while that
+// node has a NoExecute taint (a pod arriving on it may have to be
+// evicted). Start the informers after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
+		return nil, err
 	}
-	c := &Controller{cfg: cfg, clock: cfg.Clock, queue: queue.New(Name), health: map[string]Observation{}}
-	if c.clock == nil {
-		c.clock = clock.RealClock{}
+	nodes, leases, pods := deps.Informers.Nodes(), deps.Informers.Leases(), deps.Informers.Pods()
+	c := &Controller{
+		cfg:      cfg,
+		log:      deps.Logger,
+		client:   deps.Client,
+		recorder: deps.Recorder,
+		clock:    deps.Clock,
+		nodes:    nodes.GetIndexer(),
+		leases:   leases.GetIndexer(),
+		pods:     pods.GetIndexer(),
+		health:   map[string]Observation{},
 	}
-	if c.cfg.Workers < 1 {
-		c.cfg.Workers = 1
-	}
-	nodes, leases, pods := cfg.Informers.Nodes(), cfg.Informers.Leases(), cfg.Informers.Pods()
-	c.nodes, c.leases, c.pods = nodes.GetIndexer(), leases.GetIndexer(), pods.GetIndexer()
-	if _, err := nodes.AddEventHandler(c.observeBy(func(obj any) string {
-		_, name, _ := cache.SplitMetaNamespaceKey(mustKey(obj))
-		return name
-	})); err != nil {
-		return nil, fmt.Errorf("watch nodes: %w", err)
-	}
-	if _, err := nodes.AddEventHandler(controller.EnqueueHandler(c.queue)); err != nil {
-		return nil, fmt.Errorf("watch nodes: %w", err)
-	}
-	nodeLease := func(obj any) bool {
-		key, ok := controller.Key(obj)
-		ns, _, _ := cache.SplitMetaNamespaceKey(key)
-		return ok && ns == corev1.NamespaceNodeLease
-	}
-	// A node Lease is named after its node.
-	leaseNode := func(obj any) string {
-		_, name, _ := cache.SplitMetaNamespaceKey(mustKey(obj))
-		return name
-	}
-	if _, err := leases.AddEventHandler(cache.FilteringResourceEventHandler{
-		FilterFunc: nodeLease,
-		Handler:    c.observeBy(leaseNode),
-	}); err != nil {
-		return nil, fmt.Errorf("watch leases: %w", err)
-	}
-	if _, err := leases.AddEventHandler(cache.FilteringResourceEventHandler{
-		FilterFunc: nodeLease,
-		Handler:    c.enqueueBy(leaseNode),
-	}); err != nil {
-		return nil, fmt.Errorf("watch leases: %w", err)
-	}
-	if _, err := pods.AddEventHandler(c.enqueueBy(func(obj any) string {
-		pod, ok := obj.(*corev1.Pod)
-		if !ok || pod.Spec.NodeName == "" || !c.hasNoExecuteTaint(pod.Spec.NodeName) {
-			return ""
-		}
-		return pod.Spec.NodeName
-	})); err != nil {
-		return nil, fmt.Errorf("watch pods: %w", err)
+	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
+	c.OnSynced(c.resetHealth)
+	observe := func(node string) { c.observe(node) }
+	nodeName := func(m metav1.Object) string { return m.GetName() }
+	err = errors.Join(
+		c.Watch(nodes, byNode(nodeName, observe)),
+		c.Watch(nodes, controller.EnqueueHandler(c.Queue())),
+		c.Watch(leases, byNode(leaseNode, observe)),
+		c.Watch(leases, byNode(leaseNode, c.Queue().Add)),
+		c.Watch(pods, byNode(c.taintedNodeOf, c.Queue().Add)),
+	)
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-// Run reconciles nodes until ctx ends. The informers must be started and
-// synced.
-//
-// Run first records every node as seen alive now, on the controller's
-// clock: a controller that just started (or was just elected) knows
-// nothing of how long ago a node last renewed, so it waits one grace
-// period before it judges any node stale.
-func (c *Controller) Run(ctx context.Context) {
+// resetHealth records every cached node as seen alive now, on the
+// controller's clock. It runs before the first Reconcile: a controller
+// that just started (or was just elected) knows nothing of how long ago a
+// node last renewed, so it waits one grace period before it judges any
+// node stale.
+func (c *Controller) resetHealth() {
 	now := c.clock.Now()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	clear(c.health)
 	for _, obj := range c.nodes.List() {
 		node := obj.(*corev1.Node)
 		c.health[node.Name] = Observation{Heartbeat: HeartbeatOf(node, c.cachedLease(node.Name)), ObservedAt: now}
 	}
-	c.mu.Unlock()
-	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
 }
 
 // observe updates the record of the node name from the caches, at the
@@ -175,28 +157,10 @@ func (c *Controller) cachedLease(name string) *coordinationv1.Lease {
 	return nil
 }
 
-// observeBy is an event handler that updates the record of the node
-// nodeOf returns for an object, as the event arrives.
-func (c *Controller) observeBy(nodeOf func(obj any) string) cache.ResourceEventHandler {
-	observe := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if name := nodeOf(obj); name != "" {
-			c.observe(name)
-		}
-	}
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    observe,
-		UpdateFunc: func(_, obj any) { observe(obj) },
-		DeleteFunc: observe,
-	}
-}
-
 // Reconcile brings one node (key: its name) and its pods in line with the
 // freshness of the node's Lease; see the package doc for the steps.
 func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Result, error) {
-	log := slog.With("component", Name, "node", key)
+	log := c.log.With("node", key)
 	obj, exists, err := c.nodes.GetByKey(key)
 	if err != nil || !exists {
 		if err == nil {
@@ -217,18 +181,18 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 
 	if stale {
 		if readyChanged, changed := MarkUnknown(&node.Status, now); changed {
-			if node, err = c.cfg.Client.Nodes().UpdateStatus(ctx, node); err != nil {
+			if node, err = c.client.Nodes().UpdateStatus(ctx, node); err != nil {
 				return controller.Result{}, fmt.Errorf("mark node %q not ready: %w", key, err)
 			}
 			if readyChanged {
 				log.Info("node stopped renewing its lease; marked not ready", "gracePeriod", c.cfg.GracePeriod)
-				c.cfg.Recorder.Eventf(node, corev1.EventTypeNormal, EventNodeNotReady, "Node %s status is now: %s", key, EventNodeNotReady)
+				c.recorder.Eventf(node, corev1.EventTypeNormal, EventNodeNotReady, "Node %s status is now: %s", key, EventNodeNotReady)
 			}
 		}
 	}
 	if taints, changed := DesiredTaints(node, stale, now); changed {
 		node.Spec.Taints = taints
-		if node, err = c.cfg.Client.Nodes().Update(ctx, node); err != nil {
+		if node, err = c.client.Nodes().Update(ctx, node); err != nil {
 			return controller.Result{}, fmt.Errorf("taint node %q: %w", key, err)
 		}
 		log.Info("node taints updated", "taints", taintStrings(taints))
@@ -289,20 +253,20 @@ func (c *Controller) markPodNotReady(ctx context.Context, pod *corev1.Pod, now t
 	if err != nil {
 		return err
 	}
-	_, err = c.cfg.Client.Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, "status")
+	_, err = c.client.Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, "status")
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("mark pod %q in namespace %q not ready: %w", pod.Name, pod.Namespace, err)
 	}
-	c.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, EventNodeNotReady, "Node is not ready")
+	c.recorder.Eventf(pod, corev1.EventTypeWarning, EventNodeNotReady, "Node is not ready")
 	return nil
 }
 
 // evict deletes a pod, only if it is still the pod that was judged (uid).
 func (c *Controller) evict(ctx context.Context, log *slog.Logger, pod *corev1.Pod) error {
-	err := c.cfg.Client.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+	err := c.client.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: &pod.UID},
 	})
 	switch {
@@ -312,7 +276,7 @@ func (c *Controller) evict(ctx context.Context, log *slog.Logger, pod *corev1.Po
 		return fmt.Errorf("evict pod %q in namespace %q: %w", pod.Name, pod.Namespace, err)
 	}
 	log.Info("pod evicted", "pod", pod.Namespace+"/"+pod.Name)
-	c.cfg.Recorder.Eventf(pod, corev1.EventTypeNormal, EventTaintManagerEviction, "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
+	c.recorder.Eventf(pod, corev1.EventTypeNormal, EventTaintManagerEviction, "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
 	return nil
 }
 
@@ -330,27 +294,41 @@ func (c *Controller) hasNoExecuteTaint(name string) bool {
 	return false
 }
 
-// enqueueBy is an event handler that enqueues the key keyOf returns for
-// an object, unless it is "".
-func (c *Controller) enqueueBy(keyOf func(obj any) string) cache.ResourceEventHandler {
-	add := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if key := keyOf(obj); key != "" {
-			c.queue.Add(key)
+// byNode is an event handler that calls do with the name of the node
+// nodeOf finds for each object added, updated or deleted, unless it finds
+// none ("").
+func byNode(nodeOf func(metav1.Object) string, do func(node string)) cache.ResourceEventHandler {
+	handle := func(obj any) {
+		if m, ok := controller.Unwrap[metav1.Object](obj); ok {
+			if node := nodeOf(m); node != "" {
+				do(node)
+			}
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    add,
-		UpdateFunc: func(_, obj any) { add(obj) },
-		DeleteFunc: add,
+		AddFunc:    handle,
+		UpdateFunc: func(_, obj any) { handle(obj) },
+		DeleteFunc: handle,
 	}
 }
 
-func mustKey(obj any) string {
-	key, _ := controller.Key(obj)
-	return key
+// leaseNode is the node whose Lease m is, if it is one: a node Lease is
+// named after its node, in kube-node-lease.
+func leaseNode(m metav1.Object) string {
+	if m.GetNamespace() != corev1.NamespaceNodeLease {
+		return ""
+	}
+	return m.GetName()
+}
+
+// taintedNodeOf is the node of the pod m while that node has a NoExecute
+// taint.
+func (c *Controller) taintedNodeOf(m metav1.Object) string {
+	pod, ok := m.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName == "" || !c.hasNoExecuteTaint(pod.Spec.NodeName) {
+		return ""
+	}
+	return pod.Spec.NodeName
 }
 
 func taintStrings(taints []corev1.Taint) []string {

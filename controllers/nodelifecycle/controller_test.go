@@ -24,6 +24,7 @@ import (
 
 // recorder collects event reasons.
 type recorder struct {
+	// mu guards events.
 	mu     sync.Mutex
 	events []string
 }
@@ -100,7 +101,7 @@ func TestReconcile(t *testing.T) {
 	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	factory := informers.NewFactory(cc, 0)
 	rec := &recorder{}
-	ctrl, err := nodelifecycle.New(nodelifecycle.Config{Client: cc, Informers: factory, Recorder: rec, GracePeriod: grace, Clock: clk})
+	ctrl, err := nodelifecycle.New(controller.Deps{Client: cc, Informers: factory, Recorder: rec, Clock: clk}, nodelifecycle.Config{GracePeriod: grace, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,15 +9,15 @@
 // every few seconds. For each node, Reconcile:
 //
 //  1. judges the node's freshness as Kubernetes does, on the controller's
-//     Clock only: the controller keeps, per node, the last heartbeat it
-//     saw (the Lease's resourceVersion and renewTime, the Ready
-//     condition's lastHeartbeatTime) and when it saw it change
+//     clock (Deps.Clock) only: the controller keeps, per node, the last
+//     heartbeat it saw (the Lease's resourceVersion and renewTime, the
+//     Ready condition's lastHeartbeatTime) and when it saw it change
 //     (observedAt), updated from the Lease and Node informer events and
 //     in Reconcile. The node's timestamps are never compared with the
 //     controller's clock, so clock skew between machines does not matter.
-//     Run starts by setting observedAt to now for every node: a newly
-//     started or elected controller waits one grace period before it
-//     judges a node stale;
+//     Run starts, once the caches have synced, by setting observedAt to
+//     now for every node: a newly started or elected controller waits one
+//     grace period before it judges a node stale;
 //  2. if now - observedAt exceeds the grace period, sets the node's Ready
 //     condition (and the pressure conditions) to Unknown with reason
 //     NodeStatusUnknown, and records a NodeNotReady event;
@@ -41,6 +41,6 @@
 // them. Every write is a compare-and-swap on resourceVersion.
 //
 // The caller's duties, in order: build the controller with New (which
-// registers its informer handlers), start the informer factory, wait for
-// its caches, then call Run until ctx ends.
+// registers its informer handlers), start the informer factory, then call
+// Run (which waits for the caches) until ctx ends.
 package nodelifecycle

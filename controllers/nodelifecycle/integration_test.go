@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/nodelifecycle"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -84,7 +85,7 @@ func TestNodeLost(t *testing.T) {
 	factory = informers.NewFactory(cc, time.Minute)
 	rec := events.NewRecorder(cc, "controllers")
 	t.Cleanup(rec.Stop)
-	ctrl, err := nodelifecycle.New(nodelifecycle.Config{Client: cc, Informers: factory, Recorder: rec, GracePeriod: grace, Workers: 2})
+	ctrl, err := nodelifecycle.New(controller.Deps{Client: cc, Informers: factory, Recorder: rec}, nodelifecycle.Config{GracePeriod: grace, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,13 +18,14 @@
 // Every deletion carries the pod's UID as a precondition, so a pod
 // replaced by another of the same name is never deleted by mistake.
 //
-// The caller's duties, in order: New, start the informer factory,
-// WaitForCacheSync, then Run.
+// The caller's duties, in order: New, start the informer factory, then
+// Run, which waits for the caches.
 package podgc
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -33,12 +34,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
 )
 
 // Name is the controller's name in logs and in the manager.
@@ -77,28 +76,31 @@ func (c Config) Validate() error {
 
 // Controller is the pod garbage collector.
 type Controller struct {
-	client *client.Client
+	*controller.Loop
 	cfg    Config
-	queue  workqueue.TypedRateLimitingInterface[string]
+	log    *slog.Logger
+	client *client.Client
 	pods   cache.SharedIndexInformer
 	nodes  cache.SharedIndexInformer
 }
 
-// New builds the controller on the pod and node informers of f.
-func New(c *client.Client, f *informers.Factory, cfg Config) (*Controller, error) {
-	if err := cfg.Validate(); err != nil {
+// New builds the controller and adds its handlers to the pod and node
+// informers of deps. Start them after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	gc := &Controller{client: c, cfg: cfg, queue: queue.New(Name), pods: f.Pods(), nodes: f.Nodes()}
-	if _, err := gc.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    gc.enqueuePod,
-		UpdateFunc: func(_, obj any) { gc.enqueuePod(obj) },
-	}); err != nil {
-		return nil, err
-	}
-	if _, err := gc.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: gc.enqueueNodePods,
-	}); err != nil {
+	gc := &Controller{cfg: cfg, log: deps.Logger, client: deps.Client, pods: deps.Informers.Pods(), nodes: deps.Informers.Nodes()}
+	gc.Loop = controller.NewLoop(Name, cfg.Workers, gc)
+	err = errors.Join(
+		gc.Watch(gc.pods, cache.ResourceEventHandlerFuncs{
+			AddFunc:    gc.enqueuePod,
+			UpdateFunc: func(_, obj any) { gc.enqueuePod(obj) },
+		}),
+		gc.Watch(gc.nodes, cache.ResourceEventHandlerFuncs{DeleteFunc: gc.enqueueNodePods}),
+	)
+	if err != nil {
 		return nil, err
 	}
 	return gc, nil
@@ -110,30 +112,22 @@ func (gc *Controller) enqueuePod(obj any) {
 		return
 	}
 	if pod.Spec.NodeName != "" {
-		controller.Enqueue(gc.queue, pod)
+		controller.Enqueue(gc.Queue(), pod)
 	}
 	if terminated(pod) {
-		gc.queue.Add(TerminatedKey)
+		gc.Queue().Add(TerminatedKey)
 	}
 }
 
 func (gc *Controller) enqueueNodePods(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	node, ok := obj.(*corev1.Node)
+	node, ok := controller.Unwrap[*corev1.Node](obj)
 	if !ok {
 		return
 	}
 	pods, _ := gc.pods.GetIndexer().ByIndex(informers.NodeNameIndex, node.Name)
 	for _, p := range pods {
-		controller.Enqueue(gc.queue, p)
+		controller.Enqueue(gc.Queue(), p)
 	}
-}
-
-// Run reconciles until ctx ends. The informers must have synced.
-func (gc *Controller) Run(ctx context.Context) {
-	controller.Run(ctx, Name, gc.cfg.Workers, gc.queue, gc)
 }
 
 // Reconcile handles a pod's key or TerminatedKey; see the package
@@ -157,7 +151,7 @@ func (gc *Controller) Reconcile(ctx context.Context, key string) (controller.Res
 	if err := gc.deletePod(ctx, pod, 0); err != nil {
 		return controller.Result{}, err
 	}
-	slog.Info("pod of a missing node deleted", "component", Name, "pod", key, "node", pod.Spec.NodeName)
+	gc.log.Info("pod of a missing node deleted", "pod", key, "node", pod.Spec.NodeName)
 	return controller.Result{}, nil
 }
 
@@ -190,7 +184,7 @@ func (gc *Controller) deleteTerminated(ctx context.Context) error {
 		if err := gc.deletePod(ctx, pod, 0); err != nil {
 			return err
 		}
-		slog.Info("terminated pod deleted", "component", Name, "pod", pod.Namespace+"/"+pod.Name, "phase", pod.Status.Phase)
+		gc.log.Info("terminated pod deleted", "pod", pod.Namespace+"/"+pod.Name, "phase", pod.Status.Phase)
 	}
 	return nil
 }

@@ -12,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/podgc"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
@@ -32,13 +34,14 @@ func startController(t *testing.T, cfg podgc.Config) (context.Context, *client.C
 	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewFactory(cc, time.Minute)
-	gc, err := podgc.New(cc, f, cfg)
+	rec := events.NewRecorder(cc, "controllers")
+	gc, err := podgc.New(controller.Deps{Client: cc, Informers: f, Recorder: rec}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Start(ctx)
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done; f.Wait() })
+	t.Cleanup(func() { cancel(); <-done; f.Wait(); rec.Stop() })
 	if !f.WaitForCacheSync(ctx) {
 		t.Fatal("caches did not sync")
 	}

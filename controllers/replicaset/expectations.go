@@ -3,6 +3,8 @@ package replicaset
 import (
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Expectations remembers, per ReplicaSet key, the pod creations and
@@ -24,8 +26,8 @@ import (
 // informers list the pods first, so its cache already holds every pod
 // the previous process created.
 type Expectations struct {
-	ttl time.Duration
-	now func() time.Time
+	ttl   time.Duration
+	clock clock.PassiveClock
 
 	// mu guards records.
 	mu sync.Mutex
@@ -49,9 +51,9 @@ type expectation struct {
 }
 
 // NewExpectations returns empty expectations whose records expire after
-// ttl. now is the clock (time.Now outside tests).
-func NewExpectations(ttl time.Duration, now func() time.Time) *Expectations {
-	return &Expectations{ttl: ttl, now: now, records: map[string]*expectation{}}
+// ttl, as measured by clk.
+func NewExpectations(ttl time.Duration, clk clock.PassiveClock) *Expectations {
+	return &Expectations{ttl: ttl, clock: clk, records: map[string]*expectation{}}
 }
 
 // ExpectCreations records that n pods of key are about to be created,
@@ -59,7 +61,7 @@ func NewExpectations(ttl time.Duration, now func() time.Time) *Expectations {
 func (e *Expectations) ExpectCreations(key string, n int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.records[key] = &expectation{creates: n, set: e.now()}
+	e.records[key] = &expectation{creates: n, set: e.clock.Now()}
 }
 
 // ExpectDeletions records that the pods named by podKeys are about to be
@@ -71,7 +73,7 @@ func (e *Expectations) ExpectDeletions(key string, podKeys []string) {
 	for _, k := range podKeys {
 		deletes[k] = true
 	}
-	e.records[key] = &expectation{deletes: deletes, set: e.now()}
+	e.records[key] = &expectation{deletes: deletes, set: e.clock.Now()}
 }
 
 // CreationObserved ticks off one creation of key: the informer has shown
@@ -104,7 +106,7 @@ func (e *Expectations) Satisfied(key string) (ok bool, wait time.Duration) {
 	if !found || (r.creates <= 0 && len(r.deletes) == 0) {
 		return true, 0
 	}
-	left := r.set.Add(e.ttl).Sub(e.now())
+	left := r.set.Add(e.ttl).Sub(e.clock.Now())
 	if left <= 0 {
 		return true, 0
 	}

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -219,8 +220,8 @@ func TestSlowStartBatch(t *testing.T) {
 }
 
 func TestExpectations(t *testing.T) {
-	now := t0
-	e := NewExpectations(time.Minute, func() time.Time { return now })
+	clk := clocktesting.NewFakePassiveClock(t0)
+	e := NewExpectations(time.Minute, clk)
 	const key = "default/web"
 	satisfied := func(want bool) {
 		t.Helper()
@@ -249,11 +250,11 @@ func TestExpectations(t *testing.T) {
 
 	// A record never satisfied expires after its TTL.
 	e.ExpectCreations(key, 1)
-	now = now.Add(40 * time.Second)
+	clk.SetTime(clk.Now().Add(40 * time.Second))
 	if ok, wait := e.Satisfied(key); ok || wait != 20*time.Second {
 		t.Fatalf("got %v, %v; want false, 20s", ok, wait)
 	}
-	now = now.Add(21 * time.Second)
+	clk.SetTime(clk.Now().Add(21 * time.Second))
 	satisfied(true)
 
 	e.ExpectCreations(key, 1)

@@ -17,16 +17,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
-	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/queue"
+	"github.com/skiffdev/skiff/internal/events"
 )
 
 // Name is the controller's name in logs, in the queue and in events.
@@ -51,8 +49,6 @@ type Config struct {
 	// controller's context (its leadership): a controller that lost its
 	// Lease makes no further writes, and none of its writes outlive Run.
 	WriteTimeout time.Duration
-	// Logger receives the controller's logs. Nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // DefaultConfig returns Kubernetes' defaults.
@@ -83,80 +79,58 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EventRecorder is the part of internal/events' Recorder the controller
-// uses.
-type EventRecorder interface {
-	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
-}
-
 // Controller is the ReplicaSet controller. Build it with New; Run it.
 type Controller struct {
+	*controller.Loop
 	cfg          Config
 	log          *slog.Logger
 	client       *client.Client
-	recorder     EventRecorder
+	recorder     events.EventRecorder
+	clock        clock.PassiveClock
 	rsIndexer    cache.Indexer
 	podIndexer   cache.Indexer
-	synced       []cache.InformerSynced
-	queue        workqueue.TypedRateLimitingInterface[string]
 	expectations *Expectations
-	now          func() time.Time
 
 	// beforeCreate, when set (only by tests), is called before each pod
 	// create.
 	beforeCreate func()
 }
 
-// New builds the controller and adds its event handlers to f's
-// ReplicaSet and pod informers. Start f after New and before Run.
-func New(c *client.Client, f *informers.Factory, rec EventRecorder, cfg Config) (*Controller, error) {
-	if err := cfg.Validate(); err != nil {
+// New builds the controller and adds its event handlers to the
+// ReplicaSet and pod informers of deps. Start them after New.
+func New(deps controller.Deps, cfg Config) (*Controller, error) {
+	deps, err := deps.Complete(Name)
+	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	rsInformer, podInformer := f.ReplicaSets(), f.Pods()
-	ctrl := &Controller{
+	rsInformer, podInformer := deps.Informers.ReplicaSets(), deps.Informers.Pods()
+	c := &Controller{
 		cfg:          cfg,
-		log:          log.With("component", Name),
-		client:       c,
-		recorder:     rec,
+		log:          deps.Logger,
+		client:       deps.Client,
+		recorder:     deps.Recorder,
+		clock:        deps.Clock,
 		rsIndexer:    rsInformer.GetIndexer(),
 		podIndexer:   podInformer.GetIndexer(),
-		queue:        queue.New(Name),
-		expectations: NewExpectations(cfg.ExpectationsTTL, time.Now),
-		now:          time.Now,
+		expectations: NewExpectations(cfg.ExpectationsTTL, deps.Clock),
 	}
-	rsReg, err := rsInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { controller.Enqueue(ctrl.queue, obj) },
-		UpdateFunc: func(_, obj any) { controller.Enqueue(ctrl.queue, obj) },
-		DeleteFunc: ctrl.deleteReplicaSet,
-	})
+	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
+	err = errors.Join(
+		c.Watch(rsInformer, cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { controller.Enqueue(c.Queue(), obj) },
+			UpdateFunc: func(_, obj any) { controller.Enqueue(c.Queue(), obj) },
+			DeleteFunc: c.deleteReplicaSet,
+		}),
+		c.Watch(podInformer, cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.addPod,
+			UpdateFunc: c.updatePod,
+			DeleteFunc: c.deletePod,
+		}),
+	)
 	if err != nil {
-		return nil, fmt.Errorf("replicaset informer: %w", err)
+		return nil, err
 	}
-	podReg, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    ctrl.addPod,
-		UpdateFunc: ctrl.updatePod,
-		DeleteFunc: ctrl.deletePod,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pod informer: %w", err)
-	}
-	ctrl.synced = []cache.InformerSynced{rsReg.HasSynced, podReg.HasSynced}
-	return ctrl, nil
-}
-
-// Run waits for the informers' caches, then reconciles ReplicaSets until
-// ctx ends, and returns once every worker has stopped.
-func (c *Controller) Run(ctx context.Context) {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return
-	}
-	controller.Run(ctx, Name, c.cfg.Workers, c.queue, c)
+	return c, nil
 }
 
 // Event handlers: they only tick off expectations and enqueue keys.
@@ -164,7 +138,7 @@ func (c *Controller) Run(ctx context.Context) {
 func (c *Controller) deleteReplicaSet(obj any) {
 	if key, ok := controller.Key(obj); ok {
 		c.expectations.Delete(key)
-		c.queue.Add(key)
+		c.Queue().Add(key)
 	}
 }
 
@@ -182,7 +156,7 @@ func (c *Controller) addPod(obj any) {
 		if rs := c.resolveRef(pod.Namespace, ref); rs != nil {
 			key := pod.Namespace + "/" + rs.Name
 			c.expectations.CreationObserved(key)
-			c.queue.Add(key)
+			c.Queue().Add(key)
 		}
 		return
 	}
@@ -211,12 +185,12 @@ func (c *Controller) updatePod(oldObj, newObj any) {
 	refChanged := !equality.Semantic.DeepEqual(curRef, oldRef)
 	if refChanged && oldRef != nil {
 		if rs := c.resolveRef(old.Namespace, oldRef); rs != nil {
-			c.queue.Add(old.Namespace + "/" + rs.Name)
+			c.Queue().Add(old.Namespace + "/" + rs.Name)
 		}
 	}
 	if curRef != nil {
 		if rs := c.resolveRef(cur.Namespace, curRef); rs != nil {
-			c.queue.Add(cur.Namespace + "/" + rs.Name)
+			c.Queue().Add(cur.Namespace + "/" + rs.Name)
 		}
 		return
 	}
@@ -227,15 +201,9 @@ func (c *Controller) updatePod(oldObj, newObj any) {
 
 // deletePod handles a pod that is gone or terminating.
 func (c *Controller) deletePod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := controller.Unwrap[*corev1.Pod](obj)
 	if !ok {
-		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
-		if !ok {
-			return
-		}
-		if pod, ok = tomb.Obj.(*corev1.Pod); !ok {
-			return
-		}
+		return
 	}
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
@@ -244,7 +212,7 @@ func (c *Controller) deletePod(obj any) {
 	if rs := c.resolveRef(pod.Namespace, ref); rs != nil {
 		key := pod.Namespace + "/" + rs.Name
 		c.expectations.DeletionObserved(key, pod.Namespace+"/"+pod.Name)
-		c.queue.Add(key)
+		c.Queue().Add(key)
 	}
 }
 
@@ -275,7 +243,7 @@ func (c *Controller) enqueueMatching(pod *corev1.Pod) {
 		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
-		c.queue.Add(rs.Namespace + "/" + rs.Name)
+		c.Queue().Add(rs.Namespace + "/" + rs.Name)
 	}
 }
 
@@ -333,7 +301,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 		manageErr = c.manageReplicas(ctx, log, key, rs, owned)
 	}
 
-	status, availableWait := calculateStatus(rs, owned, c.now())
+	status, availableWait := calculateStatus(rs, owned, c.clock.Now())
 	if err := c.updateStatus(ctx, rs, status); err != nil {
 		return controller.Result{}, errors.Join(manageErr, fmt.Errorf("replicaset %q: updating status: %w", key, err))
 	}

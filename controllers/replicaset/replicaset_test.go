@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
+	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
@@ -93,9 +94,7 @@ func (cl *cluster) startController(beforeCreate func(cancel context.CancelFunc))
 	cl.t.Helper()
 	f := informers.NewFactory(cl.controllers, time.Minute)
 	rec := events.NewRecorder(cl.controllers, "controllers")
-	cfg := DefaultConfig()
-	cfg.Logger = quietLogger
-	ctrl, err := New(cl.controllers, f, rec, cfg)
+	ctrl, err := New(controller.Deps{Client: cl.controllers, Informers: f, Recorder: rec, Logger: quietLogger}, DefaultConfig())
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -364,6 +363,7 @@ func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	// mu guards created and deleted.
 	var mu sync.Mutex
 	created, deleted := map[string]bool{}, 0
 	go func() {

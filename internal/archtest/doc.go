@@ -1,4 +1,6 @@
 // Package archtest holds tests that enforce the repository's rules of
-// structure: which packages may import what, and that every package is
-// documented. It has no code of its own.
+// structure: which packages may import what, that every package is
+// documented, that an interface shared by many packages is declared once,
+// and that no package sets itself up in an init function. It has no code
+// of its own.
 package archtest

@@ -53,6 +53,27 @@ const (
 	FlushTimeout = 5 * time.Second
 )
 
+// EventRecorder records an event about an object. It is the one interface
+// through which a controller leaves events; Recorder implements it, and a
+// test may hand a controller a fake that keeps what it is given.
+//
+// Eventf records that something of type eventType (corev1.EventTypeNormal
+// or corev1.EventTypeWarning) happened to obj, for the short CamelCase
+// reason ("Scheduled", "FailedCreate"), with the message messageFmt
+// formatted with args as by fmt.Sprintf. obj is an API object as read from
+// the API server or a cache: the event names it by kind, namespace, name,
+// UID and resourceVersion, so obj needs no apiVersion or kind set, and is
+// not modified or retained. Eventf must be safe for concurrent use and must
+// not block: it is called from reconciles and event handlers, and an event
+// is a hint for people that must never slow a control loop down. It
+// reports no error; an event that cannot be recorded is dropped.
+type EventRecorder interface {
+	Eventf(obj runtime.Object, eventType, reason, messageFmt string, args ...any)
+}
+
+// Recorder is the EventRecorder every component uses.
+var _ EventRecorder = (*Recorder)(nil)
+
 // Recorder writes events about objects on behalf of one component. It is
 // safe for concurrent use. Create it with NewRecorder and Stop it when the
 // component ends.

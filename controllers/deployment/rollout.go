@@ -18,8 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 )
 
-// The pure part of the controller: functions of their arguments only,
-// written after Kubernetes' pkg/controller/deployment/util.
+// The rollout arithmetic: the pure decisions of the controller, functions
+// of their arguments only, written after Kubernetes'
+// pkg/controller/deployment/util. deployment.go reads the caches, calls
+// these, and makes the writes they decide.
 
 // Annotations and labels the controller writes, as Kubernetes names them.
 const (
@@ -61,11 +63,11 @@ var annotationsNotCopied = map[string]bool{
 	MaxReplicasAnnotation:              true,
 }
 
-// ComputeHash is the pod-template-hash of a template: FNV-32a of its
+// computeHash is the pod-template-hash of a template: FNV-32a of its
 // printed form (and of collisionCount, when set), encoded in the
 // alphabet Kubernetes uses for generated names. Equal templates give
 // equal hashes; a collision is resolved by bumping collisionCount.
-func ComputeHash(template *corev1.PodTemplateSpec, collisionCount *int32) string {
+func computeHash(template *corev1.PodTemplateSpec, collisionCount *int32) string {
 	h := fnv.New32a()
 	h.Write([]byte(dump.ForHash(*template)))
 	if collisionCount != nil {
@@ -74,9 +76,9 @@ func ComputeHash(template *corev1.PodTemplateSpec, collisionCount *int32) string
 	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
 }
 
-// EqualIgnoreHash reports whether two templates are equal apart from the
+// equalIgnoreHash reports whether two templates are equal apart from the
 // pod-template-hash label.
-func EqualIgnoreHash(a, b *corev1.PodTemplateSpec) bool {
+func equalIgnoreHash(a, b *corev1.PodTemplateSpec) bool {
 	a, b = a.DeepCopy(), b.DeepCopy()
 	delete(a.Labels, PodTemplateHashLabel)
 	delete(b.Labels, PodTemplateHashLabel)
@@ -97,11 +99,11 @@ func replicas(p *int32) int32 {
 	return *p
 }
 
-// ResolveFenceposts turns maxSurge and maxUnavailable into numbers of
+// resolveFenceposts turns maxSurge and maxUnavailable into numbers of
 // pods for desired replicas: a percentage of maxSurge rounds up, one of
 // maxUnavailable rounds down. Both zero would block every rollout, so
 // maxUnavailable then becomes 1, as in Kubernetes.
-func ResolveFenceposts(maxSurge, maxUnavailable *intstr.IntOrString, desired int32) (surge, unavailable int32, err error) {
+func resolveFenceposts(maxSurge, maxUnavailable *intstr.IntOrString, desired int32) (surge, unavailable int32, err error) {
 	zero := intstr.FromInt32(0)
 	if maxSurge == nil {
 		maxSurge = &zero
@@ -131,7 +133,7 @@ func fenceposts(d *appsv1.Deployment) (surge, unavailable int32) {
 		return 0, 0
 	}
 	// Validation has checked the values; an error cannot happen here.
-	surge, unavailable, _ = ResolveFenceposts(ru.MaxSurge, ru.MaxUnavailable, replicas(d.Spec.Replicas))
+	surge, unavailable, _ = resolveFenceposts(ru.MaxSurge, ru.MaxUnavailable, replicas(d.Spec.Replicas))
 	return surge, unavailable
 }
 
@@ -185,11 +187,11 @@ func podsBound(rss []*appsv1.ReplicaSet) int32 {
 	return n
 }
 
-// NewRSNewReplicas is how many replicas the new ReplicaSet should have
+// newRSNewReplicas is how many replicas the new ReplicaSet should have
 // now: for Recreate, all of them; for RollingUpdate, as many more as the
 // surge budget allows (counting every ReplicaSet's pods), never more
 // than spec.replicas.
-func NewRSNewReplicas(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) int32 {
+func newRSNewReplicas(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) int32 {
 	want := replicas(d.Spec.Replicas)
 	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
 		return want
@@ -207,22 +209,22 @@ func NewRSNewReplicas(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *
 	return cur + max(up, 0)
 }
 
-// MaxScaledDown is how many old pods a rolling update may remove now
+// maxScaledDown is how many old pods a rolling update may remove now
 // without going below spec.replicas - maxUnavailable available pods,
 // counting the new ReplicaSet's pods that are not available yet as
 // unavailable ones.
-func MaxScaledDown(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) int32 {
+func maxScaledDown(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet) int32 {
 	minAvailable := replicas(d.Spec.Replicas) - maxUnavailable(d)
 	newUnavailable := replicas(newRS.Spec.Replicas) - newRS.Status.AvailableReplicas
 	return specReplicas(allRSs) - minAvailable - newUnavailable
 }
 
-// OldScaleDowns decides the rolling scale-down of old ReplicaSets
+// oldScaleDowns decides the rolling scale-down of old ReplicaSets
 // (sorted oldest first): first their unavailable replicas, up to
-// maxScaledDown, then available ones while more than spec.replicas -
+// maxDown, then available ones while more than spec.replicas -
 // maxUnavailable pods stay available. It returns the new size of each
 // ReplicaSet that changes.
-func OldScaleDowns(d *appsv1.Deployment, oldRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, maxScaledDown int32) map[string]int32 {
+func oldScaleDowns(d *appsv1.Deployment, oldRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, maxDown int32) map[string]int32 {
 	out := map[string]int32{}
 	size := func(rs *appsv1.ReplicaSet) int32 {
 		if n, ok := out[rs.Name]; ok {
@@ -233,14 +235,14 @@ func OldScaleDowns(d *appsv1.Deployment, oldRSs []*appsv1.ReplicaSet, newRS *app
 	// Unhealthy replicas first: removing them costs no availability.
 	var cleaned int32
 	for _, rs := range oldRSs {
-		if cleaned >= maxScaledDown {
+		if cleaned >= maxDown {
 			break
 		}
 		spec := size(rs)
 		if spec == 0 || spec <= rs.Status.AvailableReplicas {
 			continue
 		}
-		n := min(maxScaledDown-cleaned, spec-rs.Status.AvailableReplicas)
+		n := min(maxDown-cleaned, spec-rs.Status.AvailableReplicas)
 		out[rs.Name] = spec - n
 		cleaned += n
 	}
@@ -273,6 +275,100 @@ func OldScaleDowns(d *appsv1.Deployment, oldRSs []*appsv1.ReplicaSet, newRS *app
 	return out
 }
 
+// proportionalSizes spreads a change of spec.replicas over the active
+// ReplicaSets of a rolling update in proportion to their sizes (from
+// their max-replicas annotation), as Kubernetes does; the leftover goes
+// to the largest.
+func proportionalSizes(d *appsv1.Deployment, active []*appsv1.ReplicaSet) map[string]int32 {
+	want := replicas(d.Spec.Replicas)
+	allowed := want
+	if want > 0 {
+		allowed += maxSurge(d)
+	}
+	toAdd := allowed - specReplicas(active)
+	rss := slices.Clone(active)
+	slices.SortStableFunc(rss, func(a, b *appsv1.ReplicaSet) int {
+		ra, rb := replicas(a.Spec.Replicas), replicas(b.Spec.Replicas)
+		if ra != rb {
+			if ra > rb {
+				return -1
+			}
+			return 1
+		}
+		c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+		if toAdd > 0 {
+			// Growing: newer first among equals.
+			return -c
+		}
+		return c
+	})
+	sizes := map[string]int32{}
+	var added int32
+	for _, rs := range rss {
+		cur := replicas(rs.Spec.Replicas)
+		if toAdd == 0 || added == toAdd || cur == 0 {
+			sizes[rs.Name] = cur
+			continue
+		}
+		var fraction int32
+		if want == 0 {
+			fraction = -cur
+		} else {
+			annotated, ok := intAnnotation(rs, MaxReplicasAnnotation)
+			if !ok || annotated == 0 {
+				annotated = max(d.Status.Replicas, 1)
+			}
+			fraction = int32(float64(cur)*float64(allowed)/float64(annotated)+0.5) - cur
+		}
+		left := toAdd - added
+		p := min(fraction, left)
+		if toAdd < 0 {
+			p = max(fraction, left)
+		}
+		sizes[rs.Name] = cur + p
+		added += p
+	}
+	if added != toAdd && len(rss) > 0 {
+		sizes[rss[0].Name] = max(sizes[rss[0].Name]+toAdd-added, 0)
+	}
+	return sizes
+}
+
+// historyToDelete returns the old ReplicaSets that revision history
+// cleanup deletes: the lowest revisions beyond limit among those not
+// being deleted, skipping any that still has (or may have) pods.
+func historyToDelete(oldRSs []*appsv1.ReplicaSet, limit int32) []*appsv1.ReplicaSet {
+	var alive []*appsv1.ReplicaSet
+	for _, rs := range oldRSs {
+		if rs != nil && rs.DeletionTimestamp == nil {
+			alive = append(alive, rs)
+		}
+	}
+	diff := len(alive) - int(limit)
+	if diff <= 0 {
+		return nil
+	}
+	byCreation(alive)
+	slices.SortStableFunc(alive, func(a, b *appsv1.ReplicaSet) int {
+		ra, rb := revisionOf(a), revisionOf(b)
+		switch {
+		case ra < rb:
+			return -1
+		case ra > rb:
+			return 1
+		}
+		return 0
+	})
+	var out []*appsv1.ReplicaSet
+	for _, rs := range alive[:diff] {
+		if rs.Status.Replicas != 0 || replicas(rs.Spec.Replicas) != 0 || rs.Generation > rs.Status.ObservedGeneration {
+			continue
+		}
+		out = append(out, rs)
+	}
+	return out
+}
+
 // byCreation sorts ReplicaSets oldest first, by name on ties.
 func byCreation(rss []*appsv1.ReplicaSet) {
 	slices.SortStableFunc(rss, func(a, b *appsv1.ReplicaSet) int {
@@ -293,9 +389,9 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// Revision returns an object's revision annotation, 0 when it has none
+// revisionOf returns an object's revision annotation, 0 when it has none
 // or it is not a number.
-func Revision(obj metav1.Object) int64 {
+func revisionOf(obj metav1.Object) int64 {
 	v, err := strconv.ParseInt(obj.GetAnnotations()[RevisionAnnotation], 10, 64)
 	if err != nil {
 		return 0
@@ -306,7 +402,7 @@ func Revision(obj metav1.Object) int64 {
 func maxRevision(rss []*appsv1.ReplicaSet) int64 {
 	var m int64
 	for _, rs := range rss {
-		m = max(m, Revision(rs))
+		m = max(m, revisionOf(rs))
 	}
 	return m
 }
@@ -321,7 +417,7 @@ func setNewRSAnnotations(d *appsv1.Deployment, rs *appsv1.ReplicaSet, revision i
 		rs.Annotations = map[string]string{}
 	}
 	old := rs.Annotations[RevisionAnnotation]
-	if Revision(rs) < revision {
+	if revisionOf(rs) < revision {
 		rs.Annotations[RevisionAnnotation] = strconv.FormatInt(revision, 10)
 		changed = true
 		if old != "" {
@@ -421,8 +517,8 @@ func newCondition(t appsv1.DeploymentConditionType, status corev1.ConditionStatu
 	return appsv1.DeploymentCondition{Type: t, Status: status, Reason: reason, Message: message, LastUpdateTime: ts, LastTransitionTime: ts}
 }
 
-// GetCondition returns the condition of type t, or nil.
-func GetCondition(s appsv1.DeploymentStatus, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
+// getCondition returns the condition of type t, or nil.
+func getCondition(s appsv1.DeploymentStatus, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
 	for i := range s.Conditions {
 		if s.Conditions[i].Type == t {
 			return &s.Conditions[i]
@@ -431,11 +527,11 @@ func GetCondition(s appsv1.DeploymentStatus, t appsv1.DeploymentConditionType) *
 	return nil
 }
 
-// SetCondition sets c in s as Kubernetes does: a condition with the same
+// setCondition sets c in s as Kubernetes does: a condition with the same
 // status and reason is left alone (its times too); one with the same
 // status keeps its lastTransitionTime.
-func SetCondition(s *appsv1.DeploymentStatus, c appsv1.DeploymentCondition) {
-	cur := GetCondition(*s, c.Type)
+func setCondition(s *appsv1.DeploymentStatus, c appsv1.DeploymentCondition) {
+	cur := getCondition(*s, c.Type)
 	if cur != nil && cur.Status == c.Status && cur.Reason == c.Reason {
 		return
 	}
@@ -457,9 +553,9 @@ func hasProgressDeadline(d *appsv1.Deployment) bool {
 	return d.Spec.ProgressDeadlineSeconds != nil && *d.Spec.ProgressDeadlineSeconds != math.MaxInt32
 }
 
-// CalculateStatus is d's status from its ReplicaSets, keeping d's
+// calculateStatus is d's status from its ReplicaSets, keeping d's
 // conditions and setting Available.
-func CalculateStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, now time.Time) appsv1.DeploymentStatus {
+func calculateStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, now time.Time) appsv1.DeploymentStatus {
 	total, ready, available := statusReplicas(allRSs)
 	updated, _, _ := statusReplicas([]*appsv1.ReplicaSet{newRS})
 	s := appsv1.DeploymentStatus{
@@ -473,15 +569,15 @@ func CalculateStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *a
 		Conditions:          slices.Clone(d.Status.Conditions),
 	}
 	if available >= replicas(d.Spec.Replicas)-maxUnavailable(d) {
-		SetCondition(&s, newCondition(appsv1.DeploymentAvailable, corev1.ConditionTrue, ReasonMinimumReplicasAvailable, "Deployment has minimum availability.", now))
+		setCondition(&s, newCondition(appsv1.DeploymentAvailable, corev1.ConditionTrue, ReasonMinimumReplicasAvailable, "Deployment has minimum availability.", now))
 	} else {
-		SetCondition(&s, newCondition(appsv1.DeploymentAvailable, corev1.ConditionFalse, ReasonMinimumReplicasUnavailable, "Deployment does not have minimum availability.", now))
+		setCondition(&s, newCondition(appsv1.DeploymentAvailable, corev1.ConditionFalse, ReasonMinimumReplicasUnavailable, "Deployment does not have minimum availability.", now))
 	}
 	return s
 }
 
-// Complete reports whether status shows d fully rolled out.
-func Complete(d *appsv1.Deployment, s *appsv1.DeploymentStatus) bool {
+// complete reports whether status shows d fully rolled out.
+func complete(d *appsv1.Deployment, s *appsv1.DeploymentStatus) bool {
 	want := replicas(d.Spec.Replicas)
 	return s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want && s.ObservedGeneration >= d.Generation
 }
@@ -501,7 +597,7 @@ func timedOut(d *appsv1.Deployment, s *appsv1.DeploymentStatus, now time.Time) b
 	if !hasProgressDeadline(d) {
 		return false
 	}
-	c := GetCondition(*s, appsv1.DeploymentProgressing)
+	c := getCondition(*s, appsv1.DeploymentProgressing)
 	if c == nil || c.Reason == ReasonNewReplicaSetAvailable {
 		return false
 	}
@@ -512,17 +608,17 @@ func timedOut(d *appsv1.Deployment, s *appsv1.DeploymentStatus, now time.Time) b
 	return c.LastUpdateTime.Add(deadline).Before(now)
 }
 
-// RolloutStatus is CalculateStatus plus the Progressing condition:
+// rolloutStatus is calculateStatus plus the Progressing condition:
 // complete (NewReplicaSetAvailable), progressing (ReplicaSetUpdated,
 // keeping the time of the last transition) or stuck for longer than the
 // deadline (ProgressDeadlineExceeded).
-func RolloutStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, now time.Time) appsv1.DeploymentStatus {
-	s := CalculateStatus(d, allRSs, newRS, now)
+func rolloutStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *appsv1.ReplicaSet, now time.Time) appsv1.DeploymentStatus {
+	s := calculateStatus(d, allRSs, newRS, now)
 	if !hasProgressDeadline(d) {
 		removeCondition(&s, appsv1.DeploymentProgressing)
 		return s
 	}
-	cur := GetCondition(d.Status, appsv1.DeploymentProgressing)
+	cur := getCondition(d.Status, appsv1.DeploymentProgressing)
 	if s.Replicas == s.UpdatedReplicas && cur != nil && cur.Reason == ReasonNewReplicaSetAvailable {
 		return s
 	}
@@ -531,8 +627,8 @@ func RolloutStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *app
 		subject = fmt.Sprintf("ReplicaSet %q", newRS.Name)
 	}
 	switch {
-	case Complete(d, &s):
-		SetCondition(&s, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetAvailable, subject+" has successfully progressed.", now))
+	case complete(d, &s):
+		setCondition(&s, newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetAvailable, subject+" has successfully progressed.", now))
 	case progressing(d, &s):
 		c := newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonReplicaSetUpdated, subject+" is progressing.", now)
 		if cur != nil && cur.Status == corev1.ConditionTrue {
@@ -541,18 +637,18 @@ func RolloutStatus(d *appsv1.Deployment, allRSs []*appsv1.ReplicaSet, newRS *app
 		// Removed first so that lastUpdateTime moves on: progress
 		// restarts the deadline.
 		removeCondition(&s, appsv1.DeploymentProgressing)
-		SetCondition(&s, c)
+		setCondition(&s, c)
 	case timedOut(d, &s, now):
-		SetCondition(&s, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, ReasonProgressDeadlineExceeded, subject+" has timed out progressing.", now))
+		setCondition(&s, newCondition(appsv1.DeploymentProgressing, corev1.ConditionFalse, ReasonProgressDeadlineExceeded, subject+" has timed out progressing.", now))
 	}
 	return s
 }
 
-// RecheckAfter is when a rollout still within its deadline must be
+// recheckAfter is when a rollout still within its deadline must be
 // looked at again to notice that it is stuck; 0 when it need not.
-func RecheckAfter(d *appsv1.Deployment, s *appsv1.DeploymentStatus, now time.Time) time.Duration {
-	c := GetCondition(*s, appsv1.DeploymentProgressing)
-	if !hasProgressDeadline(d) || c == nil || c.Reason == ReasonNewReplicaSetAvailable || c.Reason == ReasonProgressDeadlineExceeded || Complete(d, s) {
+func recheckAfter(d *appsv1.Deployment, s *appsv1.DeploymentStatus, now time.Time) time.Duration {
+	c := getCondition(*s, appsv1.DeploymentProgressing)
+	if !hasProgressDeadline(d) || c == nil || c.Reason == ReasonNewReplicaSetAvailable || c.Reason == ReasonProgressDeadlineExceeded || complete(d, s) {
 		return 0
 	}
 	if c.Reason == ReasonDeploymentPaused {

@@ -20,24 +20,24 @@ func template(image string) corev1.PodTemplateSpec {
 
 func TestComputeHash(t *testing.T) {
 	a, b := template("nginx:1"), template("nginx:1")
-	if ComputeHash(&a, nil) != ComputeHash(&b, nil) {
+	if computeHash(&a, nil) != computeHash(&b, nil) {
 		t.Errorf("equal templates hash differently")
 	}
 	c := template("nginx:2")
-	if ComputeHash(&a, nil) == ComputeHash(&c, nil) {
+	if computeHash(&a, nil) == computeHash(&c, nil) {
 		t.Errorf("different images hash the same")
 	}
-	if ComputeHash(&a, nil) == ComputeHash(&a, new(int32(1))) {
+	if computeHash(&a, nil) == computeHash(&a, new(int32(1))) {
 		t.Errorf("collisionCount does not change the hash")
 	}
 	// Stable across runs: the names of existing ReplicaSets depend on it.
-	if got, want := ComputeHash(&a, nil), ComputeHash(&a, nil); got != want || got == "" {
+	if got, want := computeHash(&a, nil), computeHash(&a, nil); got != want || got == "" {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	withHash := a.DeepCopy()
 	withHash.Labels[PodTemplateHashLabel] = "abc"
-	if !EqualIgnoreHash(withHash, &a) {
-		t.Errorf("EqualIgnoreHash: got false, want true")
+	if !equalIgnoreHash(withHash, &a) {
+		t.Errorf("equalIgnoreHash: got false, want true")
 	}
 }
 
@@ -55,7 +55,7 @@ func TestResolveFenceposts(t *testing.T) {
 		{num(2), pct("50%"), 5, 2, 2},
 		{pct("100%"), num(0), 3, 3, 0},
 	} {
-		s, u, err := ResolveFenceposts(tc.surge, tc.unavail, tc.replicas)
+		s, u, err := resolveFenceposts(tc.surge, tc.unavail, tc.replicas)
 		if err != nil || s != tc.wantS || u != tc.wantU {
 			t.Errorf("%v/%v of %d: got %d, %d, %v, want %d, %d", tc.surge, tc.unavail, tc.replicas, s, u, err, tc.wantS, tc.wantU)
 		}
@@ -97,13 +97,13 @@ func TestRollingStep(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			all := []*appsv1.ReplicaSet{tc.old, tc.new}
-			if got := NewRSNewReplicas(d, all, tc.new); got != tc.wantNew {
+			if got := newRSNewReplicas(d, all, tc.new); got != tc.wantNew {
 				t.Errorf("new replicas: got %d, want %d", got, tc.wantNew)
 			}
-			maxDown := MaxScaledDown(d, all, tc.new)
+			maxDown := maxScaledDown(d, all, tc.new)
 			got := map[string]int32{"old": *tc.old.Spec.Replicas}
 			if maxDown > 0 {
-				for k, v := range OldScaleDowns(d, []*appsv1.ReplicaSet{tc.old}, tc.new, maxDown) {
+				for k, v := range oldScaleDowns(d, []*appsv1.ReplicaSet{tc.old}, tc.new, maxDown) {
 					got[k] = v
 				}
 			}
@@ -120,8 +120,8 @@ func TestOldScaleDownsUnhealthyFirst(t *testing.T) {
 	b := rs("b", 5, 5, 1, 2) // 4 unavailable
 	n := rs("n", 0, 0, 0, 1)
 	all := []*appsv1.ReplicaSet{a, b, n}
-	maxDown := MaxScaledDown(d, all, n)
-	got := OldScaleDowns(d, []*appsv1.ReplicaSet{a, b}, n, maxDown)
+	maxDown := maxScaledDown(d, all, n)
+	got := oldScaleDowns(d, []*appsv1.ReplicaSet{a, b}, n, maxDown)
 	// 2 may go: b's unavailable ones; then available 6 <= 8: nothing more.
 	if got["b"] != 3 || len(got) != 1 {
 		t.Errorf("got %v, want map[b:3]", got)
@@ -136,7 +136,7 @@ func TestHistoryToDelete(t *testing.T) {
 		old = append(old, r)
 	}
 	*old[1].Spec.Replicas = 1 // revision 2 still scaled: kept
-	got := HistoryToDelete(old, 2)
+	got := historyToDelete(old, 2)
 	var names []string
 	for _, r := range got {
 		names = append(names, r.Name)
@@ -153,7 +153,7 @@ func TestProportionalSizes(t *testing.T) {
 	for _, r := range []*appsv1.ReplicaSet{a, b} {
 		r.Annotations = map[string]string{MaxReplicasAnnotation: "13"}
 	}
-	got := ProportionalSizes(d, []*appsv1.ReplicaSet{a, b})
+	got := proportionalSizes(d, []*appsv1.ReplicaSet{a, b})
 	if got["a"]+got["b"] != 23 || got["a"] <= got["b"] {
 		t.Errorf("got %v, want a total of 23 with a larger", got)
 	}
@@ -166,14 +166,14 @@ func TestRolloutStatusTimesOut(t *testing.T) {
 	d.Generation = 1
 	d.Status.Conditions = []appsv1.DeploymentCondition{newCondition(appsv1.DeploymentProgressing, corev1.ConditionTrue, ReasonNewReplicaSetCreated, "", now.Add(-3*time.Second))}
 	n := rs("web-1", 2, 2, 0, 1)
-	s := RolloutStatus(d, []*appsv1.ReplicaSet{n}, n, now)
+	s := rolloutStatus(d, []*appsv1.ReplicaSet{n}, n, now)
 	d.Status = s
 	// Progress (2 updated replicas) restarted the deadline: 5 s, plus 1.
-	if after := RecheckAfter(d, &s, now); after != 6*time.Second {
+	if after := recheckAfter(d, &s, now); after != 6*time.Second {
 		t.Errorf("recheck after: got %v, want 6s", after)
 	}
-	s = RolloutStatus(d, []*appsv1.ReplicaSet{n}, n, now.Add(6*time.Second))
-	c := GetCondition(s, appsv1.DeploymentProgressing)
+	s = rolloutStatus(d, []*appsv1.ReplicaSet{n}, n, now.Add(6*time.Second))
+	c := getCondition(s, appsv1.DeploymentProgressing)
 	if c.Status != corev1.ConditionFalse || c.Reason != ReasonProgressDeadlineExceeded || c.Message != `ReplicaSet "web-1" has timed out progressing.` {
 		t.Errorf("got %+v", c)
 	}

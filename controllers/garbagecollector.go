@@ -1,9 +1,0 @@
-package controllers
-
-import "github.com/skiffdev/skiff/controllers/garbagecollector"
-
-func init() {
-	register(garbagecollector.Name, func(d Deps) (Controller, error) {
-		return garbagecollector.New(d.Client, d.Informers, garbagecollector.Config{Workers: d.Config.Workers})
-	})
-}
