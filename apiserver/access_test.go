@@ -19,6 +19,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -327,7 +328,7 @@ func TestJoinTokens(t *testing.T) {
 		if _, err := admin.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 10*time.Second, "the node in the cache", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the node in the cache", func() (bool, error) {
 			_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password")
 			return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "the name is taken by another machine"), err
 		})
@@ -339,7 +340,7 @@ func TestJoinTokens(t *testing.T) {
 		if err := admin.Nodes().Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 10*time.Second, "the name to be free", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the name to be free", func() (bool, error) {
 			_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password")
 			return err == nil, err
 		})
@@ -386,7 +387,7 @@ func TestJoinTokens(t *testing.T) {
 		}
 		sp, _ := pki.ParseToken(short.GetToken(), true)
 		c := connect(t, srv, roots, sp.Bearer())
-		testenv.Eventually(t, 10*time.Second, "the token to expire", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the token to expire", func() (bool, error) {
 			_, err := c.SignNodeCertificate(ctx, csr(t, "system:node:y", nodesGroup), clientUsage, password)
 			return apierrors.IsUnauthorized(err) && strings.Contains(err.Error(), "expired at"), err
 		})

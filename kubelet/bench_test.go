@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // BenchmarkPods measures a real node with the image already pulled:
@@ -141,7 +141,7 @@ func (cl *cluster) deleteAll() {
 			cl.t.Fatal(err)
 		}
 	}
-	testenv.Eventually(cl.t, 2*time.Minute, "every pod to be gone", func() (bool, error) {
+	wait.For(cl.t, 2*time.Minute, "every pod to be gone", func() (bool, error) {
 		list, err := cl.c.Pods("default").List(cl.ctx, metav1.ListOptions{})
 		return err == nil && len(list.Items) == 0, err
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/kubelet"
 )
 
@@ -92,7 +93,7 @@ func (cl *cluster) create(p *corev1.Pod) *corev1.Pod {
 func (cl *cluster) wait(name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	cl.t.Helper()
 	var last *corev1.Pod
-	testenv.Eventually(cl.t, 90*time.Second, "pod "+name+" "+what, func() (bool, error) {
+	wait.For(cl.t, 90*time.Second, "pod "+name+" "+what, func() (bool, error) {
 		if cl.node.Exited() {
 			return false, fmt.Errorf("the kubelet exited")
 		}
@@ -138,7 +139,7 @@ func (cl *cluster) logs(name string, opts *corev1.PodLogOptions) string {
 // waitLogs waits until the container's log contains want.
 func (cl *cluster) waitLogs(name, container, want string) {
 	cl.t.Helper()
-	testenv.Eventually(cl.t, 60*time.Second, fmt.Sprintf("logs of %s/%s to contain %q", name, container, want), func() (bool, error) {
+	wait.For(cl.t, 60*time.Second, fmt.Sprintf("logs of %s/%s to contain %q", name, container, want), func() (bool, error) {
 		var b bytes.Buffer
 		err := cl.c.PodLogs(cl.ctx, "default", name, &corev1.PodLogOptions{Container: container}, &b)
 		return err == nil && strings.Contains(b.String(), want), nil
@@ -150,7 +151,7 @@ func (cl *cluster) delete(name string) {
 	if err := cl.c.Pods("default").Delete(cl.ctx, name, metav1.DeleteOptions{}); err != nil {
 		cl.t.Fatalf("deleting %s: %v", name, err)
 	}
-	testenv.Eventually(cl.t, 60*time.Second, "pod "+name+" to be gone", func() (bool, error) {
+	wait.For(cl.t, 60*time.Second, "pod "+name+" to be gone", func() (bool, error) {
 		_, err := cl.c.Pods("default").Get(cl.ctx, name)
 		return apierrors.IsNotFound(err), nil
 	})
@@ -387,7 +388,7 @@ func TestKubelet(t *testing.T) {
 		cl.node.Restart()
 		cl.create(cl.pod("after", corev1.Container{Name: "c", Command: sh(`sleep 3600`)}))
 		cl.wait("after", "to run under the new kubelet", running)
-		testenv.Eventually(t, 60*time.Second, "pod doomed to be gone", func() (bool, error) {
+		wait.For(t, 60*time.Second, "pod doomed to be gone", func() (bool, error) {
 			_, err := cl.c.Pods("default").Get(cl.ctx, "doomed")
 			return apierrors.IsNotFound(err), nil
 		})

@@ -42,6 +42,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/simnodes"
 )
 
@@ -86,7 +87,7 @@ func benchmarkSchedule(b *testing.B, nodes int) {
 		b.Fatal(err)
 	}
 	runInBackground(b, s.Run)
-	testenv.Eventually(b, time.Minute, "the scheduler to see every node", func() (bool, error) {
+	wait.For(b, time.Minute, "the scheduler to see every node", func() (bool, error) {
 		return s.cache.NodeCount() == nodes, fmt.Errorf("%d nodes", s.cache.NodeCount())
 	})
 
@@ -247,7 +248,7 @@ func benchPod(ns string, i int) *corev1.Pod {
 
 // waitNodes waits until count nodes are registered.
 func waitNodes(b *testing.B, ctx context.Context, c *client.Client, count int) {
-	testenv.Eventually(b, 2*time.Minute, fmt.Sprintf("%d nodes", count), func() (bool, error) {
+	wait.For(b, 2*time.Minute, fmt.Sprintf("%d nodes", count), func() (bool, error) {
 		list, err := c.Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false, err

@@ -19,6 +19,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
 	"github.com/skiffdev/skiff/simnodes"
 )
@@ -95,7 +96,7 @@ func (cl *cluster) startSimNodes(count int, cpu, memory, pods string) {
 	})
 	// Once the scheduler sees them all, so have the API server and
 	// simnodes.
-	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("the scheduler to see %d simulated nodes", count), func() (bool, error) {
+	wait.For(cl.t, waitTimeout, fmt.Sprintf("the scheduler to see %d simulated nodes", count), func() (bool, error) {
 		n := cl.sched.cache.NodeCount()
 		return n == count, fmt.Errorf("%d nodes", n)
 	})
@@ -145,7 +146,7 @@ func (cl *cluster) createPod(p *corev1.Pod) *corev1.Pod {
 func (cl *cluster) waitBound(name string) string {
 	cl.t.Helper()
 	var nodeName string
-	testenv.Eventually(cl.t, waitTimeout, "pod "+name+" bound", func() (bool, error) {
+	wait.For(cl.t, waitTimeout, "pod "+name+" bound", func() (bool, error) {
 		p, err := cl.client.Pods("default").Get(cl.ctx, name)
 		if err != nil {
 			return false, err
@@ -161,7 +162,7 @@ func (cl *cluster) waitBound(name string) string {
 // FailedScheduling event with the same message.
 func (cl *cluster) waitUnschedulable(name, message string) {
 	cl.t.Helper()
-	testenv.Eventually(cl.t, waitTimeout, "pod "+name+" unschedulable", func() (bool, error) {
+	wait.For(cl.t, waitTimeout, "pod "+name+" unschedulable", func() (bool, error) {
 		p, err := cl.client.Pods("default").Get(cl.ctx, name)
 		if err != nil {
 			return false, err
@@ -181,7 +182,7 @@ func (cl *cluster) waitUnschedulable(name, message string) {
 // waitEvent waits for an event about the pod.
 func (cl *cluster) waitEvent(podName, eventType, reason, message string) {
 	cl.t.Helper()
-	testenv.Eventually(cl.t, waitTimeout, reason+" event for "+podName, func() (bool, error) {
+	wait.For(cl.t, waitTimeout, reason+" event for "+podName, func() (bool, error) {
 		list, err := cl.client.Events("default").List(cl.ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -462,7 +463,7 @@ func TestBurstNeverOvercommits(t *testing.T) {
 		p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse("128Mi")
 		return p
 	})
-	testenv.Eventually(t, 2*time.Minute, "every pod bound", func() (bool, error) {
+	wait.For(t, 2*time.Minute, "every pod bound", func() (bool, error) {
 		list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -667,7 +668,7 @@ func TestRunStopsCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, waitTimeout, "a pod bound and one parked", func() (bool, error) {
+	wait.For(t, waitTimeout, "a pod bound and one parked", func() (bool, error) {
 		st := s.queue.Stats()
 		return st.Unschedulable == 1 && st.Active+st.Backoff+st.InFlight == 0, fmt.Errorf("queue %+v", st)
 	})
@@ -683,7 +684,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	}
 	// Goroutines end asynchronously after the last Done; give them a
 	// moment.
-	testenv.Eventually(t, 5*time.Second, "the scheduler's goroutines to end", func() (bool, error) {
+	wait.For(t, 5*time.Second, "the scheduler's goroutines to end", func() (bool, error) {
 		gs := schedulerGoroutines()
 		return len(gs) == 0, fmt.Errorf("%d still running:\n\n%s", len(gs), strings.Join(gs, "\n\n"))
 	})

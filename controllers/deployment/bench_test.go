@@ -43,6 +43,7 @@ import (
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler"
 	"github.com/skiffdev/skiff/simnodes"
 )
@@ -89,7 +90,7 @@ func BenchmarkDeployment1000(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(b.N)*4*benchWait+2*benchWait)
 	defer cancel()
 
-	testenv.Eventually(b, benchWait, fmt.Sprintf("%d nodes", benchNodes), func() (bool, error) {
+	wait.For(b, benchWait, fmt.Sprintf("%d nodes", benchNodes), func() (bool, error) {
 		list, err := admin.Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false, err
@@ -102,7 +103,7 @@ func BenchmarkDeployment1000(b *testing.B) {
 	if _, err := admin.Deployments("default").Create(ctx, warm); err != nil {
 		b.Fatal(err)
 	}
-	testenv.Eventually(b, benchWait, "the warm-up Deployment to be available", func() (bool, error) {
+	wait.For(b, benchWait, "the warm-up Deployment to be available", func() (bool, error) {
 		d, err := admin.Deployments("default").Get(ctx, "warmup")
 		if err != nil {
 			return false, err
@@ -172,7 +173,7 @@ func runDeployment(b *testing.B, ctx context.Context, admin *client.Client, ns s
 			s.UpdatedReplicas == benchReplicas && s.AvailableReplicas == benchReplicas && s.Replicas == benchReplicas
 	})
 	// No pod of the old template left (deleted pods gone from the API).
-	testenv.Eventually(b, benchWait-time.Since(start), "old pods to be gone", func() (bool, error) {
+	wait.For(b, benchWait-time.Since(start), "old pods to be gone", func() (bool, error) {
 		pods, err := admin.Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err

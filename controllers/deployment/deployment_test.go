@@ -23,6 +23,7 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler"
 	"github.com/skiffdev/skiff/simnodes"
 )
@@ -138,7 +139,7 @@ func (cl *cluster) setImage(image string) {
 func (cl *cluster) awaitComplete() *appsv1.Deployment {
 	cl.t.Helper()
 	var d *appsv1.Deployment
-	testenv.Eventually(cl.t, waitTimeout, "rollout complete", func() (bool, error) {
+	wait.For(cl.t, waitTimeout, "rollout complete", func() (bool, error) {
 		var err error
 		if d, err = cl.client.Deployments("default").Get(cl.ctx, "web"); err != nil {
 			return false, err
@@ -263,7 +264,7 @@ func TestTenReplicasBecomeAvailable(t *testing.T) {
 	if err != nil || len(pods.Items) != 10 {
 		t.Errorf("pods with the hash label: got %d (%v), want 10", len(pods.Items), err)
 	}
-	testenv.Eventually(t, waitTimeout, "ScalingReplicaSet event", func() (bool, error) {
+	wait.For(t, waitTimeout, "ScalingReplicaSet event", func() (bool, error) {
 		evs, err := cl.client.Events("default").List(cl.ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -368,7 +369,7 @@ func TestScaleUpAndDown(t *testing.T) {
 		if d.Status.Replicas != n || d.Status.AvailableReplicas != n {
 			t.Errorf("scaled to %d: status %+v", n, d.Status)
 		}
-		testenv.Eventually(t, waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
+		wait.For(t, waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
 			list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
 			return err == nil && len(list.Items) == int(n), err
 		})
@@ -418,7 +419,7 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 	d.Spec.ProgressDeadlineSeconds = new(int32(2))
 	d.Spec.Template.Spec.NodeSelector = map[string]string{"disk": "none-has-it"}
 	cl.create(d)
-	testenv.Eventually(t, waitTimeout, "ProgressDeadlineExceeded", func() (bool, error) {
+	wait.For(t, waitTimeout, "ProgressDeadlineExceeded", func() (bool, error) {
 		d, err := cl.client.Deployments("default").Get(cl.ctx, "web")
 		if err != nil {
 			return false, err
@@ -443,7 +444,7 @@ func TestRevisionHistoryLimit(t *testing.T) {
 		cl.setImage(image)
 		cl.awaitComplete()
 	}
-	testenv.Eventually(t, waitTimeout, "revisions 3 and 4 only", func() (bool, error) {
+	wait.For(t, waitTimeout, "revisions 3 and 4 only", func() (bool, error) {
 		rss := cl.replicaSets()
 		return len(rss) == 2 && rss["3"] != nil && rss["4"] != nil, fmt.Errorf("revisions %v", keys(rss))
 	})
@@ -455,7 +456,7 @@ func TestPausedHoldsRollout(t *testing.T) {
 	cl.awaitComplete()
 	cl.patch(`{"spec":{"paused":true}}`)
 	cl.setImage("nginx:2")
-	testenv.Eventually(t, waitTimeout, "DeploymentPaused", func() (bool, error) {
+	wait.For(t, waitTimeout, "DeploymentPaused", func() (bool, error) {
 		d, err := cl.client.Deployments("default").Get(cl.ctx, "web")
 		if err != nil {
 			return false, err

@@ -24,6 +24,7 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler"
 	"github.com/skiffdev/skiff/simnodes"
 )
@@ -63,7 +64,7 @@ func startCluster(t *testing.T, nodes int) *cluster {
 	simCfg.Count = nodes
 	simCfg.Logger = quietLogger
 	cl.runUntilCleanup("simnodes", func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
-	testenv.Eventually(t, waitTimeout, fmt.Sprintf("%d nodes", nodes), func() (bool, error) {
+	wait.For(t, waitTimeout, fmt.Sprintf("%d nodes", nodes), func() (bool, error) {
 		list, err := cl.client.Nodes().List(cl.ctx, metav1.ListOptions{})
 		return err == nil && len(list.Items) == nodes, err
 	})
@@ -177,7 +178,7 @@ func (cl *cluster) activePods() ([]corev1.Pod, error) {
 func (cl *cluster) awaitStatus(name string, want appsv1.ReplicaSetStatus) *appsv1.ReplicaSet {
 	cl.t.Helper()
 	var rs *appsv1.ReplicaSet
-	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("status %+v", want), func() (bool, error) {
+	wait.For(cl.t, waitTimeout, fmt.Sprintf("status %+v", want), func() (bool, error) {
 		var err error
 		rs, err = cl.client.ReplicaSets("default").Get(cl.ctx, name)
 		if err != nil {
@@ -193,7 +194,7 @@ func (cl *cluster) awaitStatus(name string, want appsv1.ReplicaSetStatus) *appsv
 func (cl *cluster) awaitPods(n int) []corev1.Pod {
 	cl.t.Helper()
 	var pods []corev1.Pod
-	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
+	wait.For(cl.t, waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
 		list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
@@ -254,7 +255,7 @@ func TestReplicaSetOfTenBecomesAvailable(t *testing.T) {
 			t.Errorf("pod %s: node %q phase %s, want bound and Running", p.Name, p.Spec.NodeName, p.Status.Phase)
 		}
 	}
-	testenv.Eventually(t, waitTimeout, "10 SuccessfulCreate events", func() (bool, error) {
+	wait.For(t, waitTimeout, "10 SuccessfulCreate events", func() (bool, error) {
 		n, err := cl.eventCount("web", "SuccessfulCreate")
 		return n == 10, fmt.Errorf("%d events (%v)", n, err)
 	})
@@ -273,7 +274,7 @@ func TestScaleUpAndDown(t *testing.T) {
 	cl.scale("web", 2)
 	cl.awaitStatus("web", status(2, 2, 3))
 	cl.awaitPods(2)
-	testenv.Eventually(t, waitTimeout, "6 SuccessfulDelete events", func() (bool, error) {
+	wait.For(t, waitTimeout, "6 SuccessfulDelete events", func() (bool, error) {
 		n, err := cl.eventCount("web", "SuccessfulDelete")
 		return n == 6, fmt.Errorf("%d events (%v)", n, err)
 	})
@@ -294,7 +295,7 @@ func TestDeletedPodIsReplaced(t *testing.T) {
 	if err := cl.client.Pods("default").Delete(cl.ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, waitTimeout, "the deleted pod to be replaced", func() (bool, error) {
+	wait.For(t, waitTimeout, "the deleted pod to be replaced", func() (bool, error) {
 		pods, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
@@ -339,7 +340,7 @@ func TestAdoptionAndRelease(t *testing.T) {
 	}
 	cl.awaitStatus("web", status(3, 3, 1))
 	cl.awaitPods(3)
-	testenv.Eventually(t, waitTimeout, "the relabelled pod to be released", func() (bool, error) {
+	wait.For(t, waitTimeout, "the relabelled pod to be released", func() (bool, error) {
 		got, err := cl.client.Pods("default").Get(cl.ctx, "orphan")
 		if err != nil {
 			return false, err
@@ -420,7 +421,7 @@ func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
 	if got, want := firstCreates.Load()+secondCreates.Load(), int32(replicas); got != want {
 		t.Errorf("creates: got %d, want %d", got, want)
 	}
-	testenv.Eventually(t, waitTimeout, "the watch to show every pod", func() (bool, error) {
+	wait.For(t, waitTimeout, "the watch to show every pod", func() (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(created) == replicas, fmt.Errorf("%d pods created", len(created))

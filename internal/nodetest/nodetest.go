@@ -41,6 +41,7 @@ import (
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/testimage"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/kubelet/runtime"
 	"github.com/skiffdev/skiff/proxy"
@@ -248,7 +249,7 @@ func startNode(t testing.TB, ns string, srv *apiserver.Server, registry, image s
 func (n *Node) WaitReady(c *client.Client) {
 	n.t.Helper()
 	ctx := testenv.Context(n.t)
-	testenv.Eventually(n.t, time.Minute, "node "+n.Name+" to be Ready", func() (bool, error) {
+	wait.For(n.t, time.Minute, "node "+n.Name+" to be Ready", func() (bool, error) {
 		if n.Exited() {
 			return false, fmt.Errorf("the kubelet exited:\n%s", tail(n.Output(), 40))
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/skiffdev/skiff/ctl"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler"
 	"github.com/skiffdev/skiff/simnodes"
 )
@@ -149,7 +150,7 @@ func (cl *cluster) startNodes(cfg simnodes.Config) *component {
 func (cl *cluster) await(timeout time.Duration, what string, cond func() (bool, error)) {
 	cl.t.Helper()
 	start := time.Now()
-	testenv.Eventually(cl.t, timeout, what, cond)
+	wait.For(cl.t, timeout, what, cond)
 	cl.t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
 }
 

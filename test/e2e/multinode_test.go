@@ -26,6 +26,7 @@ import (
 	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 func TestMain(m *testing.M) { nodetest.Main(m) }
@@ -90,7 +91,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 	for i := range lan.Nodes {
 		name := fmt.Sprintf("web-%d", i)
 		var ip string
-		testenv.Eventually(t, 90*time.Second, name+" to run", func() (bool, error) {
+		wait.For(t, 90*time.Second, name+" to run", func() (bool, error) {
 			p, err := c.Pods(ns).Get(ctx, name)
 			if err != nil {
 				return false, err
@@ -106,7 +107,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 	// From the pod on node 0, every other pod by its address.
 	for i := 1; i < len(ips); i++ {
 		want := fmt.Sprintf("web-%d", i)
-		testenv.Eventually(t, 30*time.Second, "web-0 to reach "+want, func() (bool, error) {
+		wait.For(t, 30*time.Second, "web-0 to reach "+want, func() (bool, error) {
 			var out bytes.Buffer
 			// (busybox's own wget -T crashes; the context bounds a try.)
 			try, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -198,7 +199,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 	if _, err := cl.c.Pods(ns).Create(cl.ctx, clientPod); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 90*time.Second, "the web deployment's 3 pods to be ready, on 3 nodes", func() (bool, error) {
+	wait.For(t, 90*time.Second, "the web deployment's 3 pods to be ready, on 3 nodes", func() (bool, error) {
 		pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
@@ -213,7 +214,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 		}
 		return len(nodes) == 3, nil
 	})
-	testenv.Eventually(t, 60*time.Second, "the client pod to run", func() (bool, error) {
+	wait.For(t, 60*time.Second, "the client pod to run", func() (bool, error) {
 		p, err := cl.c.Pods(ns).Get(cl.ctx, "client")
 		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
@@ -235,7 +236,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 
 	// The ClusterIP spreads connections over every ready pod.
 	seen := map[string]int{}
-	testenv.Eventually(t, 60*time.Second, "the ClusterIP to reach all three pods", func() (bool, error) {
+	wait.For(t, 60*time.Second, "the ClusterIP to reach all three pods", func() (bool, error) {
 		body, code := fetch("http://10.96.0.10/index.html")
 		if code == 0 {
 			seen[body]++
@@ -244,7 +245,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 	})
 	// The NodePort answers on another node's address.
 	nodeIP := lan.Nodes[2].Config.NodeIP
-	testenv.Eventually(t, 30*time.Second, "the NodePort to answer on "+nodeIP, func() (bool, error) {
+	wait.For(t, 30*time.Second, "the NodePort to answer on "+nodeIP, func() (bool, error) {
 		body, code := fetch("http://" + nodeIP + ":30080/index.html")
 		return code == 0 && seen[body] > 0, fmt.Errorf("%q (%d)", body, code)
 	})
@@ -254,7 +255,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	self := pods.Items[1].Name
-	testenv.Eventually(t, 30*time.Second, self+" to reach itself through its Service", func() (bool, error) {
+	wait.For(t, 30*time.Second, self+" to reach itself through its Service", func() (bool, error) {
 		var out bytes.Buffer
 		try, cancel := context.WithTimeout(cl.ctx, 10*time.Second)
 		defer cancel()
@@ -291,10 +292,10 @@ func TestServiceAcrossNodes(t *testing.T) {
 		}
 	}
 	exec(victim.Name, "rm", "/tmp/index.html")
-	testenv.Eventually(t, 30*time.Second, victim.Name+" to turn unready", ready(false))
+	wait.For(t, 30*time.Second, victim.Name+" to turn unready", ready(false))
 	// Once the proxies have caught up, 30 requests in a row never reach
 	// it (with it still in rotation, the chance of that is (2/3)^30).
-	testenv.Eventually(t, 30*time.Second, "the ClusterIP to stop sending to "+victim.Name, func() (bool, error) {
+	wait.For(t, 30*time.Second, "the ClusterIP to stop sending to "+victim.Name, func() (bool, error) {
 		for range 30 {
 			body, code := fetch("http://10.96.0.10/index.html")
 			if code != 0 || body == victim.Name {
@@ -304,8 +305,8 @@ func TestServiceAcrossNodes(t *testing.T) {
 		return true, nil
 	})
 	exec(victim.Name, "sh", "-c", "hostname > /tmp/index.html")
-	testenv.Eventually(t, 30*time.Second, victim.Name+" to be ready again", ready(true))
-	testenv.Eventually(t, 30*time.Second, "the ClusterIP to reach "+victim.Name+" again", func() (bool, error) {
+	wait.For(t, 30*time.Second, victim.Name+" to be ready again", ready(true))
+	wait.For(t, 30*time.Second, "the ClusterIP to reach "+victim.Name+" again", func() (bool, error) {
 		body, _ := fetch("http://10.96.0.10/index.html")
 		return body == victim.Name, nil
 	})
@@ -320,7 +321,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 	if _, err := cl.c.Deployments(ns).UpdateScale(cl.ctx, "web", scale); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 60*time.Second, "one web pod left", func() (bool, error) {
+	wait.For(t, 60*time.Second, "one web pod left", func() (bool, error) {
 		pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		return err == nil && len(pods.Items) == 1, err
 	})
@@ -331,7 +332,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 	survivor := pods.Items[0].Name
 	for _, n := range lan.Nodes {
 		url := "http://" + n.Config.NodeIP + ":30080/index.html"
-		testenv.Eventually(t, 30*time.Second, "the NodePort of "+n.Name+" to reach only "+survivor, func() (bool, error) {
+		wait.For(t, 30*time.Second, "the NodePort of "+n.Name+" to reach only "+survivor, func() (bool, error) {
 			for range 10 {
 				body, code := fetch(url)
 				if code != 0 || body != survivor {
@@ -381,7 +382,7 @@ func TestProxyRestartUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var target, clientNS string
-	testenv.Eventually(t, 90*time.Second, "the client to reach the Service", func() (bool, error) {
+	wait.For(t, 90*time.Second, "the client to reach the Service", func() (bool, error) {
 		svc, err := cl.c.Services(ns).Get(cl.ctx, "web")
 		if err != nil {
 			return false, err
@@ -430,7 +431,7 @@ func TestProxyRestartUnderTraffic(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 60*time.Second, "the restarted proxy to serve a new Service", func() (bool, error) {
+	wait.For(t, 60*time.Second, "the restarted proxy to serve a new Service", func() (bool, error) {
 		svc, err := cl.c.Services(ns).Get(cl.ctx, "web2")
 		if err != nil {
 			return false, err

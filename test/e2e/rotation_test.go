@@ -19,6 +19,7 @@ import (
 	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // certLifetime is the life of every leaf certificate in the rotation
@@ -57,7 +58,7 @@ func TestCertificateRotation(t *testing.T) {
 		if _, err := c.Pods(ns).Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 90*time.Second, p.Name+" to run", func() (bool, error) {
+		wait.For(t, 90*time.Second, p.Name+" to run", func() (bool, error) {
 			got, err := c.Pods(ns).Get(ctx, p.Name)
 			return err == nil && got.Status.Phase == corev1.PodRunning, err
 		})

@@ -19,7 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/nsutil"
-	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // BenchmarkServices measures, on three real nodes: the time from a pod
@@ -69,7 +69,7 @@ func BenchmarkServices(b *testing.B) {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	testenv.Eventually(b, time.Minute, "the client pod to run", func() (bool, error) {
+	wait.For(b, time.Minute, "the client pod to run", func() (bool, error) {
 		p, err := cl.c.Pods(ns).Get(cl.ctx, "client")
 		if err != nil || p.Status.Phase != corev1.PodRunning {
 			return false, err
@@ -145,7 +145,7 @@ func BenchmarkServices(b *testing.B) {
 			if err := cl.c.Pods(ns).Delete(cl.ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 				b.Fatal(err)
 			}
-			testenv.Eventually(b, time.Minute, name+" to be gone from the Service", func() (bool, error) {
+			wait.For(b, time.Minute, name+" to be gone from the Service", func() (bool, error) {
 				ctx, cancel := context.WithTimeout(cl.ctx, time.Second)
 				defer cancel()
 				_, err := get(ctx, net.JoinHostPort(svcIP, "80"))
@@ -163,7 +163,7 @@ func BenchmarkServices(b *testing.B) {
 			b.Fatal(err)
 		}
 		var podIP string
-		testenv.Eventually(b, time.Minute, "the rate pod to be reachable", func() (bool, error) {
+		wait.For(b, time.Minute, "the rate pod to be reachable", func() (bool, error) {
 			p, err := cl.c.Pods(ns).Get(cl.ctx, "rate")
 			if err != nil || p.Status.PodIP == "" {
 				return false, err
