@@ -1,4 +1,5 @@
 // Package archtest holds tests that enforce the repository's rules of
-// structure: which packages may import what, and that every package is
-// documented. It has no code of its own.
+// structure: which packages may import what, that every package is
+// documented, and that tests wait in one way only (internal/wait, which
+// imports nothing of the module). It has no code of its own.
 package archtest
