@@ -3,8 +3,10 @@
 // 127.0.0.1:0, and clients connected to it. Everything is stopped and
 // removed when the test ends.
 //
-// Waiting is internal/wait's, which every package's tests can import,
-// this one's dependencies' included.
+// Integration tests build on Cluster (NewCluster): the server, the
+// administrator's client, the components the story starts, and Await.
+// Waiting itself is internal/wait's, which every package's tests can
+// import, this one's dependencies' included.
 package testenv
 
 import (
