@@ -26,6 +26,9 @@ import (
 
 func needRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("creates namespaces and mounts, which needs root: not in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates namespaces and mounts")
 	}

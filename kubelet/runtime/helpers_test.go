@@ -107,6 +107,9 @@ func buildImage() ([]string, error) {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs containers: not in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates namespaces, mounts and cgroups")
 	}
