@@ -328,10 +328,14 @@ func TestJoinTokens(t *testing.T) {
 		if _, err := admin.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}); err != nil {
 			t.Fatal(err)
 		}
-		wait.For(t, 10*time.Second, "the node in the cache", func() (bool, error) {
-			_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password")
-			return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "the name is taken by another machine"), err
-		})
+		// Waiting by asking with the other password would let that
+		// password take the name while the cache does not yet hold the
+		// node, and every later attempt succeed.
+		wait.Until(t, 10*time.Second, "the node in the cache", func() bool { return apiserver.NodeCached(srv, "a") })
+		_, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, "another-machine-password")
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "the name is taken by another machine") {
+			t.Fatalf("another machine: got %v, want Forbidden, the name is taken by another machine", err)
+		}
 		// The first machine may join again.
 		if _, err := joiner.SignNodeCertificate(ctx, csr(t, "system:node:a", nodesGroup), clientUsage, password); err != nil {
 			t.Errorf("the first machine again: %v", err)

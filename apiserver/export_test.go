@@ -27,3 +27,7 @@ func ServePlaintext(tb testing.TB, s *Server) string {
 	tb.Cleanup(g.Stop)
 	return lis.Addr().String()
 }
+
+// NodeCached reports whether s's cache of Nodes, which decides whether a
+// node's name is taken, holds name.
+func NodeCached(s *Server, name string) bool { return s.nodeExists(name) }
