@@ -1,16 +1,20 @@
-# Skiff's build. `make run` starts a cluster; `make test` runs the tests.
-# Both install what they need first (hack/deps.sh).
+# Skiff's build. `make run` starts a cluster; `make test` runs the tests,
+# `make test-unit` the quick ones. All install what they need first
+# (hack/deps.sh).
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 LDFLAGS  := -X github.com/skiffdev/skiff/internal/version.GitVersion=$(VERSION)
 # make run keeps its state here unless RUN_DIR is given.
 RUN_DIR  ?= $(if $(filter 0,$(shell id -u)),/var/lib/skiff,$(CURDIR)/.skiff)
+# Which packages the tests run: all of them, or one component's
+# (make test PKG=./kubelet/...).
+PKG      ?= ./...
 # Benchmarks: which to run, and for how long each.
 BENCH    ?= .
 BENCHTIME ?= 1x
 
-.PHONY: all deps build run test bench proto lint clean
+.PHONY: all deps build run test test-unit bench proto lint clean
 
 all: build
 
@@ -36,9 +40,16 @@ run: build
 	@echo "Stop it with Ctrl-C; its state stays in $(RUN_DIR)."
 	bin/skiff server --data-dir $(RUN_DIR)
 
-# Unit and integration tests, including the fuzz targets' seed corpora.
+# Unit and integration tests, including the fuzz targets' seed corpora:
+# the whole suite, which CI runs.
 test: deps
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $(PKG)
+
+# The tests in -short mode: everything that needs neither root nor a real
+# container (those skip, saying why), against real etcd and API servers
+# all the same. A few minutes at most, without the race detector.
+test-unit: deps
+	$(GO) test -short -count=1 -timeout 10m $(PKG)
 
 # Benchmarks report custom metrics (creates/s, p99-ms, rss-MB, ...).
 bench: deps

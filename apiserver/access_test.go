@@ -19,6 +19,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -415,7 +416,7 @@ func TestJoinTokens(t *testing.T) {
 		}
 		sp, _ := pki.ParseToken(short.GetToken(), true)
 		c := connect(t, srv, roots, sp.Bearer())
-		testenv.Eventually(t, 10*time.Second, "the token to expire", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the token to expire", func() (bool, error) {
 			_, err := c.SignNodeCertificate(ctx, csr(t, "system:node:y", nodesGroup), clientUsage, password)
 			return apierrors.IsUnauthorized(err) && strings.Contains(err.Error(), "expired at"), err
 		})

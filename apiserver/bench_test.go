@@ -51,6 +51,7 @@ import (
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/scheme"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -375,7 +376,7 @@ func BenchmarkList10kPods(b *testing.B) {
 	b.Logf("created %d pods in %v", pods, time.Since(start).Round(time.Millisecond))
 	c := api[0]
 	ctx := testenv.Context(b)
-	testenv.Eventually(b, 30*time.Second, "the watch cache to hold every pod", func() (bool, error) {
+	wait.For(b, 30*time.Second, "the watch cache to hold every pod", func() (bool, error) {
 		l, err := c.Pods(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		return err == nil && len(l.Items) >= pods, err
 	})

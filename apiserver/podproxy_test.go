@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/kubelet/server"
 	"github.com/skiffdev/skiff/kubelet/server/servertest"
 )
@@ -117,9 +118,9 @@ func TestPodLogsFollow(t *testing.T) {
 		var out syncBuffer
 		done := make(chan error, 1)
 		go func() { done <- c.PodLogs(ctx, "default", "web", &corev1.PodLogOptions{Follow: true}, &out) }()
-		testenv.Eventually(t, 10*time.Second, "the first line", func() (bool, error) { return out.String() == "first\n", nil })
+		wait.For(t, 10*time.Second, "the first line", func() (bool, error) { return out.String() == "first\n", nil })
 		l.Stdout("second\n")
-		testenv.Eventually(t, 10*time.Second, "the second line", func() (bool, error) { return out.String() == "first\nsecond\n", nil })
+		wait.For(t, 10*time.Second, "the second line", func() (bool, error) { return out.String() == "first\nsecond\n", nil })
 		select {
 		case err := <-done:
 			t.Fatalf("follow ended early: %v", err)
@@ -144,7 +145,7 @@ func TestPodLogsFollow(t *testing.T) {
 		var out syncBuffer
 		done := make(chan error, 1)
 		go func() { done <- c.PodLogs(ctx, "default", "api", &corev1.PodLogOptions{Follow: true}, &out) }()
-		testenv.Eventually(t, 10*time.Second, "the first line", func() (bool, error) { return out.String() == "hello\n", nil })
+		wait.For(t, 10*time.Second, "the first line", func() (bool, error) { return out.String() == "hello\n", nil })
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("got %v, want context.Canceled", err)

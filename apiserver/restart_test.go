@@ -37,6 +37,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 func TestServerRestartLosesNothing(t *testing.T) {
@@ -376,7 +377,7 @@ func TestEtcdStoppedAndRestarted(t *testing.T) {
 
 	// Writes fail with ServiceUnavailable once the request timeout runs
 	// out; they never hang.
-	testenv.Eventually(t, 30*time.Second, "a create to fail with ServiceUnavailable", func() (bool, error) {
+	wait.For(t, 30*time.Second, "a create to fail with ServiceUnavailable", func() (bool, error) {
 		_, err := pods.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "during-"}, Spec: rsPodSpec()})
 		switch {
 		case err == nil:
@@ -401,7 +402,7 @@ func TestEtcdStoppedAndRestarted(t *testing.T) {
 	// etcd comes back on the same data and ports; the API server finds it
 	// again without being restarted.
 	etcd.start(t)
-	testenv.Eventually(t, 30*time.Second, "a create to succeed after etcd came back", func() (bool, error) {
+	wait.For(t, 30*time.Second, "a create to succeed after etcd came back", func() (bool, error) {
 		_, err := pods.Create(ctx, rsPod("after"))
 		if err == nil || apierrors.IsAlreadyExists(err) {
 			return true, nil
@@ -629,7 +630,7 @@ func runPodInformer(t *testing.T, c *client.Client) (inf cache.SharedIndexInform
 // none in gone.
 func waitForPods(t *testing.T, inf cache.SharedIndexInformer, want, gone []string) {
 	t.Helper()
-	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("the informer to hold %v and not %v", want, gone), func() (bool, error) {
+	wait.For(t, 30*time.Second, fmt.Sprintf("the informer to hold %v and not %v", want, gone), func() (bool, error) {
 		keys := inf.GetStore().ListKeys()
 		for _, k := range want {
 			if _, ok, _ := inf.GetStore().GetByKey(k); !ok {
@@ -649,7 +650,7 @@ func waitForPods(t *testing.T, inf cache.SharedIndexInformer, want, gone []strin
 // it does while the client reconnects.
 func retryUnavailable(t *testing.T, what string, op func() error) {
 	t.Helper()
-	testenv.Eventually(t, 30*time.Second, what, func() (bool, error) {
+	wait.For(t, 30*time.Second, what, func() (bool, error) {
 		err := op()
 		if err != nil && !apierrors.IsServiceUnavailable(err) {
 			t.Fatalf("%s: %v", what, err)
@@ -790,7 +791,7 @@ func (e *etcdProcess) start(t *testing.T) {
 	e.mu.Unlock()
 
 	probe := e.client(t)
-	testenv.Eventually(t, 30*time.Second, "the etcd process to answer", func() (bool, error) {
+	wait.For(t, 30*time.Second, "the etcd process to answer", func() (bool, error) {
 		select {
 		case <-exited:
 			return false, fmt.Errorf("the etcd process exited: %s; output:\n%s", cmd.ProcessState, e.output.String())

@@ -18,6 +18,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // TestManifestErrors sends manifests as a user writes them (YAML) and
@@ -479,7 +480,7 @@ func TestEventsExpire(t *testing.T) {
 	if _, err := events.Update(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 20*time.Second, "the event to expire", func() (bool, error) {
+	wait.For(t, 20*time.Second, "the event to expire", func() (bool, error) {
 		_, err := events.Get(ctx, "web-1.1")
 		return apierrors.IsNotFound(err), err
 	})

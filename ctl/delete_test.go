@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // ctlPod creates a pod; with node set, it is also bound to that node, so
@@ -224,7 +225,7 @@ func TestDelete(t *testing.T) {
 			done <- result{out, err}
 		}()
 
-		testenv.Eventually(t, 10*time.Second, "the pod to be marked deleted", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the pod to be marked deleted", func() (bool, error) {
 			p, err := c.Pods("wait").Get(ctx, "slow")
 			return err == nil && p.DeletionTimestamp != nil, err
 		})
@@ -356,7 +357,7 @@ func TestDelete(t *testing.T) {
 			out, errOut, err := ctlRunContext(runCtx, kubeconfig, "", "delete", "ns", "interrupted")
 			done <- result{out, errOut, err}
 		}()
-		testenv.Eventually(t, 10*time.Second, "the namespace to be terminating", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the namespace to be terminating", func() (bool, error) {
 			ns, err := c.Namespaces().Get(ctx, "interrupted")
 			return err == nil && ns.DeletionTimestamp != nil, err
 		})

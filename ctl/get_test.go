@@ -22,6 +22,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden files of the get tests in testdata/get/")
@@ -381,7 +382,7 @@ func TestGetWatch(t *testing.T) {
 
 	waitFor := func(out *syncBuffer, what string, cond func(string) bool) {
 		t.Helper()
-		testenv.Eventually(t, 30*time.Second, what, func() (bool, error) {
+		wait.For(t, 30*time.Second, what, func() (bool, error) {
 			s := out.String()
 			return cond(s), errors.New(s)
 		})
@@ -454,7 +455,7 @@ func TestGetWatch(t *testing.T) {
 		stop := getWatch(t, kubeconfig, &out, "get", "pod", "web-1", "-w", "--watch-only", "-o", "name")
 		// Nothing is printed before a change; wait until the watch is
 		// open by changing the pod until a change shows.
-		testenv.Eventually(t, 30*time.Second, "the label change to show", func() (bool, error) {
+		wait.For(t, 30*time.Second, "the label change to show", func() (bool, error) {
 			if _, err := c.Pods("default").Patch(ctx, "web-1", types.MergePatchType,
 				[]byte(`{"metadata":{"labels":{"touched":"`+time.Now().Format("150405.000000")+`"}}}`)); err != nil {
 				return false, err

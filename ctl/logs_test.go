@@ -15,6 +15,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/kubelet/server"
 	"github.com/skiffdev/skiff/kubelet/server/servertest"
 )
@@ -92,7 +93,7 @@ func TestLogs(t *testing.T) {
 			done <- cmd.ExecuteContext(testenv.Context(t))
 			o.Close()
 		}()
-		testenv.Eventually(t, 10*time.Second, "the first line", func() (bool, error) { return out.String() == "first\n", nil })
+		wait.For(t, 10*time.Second, "the first line", func() (bool, error) { return out.String() == "first\n", nil })
 		l.Stdout("second\n")
 		l.Exit()
 		if err := <-done; err != nil || out.String() != "first\nsecond\n" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // rolloutDeployment creates a Deployment of the given image and replicas
@@ -126,7 +127,7 @@ func startCtl(ctx context.Context, kubeconfig string, args ...string) (out, errO
 // waitOutput waits until out holds want.
 func waitOutput(t *testing.T, out *syncBuffer, want string) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("output %q (have %q)", want, out), func() (bool, error) {
+	wait.For(t, 10*time.Second, fmt.Sprintf("output %q (have %q)", want, out), func() (bool, error) {
 		return strings.Contains(out.String(), want), nil
 	})
 }

@@ -13,8 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-
-	"github.com/skiffdev/skiff/internal/testenv"
 )
 
 // BenchmarkPods measures a real node with the image already pulled:
@@ -25,13 +23,13 @@ import (
 //	sudo go test -run '^$' -bench BenchmarkPods -benchtime 1x ./kubelet/
 func BenchmarkPods(b *testing.B) {
 	cl := startCluster(b)
-	pods := cl.c.Pods("default")
+	pods := cl.Client.Pods("default")
 	// Pull the image once.
 	cl.create(cl.pod("warmup", sleeper()))
 	cl.wait("warmup", "to run", running)
 	cl.delete("warmup")
 
-	w, err := pods.Watch(cl.ctx, metav1.ListOptions{})
+	w, err := pods.Watch(cl.Ctx, metav1.ListOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +100,7 @@ func BenchmarkPods(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				if _, err := pods.Create(cl.ctx, cl.pod(name, sleeper())); err != nil {
+				if _, err := pods.Create(cl.Ctx, cl.pod(name, sleeper())); err != nil {
 					b.Error(err)
 				}
 			}()
@@ -130,19 +128,19 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // deleteAll deletes every pod at once and waits until they are gone.
 func (cl *cluster) deleteAll() {
-	cl.t.Helper()
+	cl.T.Helper()
 	grace := int64(0)
-	list, err := cl.c.Pods("default").List(cl.ctx, metav1.ListOptions{})
+	list, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{})
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
 	for _, p := range list.Items {
-		if err := cl.c.Pods("default").Delete(cl.ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
-			cl.t.Fatal(err)
+		if err := cl.Client.Pods("default").Delete(cl.Ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+			cl.T.Fatal(err)
 		}
 	}
-	testenv.Eventually(cl.t, 2*time.Minute, "every pod to be gone", func() (bool, error) {
-		list, err := cl.c.Pods("default").List(cl.ctx, metav1.ListOptions{})
+	cl.Await(2*time.Minute, "every pod to be gone", func() (bool, error) {
+		list, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{})
 		return err == nil && len(list.Items) == 0, err
 	})
 }

@@ -23,35 +23,33 @@ import (
 	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/kubelet"
 )
 
 func TestMain(m *testing.M) { nodetest.Main(m) }
 
-// cluster is an API server and one real node.
+// cluster is a test cluster with one real node.
 type cluster struct {
-	t    testing.TB
-	c    *client.Client
+	*testenv.Cluster
 	node *nodetest.Node
-	ctx  context.Context
 }
 
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs a kubelet")
-	}
+	nodetest.SkipIfUnavailable(t)
 	var node *nodetest.Node
-	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
-		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return node.Dial(ctx, addr) }
-	})
-	c := testenv.NewClient(t, srv)
-	node = nodetest.Start(t, srv, func(cfg *kubelet.Config) {
+	cl := testenv.NewCluster(t,
+		testenv.WithServer(func(cfg *apiserver.Config) {
+			cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return node.Dial(ctx, addr) }
+		}),
+		testenv.WithTimeout(10*time.Minute))
+	node = nodetest.Start(t, cl.Server, func(cfg *kubelet.Config) {
 		cfg.InitialBackoff = time.Second
 		cfg.MaxBackoff = 4 * time.Second
 	})
-	node.WaitReady(c)
-	return &cluster{t: t, c: c, node: node, ctx: testenv.ContextFor(t, 10*time.Minute)}
+	node.WaitReady(cl.Client)
+	return &cluster{Cluster: cl, node: node}
 }
 
 // pod returns a pod for the node running the test image.
@@ -74,29 +72,27 @@ func (cl *cluster) pod(name string, containers ...corev1.Container) *corev1.Pod 
 
 // with returns the cluster for use by subtest t.
 func (cl *cluster) with(t testing.TB) *cluster {
-	c := *cl
-	c.t = t
-	return &c
+	return &cluster{Cluster: cl.For(t), node: cl.node}
 }
 
 func (cl *cluster) create(p *corev1.Pod) *corev1.Pod {
-	cl.t.Helper()
-	out, err := cl.c.Pods(p.Namespace).Create(cl.ctx, p)
+	cl.T.Helper()
+	out, err := cl.Client.Pods(p.Namespace).Create(cl.Ctx, p)
 	if err != nil {
-		cl.t.Fatalf("creating pod %s: %v", p.Name, err)
+		cl.T.Fatalf("creating pod %s: %v", p.Name, err)
 	}
 	return out
 }
 
 // wait waits until the pod satisfies cond.
 func (cl *cluster) wait(name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
-	cl.t.Helper()
+	cl.T.Helper()
 	var last *corev1.Pod
-	testenv.Eventually(cl.t, 90*time.Second, "pod "+name+" "+what, func() (bool, error) {
+	cl.Await(90*time.Second, "pod "+name+" "+what, func() (bool, error) {
 		if cl.node.Exited() {
 			return false, fmt.Errorf("the kubelet exited")
 		}
-		p, err := cl.c.Pods("default").Get(cl.ctx, name)
+		p, err := cl.Client.Pods("default").Get(cl.Ctx, name)
 		if err != nil {
 			return false, err
 		}
@@ -127,31 +123,31 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus 
 }
 
 func (cl *cluster) logs(name string, opts *corev1.PodLogOptions) string {
-	cl.t.Helper()
+	cl.T.Helper()
 	var b bytes.Buffer
-	if err := cl.c.PodLogs(cl.ctx, "default", name, opts, &b); err != nil {
-		cl.t.Fatalf("logs of %s: %v", name, err)
+	if err := cl.Client.PodLogs(cl.Ctx, "default", name, opts, &b); err != nil {
+		cl.T.Fatalf("logs of %s: %v", name, err)
 	}
 	return b.String()
 }
 
 // waitLogs waits until the container's log contains want.
 func (cl *cluster) waitLogs(name, container, want string) {
-	cl.t.Helper()
-	testenv.Eventually(cl.t, 60*time.Second, fmt.Sprintf("logs of %s/%s to contain %q", name, container, want), func() (bool, error) {
+	cl.T.Helper()
+	cl.Await(60*time.Second, fmt.Sprintf("logs of %s/%s to contain %q", name, container, want), func() (bool, error) {
 		var b bytes.Buffer
-		err := cl.c.PodLogs(cl.ctx, "default", name, &corev1.PodLogOptions{Container: container}, &b)
+		err := cl.Client.PodLogs(cl.Ctx, "default", name, &corev1.PodLogOptions{Container: container}, &b)
 		return err == nil && strings.Contains(b.String(), want), nil
 	})
 }
 
 func (cl *cluster) delete(name string) {
-	cl.t.Helper()
-	if err := cl.c.Pods("default").Delete(cl.ctx, name, metav1.DeleteOptions{}); err != nil {
-		cl.t.Fatalf("deleting %s: %v", name, err)
+	cl.T.Helper()
+	if err := cl.Client.Pods("default").Delete(cl.Ctx, name, metav1.DeleteOptions{}); err != nil {
+		cl.T.Fatalf("deleting %s: %v", name, err)
 	}
-	testenv.Eventually(cl.t, 60*time.Second, "pod "+name+" to be gone", func() (bool, error) {
-		_, err := cl.c.Pods("default").Get(cl.ctx, name)
+	cl.Await(60*time.Second, "pod "+name+" to be gone", func() (bool, error) {
+		_, err := cl.Client.Pods("default").Get(cl.Ctx, name)
 		return apierrors.IsNotFound(err), nil
 	})
 }
@@ -328,14 +324,14 @@ func TestKubelet(t *testing.T) {
 			t.Errorf("exec stdout: got %q", out)
 		}
 		var stdout bytes.Buffer
-		code, err := cl.c.PodExec(cl.ctx, "default", "shell", client.ExecOptions{Command: []string{"cat"}, Stdin: strings.NewReader("piped input\n"), Stdout: &stdout})
+		code, err := cl.Client.PodExec(cl.Ctx, "default", "shell", client.ExecOptions{Command: []string{"cat"}, Stdin: strings.NewReader("piped input\n"), Stdout: &stdout})
 		if err != nil || code != 0 || stdout.String() != "piped input\n" {
 			t.Errorf("exec cat with stdin: got %q, code %d, err %v", stdout.String(), code, err)
 		}
 		resize := make(chan client.TerminalSize, 1)
 		resize <- client.TerminalSize{Width: 100, Height: 40}
 		stdout.Reset()
-		code, err = cl.c.PodExec(cl.ctx, "default", "shell", client.ExecOptions{Command: []string{"sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"}, TTY: true, Stdin: strings.NewReader(""), Stdout: &stdout, Resize: resize})
+		code, err = cl.Client.PodExec(cl.Ctx, "default", "shell", client.ExecOptions{Command: []string{"sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"}, TTY: true, Stdin: strings.NewReader(""), Stdout: &stdout, Resize: resize})
 		if err != nil || code != 0 || !strings.Contains(stdout.String(), "on-a-tty") {
 			t.Errorf("exec with a tty: got %q, code %d, err %v", stdout.String(), code, err)
 		}
@@ -381,14 +377,14 @@ func TestKubelet(t *testing.T) {
 		cl.wait("doomed", "to run", running)
 		cl.node.Kill()
 		// Deleted while the kubelet is down: the object waits for it.
-		if err := cl.c.Pods("default").Delete(cl.ctx, "doomed", metav1.DeleteOptions{}); err != nil {
+		if err := cl.Client.Pods("default").Delete(cl.Ctx, "doomed", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		cl.node.Restart()
 		cl.create(cl.pod("after", corev1.Container{Name: "c", Command: sh(`sleep 3600`)}))
 		cl.wait("after", "to run under the new kubelet", running)
-		testenv.Eventually(t, 60*time.Second, "pod doomed to be gone", func() (bool, error) {
-			_, err := cl.c.Pods("default").Get(cl.ctx, "doomed")
+		wait.For(t, 60*time.Second, "pod doomed to be gone", func() (bool, error) {
+			_, err := cl.Client.Pods("default").Get(cl.Ctx, "doomed")
 			return apierrors.IsNotFound(err), nil
 		})
 		got := cl.wait("survivor", "to be Ready under the new kubelet", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
@@ -447,14 +443,14 @@ func TestKubelet(t *testing.T) {
 // exec runs a command in the pod's only container, expects exit code
 // want, and returns its output.
 func (cl *cluster) exec(pod string, want int, cmd ...string) string {
-	cl.t.Helper()
+	cl.T.Helper()
 	var out bytes.Buffer
-	code, err := cl.c.PodExec(cl.ctx, "default", pod, client.ExecOptions{Command: cmd, Stdout: &out})
+	code, err := cl.Client.PodExec(cl.Ctx, "default", pod, client.ExecOptions{Command: cmd, Stdout: &out})
 	if err != nil {
-		cl.t.Fatalf("exec %v in %s: %v", cmd, pod, err)
+		cl.T.Fatalf("exec %v in %s: %v", cmd, pod, err)
 	}
 	if code != want {
-		cl.t.Fatalf("exec %v in %s: exit code %d, want %d (output %q)", cmd, pod, code, want, out.String())
+		cl.T.Fatalf("exec %v in %s: exit code %d, want %d (output %q)", cmd, pod, code, want, out.String())
 	}
 	return out.String()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // TestRunFollowsTheAPI runs a whole proxy against a real API server: the
@@ -64,18 +65,18 @@ func TestRunFollowsTheAPI(t *testing.T) {
 			return strings.HasPrefix(ans, want+" "), nil
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, "service reaches a", reaches("a"))
+	wait.For(t, 10*time.Second, "service reaches a", reaches("a"))
 
 	es.Endpoints = slice("web", "http", corev1.ProtocolTCP, 8080, ready(b.ip.String())).Endpoints
 	if _, err := slices.Update(ctx, es); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "service reaches b only", reaches("b"))
+	wait.For(t, 10*time.Second, "service reaches b only", reaches("b"))
 
 	if err := c.Services("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "deleted service unreachable", func() (bool, error) {
+	wait.For(t, 10*time.Second, "deleted service unreachable", func() (bool, error) {
 		_, err := call(n.ns, ip+":80", 200*time.Millisecond)
 		return err != nil, nil
 	})

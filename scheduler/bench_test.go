@@ -42,7 +42,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
-	"github.com/skiffdev/skiff/simnodes"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const (
@@ -64,35 +64,31 @@ func BenchmarkSchedule10kPods(b *testing.B) {
 }
 
 func benchmarkSchedule(b *testing.B, nodes int) {
-	srv := testenv.StartServer(b)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(b.N+1)*benchTimeout)
-	defer cancel()
+	cl := testenv.NewCluster(b, testenv.WithTimeout(time.Duration(b.N+1)*benchTimeout), testenv.WithStopTimeout(2*time.Minute))
+	ctx, admin := cl.Ctx, cl.Client
 
-	// Simulated nodes: 8 cpu, 32Gi, 110 pods each.
-	simCfg := simnodes.DefaultConfig()
-	simCfg.Client = testenv.NewClient(b, srv)
-	simCfg.Count = nodes
-	simCfg.Logger = quietLogger
-	runInBackground(b, func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
-	admin := testenv.NewClient(b, srv)
+	// Simulated nodes: 8 cpu, 32Gi, 110 pods each, on a connection of
+	// their own, as in their own process.
+	simCfg := cl.SimNodes(nodes)
+	simCfg.Client = testenv.NewClient(b, cl.Server)
+	cl.StartSimNodes(simCfg)
 	waitNodes(b, ctx, admin, nodes)
 
 	// The scheduler, with its own connection, as in its own process.
 	cfg := DefaultConfig()
-	cfg.Client = testenv.NewClientAs(b, srv, auth.SchedulerUser)
-	cfg.Logger = quietLogger
+	cfg.Client, cfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
 	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	runInBackground(b, s.Run)
-	testenv.Eventually(b, time.Minute, "the scheduler to see every node", func() (bool, error) {
+	cl.Start("scheduler", s.Run)
+	wait.For(b, time.Minute, "the scheduler to see every node", func() (bool, error) {
 		return s.cache.NodeCount() == nodes, fmt.Errorf("%d nodes", s.cache.NodeCount())
 	})
 
 	creators := make([]*client.Client, benchConnections)
 	for i := range creators {
-		creators[i] = testenv.NewClient(b, srv)
+		creators[i] = testenv.NewClient(b, cl.Server)
 	}
 
 	var pods, created, p50, p99 float64
@@ -247,25 +243,12 @@ func benchPod(ns string, i int) *corev1.Pod {
 
 // waitNodes waits until count nodes are registered.
 func waitNodes(b *testing.B, ctx context.Context, c *client.Client, count int) {
-	testenv.Eventually(b, 2*time.Minute, fmt.Sprintf("%d nodes", count), func() (bool, error) {
+	wait.For(b, 2*time.Minute, fmt.Sprintf("%d nodes", count), func() (bool, error) {
 		list, err := c.Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false, err
 		}
 		return len(list.Items) == count, fmt.Errorf("%d nodes", len(list.Items))
-	})
-}
-
-// runInBackground runs fn until the benchmark ends.
-func runInBackground(b *testing.B, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("background component: %v", err)
-		}
 	})
 }
 

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	testingclock "k8s.io/utils/clock/testing"
 
-	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -349,7 +349,7 @@ func TestBackoffFor(t *testing.T) {
 // waitForWaiters waits until a goroutine waits on the fake clock.
 func waitForWaiters(t *testing.T, clk *testingclock.FakeClock) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, "a timer on the fake clock", func() (bool, error) {
+	wait.For(t, 10*time.Second, "a timer on the fake clock", func() (bool, error) {
 		return clk.HasWaiters(), nil
 	})
 }
@@ -357,7 +357,7 @@ func waitForWaiters(t *testing.T, clk *testingclock.FakeClock) {
 // waitForStats waits until the queue's counts are want.
 func waitForStats(t *testing.T, q *Queue, want QueueStats) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("queue stats %+v", want), func() (bool, error) {
+	wait.For(t, 10*time.Second, fmt.Sprintf("queue stats %+v", want), func() (bool, error) {
 		got := q.Stats()
 		return got == want, fmt.Errorf("got %+v", got)
 	})

@@ -3,8 +3,6 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,34 +17,29 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
-	"github.com/skiffdev/skiff/simnodes"
 )
 
 // waitTimeout bounds every wait of these tests.
 const waitTimeout = 30 * time.Second
 
-// quietLogger logs warnings and errors only.
-var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-// cluster is an API server with a scheduler running against it.
+// cluster is a test cluster with a scheduler running against it.
 type cluster struct {
-	t   *testing.T
-	ctx context.Context
-	// client is the test's (and the simulated nodes'), as the
-	// administrator; schedClient is the scheduler's, as
-	// system:kube-scheduler, so that what it may do is tested too.
-	client, schedClient *client.Client
-	sched               *Scheduler
+	*testenv.Cluster
+	// schedClient is the scheduler's, as system:kube-scheduler, so that
+	// what it may do is tested too; the test and the simulated nodes act
+	// as the administrator.
+	schedClient *client.Client
+	sched       *Scheduler
 }
 
 // startCluster starts an API server and a scheduler, both stopped when
 // the test ends.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	s := testenv.StartServer(t)
-	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s),
-		schedClient: testenv.NewClientAs(t, s, auth.SchedulerUser)}
+	cl := &cluster{Cluster: testenv.NewCluster(t)}
+	cl.schedClient = cl.ClientAs(auth.SchedulerUser)
 	cl.startScheduler(DefaultConfig())
 	return cl
 }
@@ -54,48 +47,29 @@ func startCluster(t *testing.T) *cluster {
 // startScheduler runs a scheduler with cfg (connected to the cluster)
 // until the test ends.
 func (cl *cluster) startScheduler(cfg Config) {
-	cl.t.Helper()
+	cl.T.Helper()
 	cfg.Client = cl.schedClient
-	cfg.Logger = quietLogger
+	cfg.Logger = cl.Log
 	s, err := New(cfg)
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
 	cl.sched = s
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	cl.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			cl.t.Errorf("scheduler: %v", err)
-		}
-	})
+	cl.Start("scheduler", s.Run)
 }
 
 // startSimNodes runs count simulated nodes until the test ends and waits
 // until they are all registered.
 func (cl *cluster) startSimNodes(count int, cpu, memory, pods string) {
-	cl.t.Helper()
-	cfg := simnodes.DefaultConfig()
-	cfg.Client = cl.client
-	cfg.Count = count
+	cl.T.Helper()
+	cfg := cl.SimNodes(count)
 	cfg.CPU = resource.MustParse(cpu)
 	cfg.Memory = resource.MustParse(memory)
 	cfg.Pods = resource.MustParse(pods)
-	cfg.Logger = quietLogger
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- simnodes.Run(ctx, cfg) }()
-	cl.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			cl.t.Errorf("simnodes: %v", err)
-		}
-	})
+	cl.StartSimNodes(cfg)
 	// Once the scheduler sees them all, so have the API server and
 	// simnodes.
-	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("the scheduler to see %d simulated nodes", count), func() (bool, error) {
+	cl.Await(waitTimeout, fmt.Sprintf("the scheduler to see %d simulated nodes", count), func() (bool, error) {
 		n := cl.sched.cache.NodeCount()
 		return n == count, fmt.Errorf("%d nodes", n)
 	})
@@ -112,9 +86,9 @@ func node(name, cpu string, labels map[string]string, taints ...corev1.Taint) *c
 }
 
 func (cl *cluster) createNode(n *corev1.Node) {
-	cl.t.Helper()
-	if _, err := cl.client.Nodes().Create(cl.ctx, n); err != nil {
-		cl.t.Fatal(err)
+	cl.T.Helper()
+	if _, err := cl.Client.Nodes().Create(cl.Ctx, n); err != nil {
+		cl.T.Fatal(err)
 	}
 }
 
@@ -133,20 +107,20 @@ func pod(name, cpu string) *corev1.Pod {
 }
 
 func (cl *cluster) createPod(p *corev1.Pod) *corev1.Pod {
-	cl.t.Helper()
-	created, err := cl.client.Pods(p.Namespace).Create(cl.ctx, p)
+	cl.T.Helper()
+	created, err := cl.Client.Pods(p.Namespace).Create(cl.Ctx, p)
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
 	return created
 }
 
 // waitBound waits until the pod is bound and returns its node.
 func (cl *cluster) waitBound(name string) string {
-	cl.t.Helper()
+	cl.T.Helper()
 	var nodeName string
-	testenv.Eventually(cl.t, waitTimeout, "pod "+name+" bound", func() (bool, error) {
-		p, err := cl.client.Pods("default").Get(cl.ctx, name)
+	cl.Await(waitTimeout, "pod "+name+" bound", func() (bool, error) {
+		p, err := cl.Client.Pods("default").Get(cl.Ctx, name)
 		if err != nil {
 			return false, err
 		}
@@ -160,14 +134,14 @@ func (cl *cluster) waitBound(name string) string {
 // PodScheduled=False, reason Unschedulable, with message, and a
 // FailedScheduling event with the same message.
 func (cl *cluster) waitUnschedulable(name, message string) {
-	cl.t.Helper()
-	testenv.Eventually(cl.t, waitTimeout, "pod "+name+" unschedulable", func() (bool, error) {
-		p, err := cl.client.Pods("default").Get(cl.ctx, name)
+	cl.T.Helper()
+	cl.Await(waitTimeout, "pod "+name+" unschedulable", func() (bool, error) {
+		p, err := cl.Client.Pods("default").Get(cl.Ctx, name)
 		if err != nil {
 			return false, err
 		}
 		if p.Spec.NodeName != "" {
-			cl.t.Fatalf("pod %s was bound to %s, want it pending", name, p.Spec.NodeName)
+			cl.T.Fatalf("pod %s was bound to %s, want it pending", name, p.Spec.NodeName)
 		}
 		c := podCondition(p, corev1.PodScheduled)
 		if c == nil || c.Status != corev1.ConditionFalse || c.Reason != corev1.PodReasonUnschedulable || c.Message != message {
@@ -180,9 +154,9 @@ func (cl *cluster) waitUnschedulable(name, message string) {
 
 // waitEvent waits for an event about the pod.
 func (cl *cluster) waitEvent(podName, eventType, reason, message string) {
-	cl.t.Helper()
-	testenv.Eventually(cl.t, waitTimeout, reason+" event for "+podName, func() (bool, error) {
-		list, err := cl.client.Events("default").List(cl.ctx, metav1.ListOptions{})
+	cl.T.Helper()
+	cl.Await(waitTimeout, reason+" event for "+podName, func() (bool, error) {
+		list, err := cl.Client.Events("default").List(cl.Ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -220,7 +194,7 @@ func TestPodsSpreadAcrossEqualNodes(t *testing.T) {
 			t.Errorf("node %s got %d pods, want %d (%v)", name, count, n/3, perNode)
 		}
 	}
-	p, err := cl.client.Pods("default").Get(cl.ctx, "web-0")
+	p, err := cl.Client.Pods("default").Get(cl.Ctx, "web-0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +229,7 @@ func TestPodDeletedFreesRoom(t *testing.T) {
 	cl.createPod(pod("second", "600m"))
 	cl.waitUnschedulable("second", "0/1 nodes are available: 1 Insufficient cpu.")
 
-	if err := cl.client.Pods("default").Delete(cl.ctx, "first", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+	if err := cl.Client.Pods("default").Delete(cl.Ctx, "first", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := cl.waitBound("second"); got != "node-1" {
@@ -279,12 +253,12 @@ func TestTaintsAndTolerations(t *testing.T) {
 	}
 
 	// With the taint gone, the parked pod fits.
-	n, err := cl.client.Nodes().Get(cl.ctx, "db-1")
+	n, err := cl.Client.Nodes().Get(cl.Ctx, "db-1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.Spec.Taints = nil
-	if _, err := cl.client.Nodes().Update(cl.ctx, n); err != nil {
+	if _, err := cl.Client.Nodes().Update(cl.Ctx, n); err != nil {
 		t.Fatal(err)
 	}
 	if got := cl.waitBound("web"); got != "db-1" {
@@ -329,12 +303,12 @@ func TestRequiredNodeAffinity(t *testing.T) {
 	cl.waitUnschedulable("gpu", "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.")
 
 	// Labelling a node is a change that can make the pod fit.
-	n, err := cl.client.Nodes().Get(cl.ctx, "node-a")
+	n, err := cl.Client.Nodes().Get(cl.Ctx, "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.Labels["accelerator"] = "gpu"
-	if _, err := cl.client.Nodes().Update(cl.ctx, n); err != nil {
+	if _, err := cl.Client.Nodes().Update(cl.Ctx, n); err != nil {
 		t.Fatal(err)
 	}
 	if got := cl.waitBound("gpu"); got != "node-a" {
@@ -361,14 +335,14 @@ func TestPodsBoundBySomeoneElseAreLeftAlone(t *testing.T) {
 	if got := cl.waitBound("fits-b"); got != "node-b" {
 		t.Fatalf("got fits-b on %s, want node-b: node-a is taken by the pinned pod", got)
 	}
-	p, err := cl.client.Pods("default").Get(cl.ctx, "other")
+	p, err := cl.Client.Pods("default").Get(cl.Ctx, "other")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Spec.NodeName != "" || podCondition(p, corev1.PodScheduled) != nil {
 		t.Fatalf("the other scheduler's pod got nodeName %q and conditions %v, want it untouched", p.Spec.NodeName, p.Status.Conditions)
 	}
-	p, err = cl.client.Pods("default").Get(cl.ctx, "pinned")
+	p, err = cl.Client.Pods("default").Get(cl.Ctx, "pinned")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,16 +356,8 @@ func TestPodsBoundBySomeoneElseAreLeftAlone(t *testing.T) {
 // pod's scheduling and gives back the capacity it assumed, which wakes
 // the parked pods.
 func TestBindConflictIsDropped(t *testing.T) {
-	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv)
+	s, c := newTestScheduler(t)
 	ctx := testenv.Context(t)
-	cfg := DefaultConfig()
-	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
-	cfg.Logger = quietLogger
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"node-a", "node-b"} {
 		n, err := c.Nodes().Create(ctx, node(name, "1", nil))
 		if err != nil {
@@ -457,13 +423,13 @@ func TestBurstNeverOvercommits(t *testing.T) {
 	// 10 cpu / 100m = 100 pods per node; memory and pod count have room.
 	cl.startSimNodes(nodes, "10", "16Gi", "110")
 
-	createPods(t, cl.ctx, cl.client, pods, 16, func(i int) *corev1.Pod {
+	createPods(t, cl.Ctx, cl.Client, pods, 16, func(i int) *corev1.Pod {
 		p := pod(fmt.Sprintf("burst-%04d", i), "100m")
 		p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse("128Mi")
 		return p
 	})
-	testenv.Eventually(t, 2*time.Minute, "every pod bound", func() (bool, error) {
-		list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{})
+	cl.Await(2*time.Minute, "every pod bound", func() (bool, error) {
+		list, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -475,7 +441,7 @@ func TestBurstNeverOvercommits(t *testing.T) {
 		}
 		return bound == pods, fmt.Errorf("%d of %d bound", bound, pods)
 	})
-	checkNotOvercommitted(t, cl.ctx, cl.client)
+	checkNotOvercommitted(t, cl.Ctx, cl.Client)
 }
 
 // createPods creates n pods made by mk with workers concurrent clients'
@@ -541,16 +507,14 @@ func checkNotOvercommitted(t testing.TB, ctx context.Context, c *client.Client) 
 // administrator's, for the test's own requests.
 func newTestScheduler(t *testing.T) (*Scheduler, *client.Client) {
 	t.Helper()
-	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv)
+	cl := testenv.NewCluster(t)
 	cfg := DefaultConfig()
-	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
-	cfg.Logger = quietLogger
+	cfg.Client, cfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, c
+	return s, cl.Client
 }
 
 // TestPodRecreatedDuringRelist: a pod deleted and created again under
@@ -643,12 +607,11 @@ func TestUnschedulableWriteIsCompareAndSwap(t *testing.T) {
 // leaves no goroutine of its own behind (informers, queue, workers,
 // event recorder).
 func TestRunStopsCleanly(t *testing.T) {
-	srv := testenv.StartServer(t)
-	c := testenv.NewClient(t, srv)
-	ctx := testenv.Context(t)
+	cl := testenv.NewCluster(t)
+	c, ctx := cl.Client, cl.Ctx
 	cfg := DefaultConfig()
-	cfg.Connection = testenv.ConfigAs(t, srv, auth.SchedulerUser) // Run dials and closes its own client
-	cfg.Logger = quietLogger
+	cfg.Connection = cl.ConfigAs(auth.SchedulerUser) // Run dials and closes its own client
+	cfg.Logger = cl.Log
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -667,7 +630,7 @@ func TestRunStopsCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, waitTimeout, "a pod bound and one parked", func() (bool, error) {
+	wait.For(t, waitTimeout, "a pod bound and one parked", func() (bool, error) {
 		st := s.queue.Stats()
 		return st.Unschedulable == 1 && st.Active+st.Backoff+st.InFlight == 0, fmt.Errorf("queue %+v", st)
 	})
@@ -683,7 +646,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	}
 	// Goroutines end asynchronously after the last Done; give them a
 	// moment.
-	testenv.Eventually(t, 5*time.Second, "the scheduler's goroutines to end", func() (bool, error) {
+	wait.For(t, 5*time.Second, "the scheduler's goroutines to end", func() (bool, error) {
 		gs := schedulerGoroutines()
 		return len(gs) == 0, fmt.Errorf("%d still running:\n\n%s", len(gs), strings.Join(gs, "\n\n"))
 	})

@@ -26,6 +26,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/simnodes"
 )
 
@@ -112,7 +113,7 @@ func TestNodesRegisterAndHeartbeat(t *testing.T) {
 
 	names := []string{"sim-0", "sim-1", "sim-2"}
 	for _, name := range names {
-		testenv.Eventually(t, deadline, "node "+name+" registered", func() (bool, error) {
+		wait.For(t, deadline, "node "+name+" registered", func() (bool, error) {
 			_, err := c.Nodes().Get(ctx, name)
 			return err == nil, err
 		})
@@ -152,7 +153,7 @@ func TestNodesRegisterAndHeartbeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := condition(node, corev1.NodeReady)
-	testenv.Eventually(t, deadline, "sim-0 status rewritten", func() (bool, error) {
+	wait.For(t, deadline, "sim-0 status rewritten", func() (bool, error) {
 		node, err := c.Nodes().Get(ctx, "sim-0")
 		if err != nil {
 			return false, err
@@ -167,7 +168,7 @@ func TestNodesRegisterAndHeartbeat(t *testing.T) {
 	leases := c.Leases(corev1.NamespaceNodeLease)
 	first := map[string]time.Time{}
 	for _, name := range names {
-		testenv.Eventually(t, deadline, "lease of "+name, func() (bool, error) {
+		wait.For(t, deadline, "lease of "+name, func() (bool, error) {
 			l, err := leases.Get(ctx, name)
 			if err != nil {
 				return false, err
@@ -187,7 +188,7 @@ func TestNodesRegisterAndHeartbeat(t *testing.T) {
 		}
 	}
 	for _, name := range names {
-		testenv.Eventually(t, deadline, "lease of "+name+" renewed", func() (bool, error) {
+		wait.For(t, deadline, "lease of "+name+" renewed", func() (bool, error) {
 			l, err := leases.Get(ctx, name)
 			if err != nil {
 				return false, err
@@ -214,7 +215,7 @@ func TestAdoptsExistingNode(t *testing.T) {
 	cfg := testConfig(t, c)
 	cfg.Count = 1
 	start(t, cfg)
-	testenv.Eventually(t, deadline, "sim-0 adopted", func() (bool, error) {
+	wait.For(t, deadline, "sim-0 adopted", func() (bool, error) {
 		node, err := c.Nodes().Get(ctx, "sim-0")
 		if err != nil {
 			return false, err
@@ -260,7 +261,7 @@ func awaitRunning(t *testing.T, c *client.Client, ns, name string) *corev1.Pod {
 	t.Helper()
 	ctx := testenv.Context(t)
 	var pod *corev1.Pod
-	testenv.Eventually(t, deadline, name+" running", func() (bool, error) {
+	wait.For(t, deadline, name+" running", func() (bool, error) {
 		p, err := c.Pods(ns).Get(ctx, name)
 		if err != nil {
 			return false, err
@@ -278,7 +279,7 @@ func TestPodsRun(t *testing.T) {
 	cfg := testConfig(t, c)
 	cfg.StartDelay = 100 * time.Millisecond
 	start(t, cfg)
-	testenv.Eventually(t, deadline, "sim-2 registered", func() (bool, error) {
+	wait.For(t, deadline, "sim-2 registered", func() (bool, error) {
 		_, err := c.Nodes().Get(ctx, "sim-2")
 		return err == nil, err
 	})
@@ -377,7 +378,7 @@ func TestDeletedPodsGo(t *testing.T) {
 	if err := c.Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, deadline, "web deleted", func() (bool, error) {
+	wait.For(t, deadline, "web deleted", func() (bool, error) {
 		_, err := c.Pods("default").Get(ctx, "web")
 		return apierrors.IsNotFound(err), err
 	})
@@ -452,7 +453,7 @@ func TestStopsCleanly(t *testing.T) {
 	r := start(t, cfg)
 
 	// Get everything going: nodes, leases, a pod waiting to start.
-	testenv.Eventually(t, deadline, "leases", func() (bool, error) {
+	wait.For(t, deadline, "leases", func() (bool, error) {
 		l, err := c.Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{})
 		return err == nil && len(l.Items) == cfg.Count, err
 	})

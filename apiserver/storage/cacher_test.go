@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // startEtcd runs a real single-member etcd for the test, on a unix socket.
@@ -199,19 +201,11 @@ func TestSlowWatcherEndsAndResumes(t *testing.T) {
 		lastRV = out.(*corev1.Pod).ResourceVersion
 	}
 	// Let the cache take in every event before anyone reads.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	wait.Until(t, 20*time.Second, "the cache to reach the last write", func() bool {
 		c.mu.RLock()
-		caughtUp := fmt.Sprint(c.rev) == lastRV
-		c.mu.RUnlock()
-		if caughtUp {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cache did not reach the last write within 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer c.mu.RUnlock()
+		return fmt.Sprint(c.rev) == lastRV
+	})
 	got := collect(t, w, 20) // returns early when the watcher is ended
 	if len(got) >= 20 {
 		t.Fatalf("a watcher with a buffer of 4 kept up with 20 unread events")

@@ -25,7 +25,6 @@ package deployment_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -43,8 +42,8 @@ import (
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler"
-	"github.com/skiffdev/skiff/simnodes"
 )
 
 const (
@@ -63,33 +62,29 @@ func BenchmarkDeployment1000(b *testing.B) {
 	slog.SetDefault(benchLogger)
 	b.Cleanup(func() { slog.SetDefault(prev) })
 
-	srv := testenv.StartServer(b)
-	admin := testenv.NewClient(b, srv)
+	cl := testenv.NewCluster(b, testenv.WithLogger(benchLogger),
+		testenv.WithTimeout(time.Duration(b.N)*4*benchWait+2*benchWait), testenv.WithStopTimeout(30*time.Second))
+	ctx, admin := cl.Ctx, cl.Client
 
-	// Simulated nodes: 8 cpu, 32Gi, 110 pods each, pods Running at once.
-	simCfg := simnodes.DefaultConfig()
-	simCfg.Client = testenv.NewClient(b, srv)
-	simCfg.Count = benchNodes
+	// Simulated nodes: 8 cpu, 32Gi, 110 pods each, pods Running at once,
+	// on a connection of their own, as in their own process.
+	simCfg := cl.SimNodes(benchNodes)
+	simCfg.Client = testenv.NewClient(b, cl.Server)
 	simCfg.StartDelay = 0
 	simCfg.CPU = resource.MustParse("16")
 	simCfg.Memory = resource.MustParse("64Gi")
 	simCfg.Pods = resource.MustParse("110")
-	simCfg.Logger = benchLogger
-	runInBackground(b, "simnodes", func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
+	cl.StartSimNodes(simCfg)
 
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client = testenv.NewClientAs(b, srv, auth.SchedulerUser)
-	schedCfg.Logger = benchLogger
-	runInBackground(b, "scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
+	schedCfg.Client, schedCfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
 	ctrlCfg := controllers.DefaultConfig()
-	ctrlCfg.Client = testenv.NewClientAs(b, srv, auth.ControllersUser)
-	runInBackground(b, "controllers", func(ctx context.Context) error { return controllers.Run(ctx, ctrlCfg) })
+	ctrlCfg.Client = cl.ClientAs(auth.ControllersUser)
+	cl.Start("controllers", func(ctx context.Context) error { return controllers.Run(ctx, ctrlCfg) })
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(b.N)*4*benchWait+2*benchWait)
-	defer cancel()
-
-	testenv.Eventually(b, benchWait, fmt.Sprintf("%d nodes", benchNodes), func() (bool, error) {
+	wait.For(b, benchWait, fmt.Sprintf("%d nodes", benchNodes), func() (bool, error) {
 		list, err := admin.Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false, err
@@ -102,7 +97,7 @@ func BenchmarkDeployment1000(b *testing.B) {
 	if _, err := admin.Deployments("default").Create(ctx, warm); err != nil {
 		b.Fatal(err)
 	}
-	testenv.Eventually(b, benchWait, "the warm-up Deployment to be available", func() (bool, error) {
+	wait.For(b, benchWait, "the warm-up Deployment to be available", func() (bool, error) {
 		d, err := admin.Deployments("default").Get(ctx, "warmup")
 		if err != nil {
 			return false, err
@@ -172,7 +167,7 @@ func runDeployment(b *testing.B, ctx context.Context, admin *client.Client, ns s
 			s.UpdatedReplicas == benchReplicas && s.AvailableReplicas == benchReplicas && s.Replicas == benchReplicas
 	})
 	// No pod of the old template left (deleted pods gone from the API).
-	testenv.Eventually(b, benchWait-time.Since(start), "old pods to be gone", func() (bool, error) {
+	wait.For(b, benchWait-time.Since(start), "old pods to be gone", func() (bool, error) {
 		pods, err := admin.Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -264,22 +259,4 @@ func benchDeployment(name, ns string, replicas int32, image string) *appsv1.Depl
 			},
 		},
 	}
-}
-
-// runInBackground runs fn until the benchmark ends.
-func runInBackground(b *testing.B, name string, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				b.Errorf("%s: %v", name, err)
-			}
-		case <-time.After(30 * time.Second):
-			b.Errorf("%s did not stop within 30s", name)
-		}
-	})
 }

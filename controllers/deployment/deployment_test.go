@@ -3,8 +3,6 @@ package deployment
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,50 +18,39 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/replicaset"
-	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/scheduler"
-	"github.com/skiffdev/skiff/simnodes"
 )
 
 const waitTimeout = 45 * time.Second
 
-var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-// cluster is an API server, a scheduler, simulated nodes and the
+// cluster is a test cluster running a scheduler, simulated nodes and the
 // ReplicaSet and Deployment controllers, all stopped when the test ends.
 type cluster struct {
-	t      *testing.T
-	ctx    context.Context
-	client *client.Client
+	*testenv.Cluster
 }
 
 func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	t.Helper()
-	s := testenv.StartServer(t)
-	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s)}
+	cl := &cluster{testenv.NewCluster(t)}
 
 	// The scheduler and the controllers run as themselves, so that what
 	// they may do is tested too; the simulated nodes and the test itself
 	// act as the administrator.
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client = testenv.NewClientAs(t, s, auth.SchedulerUser)
-	schedCfg.Logger = quietLogger
-	cl.run("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
+	schedCfg.Client, schedCfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
-	simCfg := simnodes.DefaultConfig()
-	simCfg.Client = cl.client
-	simCfg.Count = 3
+	simCfg := cl.SimNodes(3)
 	simCfg.StartDelay = startDelay
-	simCfg.Logger = quietLogger
-	cl.run("simnodes", func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
+	cl.StartSimNodes(simCfg)
 
-	cc := testenv.NewClientAs(t, s, auth.ControllersUser)
+	cc := cl.ClientAs(auth.ControllersUser)
 	f := informers.NewFactory(cc, time.Minute)
 	rec := events.NewRecorder(cc, "controllers")
-	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec, Logger: quietLogger}
+	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec, Logger: cl.Log}
 	rsCtrl, err := replicaset.New(deps, replicaset.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -72,30 +59,17 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Start(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { rsCtrl.Run(ctx) })
-	wg.Go(func() { dCtrl.Run(ctx) })
-	t.Cleanup(func() {
-		cancel()
+	cl.Start("controllers", func(ctx context.Context) error {
+		f.Start(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { rsCtrl.Run(ctx) })
+		wg.Go(func() { dCtrl.Run(ctx) })
 		wg.Wait()
 		f.Wait()
 		rec.Stop()
+		return nil
 	})
 	return cl
-}
-
-func (cl *cluster) run(name string, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	cl.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			cl.t.Errorf("%s: %v", name, err)
-		}
-	})
 }
 
 func newDeployment(replicas int32, image string) *appsv1.Deployment {
@@ -113,32 +87,32 @@ func newDeployment(replicas int32, image string) *appsv1.Deployment {
 }
 
 func (cl *cluster) create(d *appsv1.Deployment) {
-	cl.t.Helper()
-	if _, err := cl.client.Deployments("default").Create(cl.ctx, d); err != nil {
-		cl.t.Fatal(err)
+	cl.T.Helper()
+	if _, err := cl.Client.Deployments("default").Create(cl.Ctx, d); err != nil {
+		cl.T.Fatal(err)
 	}
 }
 
 func (cl *cluster) patch(p string) {
-	cl.t.Helper()
-	if _, err := cl.client.Deployments("default").Patch(cl.ctx, "web", types.StrategicMergePatchType, []byte(p)); err != nil {
-		cl.t.Fatal(err)
+	cl.T.Helper()
+	if _, err := cl.Client.Deployments("default").Patch(cl.Ctx, "web", types.StrategicMergePatchType, []byte(p)); err != nil {
+		cl.T.Fatal(err)
 	}
 }
 
 func (cl *cluster) setImage(image string) {
-	cl.t.Helper()
+	cl.T.Helper()
 	cl.patch(fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"web","image":%q}]}}}}`, image))
 }
 
 // awaitComplete waits until the Deployment's current generation is fully
 // rolled out, as `kubectl rollout status` judges it, and returns it.
 func (cl *cluster) awaitComplete() *appsv1.Deployment {
-	cl.t.Helper()
+	cl.T.Helper()
 	var d *appsv1.Deployment
-	testenv.Eventually(cl.t, waitTimeout, "rollout complete", func() (bool, error) {
+	cl.Await(waitTimeout, "rollout complete", func() (bool, error) {
 		var err error
-		if d, err = cl.client.Deployments("default").Get(cl.ctx, "web"); err != nil {
+		if d, err = cl.Client.Deployments("default").Get(cl.Ctx, "web"); err != nil {
 			return false, err
 		}
 		c := getCondition(d.Status, appsv1.DeploymentProgressing)
@@ -153,10 +127,10 @@ func (cl *cluster) awaitComplete() *appsv1.Deployment {
 
 // replicaSets returns the Deployment's ReplicaSets by revision.
 func (cl *cluster) replicaSets() map[string]*appsv1.ReplicaSet {
-	cl.t.Helper()
-	list, err := cl.client.ReplicaSets("default").List(cl.ctx, metav1.ListOptions{})
+	cl.T.Helper()
+	list, err := cl.Client.ReplicaSets("default").List(cl.Ctx, metav1.ListOptions{})
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
 	out := map[string]*appsv1.ReplicaSet{}
 	for i := range list.Items {
@@ -169,20 +143,20 @@ func (cl *cluster) replicaSets() map[string]*appsv1.ReplicaSet {
 // podWatch follows the app=web pods from a list onwards and calls check
 // with every state it observes.
 func (cl *cluster) podWatch(check func(pods map[string]*corev1.Pod)) (stop func()) {
-	cl.t.Helper()
-	list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	cl.T.Helper()
+	list, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
 	pods := map[string]*corev1.Pod{}
 	for i := range list.Items {
 		pods[list.Items[i].Name] = &list.Items[i]
 	}
 	check(pods)
-	ctx, cancel := context.WithCancel(cl.ctx)
-	w, err := cl.client.Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=web", ResourceVersion: list.ResourceVersion})
+	ctx, cancel := context.WithCancel(cl.Ctx)
+	w, err := cl.Client.Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=web", ResourceVersion: list.ResourceVersion})
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -257,12 +231,12 @@ func TestTenReplicasBecomeAvailable(t *testing.T) {
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Errorf("status:\ngot  %+v\nwant %+v", got, want)
 	}
-	pods, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: PodTemplateHashLabel + "=" + hash})
+	pods, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{LabelSelector: PodTemplateHashLabel + "=" + hash})
 	if err != nil || len(pods.Items) != 10 {
 		t.Errorf("pods with the hash label: got %d (%v), want 10", len(pods.Items), err)
 	}
-	testenv.Eventually(t, waitTimeout, "ScalingReplicaSet event", func() (bool, error) {
-		evs, err := cl.client.Events("default").List(cl.ctx, metav1.ListOptions{})
+	cl.Await(waitTimeout, "ScalingReplicaSet event", func() (bool, error) {
+		evs, err := cl.Client.Events("default").List(cl.Ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -344,7 +318,7 @@ func TestRollingUpdateAndRollback(t *testing.T) {
 	if rss["3"].Annotations[RevisionHistoryAnnotation] != "1" {
 		t.Errorf("revision history: got %q, want 1", rss["3"].Annotations[RevisionHistoryAnnotation])
 	}
-	if d, _ := cl.client.Deployments("default").Get(cl.ctx, "web"); d.Annotations[RevisionAnnotation] != "3" {
+	if d, _ := cl.Client.Deployments("default").Get(cl.Ctx, "web"); d.Annotations[RevisionAnnotation] != "3" {
 		t.Errorf("deployment revision: got %q, want 3", d.Annotations[RevisionAnnotation])
 	}
 }
@@ -367,8 +341,8 @@ func TestScaleUpAndDown(t *testing.T) {
 		if d.Status.Replicas != n || d.Status.AvailableReplicas != n {
 			t.Errorf("scaled to %d: status %+v", n, d.Status)
 		}
-		testenv.Eventually(t, waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
-			list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		cl.Await(waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
+			list, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 			return err == nil && len(list.Items) == int(n), err
 		})
 		rs := cl.replicaSets()["1"]
@@ -418,8 +392,8 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 	d.Spec.ProgressDeadlineSeconds = new(int32(2))
 	d.Spec.Template.Spec.NodeSelector = map[string]string{"disk": "none-has-it"}
 	cl.create(d)
-	testenv.Eventually(t, waitTimeout, "ProgressDeadlineExceeded", func() (bool, error) {
-		d, err := cl.client.Deployments("default").Get(cl.ctx, "web")
+	cl.Await(waitTimeout, "ProgressDeadlineExceeded", func() (bool, error) {
+		d, err := cl.Client.Deployments("default").Get(cl.Ctx, "web")
 		if err != nil {
 			return false, err
 		}
@@ -427,7 +401,7 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == ReasonProgressDeadlineExceeded &&
 			strings.HasSuffix(c.Message, "has timed out progressing."), fmt.Errorf("conditions %+v", d.Status.Conditions)
 	})
-	d, _ = cl.client.Deployments("default").Get(cl.ctx, "web")
+	d, _ = cl.Client.Deployments("default").Get(cl.Ctx, "web")
 	if c := getCondition(d.Status, appsv1.DeploymentAvailable); c == nil || c.Status != corev1.ConditionFalse || c.Reason != ReasonMinimumReplicasUnavailable {
 		t.Errorf("Available: got %+v", c)
 	}
@@ -443,7 +417,7 @@ func TestRevisionHistoryLimit(t *testing.T) {
 		cl.setImage(image)
 		cl.awaitComplete()
 	}
-	testenv.Eventually(t, waitTimeout, "revisions 3 and 4 only", func() (bool, error) {
+	cl.Await(waitTimeout, "revisions 3 and 4 only", func() (bool, error) {
 		rss := cl.replicaSets()
 		return len(rss) == 2 && rss["3"] != nil && rss["4"] != nil, fmt.Errorf("revisions %v", keys(rss))
 	})
@@ -455,8 +429,8 @@ func TestPausedHoldsRollout(t *testing.T) {
 	cl.awaitComplete()
 	cl.patch(`{"spec":{"paused":true}}`)
 	cl.setImage("nginx:2")
-	testenv.Eventually(t, waitTimeout, "DeploymentPaused", func() (bool, error) {
-		d, err := cl.client.Deployments("default").Get(cl.ctx, "web")
+	cl.Await(waitTimeout, "DeploymentPaused", func() (bool, error) {
+		d, err := cl.Client.Deployments("default").Get(cl.Ctx, "web")
 		if err != nil {
 			return false, err
 		}

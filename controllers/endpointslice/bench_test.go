@@ -11,7 +11,7 @@ import (
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/informers"
-	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // BenchmarkFullSync1000x10 reconciles 1,000 Services of 10 ready pods
@@ -52,7 +52,7 @@ func BenchmarkFullSync1000x10(b *testing.B) {
 	if !f.WaitForCacheSync(ctx) {
 		b.Fatal("caches did not sync")
 	}
-	testenv.Eventually(b, time.Minute, "every pod cached", func() (bool, error) {
+	wait.For(b, time.Minute, "every pod cached", func() (bool, error) {
 		return len(ctrl.pods.ListKeys()) == services*podsPer && len(ctrl.services.ListKeys()) >= services, nil
 	})
 	pass := func() {
@@ -66,7 +66,7 @@ func BenchmarkFullSync1000x10(b *testing.B) {
 	start := time.Now()
 	pass()
 	first := time.Since(start)
-	testenv.Eventually(b, time.Minute, "every slice cached", func() (bool, error) {
+	wait.For(b, time.Minute, "every slice cached", func() (bool, error) {
 		return len(ctrl.slices.ListKeys()) == services, nil
 	})
 	list, err := e.c.EndpointSlices(ns).List(e.ctx, metav1.ListOptions{})

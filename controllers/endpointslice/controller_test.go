@@ -24,11 +24,12 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const (
-	ns   = "default"
-	wait = 30 * time.Second
+	ns          = "default"
+	waitTimeout = 30 * time.Second
 )
 
 // quietLogger logs warnings and errors only.
@@ -207,7 +208,7 @@ func (e *env) slices(svc string) ([]discoveryv1.EndpointSlice, error) {
 func (e *env) await(svc, what string, cond func([]discoveryv1.EndpointSlice) error) []discoveryv1.EndpointSlice {
 	e.t.Helper()
 	var got []discoveryv1.EndpointSlice
-	testenv.Eventually(e.t, wait, what, func() (bool, error) {
+	wait.For(e.t, waitTimeout, what, func() (bool, error) {
 		s, err := e.slices(svc)
 		if err != nil {
 			return false, err
@@ -579,7 +580,7 @@ func TestNoWriteWhenNothingChanges(t *testing.T) {
 	e.setStatus("web-007", func(s *corev1.PodStatus) { s.Message = "unrelated" })
 	// Wait until the controller's caches show both changes, then
 	// reconcile by hand: nothing may be written.
-	testenv.Eventually(t, wait, "caches to show the changes", func() (bool, error) {
+	wait.For(t, waitTimeout, "caches to show the changes", func() (bool, error) {
 		s, ok, _ := e.ctrl.services.GetByKey(ns + "/web")
 		p, ok2, _ := e.ctrl.pods.GetByKey(ns + "/web-007")
 		return ok && ok2 && s.(*corev1.Service).Annotations["note"] != "" && p.(*corev1.Pod).Status.Message != "", nil
@@ -663,7 +664,7 @@ func TestFailureRecordedAsEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.start()
-	testenv.Eventually(t, wait, "a FailedToUpdateEndpointSlices event", func() (bool, error) {
+	wait.For(t, waitTimeout, "a FailedToUpdateEndpointSlices event", func() (bool, error) {
 		for _, ev := range e.events.all() {
 			if strings.HasPrefix(ev, "Warning FailedToUpdateEndpointSlices Error updating Endpoint Slices for Service doomed/web: ") {
 				return true, nil

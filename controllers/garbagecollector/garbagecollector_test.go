@@ -18,11 +18,12 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const (
-	ns   = "default"
-	wait = 20 * time.Second
+	ns          = "default"
+	waitTimeout = 20 * time.Second
 )
 
 // startGC starts an API server and the garbage collector alone against it.
@@ -117,7 +118,7 @@ func gone(err error) (bool, error) {
 
 func awaitGone(t *testing.T, ctx context.Context, c *client.Client, tr tree) {
 	t.Helper()
-	testenv.Eventually(t, wait, "replica set and pods deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "replica set and pods deleted", func() (bool, error) {
 		if _, err := c.ReplicaSets(ns).Get(ctx, tr.rs.Name); !apierrors.IsNotFound(err) {
 			return false, err
 		}
@@ -151,7 +152,7 @@ func TestForegroundDeletion(t *testing.T) {
 	ctx, c := startGC(t)
 	tr := createTree(t, ctx, c)
 	deleteWith(t, ctx, c, tr.deploy.Name, metav1.DeletePropagationForeground)
-	testenv.Eventually(t, wait, "deployment deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "deployment deleted", func() (bool, error) {
 		_, err := c.Deployments(ns).Get(ctx, tr.deploy.Name)
 		return gone(err)
 	})
@@ -175,11 +176,11 @@ func TestForegroundWaitsForBlockingDependents(t *testing.T) {
 	const hold = "example.com/hold"
 	setFinalizers(t, ctx, c, tr.pods[0].Name, []string{hold})
 	deleteWith(t, ctx, c, tr.deploy.Name, metav1.DeletePropagationForeground)
-	testenv.Eventually(t, wait, "the held pod being deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "the held pod being deleted", func() (bool, error) {
 		p, err := c.Pods(ns).Get(ctx, tr.pods[0].Name)
 		return err == nil && p.DeletionTimestamp != nil, err
 	})
-	testenv.Eventually(t, wait, "the other pod deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "the other pod deleted", func() (bool, error) {
 		_, err := c.Pods(ns).Get(ctx, tr.pods[1].Name)
 		return gone(err)
 	})
@@ -196,7 +197,7 @@ func TestForegroundWaitsForBlockingDependents(t *testing.T) {
 		}
 	}
 	setFinalizers(t, ctx, c, tr.pods[0].Name, nil)
-	testenv.Eventually(t, wait, "deployment deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "deployment deleted", func() (bool, error) {
 		_, err := c.Deployments(ns).Get(ctx, tr.deploy.Name)
 		return gone(err)
 	})
@@ -207,7 +208,7 @@ func TestForegroundWaitsForBlockingDependents(t *testing.T) {
 // the collector's own writes.
 func setFinalizers(t *testing.T, ctx context.Context, c *client.Client, name string, finalizers []string) {
 	t.Helper()
-	testenv.Eventually(t, wait, "pod finalizers set", func() (bool, error) {
+	wait.For(t, waitTimeout, "pod finalizers set", func() (bool, error) {
 		p, err := c.Pods(ns).Get(ctx, name)
 		if err != nil {
 			return false, err
@@ -222,7 +223,7 @@ func TestOrphanDeletion(t *testing.T) {
 	ctx, c := startGC(t)
 	tr := createTree(t, ctx, c)
 	deleteWith(t, ctx, c, tr.deploy.Name, metav1.DeletePropagationOrphan)
-	testenv.Eventually(t, wait, "deployment deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "deployment deleted", func() (bool, error) {
 		_, err := c.Deployments(ns).Get(ctx, tr.deploy.Name)
 		return gone(err)
 	})
@@ -263,7 +264,7 @@ func TestOwnerReplacedByNameCountsAsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, wait, "pod with a replaced owner deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "pod with a replaced owner deleted", func() (bool, error) {
 		_, err := c.Pods(ns).Get(ctx, p.Name)
 		return gone(err)
 	})
@@ -291,7 +292,7 @@ func TestDanglingReferenceDroppedWhenAnotherOwnerLives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, wait, "dangling owner reference removed", func() (bool, error) {
+	wait.For(t, waitTimeout, "dangling owner reference removed", func() (bool, error) {
 		got, err := c.Pods(ns).Get(ctx, p.Name)
 		if err != nil {
 			return false, err

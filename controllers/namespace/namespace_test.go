@@ -19,9 +19,10 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
-const wait = 20 * time.Second
+const waitTimeout = 20 * time.Second
 
 // startController starts an API server and the namespace controller alone
 // against it.
@@ -96,7 +97,7 @@ func TestNamespaceDeletion(t *testing.T) {
 	if err := c.Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, wait, "everything but the bound pod deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "everything but the bound pod deleted", func() (bool, error) {
 		for _, get := range []func() error{
 			func() error { _, err := c.Deployments(ns).Get(ctx, "web"); return err },
 			func() error { _, err := c.Services(ns).Get(ctx, "web"); return err },
@@ -125,7 +126,7 @@ func TestNamespaceDeletion(t *testing.T) {
 	if err := c.Pods(ns).Delete(ctx, "running", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, wait, "namespace deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "namespace deleted", func() (bool, error) {
 		_, err := c.Namespaces().Get(ctx, ns)
 		if apierrors.IsNotFound(err) {
 			return true, nil
@@ -155,7 +156,7 @@ func TestNamespaceNotDeletedIsLeftAlone(t *testing.T) {
 	if err := c.Namespaces().Delete(ctx, "marker", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, wait, "marker namespace deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "marker namespace deleted", func() (bool, error) {
 		_, err := c.Namespaces().Get(ctx, "marker")
 		if apierrors.IsNotFound(err) {
 			return true, nil
@@ -182,14 +183,14 @@ func TestNamespaceWaitsForFinalizers(t *testing.T) {
 	if err := c.Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, wait, "the held lease being deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "the held lease being deleted", func() (bool, error) {
 		l, err := c.Leases(ns).Get(ctx, "lock")
 		return err == nil && l.DeletionTimestamp != nil, err
 	})
 	if _, err := c.Namespaces().Get(ctx, ns); err != nil {
 		t.Fatalf("namespace with a held object: got %v, want it kept", err)
 	}
-	testenv.Eventually(t, wait, "finalizer removed", func() (bool, error) {
+	wait.For(t, waitTimeout, "finalizer removed", func() (bool, error) {
 		l, err := c.Leases(ns).Get(ctx, "lock")
 		if err != nil {
 			return false, err
@@ -198,7 +199,7 @@ func TestNamespaceWaitsForFinalizers(t *testing.T) {
 		_, err = c.Leases(ns).Update(ctx, l)
 		return err == nil, err
 	})
-	testenv.Eventually(t, wait, "namespace deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "namespace deleted", func() (bool, error) {
 		_, err := c.Namespaces().Get(ctx, ns)
 		if apierrors.IsNotFound(err) {
 			return true, nil

@@ -20,9 +20,10 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
-const wait = 20 * time.Second
+const waitTimeout = 20 * time.Second
 
 // startController runs a node IPAM controller, with its own informers
 // and event recorder, against the API server c talks to. The returned
@@ -105,7 +106,7 @@ func podCIDR(ctx context.Context, c *client.Client, name string) (string, error)
 func waitCIDRs(t *testing.T, ctx context.Context, c *client.Client, names ...string) map[string]string {
 	t.Helper()
 	got := map[string]string{}
-	testenv.Eventually(t, wait, fmt.Sprintf("pod CIDRs on %d nodes", len(names)), func() (bool, error) {
+	wait.For(t, waitTimeout, fmt.Sprintf("pod CIDRs on %d nodes", len(names)), func() (bool, error) {
 		for _, name := range names {
 			if got[name] != "" {
 				continue
@@ -220,10 +221,10 @@ func TestPresetCIDRsRespected(t *testing.T) {
 			t.Errorf("node %s: got pod CIDR %q (%v), want %s unchanged", n, got, err, want)
 		}
 	}
-	testenv.Eventually(t, wait, "a CIDRCollision event on node dup", func() (bool, error) {
+	wait.For(t, waitTimeout, "a CIDRCollision event on node dup", func() (bool, error) {
 		return hasEvent(ctx, c, "dup", nodeipam.EventCIDRCollision, "server")
 	})
-	testenv.Eventually(t, wait, "a CIDROutsideClusterCIDR event on node away", func() (bool, error) {
+	wait.For(t, waitTimeout, "a CIDROutsideClusterCIDR event on node away", func() (bool, error) {
 		return hasEvent(ctx, c, "away", nodeipam.EventCIDROutside, "10.244.0.0/16")
 	})
 }
@@ -299,7 +300,7 @@ func TestExhaustionWaitsForRelease(t *testing.T) {
 	checkDistinct(t, cidrs, cluster, 24)
 
 	createNode(t, ctx, c, "fifth", "")
-	testenv.Eventually(t, wait, "a CIDRNotAvailable event on the fifth node", func() (bool, error) {
+	wait.For(t, waitTimeout, "a CIDRNotAvailable event on the fifth node", func() (bool, error) {
 		return hasEvent(ctx, c, "fifth", nodeipam.EventCIDRNotAvailable, "no remaining CIDRs in cluster CIDR "+cluster)
 	})
 	if got, err := podCIDR(ctx, c, "fifth"); err != nil || got != "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // recorder collects event reasons.
@@ -196,7 +197,7 @@ func TestReconcile(t *testing.T) {
 // nodes, leases and pods.
 func waitCaught(t *testing.T, ctx context.Context, c *client.Client, f *informers.Factory) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, "caches to catch up", func() (bool, error) {
+	wait.For(t, 10*time.Second, "caches to catch up", func() (bool, error) {
 		nodes, err := c.Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err

@@ -19,6 +19,7 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler"
 	"github.com/skiffdev/skiff/simnodes"
 )
@@ -114,7 +115,7 @@ func TestNodeLost(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"web", "agent"} {
-		testenv.Eventually(t, 10*time.Second, "pod "+name+" running on lost-0", func() (bool, error) {
+		wait.For(t, 10*time.Second, "pod "+name+" running on lost-0", func() (bool, error) {
 			pod, err := c.Pods("default").Get(ctx, name)
 			return err == nil && pod.Spec.NodeName == "lost-0" && podReady(pod) == corev1.ConditionTrue, err
 		})
@@ -126,14 +127,14 @@ func TestNodeLost(t *testing.T) {
 
 	// The node has heartbeated through its Lease (the pods may run
 	// before its first renewal), and then it dies.
-	testenv.Eventually(t, 5*time.Second, "lost-0 renewing its Lease", func() (bool, error) {
+	wait.For(t, 5*time.Second, "lost-0 renewing its Lease", func() (bool, error) {
 		l, err := c.Leases(corev1.NamespaceNodeLease).Get(ctx, "lost-0")
 		return err == nil && l.Spec.RenewTime != nil, nil
 	})
 	kill()
 	<-lostDone
 	died := time.Now()
-	testenv.Eventually(t, grace+heartbeat+3*time.Second, "lost-0 tainted unreachable and not ready", func() (bool, error) {
+	wait.For(t, grace+heartbeat+3*time.Second, "lost-0 tainted unreachable and not ready", func() (bool, error) {
 		node, err := c.Nodes().Get(ctx, "lost-0")
 		if err != nil {
 			return false, err
@@ -150,7 +151,7 @@ func TestNodeLost(t *testing.T) {
 		t.Errorf("healthy node ok-0 has taints %v", ok.Spec.Taints)
 	}
 
-	testenv.Eventually(t, tolerationSeconds*time.Second+3*time.Second, "pod web evicted", func() (bool, error) {
+	wait.For(t, tolerationSeconds*time.Second+3*time.Second, "pod web evicted", func() (bool, error) {
 		pod, err := c.Pods("default").Get(ctx, "web")
 		return err == nil && pod.DeletionTimestamp != nil, err
 	})
@@ -169,7 +170,7 @@ func TestNodeLost(t *testing.T) {
 
 	// The node comes back.
 	startSim(runCtx, simCfg("lost-", "10.129.0.0/16"))
-	testenv.Eventually(t, 5*time.Second, "lost-0 untainted and ready", func() (bool, error) {
+	wait.For(t, 5*time.Second, "lost-0 untainted and ready", func() (bool, error) {
 		node, err := c.Nodes().Get(ctx, "lost-0")
 		if err != nil {
 			return false, err
@@ -178,7 +179,7 @@ func TestNodeLost(t *testing.T) {
 			fmt.Errorf("taints %v, Ready %s", taintStrings(node.Spec.Taints), nodeCondition(node, corev1.NodeReady).Status)
 	})
 	// Its kubelet confirms the eviction.
-	testenv.Eventually(t, 5*time.Second, "pod web gone", func() (bool, error) {
+	wait.For(t, 5*time.Second, "pod web gone", func() (bool, error) {
 		_, err := c.Pods("default").Get(ctx, "web")
 		return apierrors.IsNotFound(err), nil
 	})

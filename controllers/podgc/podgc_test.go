@@ -18,11 +18,12 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const (
-	ns   = "default"
-	wait = 20 * time.Second
+	ns          = "default"
+	waitTimeout = 20 * time.Second
 )
 
 func startController(t *testing.T, cfg podgc.Config) (context.Context, *client.Client) {
@@ -86,7 +87,7 @@ func TestPodsOfDeletedNodes(t *testing.T) {
 	createPod(t, ctx, c, "unbound", "")
 	createPod(t, ctx, c, "on-ghost", "ghost")
 
-	testenv.Eventually(t, wait, "pod of a node that never existed deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "pod of a node that never existed deleted", func() (bool, error) {
 		ok, err := exists(ctx, c, "on-ghost")
 		return !ok, err
 	})
@@ -97,7 +98,7 @@ func TestPodsOfDeletedNodes(t *testing.T) {
 	if err := c.Nodes().Delete(ctx, "node-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, wait, "pods of the deleted node deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "pods of the deleted node deleted", func() (bool, error) {
 		for _, name := range []string{"on-1", "on-1-terminating"} {
 			if ok, err := exists(ctx, c, name); ok || err != nil {
 				return false, err
@@ -131,7 +132,7 @@ func TestTerminatedPodsBeyondThreshold(t *testing.T) {
 	finish(old2, corev1.PodFailed)
 	// creationTimestamp has a resolution of one second: let the clock
 	// pass the old pods' second, so that the new ones are strictly newer.
-	testenv.Eventually(t, 3*time.Second, "the clock to pass a second", func() (bool, error) {
+	wait.For(t, 3*time.Second, "the clock to pass a second", func() (bool, error) {
 		return time.Now().Truncate(time.Second).After(old2.CreationTimestamp.Time), nil
 	})
 	new1 := createPod(t, ctx, c, "new-1", "")
@@ -139,7 +140,7 @@ func TestTerminatedPodsBeyondThreshold(t *testing.T) {
 	finish(new1, corev1.PodSucceeded)
 	finish(new2, corev1.PodFailed)
 
-	testenv.Eventually(t, wait, "the oldest terminated pods deleted", func() (bool, error) {
+	wait.For(t, waitTimeout, "the oldest terminated pods deleted", func() (bool, error) {
 		for _, name := range []string{old1.Name, old2.Name} {
 			if ok, err := exists(ctx, c, name); ok || err != nil {
 				return false, err

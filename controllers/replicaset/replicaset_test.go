@@ -3,8 +3,6 @@ package replicaset
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -26,62 +24,37 @@ import (
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/scheduler"
-	"github.com/skiffdev/skiff/simnodes"
 )
 
 // waitTimeout bounds every wait of these tests.
 const waitTimeout = 30 * time.Second
 
-// quietLogger logs warnings and errors only.
-var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-// cluster is an API server with a scheduler and simulated nodes, all
+// cluster is a test cluster with a scheduler and simulated nodes, all
 // stopped when the test ends.
 type cluster struct {
-	t   *testing.T
-	ctx context.Context
-	// client is the test's, as the administrator; controllers is the
-	// ReplicaSet controllers', as the controller manager, so that what
-	// they may do is tested too.
-	client, controllers *client.Client
+	*testenv.Cluster
+	// controllers is the ReplicaSet controllers' client, as the
+	// controller manager, so that what they may do is tested too; the
+	// test and the simulated nodes act as the administrator.
+	controllers *client.Client
 }
 
 func startCluster(t *testing.T, nodes int) *cluster {
 	t.Helper()
-	s := testenv.StartServer(t)
-	cl := &cluster{t: t, ctx: testenv.Context(t), client: testenv.NewClient(t, s),
-		controllers: testenv.NewClientAs(t, s, auth.ControllersUser)}
+	cl := &cluster{Cluster: testenv.NewCluster(t)}
+	cl.controllers = cl.ClientAs(auth.ControllersUser)
 
-	// The scheduler runs as itself; the simulated nodes act as the
-	// administrator.
+	// The scheduler runs as itself.
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client = testenv.NewClientAs(t, s, auth.SchedulerUser)
-	schedCfg.Logger = quietLogger
-	cl.runUntilCleanup("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
+	schedCfg.Client, schedCfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
-	simCfg := simnodes.DefaultConfig()
-	simCfg.Client = cl.client
-	simCfg.Count = nodes
-	simCfg.Logger = quietLogger
-	cl.runUntilCleanup("simnodes", func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
-	testenv.Eventually(t, waitTimeout, fmt.Sprintf("%d nodes", nodes), func() (bool, error) {
-		list, err := cl.client.Nodes().List(cl.ctx, metav1.ListOptions{})
+	cl.StartSimNodes(cl.SimNodes(nodes))
+	cl.Await(waitTimeout, fmt.Sprintf("%d nodes", nodes), func() (bool, error) {
+		list, err := cl.Client.Nodes().List(cl.Ctx, metav1.ListOptions{})
 		return err == nil && len(list.Items) == nodes, err
 	})
 	return cl
-}
-
-// runUntilCleanup runs fn until the test ends.
-func (cl *cluster) runUntilCleanup(name string, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	cl.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			cl.t.Errorf("%s: %v", name, err)
-		}
-	})
 }
 
 // startController runs a ReplicaSet controller with its own informers
@@ -91,34 +64,26 @@ func (cl *cluster) runUntilCleanup(name string, fn func(context.Context) error) 
 // beforeCreate, when not nil, is called before each pod create with a
 // function that ends the controller's context without waiting for Run.
 func (cl *cluster) startController(beforeCreate func(cancel context.CancelFunc)) (stop func()) {
-	cl.t.Helper()
+	cl.T.Helper()
 	f := informers.NewFactory(cl.controllers, time.Minute)
 	rec := events.NewRecorder(cl.controllers, "controllers")
-	ctrl, err := New(controller.Deps{Client: cl.controllers, Informers: f, Recorder: rec, Logger: quietLogger}, DefaultConfig())
+	ctrl, err := New(controller.Deps{Client: cl.controllers, Informers: f, Recorder: rec, Logger: cl.Log}, DefaultConfig())
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if beforeCreate != nil {
-		ctrl.beforeCreate = func() { beforeCreate(cancel) }
-	}
-	f.Start(ctx)
-	done := make(chan struct{})
-	go func() {
+	comp := cl.Start("replicaset controller", func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if beforeCreate != nil {
+			ctrl.beforeCreate = func() { beforeCreate(cancel) }
+		}
+		f.Start(ctx)
 		ctrl.Run(ctx)
-		close(done)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			f.Wait()
-			rec.Stop()
-		})
-	}
-	cl.t.Cleanup(stop)
-	return stop
+		f.Wait()
+		rec.Stop()
+		return nil
+	})
+	return comp.Stop
 }
 
 // newReplicaSet is a ReplicaSet "web" selecting app=web, whose template
@@ -141,25 +106,25 @@ func newReplicaSet(replicas, minReadySeconds int32) *appsv1.ReplicaSet {
 }
 
 func (cl *cluster) createReplicaSet(rs *appsv1.ReplicaSet) *appsv1.ReplicaSet {
-	cl.t.Helper()
-	out, err := cl.client.ReplicaSets(rs.Namespace).Create(cl.ctx, rs)
+	cl.T.Helper()
+	out, err := cl.Client.ReplicaSets(rs.Namespace).Create(cl.Ctx, rs)
 	if err != nil {
-		cl.t.Fatal(err)
+		cl.T.Fatal(err)
 	}
 	return out
 }
 
 func (cl *cluster) scale(name string, replicas int32) {
-	cl.t.Helper()
+	cl.T.Helper()
 	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas)
-	if _, err := cl.client.ReplicaSets("default").Patch(cl.ctx, name, types.MergePatchType, []byte(patch)); err != nil {
-		cl.t.Fatal(err)
+	if _, err := cl.Client.ReplicaSets("default").Patch(cl.Ctx, name, types.MergePatchType, []byte(patch)); err != nil {
+		cl.T.Fatal(err)
 	}
 }
 
 // activePods lists the pods labelled app=web that are not terminating.
 func (cl *cluster) activePods() ([]corev1.Pod, error) {
-	list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	list, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		return nil, err
 	}
@@ -174,11 +139,11 @@ func (cl *cluster) activePods() ([]corev1.Pod, error) {
 
 // awaitStatus waits until the ReplicaSet's status is exactly want.
 func (cl *cluster) awaitStatus(name string, want appsv1.ReplicaSetStatus) *appsv1.ReplicaSet {
-	cl.t.Helper()
+	cl.T.Helper()
 	var rs *appsv1.ReplicaSet
-	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("status %+v", want), func() (bool, error) {
+	cl.Await(waitTimeout, fmt.Sprintf("status %+v", want), func() (bool, error) {
 		var err error
-		rs, err = cl.client.ReplicaSets("default").Get(cl.ctx, name)
+		rs, err = cl.Client.ReplicaSets("default").Get(cl.Ctx, name)
 		if err != nil {
 			return false, err
 		}
@@ -190,10 +155,10 @@ func (cl *cluster) awaitStatus(name string, want appsv1.ReplicaSetStatus) *appsv
 // awaitPods waits until exactly n active pods are labelled app=web, and
 // the simulated nodes have removed the terminating ones.
 func (cl *cluster) awaitPods(n int) []corev1.Pod {
-	cl.t.Helper()
+	cl.T.Helper()
 	var pods []corev1.Pod
-	testenv.Eventually(cl.t, waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
-		list, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	cl.Await(waitTimeout, fmt.Sprintf("%d pods", n), func() (bool, error) {
+		list, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
 		}
@@ -213,7 +178,7 @@ func status(replicas, fullyLabeled int32, gen int64) appsv1.ReplicaSetStatus {
 
 // eventCount counts the events with reason about the ReplicaSet name.
 func (cl *cluster) eventCount(name, reason string) (int, error) {
-	list, err := cl.client.Events("default").List(cl.ctx, metav1.ListOptions{})
+	list, err := cl.Client.Events("default").List(cl.Ctx, metav1.ListOptions{})
 	if err != nil {
 		return 0, err
 	}
@@ -253,7 +218,7 @@ func TestReplicaSetOfTenBecomesAvailable(t *testing.T) {
 			t.Errorf("pod %s: node %q phase %s, want bound and Running", p.Name, p.Spec.NodeName, p.Status.Phase)
 		}
 	}
-	testenv.Eventually(t, waitTimeout, "10 SuccessfulCreate events", func() (bool, error) {
+	cl.Await(waitTimeout, "10 SuccessfulCreate events", func() (bool, error) {
 		n, err := cl.eventCount("web", "SuccessfulCreate")
 		return n == 10, fmt.Errorf("%d events (%v)", n, err)
 	})
@@ -272,7 +237,7 @@ func TestScaleUpAndDown(t *testing.T) {
 	cl.scale("web", 2)
 	cl.awaitStatus("web", status(2, 2, 3))
 	cl.awaitPods(2)
-	testenv.Eventually(t, waitTimeout, "6 SuccessfulDelete events", func() (bool, error) {
+	cl.Await(waitTimeout, "6 SuccessfulDelete events", func() (bool, error) {
 		n, err := cl.eventCount("web", "SuccessfulDelete")
 		return n == 6, fmt.Errorf("%d events (%v)", n, err)
 	})
@@ -290,11 +255,11 @@ func TestDeletedPodIsReplaced(t *testing.T) {
 	pods := cl.awaitPods(4)
 
 	victim := pods[0].Name
-	if err := cl.client.Pods("default").Delete(cl.ctx, victim, metav1.DeleteOptions{}); err != nil {
+	if err := cl.Client.Pods("default").Delete(cl.Ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, waitTimeout, "the deleted pod to be replaced", func() (bool, error) {
-		pods, err := cl.client.Pods("default").List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	cl.Await(waitTimeout, "the deleted pod to be replaced", func() (bool, error) {
+		pods, err := cl.Client.Pods("default").List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
 		}
@@ -317,13 +282,13 @@ func TestAdoptionAndRelease(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "orphan", Labels: map[string]string{"app": "web"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}},
 	}
-	if _, err := cl.client.Pods("default").Create(cl.ctx, orphan); err != nil {
+	if _, err := cl.Client.Pods("default").Create(cl.Ctx, orphan); err != nil {
 		t.Fatal(err)
 	}
 	rs := cl.createReplicaSet(newReplicaSet(3, 0))
 	cl.awaitStatus("web", status(3, 2, 1))
 	cl.awaitPods(3)
-	got, err := cl.client.Pods("default").Get(cl.ctx, "orphan")
+	got, err := cl.Client.Pods("default").Get(cl.Ctx, "orphan")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,14 +297,14 @@ func TestAdoptionAndRelease(t *testing.T) {
 	}
 
 	// Relabelled out of the selector: released, and replaced.
-	if _, err := cl.client.Pods("default").Patch(cl.ctx, "orphan", types.MergePatchType,
+	if _, err := cl.Client.Pods("default").Patch(cl.Ctx, "orphan", types.MergePatchType,
 		[]byte(`{"metadata":{"labels":{"app":"debug"}}}`)); err != nil {
 		t.Fatal(err)
 	}
 	cl.awaitStatus("web", status(3, 3, 1))
 	cl.awaitPods(3)
-	testenv.Eventually(t, waitTimeout, "the relabelled pod to be released", func() (bool, error) {
-		got, err := cl.client.Pods("default").Get(cl.ctx, "orphan")
+	cl.Await(waitTimeout, "the relabelled pod to be released", func() (bool, error) {
+		got, err := cl.Client.Pods("default").Get(cl.Ctx, "orphan")
 		if err != nil {
 			return false, err
 		}
@@ -358,7 +323,7 @@ func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
 	cl := startCluster(t, 4)
 
 	// Every pod ever created, seen through a watch.
-	w, err := cl.client.Pods("default").Watch(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	w, err := cl.Client.Pods("default").Watch(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +385,7 @@ func TestRestartMidScaleUpMakesNoExtraPods(t *testing.T) {
 	if got, want := firstCreates.Load()+secondCreates.Load(), int32(replicas); got != want {
 		t.Errorf("creates: got %d, want %d", got, want)
 	}
-	testenv.Eventually(t, waitTimeout, "the watch to show every pod", func() (bool, error) {
+	cl.Await(waitTimeout, "the watch to show every pod", func() (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(created) == replicas, fmt.Errorf("%d pods created", len(created))

@@ -178,3 +178,51 @@ func TestNoInit(t *testing.T) {
 		}
 	}
 }
+
+// waitPkg is the one place tests wait from.
+const waitPkg = module + "/internal/wait"
+
+// TestWaitImportsOnlyTheStandardLibrary keeps internal/wait importable by
+// the tests of every package: it imports nothing of the module (the API
+// server and the client among them, whose own tests wait too) and no
+// other module either.
+func TestWaitImportsOnlyTheStandardLibrary(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath != waitPkg {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+				t.Errorf("%s imports %s: it may import only the standard library", p.ImportPath, imp)
+			}
+		}
+		return
+	}
+	t.Fatalf("package %s not found", waitPkg)
+}
+
+// TestNoOtherEventually keeps waiting in one place: no file, tests
+// included, outside internal/wait declares a function called Eventually
+// (in any case). A second hand-written copy drifts from the first: its
+// own poll interval, its own failure message, no last error.
+func TestNoOtherEventually(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath == waitPkg {
+			continue
+		}
+		for _, files := range [][]string{p.GoFiles, p.TestGoFiles, p.XTestGoFiles} {
+			for _, f := range files {
+				path := filepath.Join(p.Dir, f)
+				file, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range file.Decls {
+					if fn, ok := d.(*ast.FuncDecl); ok && strings.EqualFold(fn.Name.Name, "eventually") {
+						t.Errorf("%s declares %s: wait with internal/wait (wait.For, wait.Until)", path, fn.Name.Name)
+					}
+				}
+			}
+		}
+	}
+}

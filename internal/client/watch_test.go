@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // waitTimeout bounds every wait in these tests. It is generous: the tests
@@ -53,20 +54,6 @@ func closed(t *testing.T, w watch.Interface) []watch.Event {
 		case <-deadline:
 			t.Fatalf("watch not closed within %v; events so far: %v", waitTimeout, evs)
 		}
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v", what, waitTimeout)
-		}
-		<-tick.C
 	}
 }
 
@@ -200,7 +187,7 @@ func TestWatchEnds(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Stop()
-			eventually(t, "watch registered", func() bool { return srv.Watchers() == 1 })
+			wait.Until(t, waitTimeout, "watch registered", func() bool { return srv.Watchers() == 1 })
 
 			tt.end(t, watchFixture{srv: srv, w: w, cancel: cancel})
 			evs := closed(t, w)
@@ -224,7 +211,7 @@ func TestWatchEnds(t *testing.T) {
 				}
 			}
 			// The stream is released on the server too.
-			eventually(t, "server-side stream closed", func() bool { return srv.Watchers() == 0 })
+			wait.Until(t, waitTimeout, "server-side stream closed", func() bool { return srv.Watchers() == 0 })
 		})
 	}
 }
@@ -282,10 +269,10 @@ func TestWatchStopWithoutReading(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "watch registered", func() bool { return srv.Watchers() == 1 })
+	wait.Until(t, waitTimeout, "watch registered", func() bool { return srv.Watchers() == 1 })
 	w.Stop()
 	closed(t, w)
-	eventually(t, "server-side stream closed", func() bool { return srv.Watchers() == 0 })
+	wait.Until(t, waitTimeout, "server-side stream closed", func() bool { return srv.Watchers() == 0 })
 }
 
 func TestWatchTimeout(t *testing.T) {

@@ -17,23 +17,10 @@ import (
 	"github.com/skiffdev/skiff/internal/client/clienttest"
 	"github.com/skiffdev/skiff/internal/grpcerr"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const waitTimeout = 10 * time.Second
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v", what, waitTimeout)
-		}
-		<-tick.C
-	}
-}
 
 type fixture struct {
 	srv     *clienttest.Server
@@ -204,7 +191,7 @@ func TestFollowsChanges(t *testing.T) {
 	if _, err := f.client.Pods("a").Create(ctx, pod("", "web-2", "", nil)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-2 in cache", has("a/web-2"))
+	wait.Until(t, waitTimeout, "web-2 in cache", has("a/web-2"))
 	for _, r := range f.srv.Requests() {
 		if strings.HasPrefix(r, "Watch") && !strings.HasSuffix(r, " bookmarks") {
 			t.Errorf("watch without bookmarks: %q", r)
@@ -213,12 +200,12 @@ func TestFollowsChanges(t *testing.T) {
 
 	t.Run("dropped connection resumes", func(t *testing.T) {
 		lists := count("List pods")
-		eventually(t, "watch open", func() bool { return f.srv.Watchers() == 1 })
+		wait.Until(t, waitTimeout, "watch open", func() bool { return f.srv.Watchers() == 1 })
 		f.srv.DropWatches(nil)
 		if _, err := f.client.Pods("a").Create(ctx, pod("", "web-3", "", nil)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "web-3 in cache", has("a/web-3"))
+		wait.Until(t, waitTimeout, "web-3 in cache", has("a/web-3"))
 		if got := count("List pods"); got != lists {
 			t.Errorf("lists: got %d, want %d (no relist)", got, lists)
 		}
@@ -226,20 +213,20 @@ func TestFollowsChanges(t *testing.T) {
 
 	t.Run("gone relists", func(t *testing.T) {
 		lists := count("List pods")
-		eventually(t, "watch open", func() bool { return f.srv.Watchers() == 1 })
+		wait.Until(t, waitTimeout, "watch open", func() bool { return f.srv.Watchers() == 1 })
 		f.srv.DropWatches(grpcerr.ToStatus(apierrors.NewResourceExpired("too old resource version")))
-		eventually(t, "relist", func() bool { return count("List pods") > lists })
+		wait.Until(t, waitTimeout, "relist", func() bool { return count("List pods") > lists })
 		if err := f.client.Pods("a").Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "web-1 gone from cache", func() bool { return !has("a/web-1")() })
+		wait.Until(t, waitTimeout, "web-1 gone from cache", func() bool { return !has("a/web-1")() })
 	})
 
 	t.Run("error event relists", func(t *testing.T) {
 		lists := count("List pods")
-		eventually(t, "watch open", func() bool { return f.srv.Watchers() == 1 })
+		wait.Until(t, waitTimeout, "watch open", func() bool { return f.srv.Watchers() == 1 })
 		f.srv.SendErrorEvent(apierrors.NewResourceExpired("too old resource version"))
-		eventually(t, "relist", func() bool { return count("List pods") > lists })
+		wait.Until(t, waitTimeout, "relist", func() bool { return count("List pods") > lists })
 	})
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/skiffdev/skiff/internal/join"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -123,7 +124,7 @@ func TestJoinRefusals(t *testing.T) {
 		})
 	}
 	t.Run("expired", func(t *testing.T) {
-		testenv.Eventually(t, 10*time.Second, "the token to expire", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the token to expire", func() (bool, error) {
 			_, err := join.Join(ctx, joinCfg(srv, expiring, t.TempDir(), "n-expired"))
 			return err != nil && strings.Contains(err.Error(), "expired at"), err
 		})
@@ -135,7 +136,7 @@ func TestJoinRefusals(t *testing.T) {
 		if _, err := admin.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "taken"}}); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 10*time.Second, "the second machine to be refused", func() (bool, error) {
+		wait.For(t, 10*time.Second, "the second machine to be refused", func() (bool, error) {
 			_, err := join.Join(ctx, joinCfg(srv, good, t.TempDir(), "taken"))
 			return err != nil && strings.Contains(err.Error(), "the name is taken by another machine"), err
 		})

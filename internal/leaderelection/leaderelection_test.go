@@ -13,6 +13,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/leaderelection"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const (
@@ -74,7 +75,7 @@ func TestOneLeaderAndTakeover(t *testing.T) {
 	var active atomic.Int32
 	a, b := campaign(t, c, "a", &active), campaign(t, c, "b", &active)
 
-	testenv.Eventually(t, 5*time.Second, "a leader", func() (bool, error) { return leader(a, b) != nil, nil })
+	wait.For(t, 5*time.Second, "a leader", func() (bool, error) { return leader(a, b) != nil, nil })
 	first := leader(a, b)
 	other := a
 	if first == a {
@@ -92,7 +93,7 @@ func TestOneLeaderAndTakeover(t *testing.T) {
 	stopped := time.Now()
 	first.cancel()
 	<-first.done
-	testenv.Eventually(t, leaseDuration+retryPeriod+500*time.Millisecond, other.id+" taking over", func() (bool, error) {
+	wait.For(t, leaseDuration+retryPeriod+500*time.Millisecond, other.id+" taking over", func() (bool, error) {
 		return other.leading.Load(), nil
 	})
 	t.Logf("%s took over %v after %s stopped", other.id, time.Since(stopped).Round(time.Millisecond), first.id)
@@ -119,7 +120,7 @@ func TestLeaseTaken(t *testing.T) {
 	ctx := testenv.Context(t)
 	var active atomic.Int32
 	a := campaign(t, c, "a", &active)
-	testenv.Eventually(t, 5*time.Second, "a leading", func() (bool, error) { return a.leading.Load(), nil })
+	wait.For(t, 5*time.Second, "a leading", func() (bool, error) { return a.leading.Load(), nil })
 
 	l, err := c.Leases(metav1.NamespaceSystem).Get(ctx, "test-lease")
 	if err != nil {
@@ -131,13 +132,13 @@ func TestLeaseTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	taken := time.Now()
-	testenv.Eventually(t, 2*retryPeriod+500*time.Millisecond, "a stopping", func() (bool, error) { return !a.leading.Load(), nil })
+	wait.For(t, 2*retryPeriod+500*time.Millisecond, "a stopping", func() (bool, error) { return !a.leading.Load(), nil })
 	t.Logf("a stopped %v after the lease was taken", time.Since(taken).Round(time.Millisecond))
 	if n := a.stopped.Load(); n != 1 {
 		t.Errorf("got %d onStoppedLeading calls, want 1", n)
 	}
 	// The intruder never renews: a takes the Lease back once it expires.
-	testenv.Eventually(t, leaseDuration+2*retryPeriod+500*time.Millisecond, "a leading again", func() (bool, error) { return a.leading.Load(), nil })
+	wait.For(t, leaseDuration+2*retryPeriod+500*time.Millisecond, "a leading again", func() (bool, error) { return a.leading.Load(), nil })
 }
 
 // TestCannotRenew: a leader that cannot reach the API server stops acting
@@ -156,11 +157,11 @@ func TestCannotRenew(t *testing.T) {
 	defer c.Close()
 	var active atomic.Int32
 	a := campaign(t, c, "a", &active)
-	testenv.Eventually(t, 5*time.Second, "a leading", func() (bool, error) { return a.leading.Load(), nil })
+	wait.For(t, 5*time.Second, "a leading", func() (bool, error) { return a.leading.Load(), nil })
 
 	srv.Stop()
 	down := time.Now()
-	testenv.Eventually(t, renewDeadline+2*retryPeriod+500*time.Millisecond, "a stopping", func() (bool, error) { return !a.leading.Load(), nil })
+	wait.For(t, renewDeadline+2*retryPeriod+500*time.Millisecond, "a stopping", func() (bool, error) { return !a.leading.Load(), nil })
 	if d := time.Since(down); d >= leaseDuration {
 		t.Errorf("a stopped %v after losing the server, not within the lease duration %v", d, leaseDuration)
 	}
@@ -220,7 +221,7 @@ func TestFailingTermEndsRun(t *testing.T) {
 	var active atomic.Int32
 	start := time.Now()
 	b := campaign(t, c, "b", &active)
-	testenv.Eventually(t, 5*time.Second, "b leading", func() (bool, error) { return b.leading.Load(), nil })
+	wait.For(t, 5*time.Second, "b leading", func() (bool, error) { return b.leading.Load(), nil })
 	if d := time.Since(start); d >= leaseDuration {
 		t.Errorf("b took %v to lead, want less than the lease duration %v", d, leaseDuration)
 	}

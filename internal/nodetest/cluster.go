@@ -39,10 +39,11 @@ type Cluster struct {
 // StartCluster starts n nodes, each running a kubelet and a service proxy
 // (as "skiff agent" does) that join the API server srv (on the test's
 // loopback, forwarded into each node) with a token. Node i has the address
-// 192.168.77.(10+i) and the pod CIDR 10.244.(i+1).0/24.
+// 192.168.77.(10+i) and the pod CIDR 10.244.(i+1).0/24. It skips the
+// test as Start does.
 func StartCluster(t testing.TB, srv *apiserver.Server, n int, opts ...Option) *Cluster {
 	t.Helper()
-	skipUnlessRoot(t)
+	SkipIfUnavailable(t)
 	img := testimage.Busybox(t)
 	lan := nstest.NewNetns(t)
 	gw := lanPrefix.Addr().Next()

@@ -41,6 +41,7 @@ import (
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/testimage"
+	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/kubelet/runtime"
 	"github.com/skiffdev/skiff/proxy"
@@ -165,11 +166,11 @@ type Option func(*kubelet.Config)
 // Start starts a node whose kubelet joins the API server srv (on the
 // test's loopback) with a join token, as skiff agent does; WaitReady
 // waits for its Node. The node has a registry of its own, serving the
-// busybox test image. It skips the test when not root or when the busybox
-// image cannot be built.
+// busybox test image. It skips the test as SkipIfUnavailable does, and
+// when the busybox image cannot be built.
 func Start(t testing.TB, srv *apiserver.Server, opts ...Option) *Node {
 	t.Helper()
-	skipUnlessRoot(t)
+	SkipIfUnavailable(t)
 	img := testimage.Busybox(t)
 	ns := nstest.NewNetns(t)
 	host, ref := serveImage(t, ns, "127.0.0.1:0", img)
@@ -180,7 +181,15 @@ func Start(t testing.TB, srv *apiserver.Server, opts ...Option) *Node {
 	}, opts...)
 }
 
-func skipUnlessRoot(t testing.TB) {
+// SkipIfUnavailable skips the test when it may not run real nodes: when
+// not root, and in -short mode (make test-unit), which runs no container.
+// Start and StartCluster call it; a test calls it first to skip before
+// it starts anything else.
+func SkipIfUnavailable(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs real nodes and their containers: not in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs a kubelet, which creates namespaces, cgroups and mounts")
 	}
@@ -248,7 +257,7 @@ func startNode(t testing.TB, ns string, srv *apiserver.Server, registry, image s
 func (n *Node) WaitReady(c *client.Client) {
 	n.t.Helper()
 	ctx := testenv.Context(n.t)
-	testenv.Eventually(n.t, time.Minute, "node "+n.Name+" to be Ready", func() (bool, error) {
+	wait.For(n.t, time.Minute, "node "+n.Name+" to be Ready", func() (bool, error) {
 		if n.Exited() {
 			return false, fmt.Errorf("the kubelet exited:\n%s", tail(n.Output(), 40))
 		}

@@ -21,11 +21,14 @@ import (
 
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
-	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("creates namespaces and mounts, which needs root: not in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates namespaces and mounts")
 	}
@@ -299,7 +302,7 @@ func TestDo(t *testing.T) {
 	}
 
 	// No thread of the process may be left inside the namespace.
-	testenv.Eventually(t, 10*time.Second, "all threads back in the host netns", func() (bool, error) {
+	wait.For(t, 10*time.Second, "all threads back in the host netns", func() (bool, error) {
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
 			return false, err
@@ -428,7 +431,7 @@ func TestNewPinnedLeavesNoThreadInside(t *testing.T) {
 		}
 		made[nsID(t, "net", p)] = true
 	}
-	testenv.Eventually(t, 10*time.Second, "no thread inside a pinned netns", func() (bool, error) {
+	wait.For(t, 10*time.Second, "no thread inside a pinned netns", func() (bool, error) {
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
 			return false, err

@@ -3,6 +3,7 @@ package pki
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 func TestCAFilesAndModes(t *testing.T) {
@@ -102,13 +105,10 @@ func TestSourceRenews(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	first := src.Current().Leaf.SerialNumber
-	deadline := time.Now().Add(20 * time.Second)
-	for renewals.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d renewals in 20s, want 2", renewals.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, "2 renewals", func() (bool, error) {
+		n := renewals.Load()
+		return n >= 2, fmt.Errorf("got %d renewals", n)
+	})
 	cert, _ := src.GetClientCertificate(nil)
 	if cert.Leaf.SerialNumber.Cmp(first) == 0 {
 		t.Error("handshakes still get the first certificate")

@@ -2,6 +2,11 @@
 // with an embedded etcd in a temporary directory, listening on
 // 127.0.0.1:0, and clients connected to it. Everything is stopped and
 // removed when the test ends.
+//
+// Integration tests build on Cluster (NewCluster): the server, the
+// administrator's client, the components the story starts, and Await.
+// Waiting itself is internal/wait's, which every package's tests can
+// import, this one's dependencies' included.
 package testenv
 
 import (
@@ -129,25 +134,6 @@ func ConfigAs(t testing.TB, srv *apiserver.Server, user string, groups ...string
 		t.Fatalf("a client certificate for %s: %v", user, err)
 	}
 	return cfg
-}
-
-// Eventually polls cond until it reports true, failing the test when the
-// deadline passes first. cond's error, if any, is shown in the failure.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, lastErr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Context returns a context that ends with the test or after a minute.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // sampleLog is a log with both streams, a split line, and an unfinished
@@ -157,12 +158,12 @@ func TestFollow(t *testing.T) {
 	go func() {
 		result <- Read(testenv.Context(t), path, ReadOptions{Follow: true, Tail: 1}, &out, &errs, exited.Load)
 	}()
-	testenv.Eventually(t, 10*time.Second, "the tail", contains(&out, "before 2\n"))
+	wait.For(t, 10*time.Second, "the tail", contains(&out, "before 2\n"))
 
 	write(t, w, "stdout", "after\n")
 	write(t, w, "stderr", "err after\n")
-	testenv.Eventually(t, 10*time.Second, "a new stdout line", contains(&out, "after\n"))
-	testenv.Eventually(t, 10*time.Second, "a new stderr line", contains(&errs, "err after\n"))
+	wait.For(t, 10*time.Second, "a new stdout line", contains(&out, "after\n"))
+	wait.For(t, 10*time.Second, "a new stderr line", contains(&errs, "err after\n"))
 
 	// Enough lines to rotate the file several times over; only the last
 	// rotation's worth is guaranteed to be on disk, but a follower that
@@ -175,10 +176,10 @@ func TestFollow(t *testing.T) {
 		before := rotatedInode(path)
 		write(t, w, "stdout", l)
 		if rotatedInode(path) != before {
-			testenv.Eventually(t, 10*time.Second, "the line before the rotation", contains(&out, fmt.Sprintf("rotating %02d\n", i)))
+			wait.For(t, 10*time.Second, "the line before the rotation", contains(&out, fmt.Sprintf("rotating %02d\n", i)))
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, "lines after rotations", contains(&out, "rotating 59\n"))
+	wait.For(t, 10*time.Second, "lines after rotations", contains(&out, "rotating 59\n"))
 
 	// The container prints a last unfinished line and exits.
 	write(t, w, "stdout", "bye")
@@ -221,7 +222,7 @@ func TestFollowCancel(t *testing.T) {
 	go func() {
 		result <- Read(ctx, path, ReadOptions{Follow: true, Tail: -1}, &out, &out, nil)
 	}()
-	testenv.Eventually(t, 10*time.Second, "the first line", contains(&out, "hi\n"))
+	wait.For(t, 10*time.Second, "the first line", contains(&out, "hi\n"))
 	cancel()
 	select {
 	case err := <-result:

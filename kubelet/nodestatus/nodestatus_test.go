@@ -23,6 +23,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/version"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const waitFor = 20 * time.Second
@@ -88,7 +89,7 @@ func startServer(t *testing.T) *client.Client {
 func waitNode(t *testing.T, c *client.Client, name string, cond func(*corev1.Node) bool) *corev1.Node {
 	t.Helper()
 	var node *corev1.Node
-	testenv.Eventually(t, waitFor, "node "+name, func() (bool, error) {
+	wait.For(t, waitFor, "node "+name, func() (bool, error) {
 		n, err := c.Nodes().Get(testenv.Context(t), name)
 		if err != nil {
 			return false, err
@@ -196,7 +197,7 @@ func TestRegistration(t *testing.T) {
 		t.Errorf("Ready condition = %s/%q, want %s/%q", ready.Reason, ready.Message, ReasonReady, MessageReady)
 	}
 
-	testenv.Eventually(t, waitFor, "onNode with the node", func() (bool, error) {
+	wait.For(t, waitFor, "onNode with the node", func() (bool, error) {
 		n := rec.node()
 		return n != nil && n.Spec.PodCIDR == "10.244.1.0/24", nil
 	})
@@ -214,7 +215,7 @@ func TestLeaseRenewed(t *testing.T) {
 		return c.Leases(corev1.NamespaceNodeLease).Get(testenv.Context(t), "node-b")
 	}
 	var lease *coordinationv1.Lease
-	testenv.Eventually(t, waitFor, "the lease", func() (bool, error) {
+	wait.For(t, waitFor, "the lease", func() (bool, error) {
 		l, err := getLease()
 		lease = l
 		return err == nil, err
@@ -234,7 +235,7 @@ func TestLeaseRenewed(t *testing.T) {
 
 	// Each step of the fake clock by the renew interval lets the renewal
 	// timer fire; the Lease must follow the clock.
-	testenv.Eventually(t, waitFor, "a renewal", func() (bool, error) {
+	wait.For(t, waitFor, "a renewal", func() (bool, error) {
 		clk.Step(DefaultRenewInterval)
 		l, err := getLease()
 		if err != nil {
@@ -248,7 +249,7 @@ func TestLeaseRenewedRepeatedly(t *testing.T) {
 	c := startServer(t)
 	run(t, c, fastConfig("node-c"))
 	var seen []string
-	testenv.Eventually(t, waitFor, "three renewals", func() (bool, error) {
+	wait.For(t, waitFor, "three renewals", func() (bool, error) {
 		l, err := c.Leases(corev1.NamespaceNodeLease).Get(testenv.Context(t), "node-c")
 		if err != nil {
 			return false, err
@@ -300,7 +301,7 @@ func TestStatusNotRewrittenWhenUnchanged(t *testing.T) {
 
 	// Ten more status checks, none of which may write.
 	calls := rec.calls.Load()
-	testenv.Eventually(t, waitFor, "ten status checks", func() (bool, error) {
+	wait.For(t, waitFor, "ten status checks", func() (bool, error) {
 		return rec.calls.Load() >= calls+10, nil
 	})
 	again, err := c.Nodes().Get(testenv.Context(t), "node-e")
@@ -395,7 +396,7 @@ func TestPodCIDRKeptWhenSet(t *testing.T) {
 	if node.Spec.PodCIDR != "10.244.3.0/24" {
 		t.Errorf("podCIDR = %q, want the assigned 10.244.3.0/24", node.Spec.PodCIDR)
 	}
-	testenv.Eventually(t, waitFor, "onNode with the assigned CIDR", func() (bool, error) {
+	wait.For(t, waitFor, "onNode with the assigned CIDR", func() (bool, error) {
 		n := rec.node()
 		return n != nil && n.Spec.PodCIDR == "10.244.3.0/24", nil
 	})
@@ -408,7 +409,7 @@ func TestReadyRestoredAfterUnknown(t *testing.T) {
 	waitNode(t, c, "node-i", isReady)
 
 	// Play the node lifecycle controller: it marks a silent node Unknown.
-	testenv.Eventually(t, waitFor, "marking the node Unknown", func() (bool, error) {
+	wait.For(t, waitFor, "marking the node Unknown", func() (bool, error) {
 		n, err := c.Nodes().Get(ctx, "node-i")
 		if err != nil {
 			return false, err
@@ -433,7 +434,7 @@ func TestReregistersDeletedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := waitNode(t, c, "node-j", func(n *corev1.Node) bool { return n.UID != old.UID && isReady(n) })
-	testenv.Eventually(t, waitFor, "the lease owned by the new node", func() (bool, error) {
+	wait.For(t, waitFor, "the lease owned by the new node", func() (bool, error) {
 		l, err := c.Leases(corev1.NamespaceNodeLease).Get(ctx, "node-j")
 		if err != nil {
 			return false, err

@@ -22,7 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 const waitFor = 10 * time.Second
@@ -98,7 +98,7 @@ func newFixture(t *testing.T) *fixture {
 // that is still running has recorded its last result.
 func (f *fixture) settle(n int) {
 	f.t.Helper()
-	testenv.Eventually(f.t, waitFor, fmt.Sprintf("%d waiting workers", n), func() (bool, error) {
+	wait.For(f.t, waitFor, fmt.Sprintf("%d waiting workers", n), func() (bool, error) {
 		return f.clk.Waiters() == n, nil
 	})
 }
@@ -114,7 +114,7 @@ func (f *fixture) tick(n int, d time.Duration) {
 // runs after the result is visible, so a test waits for it.
 func (f *fixture) waitChanges(n int64) {
 	f.t.Helper()
-	testenv.Eventually(f.t, waitFor, fmt.Sprintf("%d onChange calls", n), func() (bool, error) {
+	wait.For(f.t, waitFor, fmt.Sprintf("%d onChange calls", n), func() (bool, error) {
 		got := f.changes.n.Load()
 		return got == n, fmt.Errorf("%d calls", got)
 	})
@@ -123,7 +123,7 @@ func (f *fixture) waitChanges(n int64) {
 // waitFailed waits until the container's liveness has failed.
 func (f *fixture) waitFailed(id string) {
 	f.t.Helper()
-	testenv.Eventually(f.t, waitFor, id+"'s liveness failure", func() (bool, error) {
+	wait.For(f.t, waitFor, id+"'s liveness failure", func() (bool, error) {
 		failed, _ := f.m.LivenessFailed(id)
 		return failed, nil
 	})
@@ -226,12 +226,12 @@ func TestReadinessToggles(t *testing.T) {
 		t.Fatalf("ready after one success, want two (successThreshold)")
 	}
 	f.clk.Step(10 * time.Second)
-	testenv.Eventually(t, waitFor, "ready", func() (bool, error) { return f.m.Ready("c1"), nil })
+	wait.For(t, waitFor, "ready", func() (bool, error) { return f.m.Ready("c1"), nil })
 	f.waitChanges(1)
 
 	f.exec.set("ready", 1, "not yet")
 	f.tick(1, 10*time.Second)
-	testenv.Eventually(t, waitFor, "not ready", func() (bool, error) { return !f.m.Ready("c1"), nil })
+	wait.For(t, waitFor, "not ready", func() (bool, error) { return !f.m.Ready("c1"), nil })
 	f.waitChanges(2)
 	// A failing readiness probe never restarts the container.
 	if failed, _ := f.m.LivenessFailed("c1"); failed {
@@ -241,7 +241,7 @@ func TestReadinessToggles(t *testing.T) {
 	f.exec.set("ready", 0, "")
 	f.tick(1, 10*time.Second)
 	f.tick(1, 10*time.Second)
-	testenv.Eventually(t, waitFor, "ready again", func() (bool, error) { return f.m.Ready("c1"), nil })
+	wait.For(t, waitFor, "ready again", func() (bool, error) { return f.m.Ready("c1"), nil })
 }
 
 func TestStartupGatesLivenessAndReadiness(t *testing.T) {
@@ -269,7 +269,7 @@ func TestStartupGatesLivenessAndReadiness(t *testing.T) {
 
 	f.exec.set("startup", 0, "")
 	f.clk.Step(time.Second)
-	testenv.Eventually(t, waitFor, "started", func() (bool, error) { return f.m.Started("c1"), nil })
+	wait.For(t, waitFor, "started", func() (bool, error) { return f.m.Started("c1"), nil })
 	// The startup worker is done; the other two go on.
 	f.settle(2)
 	if f.m.Ready("c1") && f.exec.count("ready") == 0 {
@@ -311,7 +311,7 @@ func TestInitialDelay(t *testing.T) {
 		t.Fatalf("%d probes within the initial delay", n)
 	}
 	f.clk.Step(time.Second)
-	testenv.Eventually(t, waitFor, "the first probe", func() (bool, error) { return f.exec.count("check") == 1, nil })
+	wait.For(t, waitFor, "the first probe", func() (bool, error) { return f.exec.count("check") == 1, nil })
 }
 
 func TestAddIsIdempotent(t *testing.T) {

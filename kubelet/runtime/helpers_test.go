@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -105,6 +107,9 @@ func buildImage() ([]string, error) {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs containers: not in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates namespaces, mounts and cgroups")
 	}
@@ -217,22 +222,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// eventually polls cond until it is true or the timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -276,7 +265,7 @@ func (tr *testRuntime) start(spec Spec) Status {
 func (tr *testRuntime) waitExited(id string) Status {
 	tr.t.Helper()
 	var st Status
-	eventually(tr.t, 30*time.Second, id+" to exit", func() (bool, error) {
+	wait.For(tr.t, 30*time.Second, id+" to exit", func() (bool, error) {
 		var err error
 		st, err = tr.Status(id)
 		return err == nil && st.State == StateExited, err

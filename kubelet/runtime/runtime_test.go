@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 func TestRunToCompletion(t *testing.T) {
@@ -287,7 +289,7 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	spec := tr.spec(sb, "app", "sh", "-c", `cat /vol/data; echo x > /vol/new && echo writable; echo y > /data/new || echo readonly; sleep 1000`)
 	spec.Mounts = []Mount{{Source: vol, Destination: "/vol"}, {Source: vol, Destination: "/data", ReadOnly: true}}
 	tr.start(spec)
-	eventually(t, 30*time.Second, "the container's output", func() (bool, error) {
+	wait.For(t, 30*time.Second, "the container's output", func() (bool, error) {
 		data, err := os.ReadFile(spec.LogPath)
 		return bytes.Contains(data, []byte("readonly")), err
 	})

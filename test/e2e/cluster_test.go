@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
 	"github.com/skiffdev/skiff/ctl"
-	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/scheduler"
 	"github.com/skiffdev/skiff/simnodes"
@@ -39,14 +37,11 @@ const (
 // ns is where the stories happen.
 const ns = metav1.NamespaceDefault
 
-// cluster is a running API server with a client connected to it; the
-// components are started one by one by the story.
+// cluster is a test cluster with the stories' own ways to start
+// components and to ask how things stand; the components are started one
+// by one by the story.
 type cluster struct {
-	t   testing.TB
-	srv *apiserver.Server
-	c   *client.Client
-	ctx context.Context
-	log *slog.Logger
+	*testenv.Cluster
 	// kubeconfig is the admin's, for skiffctl.
 	kubeconfig string
 }
@@ -56,60 +51,19 @@ type cluster struct {
 // component started on it.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	srv := testenv.StartServer(t, func(cfg *apiserver.Config) { cfg.DefaultTolerationSeconds = tolerationSeconds })
-	return &cluster{
-		t:   t,
-		srv: srv,
-		c:   testenv.NewClient(t, srv),
-		ctx: testenv.Context(t),
-		log: slog.New(slog.DiscardHandler),
-
-		kubeconfig: testenv.AdminKubeconfig(t, srv),
-	}
-}
-
-// component is one Run of a component in its own goroutine.
-type component struct {
-	name   string
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// start runs run in a goroutine until stop is called or the test ends. An
-// error other than the end of its context fails the test.
-func (cl *cluster) start(name string, run func(ctx context.Context) error) *component {
-	cl.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	comp := &component{name: name, cancel: cancel, done: make(chan struct{})}
-	t := cl.t
-	go func() {
-		defer close(comp.done)
-		if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("%s: %v", name, err)
-		}
-	}()
-	t.Cleanup(func() { comp.stop(t) })
-	return comp
-}
-
-// stop cancels the component's context and waits for it to return.
-func (comp *component) stop(t testing.TB) {
-	t.Helper()
-	comp.cancel()
-	select {
-	case <-comp.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s did not stop within 10s of its context ending", comp.name)
-	}
+	cl := testenv.NewCluster(t,
+		testenv.WithServer(func(cfg *apiserver.Config) { cfg.DefaultTolerationSeconds = tolerationSeconds }),
+		testenv.WithLogger(slog.New(slog.DiscardHandler)))
+	return &cluster{Cluster: cl, kubeconfig: testenv.AdminKubeconfig(t, cl.Server)}
 }
 
 // startScheduler runs the only scheduler, without leader election, as
 // its own identity (system:kube-scheduler), as skiff server runs it.
-func (cl *cluster) startScheduler() *component {
+func (cl *cluster) startScheduler() *testenv.Component {
 	cfg := scheduler.DefaultConfig()
-	cfg.Connection, cfg.Logger = testenv.ConfigAs(cl.t, cl.srv, auth.SchedulerUser), cl.log
+	cfg.Connection, cfg.Logger = cl.ConfigAs(auth.SchedulerUser), cl.Log
 	cfg.LeaderElection.LeaderElect = false
-	return cl.start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, cfg) })
+	return cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, cfg) })
 }
 
 // startControllers runs a controller manager. With an identity it takes
@@ -117,40 +71,25 @@ func (cl *cluster) startScheduler() *component {
 // timings short enough for a takeover within seconds; without one it is
 // the only manager and acts at once. It runs as the controllers' own
 // identity (system:kube-controller-manager), as skiff server runs it.
-func (cl *cluster) startControllers(identity string) *component {
+func (cl *cluster) startControllers(identity string) *testenv.Component {
 	cfg := controllers.DefaultConfig()
-	cfg.Connection = testenv.ConfigAs(cl.t, cl.srv, auth.ControllersUser)
+	cfg.Connection = cl.ConfigAs(auth.ControllersUser)
 	cfg.NodeMonitorGracePeriod = gracePeriod
 	cfg.LeaderElection.LeaderElect = identity != ""
 	cfg.LeaderElection.Identity = identity
 	cfg.LeaderElection.LeaseDuration = 2 * time.Second
 	cfg.LeaderElection.RenewDeadline = time.Second
 	cfg.LeaderElection.RetryPeriod = 200 * time.Millisecond
-	return cl.start("controllers "+identity, func(ctx context.Context) error { return controllers.Run(ctx, cfg) })
+	return cl.Start("controllers "+identity, func(ctx context.Context) error { return controllers.Run(ctx, cfg) })
 }
 
 // nodesConfig describes a group of one simulated node called prefix+"0",
 // whose addresses come from cidr (one range per group).
 func (cl *cluster) nodesConfig(prefix, cidr string) simnodes.Config {
-	cfg := simnodes.DefaultConfig()
-	cfg.Client, cfg.Logger = cl.c, cl.log
-	cfg.Count, cfg.NamePrefix, cfg.PodCIDR = 1, prefix, cidr
+	cfg := cl.SimNodes(1)
+	cfg.NamePrefix, cfg.PodCIDR = prefix, cidr
 	cfg.HeartbeatInterval = heartbeat
 	return cfg
-}
-
-// startNodes runs a group of simulated nodes; stopping it is the whole
-// group dying at once.
-func (cl *cluster) startNodes(cfg simnodes.Config) *component {
-	return cl.start("simnodes "+cfg.NamePrefix, func(ctx context.Context) error { return simnodes.Run(ctx, cfg) })
-}
-
-// await waits up to timeout for cond, failing the test after it.
-func (cl *cluster) await(timeout time.Duration, what string, cond func() (bool, error)) {
-	cl.t.Helper()
-	start := time.Now()
-	testenv.Eventually(cl.t, timeout, what, cond)
-	cl.t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
 }
 
 // deploymentAvailable reports whether the controller has seen the
@@ -158,7 +97,7 @@ func (cl *cluster) await(timeout time.Duration, what string, cond func() (bool, 
 // available, with no old ones left.
 func (cl *cluster) deploymentAvailable(name string, n int32) func() (bool, error) {
 	return func() (bool, error) {
-		d, err := cl.c.Deployments(ns).Get(cl.ctx, name)
+		d, err := cl.Client.Deployments(ns).Get(cl.Ctx, name)
 		if err != nil {
 			return false, err
 		}
@@ -171,7 +110,7 @@ func (cl *cluster) deploymentAvailable(name string, n int32) func() (bool, error
 // pods lists the pods labelled app=app: the live ones, and the ones being
 // deleted.
 func (cl *cluster) pods(app string) (live, terminating []corev1.Pod, err error) {
-	list, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	list, err := cl.Client.Pods(ns).List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -236,18 +175,18 @@ func TestNodeLostPodsReplaced(t *testing.T) {
 		"a-0": cl.nodesConfig("a-", "10.128.0.0/16"),
 		"b-0": cl.nodesConfig("b-", "10.129.0.0/16"),
 	}
-	running := map[string]*component{}
+	running := map[string]*testenv.Component{}
 	for node, cfg := range groups {
-		running[node] = cl.startNodes(cfg)
+		running[node] = cl.StartSimNodes(cfg)
 	}
 	cl.startScheduler()
 	cl.startControllers("")
 
 	// A Deployment of 4 becomes available, spread over both nodes.
-	if _, err := cl.c.Deployments(ns).Create(cl.ctx, deployment("web", "nginx:1.25", 4)); err != nil {
+	if _, err := cl.Client.Deployments(ns).Create(cl.Ctx, deployment("web", "nginx:1.25", 4)); err != nil {
 		t.Fatalf("create deployment web: %v", err)
 	}
-	cl.await(15*time.Second, "deployment web has 4 available replicas", cl.deploymentAvailable("web", 4))
+	cl.Await(15*time.Second, "deployment web has 4 available replicas", cl.deploymentAvailable("web", 4))
 	live, _, err := cl.pods("web")
 	if err != nil {
 		t.Fatal(err)
@@ -264,19 +203,19 @@ func TestNodeLostPodsReplaced(t *testing.T) {
 		}
 	}
 	t.Logf("killing node %s, which runs %d of the 4 pods", lost, len(onLost))
-	cl.await(5*time.Second, "node "+lost+" renewing its Lease", func() (bool, error) {
-		l, err := cl.c.Leases(corev1.NamespaceNodeLease).Get(cl.ctx, lost)
+	cl.Await(5*time.Second, "node "+lost+" renewing its Lease", func() (bool, error) {
+		l, err := cl.Client.Leases(corev1.NamespaceNodeLease).Get(cl.Ctx, lost)
 		return err == nil && l.Spec.RenewTime != nil, err
 	})
 
 	// The node's group dies: no more heartbeats, nobody runs its pods.
-	running[lost].stop(t)
+	running[lost].Stop()
 
-	cl.await(gracePeriod+5*time.Second, "node "+lost+" tainted unreachable", func() (bool, error) {
-		n, err := cl.c.Nodes().Get(cl.ctx, lost)
+	cl.Await(gracePeriod+5*time.Second, "node "+lost+" tainted unreachable", func() (bool, error) {
+		n, err := cl.Client.Nodes().Get(cl.Ctx, lost)
 		return err == nil && hasTaint(n, corev1.TaintNodeUnreachable, corev1.TaintEffectNoExecute), err
 	})
-	cl.await(tolerationSeconds*time.Second+5*time.Second, "the pods on "+lost+" evicted", func() (bool, error) {
+	cl.Await(tolerationSeconds*time.Second+5*time.Second, "the pods on "+lost+" evicted", func() (bool, error) {
 		live, _, err := cl.pods("web")
 		if err != nil {
 			return false, err
@@ -288,7 +227,7 @@ func TestNodeLostPodsReplaced(t *testing.T) {
 		}
 		return true, nil
 	})
-	cl.await(10*time.Second, "4 ready pods of web, all on "+survivor, func() (bool, error) {
+	cl.Await(10*time.Second, "4 ready pods of web, all on "+survivor, func() (bool, error) {
 		if ok, err := cl.deploymentAvailable("web", 4)(); !ok {
 			return false, err
 		}
@@ -309,16 +248,16 @@ func TestNodeLostPodsReplaced(t *testing.T) {
 
 	// The node comes back: it heartbeats again, is Ready and untainted,
 	// and finishes deleting the pods evicted from it.
-	running[lost] = cl.startNodes(groups[lost])
-	cl.await(gracePeriod+5*time.Second, "node "+lost+" ready and untainted", func() (bool, error) {
-		n, err := cl.c.Nodes().Get(cl.ctx, lost)
+	running[lost] = cl.StartSimNodes(groups[lost])
+	cl.Await(gracePeriod+5*time.Second, "node "+lost+" ready and untainted", func() (bool, error) {
+		n, err := cl.Client.Nodes().Get(cl.Ctx, lost)
 		if err != nil {
 			return false, err
 		}
 		return nodeReady(n) == corev1.ConditionTrue && len(n.Spec.Taints) == 0,
 			fmt.Errorf("ready %s, taints %v", nodeReady(n), n.Spec.Taints)
 	})
-	cl.await(5*time.Second, "the evicted pods gone", func() (bool, error) {
+	cl.Await(5*time.Second, "the evicted pods gone", func() (bool, error) {
 		_, terminating, err := cl.pods("web")
 		return err == nil && len(terminating) == 0, err
 	})
@@ -332,22 +271,22 @@ func TestNodeLostPodsReplaced(t *testing.T) {
 // its place, without making extra pods.
 func TestLeaderFailover(t *testing.T) {
 	cl := startCluster(t)
-	cl.startNodes(cl.nodesConfig("node-", "10.128.0.0/16"))
+	cl.StartSimNodes(cl.nodesConfig("node-", "10.128.0.0/16"))
 	cl.startScheduler()
-	managers := map[string]*component{
+	managers := map[string]*testenv.Component{
 		"a": cl.startControllers("a"),
 		"b": cl.startControllers("b"),
 	}
 
 	holder := func() (string, error) {
-		l, err := cl.c.Leases(metav1.NamespaceSystem).Get(cl.ctx, "skiff-controllers")
+		l, err := cl.Client.Leases(metav1.NamespaceSystem).Get(cl.Ctx, "skiff-controllers")
 		if err != nil || l.Spec.HolderIdentity == nil {
 			return "", err
 		}
 		return *l.Spec.HolderIdentity, nil
 	}
 	var leader string
-	cl.await(10*time.Second, "one manager holds the Lease", func() (bool, error) {
+	cl.Await(10*time.Second, "one manager holds the Lease", func() (bool, error) {
 		h, err := holder()
 		leader = h
 		return managers[h] != nil, err
@@ -368,32 +307,32 @@ func TestLeaderFailover(t *testing.T) {
 			},
 		},
 	}
-	if _, err := cl.c.ReplicaSets(ns).Create(cl.ctx, rs); err != nil {
+	if _, err := cl.Client.ReplicaSets(ns).Create(cl.Ctx, rs); err != nil {
 		t.Fatalf("create replica set web: %v", err)
 	}
-	cl.await(10*time.Second, "replica set web has 3 ready pods", cl.replicaSetReady("web", 3))
+	cl.Await(10*time.Second, "replica set web has 3 ready pods", cl.replicaSetReady("web", 3))
 	if h, err := holder(); h != leader {
 		t.Fatalf("Lease holder %q while the pods were made, want %q (err %v)", h, leader, err)
 	}
 
 	// The leader dies; the other manager takes the Lease over.
-	managers[leader].stop(t)
-	cl.await(10*time.Second, "manager "+other+" holds the Lease", func() (bool, error) {
+	managers[leader].Stop()
+	cl.Await(10*time.Second, "manager "+other+" holds the Lease", func() (bool, error) {
 		h, err := holder()
 		return h == other, fmt.Errorf("holder %q, err %v", h, err)
 	})
 
 	// It acts: scaled to 5, the ReplicaSet gets 2 more pods, no more.
-	cl.await(5*time.Second, "replica set web scaled to 5", func() (bool, error) {
-		rs, err := cl.c.ReplicaSets(ns).Get(cl.ctx, "web")
+	cl.Await(5*time.Second, "replica set web scaled to 5", func() (bool, error) {
+		rs, err := cl.Client.ReplicaSets(ns).Get(cl.Ctx, "web")
 		if err != nil {
 			return false, err
 		}
 		rs.Spec.Replicas = new(int32(5))
-		_, err = cl.c.ReplicaSets(ns).Update(cl.ctx, rs)
+		_, err = cl.Client.ReplicaSets(ns).Update(cl.Ctx, rs)
 		return err == nil, err // a conflict is tried again
 	})
-	cl.await(10*time.Second, "replica set web has 5 ready pods", cl.replicaSetReady("web", 5))
+	cl.Await(10*time.Second, "replica set web has 5 ready pods", cl.replicaSetReady("web", 5))
 	live, terminating, err := cl.pods("web")
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +346,7 @@ func TestLeaderFailover(t *testing.T) {
 // latest spec and it has exactly n pods, all of them ready.
 func (cl *cluster) replicaSetReady(name string, n int32) func() (bool, error) {
 	return func() (bool, error) {
-		rs, err := cl.c.ReplicaSets(ns).Get(cl.ctx, name)
+		rs, err := cl.Client.ReplicaSets(ns).Get(cl.Ctx, name)
 		if err != nil {
 			return false, err
 		}
@@ -428,7 +367,7 @@ func (cl *cluster) replicaSetReady(name string, n int32) func() (bool, error) {
 // would in a shell, and returns what it printed. A failed command fails
 // the test.
 func (cl *cluster) skiffctl(args ...string) string {
-	cl.t.Helper()
+	cl.T.Helper()
 	var out, errOut bytes.Buffer
 	o := ctl.DefaultOptions()
 	o.Streams = ctl.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
@@ -436,10 +375,10 @@ func (cl *cluster) skiffctl(args ...string) string {
 	o.ConfigPaths = nil
 	cmd := ctl.NewCommand(o)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(cl.ctx)
+	err := cmd.ExecuteContext(cl.Ctx)
 	o.Close()
 	if err != nil {
-		cl.t.Fatalf("skiffctl %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		cl.T.Fatalf("skiffctl %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String()
 }
@@ -469,7 +408,7 @@ spec:
 // image out, looks at the history, undoes the rollout and scales.
 func TestRolloutWithSkiffctl(t *testing.T) {
 	cl := startCluster(t)
-	cl.startNodes(cl.nodesConfig("node-", "10.128.0.0/16"))
+	cl.StartSimNodes(cl.nodesConfig("node-", "10.128.0.0/16"))
 	cl.startScheduler()
 	cl.startControllers("")
 	manifest := filepath.Join(t.TempDir(), "web.yaml")
@@ -495,14 +434,14 @@ func TestRolloutWithSkiffctl(t *testing.T) {
 	write("nginx:1.26")
 	cl.skiffctl("apply", "-f", manifest)
 	rolledOut()
-	cl.await(5*time.Second, "deployment web has 3 available replicas", cl.deploymentAvailable("web", 3))
+	cl.Await(5*time.Second, "deployment web has 3 available replicas", cl.deploymentAvailable("web", 3))
 	if got := cl.revisions(); !slices.Equal(got, []string{"1", "2"}) {
 		t.Errorf("rollout history revisions: got %v, want [1 2]", got)
 	}
 
 	// Undo brings the old image back as revision 3.
 	cl.skiffctl("rollout", "undo", "deployment/web")
-	d, err := cl.c.Deployments(ns).Get(cl.ctx, "web")
+	d, err := cl.Client.Deployments(ns).Get(cl.Ctx, "web")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,20 +449,20 @@ func TestRolloutWithSkiffctl(t *testing.T) {
 		t.Errorf("image after undo: got %q, want %q", got, "nginx:1.25")
 	}
 	rolledOut()
-	cl.await(5*time.Second, "revision 3 in the history", func() (bool, error) {
+	cl.Await(5*time.Second, "revision 3 in the history", func() (bool, error) {
 		got := cl.revisions()
 		return slices.Equal(got, []string{"2", "3"}), fmt.Errorf("revisions %v, want [2 3]", got)
 	})
 
 	// Scale.
 	cl.skiffctl("scale", "deployment/web", "--replicas=5")
-	cl.await(10*time.Second, "deployment web has 5 available replicas", cl.deploymentAvailable("web", 5))
+	cl.Await(10*time.Second, "deployment web has 5 available replicas", cl.deploymentAvailable("web", 5))
 }
 
 // revisions are the REVISION column of `skiffctl rollout history
 // deployment/web`.
 func (cl *cluster) revisions() []string {
-	cl.t.Helper()
+	cl.T.Helper()
 	out := cl.skiffctl("rollout", "history", "deployment/web")
 	var revs []string
 	for _, line := range strings.Split(out, "\n") {

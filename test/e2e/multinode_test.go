@@ -35,23 +35,38 @@ func TestMain(m *testing.M) { nodetest.Main(m) }
 func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
 	t.Helper()
 	var lan *nodetest.Cluster
-	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
-		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
-	})
-	cl := &cluster{t: t, srv: srv, c: testenv.NewClient(t, srv), ctx: testenv.ContextFor(t, 10*time.Minute), log: slog.New(slog.DiscardHandler), kubeconfig: testenv.AdminKubeconfig(t, srv)}
-	lan = nodetest.StartCluster(t, srv, n)
+	cl := &cluster{Cluster: realNodesCluster(t, &lan)}
+	cl.kubeconfig = testenv.AdminKubeconfig(t, cl.Server)
+	lan = nodetest.StartCluster(t, cl.Server, n)
 	for _, node := range lan.Nodes {
-		node.WaitReady(cl.c)
+		node.WaitReady(cl.Client)
 	}
 	cl.startScheduler()
 	// The controllers with the default node monitor grace period: real
 	// kubelets renew their Leases every 10 s, and the stories of
 	// cluster_test.go use a 2 s period made for simulated nodes.
 	cfg := controllers.DefaultConfig()
-	cfg.Connection = testenv.ConfigAs(t, srv, auth.ControllersUser)
+	cfg.Connection = cl.ConfigAs(auth.ControllersUser)
 	cfg.LeaderElection.LeaderElect = false
-	cl.start("controllers", func(ctx context.Context) error { return controllers.Run(ctx, cfg) })
+	cl.Start("controllers", func(ctx context.Context) error { return controllers.Run(ctx, cfg) })
 	return cl, lan
+}
+
+// realNodesCluster starts a test cluster for stories on the real nodes
+// *lan (started after it): the API server reaches their kubelets through
+// the LAN, and the story has ten minutes.
+func realNodesCluster(t testing.TB, lan **nodetest.Cluster, opts ...func(*apiserver.Config)) *testenv.Cluster {
+	t.Helper()
+	nodetest.SkipIfUnavailable(t)
+	return testenv.NewCluster(t,
+		testenv.WithServer(func(cfg *apiserver.Config) {
+			cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return (*lan).Dial(ctx, addr) }
+			for _, o := range opts {
+				o(cfg)
+			}
+		}),
+		testenv.WithTimeout(10*time.Minute),
+		testenv.WithLogger(slog.New(slog.DiscardHandler)))
 }
 
 // Three real nodes, each its own network namespace on a private LAN: a
@@ -60,12 +75,9 @@ func startRealNodes(t testing.TB, n int) (*cluster, *nodetest.Cluster) {
 // node's kubelet.
 func TestPodsAcrossNodes(t *testing.T) {
 	var lan *nodetest.Cluster
-	srv := testenv.StartServer(t, func(cfg *apiserver.Config) {
-		cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
-	})
-	c := testenv.NewClient(t, srv)
-	ctx := testenv.ContextFor(t, 10*time.Minute)
-	lan = nodetest.StartCluster(t, srv, 3)
+	cl := realNodesCluster(t, &lan)
+	c, ctx := cl.Client, cl.Ctx
+	lan = nodetest.StartCluster(t, cl.Server, 3)
 	for _, n := range lan.Nodes {
 		n.WaitReady(c)
 	}
@@ -90,7 +102,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 	for i := range lan.Nodes {
 		name := fmt.Sprintf("web-%d", i)
 		var ip string
-		testenv.Eventually(t, 90*time.Second, name+" to run", func() (bool, error) {
+		cl.Await(90*time.Second, name+" to run", func() (bool, error) {
 			p, err := c.Pods(ns).Get(ctx, name)
 			if err != nil {
 				return false, err
@@ -106,7 +118,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 	// From the pod on node 0, every other pod by its address.
 	for i := 1; i < len(ips); i++ {
 		want := fmt.Sprintf("web-%d", i)
-		testenv.Eventually(t, 30*time.Second, "web-0 to reach "+want, func() (bool, error) {
+		cl.Await(30*time.Second, "web-0 to reach "+want, func() (bool, error) {
 			var out bytes.Buffer
 			// (busybox's own wget -T crashes; the context bounds a try.)
 			try, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -164,7 +176,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 			},
 		},
 	}
-	if _, err := cl.c.Deployments(ns).Create(cl.ctx, d); err != nil {
+	if _, err := cl.Client.Deployments(ns).Create(cl.Ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	svc := func(name, ip string, nodePort int32, sel map[string]string) *corev1.Service {
@@ -183,7 +195,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 		return s
 	}
 	for _, s := range []*corev1.Service{svc("web", "10.96.0.10", 30080, labels), svc("empty", "10.96.0.11", 0, map[string]string{"app": "nothing"})} {
-		if _, err := cl.c.Services(ns).Create(cl.ctx, s); err != nil {
+		if _, err := cl.Client.Services(ns).Create(cl.Ctx, s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,11 +207,11 @@ func TestServiceAcrossNodes(t *testing.T) {
 			Containers:                    []corev1.Container{{Name: "c", Image: lan.Image, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"}}},
 		},
 	}
-	if _, err := cl.c.Pods(ns).Create(cl.ctx, clientPod); err != nil {
+	if _, err := cl.Client.Pods(ns).Create(cl.Ctx, clientPod); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 90*time.Second, "the web deployment's 3 pods to be ready, on 3 nodes", func() (bool, error) {
-		pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	cl.Await(90*time.Second, "the web deployment's 3 pods to be ready, on 3 nodes", func() (bool, error) {
+		pods, err := cl.Client.Pods(ns).List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
 		}
@@ -213,17 +225,17 @@ func TestServiceAcrossNodes(t *testing.T) {
 		}
 		return len(nodes) == 3, nil
 	})
-	testenv.Eventually(t, 60*time.Second, "the client pod to run", func() (bool, error) {
-		p, err := cl.c.Pods(ns).Get(cl.ctx, "client")
+	cl.Await(60*time.Second, "the client pod to run", func() (bool, error) {
+		p, err := cl.Client.Pods(ns).Get(cl.Ctx, "client")
 		return err == nil && p.Status.Phase == corev1.PodRunning, err
 	})
 	// fetch runs wget in the client pod; the output is the page, or
 	// wget's complaint.
 	fetch := func(url string) (string, int) {
 		var out bytes.Buffer
-		try, cancel := context.WithTimeout(cl.ctx, 10*time.Second)
+		try, cancel := context.WithTimeout(cl.Ctx, 10*time.Second)
 		defer cancel()
-		code, err := cl.c.PodExec(try, ns, "client", client.ExecOptions{
+		code, err := cl.Client.PodExec(try, ns, "client", client.ExecOptions{
 			Command: []string{"sh", "-c", "wget -q -O - " + url + " 2>&1"},
 			Stdout:  &out,
 		})
@@ -235,7 +247,7 @@ func TestServiceAcrossNodes(t *testing.T) {
 
 	// The ClusterIP spreads connections over every ready pod.
 	seen := map[string]int{}
-	testenv.Eventually(t, 60*time.Second, "the ClusterIP to reach all three pods", func() (bool, error) {
+	cl.Await(60*time.Second, "the ClusterIP to reach all three pods", func() (bool, error) {
 		body, code := fetch("http://10.96.0.10/index.html")
 		if code == 0 {
 			seen[body]++
@@ -244,21 +256,21 @@ func TestServiceAcrossNodes(t *testing.T) {
 	})
 	// The NodePort answers on another node's address.
 	nodeIP := lan.Nodes[2].Config.NodeIP
-	testenv.Eventually(t, 30*time.Second, "the NodePort to answer on "+nodeIP, func() (bool, error) {
+	cl.Await(30*time.Second, "the NodePort to answer on "+nodeIP, func() (bool, error) {
 		body, code := fetch("http://" + nodeIP + ":30080/index.html")
 		return code == 0 && seen[body] > 0, fmt.Errorf("%q (%d)", body, code)
 	})
 	// Hairpin: a pod reaches itself through its own Service.
-	pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	pods, err := cl.Client.Pods(ns).List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	self := pods.Items[1].Name
-	testenv.Eventually(t, 30*time.Second, self+" to reach itself through its Service", func() (bool, error) {
+	cl.Await(30*time.Second, self+" to reach itself through its Service", func() (bool, error) {
 		var out bytes.Buffer
-		try, cancel := context.WithTimeout(cl.ctx, 10*time.Second)
+		try, cancel := context.WithTimeout(cl.Ctx, 10*time.Second)
 		defer cancel()
-		code, err := cl.c.PodExec(try, ns, self, client.ExecOptions{
+		code, err := cl.Client.PodExec(try, ns, self, client.ExecOptions{
 			Command: []string{"sh", "-c", "wget -q -O - http://10.96.0.10/index.html 2>&1"},
 			Stdout:  &out,
 		})
@@ -272,13 +284,13 @@ func TestServiceAcrossNodes(t *testing.T) {
 	victim := pods.Items[0]
 	exec := func(pod string, cmd ...string) {
 		t.Helper()
-		if code, err := cl.c.PodExec(cl.ctx, ns, pod, client.ExecOptions{Command: cmd}); err != nil || code != 0 {
+		if code, err := cl.Client.PodExec(cl.Ctx, ns, pod, client.ExecOptions{Command: cmd}); err != nil || code != 0 {
 			t.Fatalf("exec %v in %s: code %d, %v", cmd, pod, code, err)
 		}
 	}
 	ready := func(want bool) func() (bool, error) {
 		return func() (bool, error) {
-			p, err := cl.c.Pods(ns).Get(cl.ctx, victim.Name)
+			p, err := cl.Client.Pods(ns).Get(cl.Ctx, victim.Name)
 			if err != nil {
 				return false, err
 			}
@@ -291,10 +303,10 @@ func TestServiceAcrossNodes(t *testing.T) {
 		}
 	}
 	exec(victim.Name, "rm", "/tmp/index.html")
-	testenv.Eventually(t, 30*time.Second, victim.Name+" to turn unready", ready(false))
+	cl.Await(30*time.Second, victim.Name+" to turn unready", ready(false))
 	// Once the proxies have caught up, 30 requests in a row never reach
 	// it (with it still in rotation, the chance of that is (2/3)^30).
-	testenv.Eventually(t, 30*time.Second, "the ClusterIP to stop sending to "+victim.Name, func() (bool, error) {
+	cl.Await(30*time.Second, "the ClusterIP to stop sending to "+victim.Name, func() (bool, error) {
 		for range 30 {
 			body, code := fetch("http://10.96.0.10/index.html")
 			if code != 0 || body == victim.Name {
@@ -304,34 +316,34 @@ func TestServiceAcrossNodes(t *testing.T) {
 		return true, nil
 	})
 	exec(victim.Name, "sh", "-c", "hostname > /tmp/index.html")
-	testenv.Eventually(t, 30*time.Second, victim.Name+" to be ready again", ready(true))
-	testenv.Eventually(t, 30*time.Second, "the ClusterIP to reach "+victim.Name+" again", func() (bool, error) {
+	cl.Await(30*time.Second, victim.Name+" to be ready again", ready(true))
+	cl.Await(30*time.Second, "the ClusterIP to reach "+victim.Name+" again", func() (bool, error) {
 		body, _ := fetch("http://10.96.0.10/index.html")
 		return body == victim.Name, nil
 	})
 
 	// Scaling to one pod changes the rules on every node: the NodePort of
 	// each node now reaches that one pod only.
-	scale, err := cl.c.Deployments(ns).GetScale(cl.ctx, "web")
+	scale, err := cl.Client.Deployments(ns).GetScale(cl.Ctx, "web")
 	if err != nil {
 		t.Fatal(err)
 	}
 	scale.Spec.Replicas = 1
-	if _, err := cl.c.Deployments(ns).UpdateScale(cl.ctx, "web", scale); err != nil {
+	if _, err := cl.Client.Deployments(ns).UpdateScale(cl.Ctx, "web", scale); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 60*time.Second, "one web pod left", func() (bool, error) {
-		pods, err := cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	cl.Await(60*time.Second, "one web pod left", func() (bool, error) {
+		pods, err := cl.Client.Pods(ns).List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		return err == nil && len(pods.Items) == 1, err
 	})
-	pods, err = cl.c.Pods(ns).List(cl.ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	pods, err = cl.Client.Pods(ns).List(cl.Ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	survivor := pods.Items[0].Name
 	for _, n := range lan.Nodes {
 		url := "http://" + n.Config.NodeIP + ":30080/index.html"
-		testenv.Eventually(t, 30*time.Second, "the NodePort of "+n.Name+" to reach only "+survivor, func() (bool, error) {
+		cl.Await(30*time.Second, "the NodePort of "+n.Name+" to reach only "+survivor, func() (bool, error) {
 			for range 10 {
 				body, code := fetch(url)
 				if code != 0 || body != survivor {
@@ -365,13 +377,13 @@ func TestProxyRestartUnderTraffic(t *testing.T) {
 				Containers:                    []corev1.Container{{Name: "c", Image: lan.Image, ImagePullPolicy: corev1.PullIfNotPresent, Command: cmd}},
 			},
 		}
-		if _, err := cl.c.Pods(ns).Create(cl.ctx, p); err != nil {
+		if _, err := cl.Client.Pods(ns).Create(cl.Ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pod("web", lan.Nodes[1].Name, map[string]string{"app": "web"}, "sh", "-c", "hostname > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
 	pod("client", lan.Nodes[0].Name, nil, "sleep", "3600")
-	if _, err := cl.c.Services(ns).Create(cl.ctx, &corev1.Service{
+	if _, err := cl.Client.Services(ns).Create(cl.Ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"app": "web"},
@@ -381,18 +393,18 @@ func TestProxyRestartUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var target, clientNS string
-	testenv.Eventually(t, 90*time.Second, "the client to reach the Service", func() (bool, error) {
-		svc, err := cl.c.Services(ns).Get(cl.ctx, "web")
+	cl.Await(90*time.Second, "the client to reach the Service", func() (bool, error) {
+		svc, err := cl.Client.Services(ns).Get(cl.Ctx, "web")
 		if err != nil {
 			return false, err
 		}
-		p, err := cl.c.Pods(ns).Get(cl.ctx, "client")
+		p, err := cl.Client.Pods(ns).Get(cl.Ctx, "client")
 		if err != nil || p.Status.Phase != corev1.PodRunning {
 			return false, err
 		}
 		target = net.JoinHostPort(svc.Spec.ClusterIP, "80")
 		clientNS = lan.Nodes[0].Config.StateDir + "/runtime/sandboxes/" + string(p.UID) + "/net"
-		return connectOnce(cl.ctx, clientNS, target) == nil, nil
+		return connectOnce(cl.Ctx, clientNS, target) == nil, nil
 	})
 
 	// Connect continuously from the client pod's network namespace.
@@ -409,7 +421,7 @@ func TestProxyRestartUnderTraffic(t *testing.T) {
 			default:
 			}
 			attempts++
-			if err := connectOnce(cl.ctx, clientNS, target); err != nil {
+			if err := connectOnce(cl.Ctx, clientNS, target); err != nil {
 				failures++
 				if firstErr == nil {
 					firstErr = err
@@ -418,10 +430,10 @@ func TestProxyRestartUnderTraffic(t *testing.T) {
 		}
 	}()
 	lan.Nodes[0].Restart()
-	lan.Nodes[0].WaitReady(cl.c)
+	lan.Nodes[0].WaitReady(cl.Client)
 	// Until the new agent has certainly synced its table: a new Service
 	// works through it.
-	if _, err := cl.c.Services(ns).Create(cl.ctx, &corev1.Service{
+	if _, err := cl.Client.Services(ns).Create(cl.Ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web2", Namespace: ns},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"app": "web"},
@@ -430,12 +442,12 @@ func TestProxyRestartUnderTraffic(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 60*time.Second, "the restarted proxy to serve a new Service", func() (bool, error) {
-		svc, err := cl.c.Services(ns).Get(cl.ctx, "web2")
+	cl.Await(60*time.Second, "the restarted proxy to serve a new Service", func() (bool, error) {
+		svc, err := cl.Client.Services(ns).Get(cl.Ctx, "web2")
 		if err != nil {
 			return false, err
 		}
-		return connectOnce(cl.ctx, clientNS, net.JoinHostPort(svc.Spec.ClusterIP, "80")) == nil, nil
+		return connectOnce(cl.Ctx, clientNS, net.JoinHostPort(svc.Spec.ClusterIP, "80")) == nil, nil
 	})
 	close(stop)
 	<-done

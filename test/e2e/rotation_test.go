@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,7 +16,6 @@ import (
 	"github.com/skiffdev/skiff/internal/join"
 	"github.com/skiffdev/skiff/internal/nodetest"
 	"github.com/skiffdev/skiff/internal/pki"
-	"github.com/skiffdev/skiff/internal/testenv"
 )
 
 // certLifetime is the life of every leaf certificate in the rotation
@@ -35,13 +32,13 @@ const certLifetime = 9 * time.Second
 // certificate check lists them.
 func TestCertificateRotation(t *testing.T) {
 	var lan *nodetest.Cluster
-	cfg := testenv.ServerConfig(t)
-	cfg.CertLifetime = certLifetime
-	cfg.KubeletDialer = func(ctx context.Context, addr string) (net.Conn, error) { return lan.Dial(ctx, addr) }
-	srv := testenv.StartServerWith(t, cfg)
-	c := testenv.NewClient(t, srv)
-	ctx := testenv.ContextFor(t, 10*time.Minute)
-	lan = nodetest.StartCluster(t, srv, 2)
+	var dataDir string
+	cl := realNodesCluster(t, &lan, func(cfg *apiserver.Config) {
+		cfg.CertLifetime = certLifetime
+		dataDir = cfg.DataDir
+	})
+	c, ctx := cl.Client, cl.Ctx
+	lan = nodetest.StartCluster(t, cl.Server, 2)
 	for _, n := range lan.Nodes {
 		n.WaitReady(c)
 	}
@@ -57,13 +54,13 @@ func TestCertificateRotation(t *testing.T) {
 		if _, err := c.Pods(ns).Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		testenv.Eventually(t, 90*time.Second, p.Name+" to run", func() (bool, error) {
+		cl.Await(90*time.Second, p.Name+" to run", func() (bool, error) {
 			got, err := c.Pods(ns).Get(ctx, p.Name)
 			return err == nil && got.Status.Phase == corev1.PodRunning, err
 		})
 	}
 
-	tlsDir := apiserver.TLSDir(cfg.DataDir)
+	tlsDir := apiserver.TLSDir(dataDir)
 	files := []string{filepath.Join(tlsDir, "server.crt"), filepath.Join(tlsDir, "kubelet-client.crt")}
 	for _, n := range lan.Nodes {
 		files = append(files, filepath.Join(n.Config.RootDir, join.KubeconfigFile), filepath.Join(n.Config.RootDir, join.ServingCertFile))

@@ -19,7 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/nsutil"
-	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 )
 
 // BenchmarkServices measures, on three real nodes: the time from a pod
@@ -32,7 +32,7 @@ import (
 func BenchmarkServices(b *testing.B) {
 	cl, lan := startRealNodes(b, 3)
 	const svcIP = "10.96.0.20"
-	if _, err := cl.c.Services(ns).Create(cl.ctx, &corev1.Service{
+	if _, err := cl.Client.Services(ns).Create(cl.Ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
 		Spec: corev1.ServiceSpec{
 			Selector:  map[string]string{"bench": "on"},
@@ -62,15 +62,15 @@ func BenchmarkServices(b *testing.B) {
 	// The client: node 0's network namespace, through which the test
 	// dials as a process on that node would.
 	client0 := lan.Nodes[0].NetNS
-	if _, err := cl.c.Pods(ns).Create(cl.ctx, &corev1.Pod{
+	if _, err := cl.Client.Pods(ns).Create(cl.Ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns},
 		Spec: corev1.PodSpec{NodeName: lan.Nodes[0].Name, TerminationGracePeriodSeconds: ptr.To[int64](0),
 			Containers: []corev1.Container{{Name: "c", Image: lan.Image, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"}}}},
 	}); err != nil {
 		b.Fatal(err)
 	}
-	testenv.Eventually(b, time.Minute, "the client pod to run", func() (bool, error) {
-		p, err := cl.c.Pods(ns).Get(cl.ctx, "client")
+	wait.For(b, time.Minute, "the client pod to run", func() (bool, error) {
+		p, err := cl.Client.Pods(ns).Get(cl.Ctx, "client")
 		if err != nil || p.Status.Phase != corev1.PodRunning {
 			return false, err
 		}
@@ -97,7 +97,7 @@ func BenchmarkServices(b *testing.B) {
 	}
 
 	for b.Loop() {
-		w, err := cl.c.Pods(ns).Watch(cl.ctx, metav1.ListOptions{LabelSelector: "bench=on"})
+		w, err := cl.Client.Pods(ns).Watch(cl.Ctx, metav1.ListOptions{LabelSelector: "bench=on"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func BenchmarkServices(b *testing.B) {
 		var lat []time.Duration
 		for i := range 20 {
 			name := fmt.Sprintf("bench-%d", i)
-			if _, err := cl.c.Pods(ns).Create(cl.ctx, web(name, lan.Nodes[1+i%2].Name)); err != nil {
+			if _, err := cl.Client.Pods(ns).Create(cl.Ctx, web(name, lan.Nodes[1+i%2].Name)); err != nil {
 				b.Fatal(err)
 			}
 			var ready time.Time
@@ -131,7 +131,7 @@ func BenchmarkServices(b *testing.B) {
 			}
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				ctx, cancel := context.WithTimeout(cl.ctx, time.Second)
+				ctx, cancel := context.WithTimeout(cl.Ctx, time.Second)
 				body, err := get(ctx, net.JoinHostPort(svcIP, "80"))
 				cancel()
 				if err == nil && body == name {
@@ -142,11 +142,11 @@ func BenchmarkServices(b *testing.B) {
 					b.Fatalf("%s not reachable through its Service 30s after turning ready (last: %q, %v)", name, body, err)
 				}
 			}
-			if err := cl.c.Pods(ns).Delete(cl.ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+			if err := cl.Client.Pods(ns).Delete(cl.Ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 				b.Fatal(err)
 			}
-			testenv.Eventually(b, time.Minute, name+" to be gone from the Service", func() (bool, error) {
-				ctx, cancel := context.WithTimeout(cl.ctx, time.Second)
+			wait.For(b, time.Minute, name+" to be gone from the Service", func() (bool, error) {
+				ctx, cancel := context.WithTimeout(cl.Ctx, time.Second)
 				defer cancel()
 				_, err := get(ctx, net.JoinHostPort(svcIP, "80"))
 				return err != nil, nil
@@ -159,17 +159,17 @@ func BenchmarkServices(b *testing.B) {
 
 		// Connection rate: one pod on node 1, dialled from node 0 through
 		// the ClusterIP and directly, alternately in rounds.
-		if _, err := cl.c.Pods(ns).Create(cl.ctx, web("rate", lan.Nodes[1].Name)); err != nil {
+		if _, err := cl.Client.Pods(ns).Create(cl.Ctx, web("rate", lan.Nodes[1].Name)); err != nil {
 			b.Fatal(err)
 		}
 		var podIP string
-		testenv.Eventually(b, time.Minute, "the rate pod to be reachable", func() (bool, error) {
-			p, err := cl.c.Pods(ns).Get(cl.ctx, "rate")
+		wait.For(b, time.Minute, "the rate pod to be reachable", func() (bool, error) {
+			p, err := cl.Client.Pods(ns).Get(cl.Ctx, "rate")
 			if err != nil || p.Status.PodIP == "" {
 				return false, err
 			}
 			podIP = p.Status.PodIP
-			_, err = get(cl.ctx, net.JoinHostPort(svcIP, "80"))
+			_, err = get(cl.Ctx, net.JoinHostPort(svcIP, "80"))
 			return err == nil, err
 		})
 		// rate makes n requests to addr one after another and returns the
@@ -179,7 +179,7 @@ func BenchmarkServices(b *testing.B) {
 			start := time.Now()
 			for range n {
 				for {
-					if _, err := get(cl.ctx, addr); err == nil {
+					if _, err := get(cl.Ctx, addr); err == nil {
 						break
 					}
 					failed++

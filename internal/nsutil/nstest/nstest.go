@@ -16,10 +16,14 @@ import (
 )
 
 // NewNetns pins a fresh network namespace, with its loopback device up,
-// and returns its path. The test is skipped when not run as root. The
+// and returns its path. The test is skipped when not run as root, and in
+// -short mode (make test-unit), which runs nothing that needs root. The
 // namespace is unpinned, and its directory removed, in t.Cleanup.
 func NewNetns(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("creates a network namespace, which needs root: not in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a network namespace")
 	}
