@@ -72,7 +72,6 @@ func benchmarkSchedule(b *testing.B, nodes int) {
 	simCfg := simnodes.DefaultConfig()
 	simCfg.Client = testenv.NewClient(b, srv)
 	simCfg.Count = nodes
-	simCfg.Logger = quietLogger
 	runInBackground(b, func(ctx context.Context) error { return simnodes.Run(ctx, simCfg) })
 	admin := testenv.NewClient(b, srv)
 	waitNodes(b, ctx, admin, nodes)
@@ -80,7 +79,6 @@ func benchmarkSchedule(b *testing.B, nodes int) {
 	// The scheduler, with its own connection, as in its own process.
 	cfg := DefaultConfig()
 	cfg.Client = testenv.NewClientAs(b, srv, auth.SchedulerUser)
-	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -256,9 +254,10 @@ func waitNodes(b *testing.B, ctx context.Context, c *client.Client, count int) {
 	})
 }
 
-// runInBackground runs fn until the benchmark ends.
+// runInBackground runs fn until the benchmark ends, logging warnings and
+// errors only.
 func runInBackground(b *testing.B, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(quiet)
 	done := make(chan error, 1)
 	go func() { done <- fn(ctx) }()
 	b.Cleanup(func() {

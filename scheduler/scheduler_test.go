@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
 	"github.com/skiffdev/skiff/simnodes"
@@ -28,6 +30,9 @@ const waitTimeout = 30 * time.Second
 
 // quietLogger logs warnings and errors only.
 var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// quiet carries quietLogger, for the components the tests run.
+var quiet = logging.Into(context.Background(), quietLogger)
 
 // cluster is an API server with a scheduler running against it.
 type cluster struct {
@@ -56,13 +61,12 @@ func startCluster(t *testing.T) *cluster {
 func (cl *cluster) startScheduler(cfg Config) {
 	cl.t.Helper()
 	cfg.Client = cl.schedClient
-	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
 	cl.sched = s
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(quiet)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	cl.t.Cleanup(func() {
@@ -83,8 +87,7 @@ func (cl *cluster) startSimNodes(count int, cpu, memory, pods string) {
 	cfg.CPU = resource.MustParse(cpu)
 	cfg.Memory = resource.MustParse(memory)
 	cfg.Pods = resource.MustParse(pods)
-	cfg.Logger = quietLogger
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(quiet)
 	done := make(chan error, 1)
 	go func() { done <- simnodes.Run(ctx, cfg) }()
 	cl.t.Cleanup(func() {
@@ -387,11 +390,11 @@ func TestBindConflictIsDropped(t *testing.T) {
 	ctx := testenv.Context(t)
 	cfg := DefaultConfig()
 	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
-	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.log = quietLogger // as Run would
 	for _, name := range []string{"node-a", "node-b"} {
 		n, err := c.Nodes().Create(ctx, node(name, "1", nil))
 		if err != nil {
@@ -545,11 +548,11 @@ func newTestScheduler(t *testing.T) (*Scheduler, *client.Client) {
 	c := testenv.NewClient(t, srv)
 	cfg := DefaultConfig()
 	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
-	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.log = quietLogger // as Run would
 	return s, c
 }
 
@@ -639,6 +642,54 @@ func TestUnschedulableWriteIsCompareAndSwap(t *testing.T) {
 	}
 }
 
+// TestRunLogsWithComponentOnce: Run logs through the logger of its ctx,
+// with component=scheduler once per line, also what it logs while
+// campaigning for its Lease.
+func TestRunLogsWithComponentOnce(t *testing.T) {
+	srv := testenv.StartServer(t)
+	cfg := DefaultConfig()
+	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), slog.New(slog.NewTextHandler(&out, nil))))
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	testenv.Eventually(t, waitTimeout, "the scheduler to start", func() (bool, error) {
+		return strings.Contains(out.String(), `msg="scheduler started"`), nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for _, l := range lines {
+		if n := strings.Count(l, "component=scheduler"); n != 1 {
+			t.Errorf("line %q has component=scheduler %d times, want once", l, n)
+		}
+	}
+	if !strings.Contains(lines[0], `msg="became leader"`) {
+		t.Errorf("got first line %q, want the leader election's", lines[0])
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger writes while the test reads.
+type syncBuffer struct {
+	// mu guards b.
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestRunStopsCleanly: Run returns soon after its context ends, and
 // leaves no goroutine of its own behind (informers, queue, workers,
 // event recorder).
@@ -648,12 +699,11 @@ func TestRunStopsCleanly(t *testing.T) {
 	ctx := testenv.Context(t)
 	cfg := DefaultConfig()
 	cfg.Connection = testenv.ConfigAs(t, srv, auth.SchedulerUser) // Run dials and closes its own client
-	cfg.Logger = quietLogger
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(quiet)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
