@@ -3,12 +3,12 @@
 // Why the context: a log line is only useful when it says which component
 // wrote it and about which object. Those attributes are known where work
 // starts (a component's Run, a worker popping a key), not where a line is
-// written, deep in a library. Passing a logger through every Config and
-// every call between the two, with a nil check at each end, is what Skiff
-// did before, and half of the packages forgot and logged through the
-// process-wide default instead. The context already travels from where
-// the work starts to every function that does it, so the logger rides
-// along (containerd logs the same way):
+// written, deep in a library. Skiff used to do it two ways: some packages
+// took a logger in their Config (nil meaning the default), others called
+// the global slog functions and so lost what their caller had attached.
+// The context already travels from where the work starts to every
+// function that does it, so the logger rides along (containerd logs the
+// same way):
 //
 //   - a binary (cmd/) sets the process-wide default with slog.SetDefault;
 //   - a component's entry point attaches "component" once:
