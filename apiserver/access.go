@@ -3,7 +3,6 @@ package apiserver
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
@@ -86,7 +86,7 @@ func (a *access) authorize(ctx context.Context, attrs auth.Attributes) error {
 	}
 	if d != auth.Allow {
 		err := auth.Forbidden(attrs, reason)
-		slog.Info("request forbidden", "user", attrs.User.Name, "verb", attrs.Verb, "resource", attrs.Resource, "subresource", attrs.Subresource, "namespace", attrs.Namespace, "name", attrs.Name, "path", attrs.Path, "reason", reason)
+		logging.From(ctx).Info("request forbidden", "user", attrs.User.Name, "verb", attrs.Verb, "resource", attrs.Resource, "subresource", attrs.Subresource, "namespace", attrs.Namespace, "name", attrs.Name, "path", attrs.Path, "reason", reason)
 		return err
 	}
 	return nil
@@ -109,7 +109,7 @@ func (a *access) check(ctx context.Context, method string, req any) (context.Con
 func (a *access) authenticateCall(ctx context.Context, method string) (auth.User, error) {
 	user, err := a.authenticate(ctx)
 	if err != nil && apierrors.IsUnauthorized(err) {
-		slog.Info("request unauthenticated", "method", method, "peer", peerAddr(ctx), "reason", err.Error())
+		logging.From(ctx).Info("request unauthenticated", "method", method, "peer", peerAddr(ctx), "reason", err.Error())
 	}
 	return user, err
 }

@@ -488,6 +488,7 @@ func fanoutName(data []byte) (string, bool) {
 }
 
 var (
+	// fanoutMu guards fanoutClients and fanoutConns.
 	fanoutMu      sync.Mutex
 	fanoutClients = map[string][]*client.Client{}
 	fanoutConns   = map[string][]*grpc.ClientConn{}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 )
 
@@ -65,8 +65,8 @@ type certs struct {
 func TLSDir(dataDir string) string { return filepath.Join(dataDir, tlsDirName) }
 
 // loadCerts reads the CA and the server's certificates, making what is
-// missing or out of date.
-func loadCerts(cfg Config, listen net.Addr, now time.Time) (*certs, error) {
+// missing or out of date, and logs through ctx's logger what it made.
+func loadCerts(ctx context.Context, cfg Config, listen net.Addr, now time.Time) (*certs, error) {
 	dir := TLSDir(cfg.DataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -80,18 +80,18 @@ func loadCerts(cfg Config, listen net.Addr, now time.Time) (*certs, error) {
 		return nil, fmt.Errorf("the cluster CA: %w", err)
 	}
 	if created {
-		slog.Info("made the cluster CA", "path", filepath.Join(dir, pki.CACertFile), "expires", ca.Cert.NotAfter.Format(time.RFC3339))
+		logging.From(ctx).Info("made the cluster CA", "path", filepath.Join(dir, pki.CACertFile), "expires", ca.Cert.NotAfter.Format(time.RFC3339))
 	}
 	kubeletCA, _, err := pki.LoadOrCreateCA(filepath.Join(dir, kubeletServingCADir), "skiff-kubelet-serving-ca", now)
 	if err != nil {
 		return nil, fmt.Errorf("the kubelet serving CA: %w", err)
 	}
 	c := &certs{dir: dir, ca: ca, kubeletCA: kubeletCA, lifetime: cfg.CertLifetime, sans: servingNames(cfg, listen)}
-	if c.serving, err = c.loadLeaf(servingCertFile, servingKeyFile, c.sans, now); err != nil {
+	if c.serving, err = c.loadLeaf(ctx, servingCertFile, servingKeyFile, c.sans, now); err != nil {
 		return nil, err
 	}
 	kubeletClient := pki.Leaf{CommonName: auth.KubeletClientUser, Usage: pki.ClientAuth}
-	if c.kubeletClient, err = c.loadLeaf(kubeletClientCertFile, kubeletClientKeyFile, kubeletClient, now); err != nil {
+	if c.kubeletClient, err = c.loadLeaf(ctx, kubeletClientCertFile, kubeletClientKeyFile, kubeletClient, now); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -100,17 +100,18 @@ func loadCerts(cfg Config, listen net.Addr, now time.Time) (*certs, error) {
 // loadLeaf reads a leaf certificate of the server's, or signs a new one
 // when the file is missing, does not chain to the CA, names less than
 // want, or is due for renewal.
-func (c *certs) loadLeaf(certFile, keyFile string, want pki.Leaf, now time.Time) (*pki.Source, error) {
+func (c *certs) loadLeaf(ctx context.Context, certFile, keyFile string, want pki.Leaf, now time.Time) (*pki.Source, error) {
+	log := logging.From(ctx)
 	certPath, keyPath := filepath.Join(c.dir, certFile), filepath.Join(c.dir, keyFile)
 	kp, err := pki.ReadKeyPair(certPath, keyPath)
 	if err == nil {
 		if why := c.staleBecause(kp, want, now); why != "" {
-			slog.Info("renewing a certificate", "path", certPath, "reason", why)
+			log.Info("renewing a certificate", "path", certPath, "reason", why)
 			err = os.ErrNotExist
 		}
 	}
 	if err != nil && !os.IsNotExist(err) {
-		slog.Warn("replacing an unreadable certificate", "path", certPath, "err", err)
+		log.Warn("replacing an unreadable certificate", "path", certPath, "err", err)
 	}
 	if err != nil {
 		if kp, err = c.issueFile(certPath, keyPath, want, now); err != nil {
@@ -163,6 +164,7 @@ func (c *certs) issueFile(certPath, keyPath string, leaf pki.Leaf, now time.Time
 // renew keeps the server's own certificates fresh until ctx ends,
 // rewriting their files.
 func (c *certs) renew(ctx context.Context) {
+	log := logging.From(ctx)
 	leaves := []struct {
 		src               *pki.Source
 		certFile, keyFile string
@@ -177,11 +179,11 @@ func (c *certs) renew(ctx context.Context) {
 		go l.src.Renew(ctx, time.Now, func(context.Context) (pki.KeyPair, error) {
 			kp, err := c.issueFile(certPath, keyPath, l.leaf, time.Now())
 			if err == nil {
-				slog.Info("renewed a certificate", "path", certPath)
+				log.Info("renewed a certificate", "path", certPath)
 			}
 			return kp, err
 		}, func(err error, expires time.Time) {
-			slog.Error("renewing a certificate failed", "path", certPath, "expires", expires, "err", err)
+			log.Error("renewing a certificate failed", "path", certPath, "expires", expires, "err", err)
 		})
 	}
 }
@@ -305,7 +307,7 @@ func (s *Server) ClientConfig(user string, groups ...string) (client.Config, err
 	go src.Renew(s.runCtx, time.Now, func(context.Context) (pki.KeyPair, error) {
 		return s.IssueClientCertificate(user, groups...)
 	}, func(err error, expires time.Time) {
-		slog.Error("renewing a client certificate failed", "user", user, "expires", expires, "err", err)
+		logging.From(s.runCtx).Error("renewing a client certificate failed", "user", user, "expires", expires, "err", err)
 	})
 	return client.Config{
 		Server:    "https://" + addr,

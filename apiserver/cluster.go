@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +13,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/apiserver/registry"
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
@@ -50,12 +50,13 @@ func (c *clusterService) SignNodeCertificate(ctx context.Context, req *skiffv1.S
 // stored.
 func (s *Server) SignNodeCertificate(ctx context.Context, req *skiffv1.SignNodeCertificateRequest) ([]byte, error) {
 	user, _ := auth.UserFrom(ctx)
+	log := logging.From(ctx)
 	cert, node, err := s.signNodeCertificate(ctx, user, req)
 	if err != nil {
-		slog.Info("refused to sign a node certificate", "user", user.Name, "node", node, "usage", req.GetUsage().String(), "err", err)
+		log.Info("refused to sign a node certificate", "user", user.Name, "node", node, "usage", req.GetUsage().String(), "err", err)
 		return nil, err
 	}
-	slog.Info("signed a node certificate", "user", user.Name, "node", node, "usage", req.GetUsage().String())
+	log.Info("signed a node certificate", "user", user.Name, "node", node, "usage", req.GetUsage().String())
 	return cert, nil
 }
 
@@ -146,7 +147,7 @@ func (c *clusterService) CreateToken(ctx context.Context, req *skiffv1.CreateTok
 		return nil, grpcerr.ToStatus(err)
 	}
 	user, _ := auth.UserFrom(ctx)
-	slog.Info("join token created", "id", tok.ID, "user", user.Name, "expires", st.Expires)
+	logging.From(ctx).Info("join token created", "id", tok.ID, "user", user.Name, "expires", st.Expires)
 	jt := joinToken(tokenRecord{ID: tok.ID, storedToken: st})
 	jt.Token = tok.String()
 	return jt, nil
@@ -176,7 +177,7 @@ func (c *clusterService) DeleteToken(ctx context.Context, req *skiffv1.DeleteTok
 		return nil, grpcerr.ToStatus(apierrors.NewNotFound(tokensResource, req.GetId()))
 	}
 	user, _ := auth.UserFrom(ctx)
-	slog.Info("join token deleted", "id", req.GetId(), "user", user.Name)
+	logging.From(ctx).Info("join token deleted", "id", req.GetId(), "user", user.Name)
 	return &skiffv1.DeleteTokenResponse{}, nil
 }
 

@@ -25,6 +25,7 @@ import (
 
 // syncBuffer is a bytes.Buffer that a stream writes while the test reads.
 type syncBuffer struct {
+	// mu guards b.
 	mu sync.Mutex
 	b  bytes.Buffer
 }

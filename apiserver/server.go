@@ -21,6 +21,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/apiserver/registry"
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
@@ -35,7 +36,11 @@ type Server struct {
 	listener net.Listener
 	certs    *certs
 	tokens   *tokens
-	// runCtx lives as long as the server: renewals run in it.
+	// log is Start's logger (component=apiserver). The interceptors put
+	// it into every request's context: gRPC makes those, not Start.
+	log *slog.Logger
+	// runCtx lives as long as the server: renewals run in it. It carries
+	// Start's values (the logger), not Start's cancellation.
 	runCtx context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -52,7 +57,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	ctx, log := logging.With(ctx, "component", "apiserver")
+	s := &Server{cfg: cfg, log: log, done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -91,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ServiceNodePortRange:     nodePorts,
 		Admit:                    admit,
 	})
-	runCtx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.runCtx, s.cancel = runCtx, cancel
 	go func() {
 		defer close(s.done)
@@ -109,7 +115,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	s.listener = lis
-	if s.certs, err = loadCerts(cfg, lis.Addr(), time.Now()); err != nil {
+	if s.certs, err = loadCerts(ctx, cfg, lis.Addr(), time.Now()); err != nil {
 		return nil, err
 	}
 	s.certs.renew(runCtx)
@@ -128,23 +134,29 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}
 	s.grpc = s.newGRPCServer(
-		grpc.Creds(pki.LoggedTLS(credentials.NewTLS(s.certs.serverTLS()), slog.Default())),
+		grpc.Creds(pki.LoggedTLS(credentials.NewTLS(s.certs.serverTLS()), log)),
 		grpc.ChainUnaryInterceptor(recoverUnary, acc.unary),
 		grpc.ChainStreamInterceptor(recoverStream, acc.stream),
 	)
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			slog.Error("api server stopped serving", "err", err)
+			log.Error("api server stopped serving", "err", err)
 		}
 	}()
-	slog.Info("api server ready", "listen", lis.Addr().String(), "etcd", endpoints)
+	log.Info("api server ready", "listen", lis.Addr().String(), "etcd", endpoints)
 	ok = true
 	return s, nil
 }
 
 // newGRPCServer is a gRPC server of the API with opts (transport
-// security and interceptors) added to the common ones.
+// security and interceptors) added to the common ones. Its first
+// interceptors put the server's logger into each request's context, so
+// that everything a request runs logs through logging.From(ctx).
 func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	opts = append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.logUnary),
+		grpc.ChainStreamInterceptor(s.logStream),
+	}, opts...)
 	opts = append(opts,
 		// Bodies above MaxRequestBytes get a clear 413 from the service;
 		// this only stops a client from making the server buffer far more.
@@ -175,12 +187,31 @@ func admit(ctx context.Context, a registry.Admission) error {
 	return auth.NodeRestriction(user, verb, a.Resource.Resource, a.Subresource, a.Object, a.Old)
 }
 
+// logUnary is the interceptor that puts s.log into a unary call's
+// context.
+func (s *Server) logUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(logging.Into(ctx, s.log), req)
+}
+
+// logStream is logUnary for streams.
+func (s *Server) logStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &loggedStream{ServerStream: ss, ctx: logging.Into(ss.Context(), s.log)})
+}
+
+// loggedStream is a stream whose context carries the server's logger.
+type loggedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *loggedStream) Context() context.Context { return s.ctx }
+
 // recoverUnary turns a panic in a request handler into an Internal error
 // for that request, so that one bad request cannot stop the server.
 func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = panicError(info.FullMethod, r)
+			err = panicError(ctx, info.FullMethod, r)
 		}
 	}()
 	return handler(ctx, req)
@@ -190,14 +221,14 @@ func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, hand
 func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = panicError(info.FullMethod, r)
+			err = panicError(ss.Context(), info.FullMethod, r)
 		}
 	}()
 	return handler(srv, ss)
 }
 
-func panicError(method string, r any) error {
-	slog.Error("request handler panicked", "method", method, "panic", r, "stack", string(debug.Stack()))
+func panicError(ctx context.Context, method string, r any) error {
+	logging.From(ctx).Error("request handler panicked", "method", method, "panic", r, "stack", string(debug.Stack()))
 	return grpcerr.ToStatus(apierrors.NewInternalError(fmt.Errorf("the server failed to handle the request: %v", r)))
 }
 

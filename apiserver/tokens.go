@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 )
 
@@ -226,7 +226,7 @@ func (s *Server) ensureServerToken(ctx context.Context) error {
 			return fmt.Errorf("%s pins another CA than %s; remove it to have a new token written", path, filepath.Join(s.certs.dir, pki.CACertFile))
 		}
 		if _, ok, err := s.tokens.get(ctx, tok.ID); err == nil && !ok {
-			slog.Warn("the server's join token was deleted; agents cannot join with it (remove the file to have a new one written at the next start)", "path", path)
+			logging.From(ctx).Warn("the server's join token was deleted; agents cannot join with it (remove the file to have a new one written at the next start)", "path", path)
 		}
 		return nil
 	} else if !os.IsNotExist(err) {
@@ -239,6 +239,6 @@ func (s *Server) ensureServerToken(ctx context.Context) error {
 	if err := pki.WriteFile(path, []byte(tok.String()+"\n"), 0o600); err != nil {
 		return err
 	}
-	slog.Info("wrote a join token for agents", "path", path)
+	logging.From(ctx).Info("wrote a join token for agents", "path", path)
 	return nil
 }

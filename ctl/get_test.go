@@ -329,6 +329,7 @@ func TestGet(t *testing.T) {
 // syncBuffer is a bytes.Buffer safe to write from the command's goroutine
 // while the test reads it.
 type syncBuffer struct {
+	// mu guards buf.
 	mu  sync.Mutex
 	buf bytes.Buffer
 }

@@ -32,7 +32,7 @@ func bigCluster(services, endpoints int) ([]*corev1.Service, []*discoveryv1.Endp
 // a whole (one transaction), as at start and on every resync.
 func BenchmarkFullSync(b *testing.B) {
 	ns := nstest.NewNetns(b)
-	s, err := NewSyncer(ns, quietLogger())
+	s, err := NewSyncer(ns)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func BenchmarkFullSync(b *testing.B) {
 // ready or unready.
 func BenchmarkIncrementalSync(b *testing.B) {
 	ns := nstest.NewNetns(b)
-	s, err := NewSyncer(ns, quietLogger())
+	s, err := NewSyncer(ns)
 	if err != nil {
 		b.Fatal(err)
 	}

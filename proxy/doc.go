@@ -62,9 +62,11 @@
 // # Using it
 //
 //  1. Build a Config (DefaultConfig, AddFlags, Validate).
-//  2. Run(ctx, client, cfg, logger) as root; it returns when ctx ends and
-//     leaves the table in place, so traffic keeps flowing while a new
-//     proxy starts. The new proxy's first sync replaces it without a gap.
+//  2. Run(ctx, client, cfg) as root; it logs through the logger ctx
+//     carries (internal/logging), with component=proxy and the node's
+//     name. It returns when ctx ends and leaves the table in place, so
+//     traffic keeps flowing while a new proxy starts. The new proxy's
+//     first sync replaces it without a gap.
 //  3. Tests set Config.NetNSPath (or call NewSyncer with a namespace path)
 //     to program a scratch network namespace instead of the machine's.
 //

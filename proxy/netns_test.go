@@ -188,7 +188,7 @@ func handleAt(path string) (*netlink.Handle, error) {
 
 func (n *testNode) newSyncer() *Syncer {
 	n.t.Helper()
-	s, err := NewSyncer(n.ns, quietLogger())
+	s, err := NewSyncer(n.ns)
 	if err != nil {
 		n.t.Fatal(err)
 	}

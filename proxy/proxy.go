@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // ErrNotRoot is returned by Run when the process cannot program nftables.
@@ -97,7 +97,6 @@ func (c *Config) renderConfig() RenderConfig {
 // EndpointSlices of the cluster.
 type Proxy struct {
 	cfg    Config
-	log    *slog.Logger
 	syncer *Syncer
 
 	factory          *informers.Factory
@@ -114,9 +113,11 @@ type Proxy struct {
 // MinSyncInterval, and every SyncPeriod a check of the table (rewritten
 // as a whole if its chains are not the ones written). The table is left
 // in place when Run returns, so that traffic keeps flowing across a
-// restart.
-func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) error {
-	p, err := New(c, cfg, log)
+// restart. It logs through the logger ctx carries, with component=proxy
+// and the node's name.
+func Run(ctx context.Context, c *client.Client, cfg Config) error {
+	ctx, _ = logging.With(ctx, "component", "proxy", "node", cfg.NodeName)
+	p, err := New(c, cfg)
 	if err != nil {
 		return err
 	}
@@ -125,21 +126,17 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 }
 
 // New builds a proxy over c without starting it.
-func New(c *client.Client, cfg Config, log *slog.Logger) (*Proxy, error) {
+func New(c *client.Client, cfg Config) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	syncer, err := NewSyncer(cfg.NetNSPath, log)
+	syncer, err := NewSyncer(cfg.NetNSPath)
 	if err != nil {
 		return nil, err
 	}
 	f := informers.NewFactory(c, 0)
 	p := &Proxy{
 		cfg:      cfg,
-		log:      log,
 		syncer:   syncer,
 		services: f.Services(),
 		slices:   f.EndpointSlices(),
@@ -167,8 +164,10 @@ func (p *Proxy) changed() {
 	}
 }
 
-// Run runs the proxy until ctx ends.
+// Run runs the proxy until ctx ends, logging through the logger ctx
+// carries.
 func (p *Proxy) Run(ctx context.Context) error {
+	log := logging.From(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
@@ -178,7 +177,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if !p.factory.WaitForCacheSync(ctx) {
 		return nil // stopped before the caches filled: a normal shutdown
 	}
-	p.log.Info("proxy caches synced; writing the table", "node", p.cfg.NodeName, "table", TableName)
+	log.Info("proxy caches synced; writing the table", "table", TableName)
 
 	full := true // the first sync replaces the table
 	resync := time.NewTimer(p.cfg.SyncPeriod)
@@ -187,9 +186,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	backoff := p.cfg.MinSyncInterval
 	for {
 		started := time.Now()
-		err := p.syncOnce(full)
+		err := p.syncOnce(ctx, full)
 		if err != nil {
-			p.log.Error("proxy sync failed; retrying", "err", err, "in", backoff)
+			log.Error("proxy sync failed; retrying", "err", err, "in", backoff)
 			retry = time.After(backoff)
 			backoff = min(2*max(backoff, 100*time.Millisecond), 30*time.Second)
 			full = true
@@ -233,7 +232,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 }
 
 // syncOnce renders the caches and writes the result.
-func (p *Proxy) syncOnce(full bool) error {
+func (p *Proxy) syncOnce(ctx context.Context, full bool) error {
 	svcObjs := p.services.GetStore().List()
 	sliceObjs := p.slices.GetStore().List()
 	svcs := make([]*corev1.Service, 0, len(svcObjs))
@@ -255,7 +254,7 @@ func (p *Proxy) syncOnce(full bool) error {
 		return err
 	}
 	if st.Messages > 0 {
-		p.log.Debug("proxy table synced", "full", st.Full, "messages", st.Messages,
+		logging.From(ctx).Debug("proxy table synced", "full", st.Full, "messages", st.Messages,
 			"chainsChanged", st.ChainsChanged, "conntrackDeleted", st.ConntrackDeleted,
 			"services", len(svcs), "took", time.Since(start))
 	}

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/wait"
 )
@@ -26,13 +27,13 @@ func TestRunFollowsTheAPI(t *testing.T) {
 
 	srv := testenv.StartServer(t)
 	c := testenv.NewClient(t, srv)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), quietLogger()))
 	cfg := DefaultConfig()
 	cfg.NodeName = "node-1"
 	cfg.ClusterCIDR = testClusterCIDR.String()
 	cfg.ServiceCIDR = testServiceCIDR.String()
 	cfg.NetNSPath = n.ns
-	p, err := New(c, cfg, quietLogger())
+	p, err := New(c, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

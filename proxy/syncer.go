@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -55,13 +54,12 @@ type SyncStats struct {
 // A Syncer is safe for use by one goroutine at a time; calls are
 // serialized.
 type Syncer struct {
-	log *slog.Logger
-
 	// nsFD is the open network namespace, or -1 for the caller's own.
 	nsFD  int
 	table *nftables.Table
 
-	// mu guards applied.
+	// mu guards applied and flushed, and makes Sync and Delete take
+	// turns: one transaction at a time.
 	mu sync.Mutex
 	// applied is what the kernel has, nil when unknown.
 	applied *Ruleset
@@ -74,11 +72,8 @@ type Syncer struct {
 // NewSyncer returns a Syncer for the network namespace at netnsPath;
 // empty means the namespace of the process (of the calling thread, to be
 // exact). It touches nothing until the first Sync.
-func NewSyncer(netnsPath string, log *slog.Logger) (*Syncer, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	s := &Syncer{log: log, nsFD: -1, table: &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}}
+func NewSyncer(netnsPath string) (*Syncer, error) {
+	s := &Syncer{nsFD: -1, table: &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}}
 	if netnsPath != "" {
 		fd, err := unix.Open(netnsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {

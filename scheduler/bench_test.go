@@ -76,7 +76,7 @@ func benchmarkSchedule(b *testing.B, nodes int) {
 
 	// The scheduler, with its own connection, as in its own process.
 	cfg := DefaultConfig()
-	cfg.Client, cfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	cfg.Client = cl.ClientAs(auth.SchedulerUser)
 	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
@@ -41,9 +40,6 @@ type Config struct {
 	// a burst of pods go fast (16 workers bind about half as many pods
 	// per second as 64 on a 2-core machine).
 	BindWorkers int
-
-	// Logger receives the scheduler's logs. Nil means slog.Default().
-	Logger *slog.Logger
 
 	// LeaderElection makes the scheduler schedule only while this copy
 	// holds the kube-system/skiff-scheduler Lease (on by default).

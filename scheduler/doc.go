@@ -12,7 +12,9 @@
 //  2. Call Run(ctx, cfg), or New(cfg) and then Run(ctx) on the result.
 //     New checks the configuration; Run lists and watches pods and nodes,
 //     waits until it has seen them all, and then schedules until ctx
-//     ends. It returns nil when ctx ends.
+//     ends. It returns nil when ctx ends. It logs through the logger ctx
+//     carries (internal/logging); Run(ctx, cfg) adds component=scheduler
+//     to it first.
 //  3. Cancel ctx to stop. Bindings in flight are abandoned; their pods
 //     stay pending and the next scheduler picks them up.
 //

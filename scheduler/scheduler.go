@@ -21,6 +21,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
 )
 
@@ -28,9 +29,12 @@ import (
 // once.
 type Scheduler struct {
 	cfg       Config
-	log       *slog.Logger
 	client    *client.Client
 	ownClient bool // the client was dialled by New, and Run closes it
+	// log is the logger of Run's ctx, kept for the informers' event
+	// handlers, which get no ctx; Run sets it once, before the informers
+	// start.
+	log *slog.Logger
 
 	factory *informers.Factory
 	pods    cache.SharedIndexInformer
@@ -52,8 +56,10 @@ type Scheduler struct {
 
 // Run schedules pods with cfg until ctx ends; with leader election, only
 // while this copy holds the Lease, each term with a fresh scheduler (and
-// so fresh caches and queue).
+// so fresh caches and queue). It logs through the logger ctx carries,
+// with component=scheduler.
 func Run(ctx context.Context, cfg Config) error {
+	ctx, _ = logging.With(ctx, "component", "scheduler")
 	if !cfg.LeaderElection.LeaderElect {
 		s, err := New(cfg)
 		if err != nil {
@@ -98,11 +104,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Scheduler{cfg: cfg, log: cfg.Logger, client: cfg.Client}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	s.log = s.log.With("component", "scheduler")
+	s := &Scheduler{cfg: cfg, client: cfg.Client}
 	if s.client == nil {
 		c, err := dial(cfg)
 		if err != nil {
@@ -146,8 +148,10 @@ func New(cfg Config) (*Scheduler, error) {
 }
 
 // Run starts the informers, waits for their caches, and schedules pods
-// until ctx ends. It returns nil when ctx ends. Call it once.
+// until ctx ends, logging through the logger ctx carries. It returns nil
+// when ctx ends. Call it once.
 func (s *Scheduler) Run(ctx context.Context) error {
+	s.log = logging.From(ctx)
 	if s.ownClient {
 		defer s.client.Close()
 	}

@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler/algorithm"
@@ -49,7 +52,6 @@ func startCluster(t *testing.T) *cluster {
 func (cl *cluster) startScheduler(cfg Config) {
 	cl.T.Helper()
 	cfg.Client = cl.schedClient
-	cfg.Logger = cl.Log
 	s, err := New(cfg)
 	if err != nil {
 		cl.T.Fatal(err)
@@ -509,11 +511,12 @@ func newTestScheduler(t *testing.T) (*Scheduler, *client.Client) {
 	t.Helper()
 	cl := testenv.NewCluster(t)
 	cfg := DefaultConfig()
-	cfg.Client, cfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	cfg.Client = cl.ClientAs(auth.SchedulerUser)
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.log = cl.Log // as Run would
 	return s, cl.Client
 }
 
@@ -603,6 +606,54 @@ func TestUnschedulableWriteIsCompareAndSwap(t *testing.T) {
 	}
 }
 
+// TestRunLogsWithComponentOnce: Run logs through the logger of its ctx,
+// with component=scheduler once per line, also what it logs while
+// campaigning for its Lease.
+func TestRunLogsWithComponentOnce(t *testing.T) {
+	srv := testenv.StartServer(t)
+	cfg := DefaultConfig()
+	cfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), slog.New(slog.NewTextHandler(&out, nil))))
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	wait.For(t, waitTimeout, "the scheduler to start", func() (bool, error) {
+		return strings.Contains(out.String(), `msg="scheduler started"`), nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for _, l := range lines {
+		if n := strings.Count(l, "component=scheduler"); n != 1 {
+			t.Errorf("line %q has component=scheduler %d times, want once", l, n)
+		}
+	}
+	if !strings.Contains(lines[0], `msg="became leader"`) {
+		t.Errorf("got first line %q, want the leader election's", lines[0])
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger writes while the test reads.
+type syncBuffer struct {
+	// mu guards b.
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestRunStopsCleanly: Run returns soon after its context ends, and
 // leaves no goroutine of its own behind (informers, queue, workers,
 // event recorder).
@@ -611,12 +662,11 @@ func TestRunStopsCleanly(t *testing.T) {
 	c, ctx := cl.Client, cl.Ctx
 	cfg := DefaultConfig()
 	cfg.Connection = cl.ConfigAs(auth.SchedulerUser) // Run dials and closes its own client
-	cfg.Logger = cl.Log
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(logging.Into(context.Background(), cl.Log))
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()

@@ -3,7 +3,6 @@ package simnodes
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math/bits"
 	"net/netip"
@@ -57,9 +56,6 @@ type Config struct {
 	// addresses are only written into status; nothing routes them, so
 	// pick a range no real network uses.
 	PodCIDR string
-
-	// Logger receives progress and failures. Nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults: one node called sim-0 with 8 CPUs,

@@ -13,9 +13,11 @@
 //  1. Start from DefaultConfig, set Connection (or Client) and Count, and
 //     change what else you need (capacity, StartDelay, ...). AddFlags
 //     binds the same fields to command-line flags; Run calls Validate.
-//  2. Call Run(ctx, cfg). It registers the nodes first (creating each, or
-//     adopting it when a node of that name exists), with a bounded number
-//     of requests in flight and a progress line every few seconds. It
+//  2. Call Run(ctx, cfg); it logs through the logger ctx carries
+//     (internal/logging), with component=simnodes. It registers the nodes
+//     first (creating each, or adopting it when a node of that name
+//     exists), with a bounded number of requests in flight and a progress
+//     line every few seconds. It
 //     fails if a node cannot be registered for a reason retrying cannot
 //     fix; transient errors are retried.
 //  3. Then, until ctx ends, Run renews each node's Lease in kube-node-lease

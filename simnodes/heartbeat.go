@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 const (
@@ -104,7 +106,7 @@ func (s *sim) heartbeats(ctx context.Context) {
 		}
 		if slot == slots {
 			now := time.Now()
-			s.reportHeartbeats(skipped, now.Sub(roundStart), late)
+			s.reportHeartbeats(ctx, skipped, now.Sub(roundStart), late)
 			roundStart = now
 			next, slot, skipped = 0, 0, 0
 		}
@@ -127,7 +129,7 @@ func (s *sim) heartbeat(ctx context.Context, n *simNode) {
 	switch err := s.refreshStatus(ctx, n); {
 	case apierrors.IsNotFound(err):
 		n.gone = true
-		s.log.Warn("simulated node was deleted; it stops heartbeating", "node", n.name)
+		logging.From(ctx).Warn("simulated node was deleted; it stops heartbeating", "node", n.name)
 	case err != nil:
 		s.stats.fail(err)
 	default:
@@ -138,7 +140,8 @@ func (s *sim) heartbeat(ctx context.Context, n *simNode) {
 // reportHeartbeats logs how the last round of heartbeats went: a warning
 // when some failed or were skipped, or when the round took longer than
 // late, else a debug line.
-func (s *sim) reportHeartbeats(skipped int, took, late time.Duration) {
+func (s *sim) reportHeartbeats(ctx context.Context, skipped int, took, late time.Duration) {
+	log := logging.From(ctx)
 	renewed, failed := s.stats.renewed.Swap(0), s.stats.failed.Swap(0)
 	s.stats.mu.Lock()
 	lastErr := s.stats.lastErr
@@ -146,13 +149,13 @@ func (s *sim) reportHeartbeats(skipped int, took, late time.Duration) {
 	s.stats.mu.Unlock()
 	switch {
 	case failed > 0:
-		s.log.Warn("heartbeats failed", "failed", failed, "renewed", renewed, "skipped", skipped, "took", took, "err", lastErr)
+		log.Warn("heartbeats failed", "failed", failed, "renewed", renewed, "skipped", skipped, "took", took, "err", lastErr)
 	case skipped > 0:
-		s.log.Warn("heartbeats fell behind", "skipped", skipped, "renewed", renewed, "took", took)
+		log.Warn("heartbeats fell behind", "skipped", skipped, "renewed", renewed, "took", took)
 	case took > late:
-		s.log.Warn("heartbeat round took longer than the heartbeat interval", "took", took, "interval", s.cfg.HeartbeatInterval, "renewed", renewed)
+		log.Warn("heartbeat round took longer than the heartbeat interval", "took", took, "interval", s.cfg.HeartbeatInterval, "renewed", renewed)
 	default:
-		s.log.Debug("heartbeat round", "renewed", renewed, "took", took)
+		log.Debug("heartbeat round", "renewed", renewed, "took", took)
 	}
 }
 

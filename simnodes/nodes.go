@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 const (
@@ -189,7 +191,7 @@ func (s *sim) registerNodes(ctx context.Context) error {
 		if e := lastErr.Swap(nil); e != nil {
 			attrs = append(attrs, "lastErr", *e)
 		}
-		s.log.Info(msg, attrs...)
+		logging.From(ctx).Info(msg, attrs...)
 	}
 feed:
 	for i := range s.nodes {

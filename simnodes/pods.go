@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // podWorkers is how many pods are worked on at once.
@@ -63,7 +65,7 @@ func (s *sim) podWorker(ctx context.Context) {
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
-				s.log.Warn("pod sync failed; retrying", "pod", key, "err", err)
+				logging.From(ctx).Warn("pod sync failed; retrying", "pod", key, "err", err)
 			}
 			s.queue.AddRateLimited(key)
 		case after > 0:

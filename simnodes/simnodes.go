@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/queue"
 )
 
@@ -29,7 +29,6 @@ const requestTimeout = 30 * time.Second
 // sim is one run of a set of simulated nodes.
 type sim struct {
 	cfg    Config
-	log    *slog.Logger
 	client *client.Client
 	plan   addressPlan
 	nodes  []*simNode
@@ -58,21 +57,18 @@ type podSeen struct {
 // until ctx ends: it renews their Leases, reports the pods bound to them
 // Running, and confirms the deletion of their pods. It returns nil once
 // ctx has ended and everything it started has stopped, or an error when
-// cfg is invalid or the nodes cannot be registered.
+// cfg is invalid or the nodes cannot be registered. It logs through the
+// logger ctx carries, with component=simnodes.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	ctx, log := logging.With(ctx, "component", "simnodes")
 	s := &sim{
 		cfg:       cfg,
-		log:       cfg.Logger,
 		client:    cfg.Client,
 		firstSeen: map[string]podSeen{},
 	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	s.log = s.log.With("component", "simnodes")
 	if s.client == nil {
 		conn := cfg.Connection
 		if conn.UserAgent == "" {
@@ -82,7 +78,7 @@ func Run(ctx context.Context, cfg Config) error {
 			conn.Timeout = requestTimeout
 		}
 		if conn.WarningHandler == nil {
-			conn.WarningHandler = func(w string) { s.log.Warn("warning from the API server", "warning", w) }
+			conn.WarningHandler = func(w string) { log.Warn("warning from the API server", "warning", w) }
 		}
 		c, err := client.New(conn)
 		if err != nil {
@@ -147,7 +143,7 @@ func (s *sim) run(ctx context.Context) error {
 	for range podWorkers {
 		wg.Go(func() { s.podWorker(ctx) })
 	}
-	s.log.Info("simulated nodes running", "nodes", len(s.nodes), "heartbeatInterval", s.cfg.HeartbeatInterval,
+	logging.From(ctx).Info("simulated nodes running", "nodes", len(s.nodes), "heartbeatInterval", s.cfg.HeartbeatInterval,
 		"startDelay", s.cfg.StartDelay)
 	<-ctx.Done()
 	return nil

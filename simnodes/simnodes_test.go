@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/simnodes"
@@ -57,20 +58,26 @@ func (r *running) stop(t testing.TB) error {
 }
 
 // testConfig returns a configuration for a few nodes with short
-// intervals, logging to the test's output.
+// intervals.
 func testConfig(t testing.TB, c *client.Client) simnodes.Config {
 	cfg := simnodes.DefaultConfig()
 	cfg.Client = c
 	cfg.Count = 3
 	cfg.HeartbeatInterval = 200 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	return cfg
 }
 
-// start runs simnodes with cfg until the test ends.
+// start runs simnodes with cfg until the test ends, logging to the
+// test's output.
 func start(t testing.TB, cfg simnodes.Config) *running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return startLogging(t, cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+}
+
+// startLogging is start logging through log.
+func startLogging(t testing.TB, cfg simnodes.Config, log *slog.Logger) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), log))
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- simnodes.Run(ctx, cfg) }()
 	t.Cleanup(func() {
@@ -640,10 +647,10 @@ func BenchmarkSimNodes5000(b *testing.B) {
 		cfg.Count = count
 		cfg.NamePrefix = fmt.Sprintf("bench%d-", time.Now().UnixNano())
 		cfg.HeartbeatInterval = interval
-		cfg.Logger = slog.New(registeredHook{slog.NewTextHandler(b.Output(), nil), &sync.Once{}, registered})
+		log := slog.New(registeredHook{slog.NewTextHandler(b.Output(), nil), &sync.Once{}, registered})
 
 		cpu0, t0 := cpuTime(b), time.Now()
-		r := start(b, cfg)
+		r := startLogging(b, cfg, log)
 		select {
 		case <-registered:
 		case <-time.After(5 * time.Minute):
@@ -707,8 +714,7 @@ func BenchmarkSimNodesPods(b *testing.B) {
 		cfg := simnodes.DefaultConfig()
 		cfg.Client = c
 		cfg.Count = nodes
-		cfg.Logger = slog.New(registeredHook{slog.NewTextHandler(b.Output(), nil), &sync.Once{}, registered})
-		r := start(b, cfg)
+		r := startLogging(b, cfg, slog.New(registeredHook{slog.NewTextHandler(b.Output(), nil), &sync.Once{}, registered}))
 		select {
 		case <-registered:
 		case <-time.After(5 * time.Minute):

@@ -453,6 +453,7 @@ func BenchmarkServiceCreate(b *testing.B) {
 			})
 			c := testenv.NewClient(b, s)
 			ctx := context.Background()
+			// mu guards next.
 			var mu sync.Mutex
 			next := 0
 			b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
@@ -143,7 +143,7 @@ func (c *Cacher) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		slog.Warn("watch cache interrupted; retrying", "resource", c.store.cfg.Resource.String(), "err", err)
+		logging.From(ctx).Warn("watch cache interrupted; retrying", "resource", c.store.cfg.Resource.String(), "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -224,7 +224,7 @@ func (c *Cacher) watch(ctx context.Context, from int64) error {
 				// good; start over from a fresh list instead.
 				return fmt.Errorf("%w: key %s: %v", errRelist, ev.Kv.Key, err)
 			}
-			c.process(string(ev.Kv.Key), e)
+			c.process(ctx, string(ev.Kv.Key), e)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -285,7 +285,7 @@ func (c *Cacher) cachedBytes(key string) ([]byte, bool) {
 }
 
 // process applies one event to the cache and hands it to the watchers.
-func (c *Cacher) process(key string, e *Event) {
+func (c *Cacher) process(ctx context.Context, key string, e *Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev, ok := c.objects[key]; ok && e.Type == watch.Modified {
@@ -314,18 +314,18 @@ func (c *Cacher) process(key string, e *Event) {
 			continue
 		}
 		if t, ok := w.filter(e); ok {
-			c.sendLocked(w, WatchEvent{Type: t, Event: e})
+			c.sendLocked(ctx, w, WatchEvent{Type: t, Event: e})
 		}
 	}
 }
 
 // sendLocked hands an event to a watcher without blocking; a watcher whose
-// buffer is full is ended.
-func (c *Cacher) sendLocked(w *Watcher, we WatchEvent) {
+// buffer is full is ended (and that logged through ctx's logger).
+func (c *Cacher) sendLocked(ctx context.Context, w *Watcher, we WatchEvent) {
 	select {
 	case w.input <- we:
 	default:
-		slog.Info("ending a watcher that fell behind", "resource", c.store.cfg.Resource.String())
+		logging.From(ctx).Info("ending a watcher that fell behind", "resource", c.store.cfg.Resource.String())
 		c.stopLocked(w)
 	}
 }

@@ -126,7 +126,6 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 	if err != nil {
 		return err
 	}
-	log := slog.Default()
 	names := []string{cfg.NodeName}
 	if h, err := os.Hostname(); err == nil && !slices.Contains(names, strings.ToLower(h)) {
 		names = append(names, strings.ToLower(h))
@@ -138,7 +137,6 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 		NodeName: cfg.NodeName,
 		IPs:      []net.IP{net.ParseIP(cfg.NodeIP)},
 		DNSNames: names,
-		Logger:   log,
 	})
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -60,7 +59,7 @@ func runProxy(ctx context.Context, c *client.Client, cfg proxy.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := proxy.Run(ctx, c, cfg, slog.Default().With("component", "proxy", "node", cfg.NodeName)); err != nil {
+	if err := proxy.Run(ctx, c, cfg); err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
 	return nil

@@ -77,7 +77,7 @@ func BenchmarkDeployment1000(b *testing.B) {
 	cl.StartSimNodes(simCfg)
 
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client, schedCfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	schedCfg.Client = cl.ClientAs(auth.SchedulerUser)
 	cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
 	ctrlCfg := controllers.DefaultConfig()

@@ -40,7 +40,7 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	// they may do is tested too; the simulated nodes and the test itself
 	// act as the administrator.
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client, schedCfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	schedCfg.Client = cl.ClientAs(auth.SchedulerUser)
 	cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
 	simCfg := cl.SimNodes(3)

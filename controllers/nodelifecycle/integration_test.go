@@ -18,6 +18,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/nodelifecycle"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/scheduler"
@@ -40,7 +41,8 @@ func TestNodeLost(t *testing.T) {
 	// wait for it when the test ends, however it ends.
 	var wg sync.WaitGroup
 	var factory *informers.Factory
-	runCtx, stop := context.WithCancel(ctx)
+	quiet := slog.New(slog.DiscardHandler)
+	runCtx, stop := context.WithCancel(logging.Into(ctx, quiet))
 	t.Cleanup(func() {
 		stop()
 		wg.Wait()
@@ -48,13 +50,12 @@ func TestNodeLost(t *testing.T) {
 			factory.Wait()
 		}
 	})
-	quiet := slog.New(slog.DiscardHandler)
 
 	// Two simulated nodes: ok-0 stays, lost-0 dies and comes back.
 	simCfg := func(prefix, cidr string) simnodes.Config {
 		cfg := simnodes.DefaultConfig()
 		cfg.Client, cfg.NamePrefix, cfg.PodCIDR = c, prefix, cidr
-		cfg.HeartbeatInterval, cfg.Logger = heartbeat, quiet
+		cfg.HeartbeatInterval = heartbeat
 		return cfg
 	}
 	startSim := func(ctx context.Context, cfg simnodes.Config) (done chan struct{}) {
@@ -75,7 +76,7 @@ func TestNodeLost(t *testing.T) {
 	// The scheduler and the controller run as themselves, so that what
 	// they may do is tested too; the simulated nodes and the test itself
 	// act as the administrator.
-	schedCfg.Client, schedCfg.Logger = testenv.NewClientAs(t, srv, auth.SchedulerUser), quiet
+	schedCfg.Client = testenv.NewClientAs(t, srv, auth.SchedulerUser)
 	wg.Go(func() {
 		if err := scheduler.Run(runCtx, schedCfg); err != nil {
 			t.Errorf("scheduler: %v", err)

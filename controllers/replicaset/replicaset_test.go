@@ -46,7 +46,7 @@ func startCluster(t *testing.T, nodes int) *cluster {
 
 	// The scheduler runs as itself.
 	schedCfg := scheduler.DefaultConfig()
-	schedCfg.Client, schedCfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+	schedCfg.Client = cl.ClientAs(auth.SchedulerUser)
 	cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, schedCfg) })
 
 	cl.StartSimNodes(cl.SimNodes(nodes))

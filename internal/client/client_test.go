@@ -41,6 +41,7 @@ func newClient(t *testing.T) (*client.Client, *clienttest.Server, *warnings) {
 }
 
 type warnings struct {
+	// mu guards msgs.
 	mu   sync.Mutex
 	msgs []string
 }

@@ -129,8 +129,8 @@ func (c *Client) PodExec(ctx context.Context, namespace, pod string, opts ExecOp
 		}
 	}
 
-	// Two goroutines may send (stdin and resizes); gRPC allows one at a
-	// time.
+	// mu guards stream.Send: two goroutines may send (stdin and resizes),
+	// and gRPC allows one at a time.
 	var mu sync.Mutex
 	send := func(in *skiffv1.ExecInput) error {
 		mu.Lock()

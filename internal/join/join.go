@@ -31,7 +31,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -41,6 +40,7 @@ import (
 
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/clientconfig"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
@@ -68,8 +68,6 @@ type Config struct {
 	// IPs and DNSNames are what the kubelet's serving certificate covers.
 	IPs      []net.IP
 	DNSNames []string
-	// Logger may be nil (slog.Default()).
-	Logger *slog.Logger
 }
 
 // Credentials are a node's identity towards the API server and its
@@ -83,24 +81,21 @@ type Credentials struct {
 	ca       *x509.CertPool
 	client   *pki.Source
 	serving  *pki.Source
-	log      *slog.Logger
 }
 
 // Join returns the node's credentials: those it has when they are valid
-// and its own, otherwise new ones obtained with the token.
+// and its own, otherwise new ones obtained with the token. It logs
+// through the logger ctx carries.
 func Join(ctx context.Context, cfg Config) (*Credentials, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	if cfg.NodeName == "" || cfg.RootDir == "" {
 		return nil, errors.New("join: a node name and a root directory are required")
 	}
+	log := logging.From(ctx)
 	password, err := nodePassword(filepath.Join(cfg.RootDir, NodePasswordFile))
 	if err != nil {
 		return nil, err
 	}
-	c := &Credentials{cfg: cfg, log: log, password: password}
+	c := &Credentials{cfg: cfg, password: password}
 	kubeconfig := filepath.Join(cfg.RootDir, KubeconfigFile)
 	have, err := c.readKubeconfig(kubeconfig)
 	switch {
@@ -229,7 +224,7 @@ func (c *Credentials) bootstrap(ctx context.Context) error {
 	if err := c.writeKubeconfig(kp); err != nil {
 		return err
 	}
-	c.log.Info("joined the cluster", "server", c.server, "node", c.cfg.NodeName, "expires", c.client.Current().Leaf.NotAfter)
+	logging.From(ctx).Info("joined the cluster", "server", c.server, "node", c.cfg.NodeName, "expires", c.client.Current().Leaf.NotAfter)
 	return nil
 }
 
@@ -272,7 +267,7 @@ func (c *Credentials) loadServing(ctx context.Context) error {
 	kp, err := pki.ReadKeyPair(certPath, keyPath)
 	if err == nil {
 		if why := c.servingStale(kp); why != "" {
-			c.log.Info("renewing the kubelet's serving certificate", "reason", why)
+			logging.From(ctx).Info("renewing the kubelet's serving certificate", "reason", why)
 			err = os.ErrNotExist
 		}
 	}
@@ -376,12 +371,14 @@ func (c *Credentials) ClientCertificate() *x509.Certificate { return c.client.Cu
 func (c *Credentials) ServingCertificate() *x509.Certificate { return c.serving.Current().Leaf }
 
 // Run renews both certificates in place until ctx ends. A renewal that
-// fails is retried and logged; failed, when not nil, also hears of it
-// (the kubelet turns it into a warning event once expiry is near).
+// fails is retried and logged through ctx's logger; failed, when not nil,
+// also hears of it (the kubelet turns it into a warning event once expiry
+// is near).
 func (c *Credentials) Run(ctx context.Context, failed func(what string, err error, expires time.Time)) {
+	log := logging.From(ctx)
 	report := func(what string) func(error, time.Time) {
 		return func(err error, expires time.Time) {
-			c.log.Error("renewing a certificate failed", "certificate", what, "expires", expires, "err", err)
+			log.Error("renewing a certificate failed", "certificate", what, "expires", expires, "err", err)
 			if failed != nil {
 				failed(what, err, expires)
 			}
@@ -401,7 +398,7 @@ func (c *Credentials) Run(ctx context.Context, failed func(what string, err erro
 		c.serving.Renew(ctx, time.Now, func(ctx context.Context) (pki.KeyPair, error) {
 			kp, err := c.renewServing(ctx)
 			if err == nil {
-				c.log.Info("renewed the kubelet's serving certificate", "expires", mustLeaf(kp).NotAfter)
+				log.Info("renewed the kubelet's serving certificate", "expires", mustLeaf(kp).NotAfter)
 			}
 			return kp, err
 		}, report("kubelet serving"))
@@ -409,7 +406,7 @@ func (c *Credentials) Run(ctx context.Context, failed func(what string, err erro
 	c.client.Renew(ctx, time.Now, func(ctx context.Context) (pki.KeyPair, error) {
 		kp, err := c.renewClient(ctx)
 		if err == nil {
-			c.log.Info("renewed the node's client certificate", "expires", mustLeaf(kp).NotAfter)
+			log.Info("renewed the node's client certificate", "expires", mustLeaf(kp).NotAfter)
 		}
 		return kp, err
 	}, report("node client"))
@@ -455,7 +452,7 @@ func Rotate(ctx context.Context, rootDir string) (string, error) {
 	if err != nil {
 		return node, err
 	}
-	c := &Credentials{cfg: Config{RootDir: rootDir, NodeName: node, IPs: sleaf.IPAddresses, DNSNames: sleaf.DNSNames}, server: creds.Server, log: slog.Default(), password: password}
+	c := &Credentials{cfg: Config{RootDir: rootDir, NodeName: node, IPs: sleaf.IPAddresses, DNSNames: sleaf.DNSNames}, server: creds.Server, password: password}
 	if err := c.setCA(creds.CA); err != nil {
 		return node, err
 	}

@@ -159,6 +159,7 @@ func TestJoinRefusesAnotherCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// mu guards seen.
 	var mu sync.Mutex
 	var seen []string
 	g := grpc.NewServer(

@@ -23,7 +23,8 @@
 //
 // The caller's duties: fill Config (Options.AddFlags binds the usual
 // --leader-elect flags), give every copy a distinct Identity, and call
-// Run (or RunE). Run campaigns again, after RetryPeriod, when a term
+// Run (or RunE) with a ctx whose logger (internal/logging) names the
+// component; Run adds the Lease and the identity to it. Run campaigns again, after RetryPeriod, when a term
 // ends, so onStartedLeading may be called more than once; it must stop
 // promptly when its context ends and must not keep state from one term
 // to the next. With RunE, a callback that fails ends Run with its error
@@ -34,7 +35,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"time"
@@ -45,6 +45,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Config configures one candidate.
@@ -114,12 +115,14 @@ func RunE(ctx context.Context, cfg Config, onStartedLeading func(ctx context.Con
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	e := &elector{cfg: cfg, log: slog.With("component", "leaderelection", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)}
+	// The component running for the Lease named itself in ctx's logger.
+	ctx, log := logging.With(ctx, "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
+	e := &elector{cfg: cfg}
 	for ctx.Err() == nil {
 		if !e.acquire(ctx) {
 			break
 		}
-		e.log.Info("became leader")
+		log.Info("became leader")
 		leadCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		var termErr error
@@ -134,14 +137,14 @@ func RunE(ctx context.Context, cfg Config, onStartedLeading func(ctx context.Con
 		failed := termErr != nil && ctx.Err() == nil &&
 			!(lost && (errors.Is(termErr, context.Canceled) || errors.Is(termErr, context.DeadlineExceeded)))
 		if ctx.Err() != nil || failed {
-			e.release()
+			e.release(ctx)
 		}
-		e.log.Info("stopped leading")
+		log.Info("stopped leading")
 		if onStoppedLeading != nil {
 			onStoppedLeading()
 		}
 		if failed {
-			e.log.Error("leading failed", "err", termErr)
+			log.Error("leading failed", "err", termErr)
 			return fmt.Errorf("leading %s/%s: %w", cfg.Namespace, cfg.Name, termErr)
 		}
 		// Campaign again only after RetryPeriod, so that a term that
@@ -157,7 +160,6 @@ func RunE(ctx context.Context, cfg Config, onStartedLeading func(ctx context.Con
 // elector is one candidate's view of the Lease.
 type elector struct {
 	cfg Config
-	log *slog.Logger
 	// lease is the Lease as last read or written.
 	lease *coordinationv1.Lease
 	// observedRV and observedAt are the Lease's resourceVersion when it
@@ -177,7 +179,7 @@ func (e *elector) acquire(ctx context.Context) bool {
 			return true
 		}
 		if err != nil && ctx.Err() == nil {
-			e.log.Debug("cannot take the lease", "err", err)
+			logging.From(ctx).Debug("cannot take the lease", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -211,10 +213,10 @@ func (e *elector) renew(ctx context.Context, done <-chan struct{}) {
 		case ctx.Err() != nil:
 			return
 		case e.heldByOther():
-			e.log.Info("lease taken by another candidate", "holder", e.holder())
+			logging.From(ctx).Info("lease taken by another candidate", "holder", e.holder())
 			return
 		case time.Since(lastRenew) >= e.cfg.RenewDeadline:
-			e.log.Info("failed to renew the lease in time", "renewDeadline", e.cfg.RenewDeadline, "err", err)
+			logging.From(ctx).Info("failed to renew the lease in time", "renewDeadline", e.cfg.RenewDeadline, "err", err)
 			return
 		}
 	}
@@ -293,18 +295,19 @@ func (e *elector) heldByOther() bool {
 // release gives the Lease up after ctx ended, so that another candidate
 // can take it at once. It is best effort: if it fails, the others wait
 // for the Lease to expire.
-func (e *elector) release() {
+func (e *elector) release(ctx context.Context) {
 	if e.lease == nil || e.heldByOther() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RetryPeriod)
+	// ctx has ended (or the term failed); its values, the logger, remain.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RetryPeriod)
 	defer cancel()
 	l := e.lease.DeepCopy()
 	l.Spec.HolderIdentity = new("")
 	l.Spec.LeaseDurationSeconds = new(int32(1))
 	l.Spec.RenewTime = new(metav1.NowMicro())
 	if _, err := e.cfg.Client.Leases(e.cfg.Namespace).Update(ctx, l); err != nil {
-		e.log.Info("cannot release the lease", "err", err)
+		logging.From(ctx).Info("cannot release the lease", "err", err)
 	}
 }
 

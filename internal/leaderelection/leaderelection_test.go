@@ -3,6 +3,8 @@ package leaderelection_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/leaderelection"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/wait"
 )
@@ -248,5 +251,35 @@ func TestEndedTermWaitsBeforeCampaigning(t *testing.T) {
 	}
 	if n := terms.Load(); n < 1 || n > 6 {
 		t.Errorf("got %d terms in %v, want at most one per retry period", n, 5*retryPeriod+retryPeriod/2)
+	}
+}
+
+// TestLogsThroughTheContextsLogger: Run logs through the logger of its
+// ctx, which names the component already, adding the Lease and the
+// candidate's identity once per line.
+func TestLogsThroughTheContextsLogger(t *testing.T) {
+	srv := testenv.StartServer(t)
+	c := testenv.NewClient(t, srv)
+	var out strings.Builder // written by Run only, read once it returned
+	log := slog.New(slog.NewTextHandler(&out, nil)).With("component", "scheduler")
+	ctx, cancel := context.WithCancel(logging.Into(testenv.Context(t), log))
+	cfg := leaderelection.Config{
+		Client: c, Namespace: metav1.NamespaceSystem, Name: "test-lease", Identity: "a",
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+	}
+	// The term ends Run's ctx: Run returns once it stopped leading.
+	if err := leaderelection.Run(ctx, cfg, func(context.Context) { cancel() }, nil); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `msg="became leader"`) || !strings.Contains(lines[1], `msg="stopped leading"`) {
+		t.Fatalf("got lines\n%s\nwant became leader, then stopped leading", out.String())
+	}
+	for _, l := range lines {
+		for _, want := range []string{"component=scheduler", "lease=kube-system/test-lease", "identity=a"} {
+			if n := strings.Count(l, want); n != 1 {
+				t.Errorf("line %q has %s %d times, want once", l, want, n)
+			}
+		}
 	}
 }

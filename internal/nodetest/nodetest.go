@@ -37,6 +37,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/join"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/internal/testenv"
@@ -85,6 +86,7 @@ func runKubelet(s string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx = logging.Into(ctx, log)
 	creds, err := join.Join(ctx, join.Config{
 		Server:   st.Server,
 		Token:    st.Token,
@@ -92,7 +94,6 @@ func runKubelet(s string) int {
 		NodeName: st.Config.NodeName,
 		IPs:      []net.IP{net.ParseIP(st.Config.NodeIP)},
 		DNSNames: []string{st.Config.NodeName},
-		Logger:   log,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "join:", err)
@@ -119,7 +120,7 @@ func runKubelet(s string) int {
 	if st.Proxy != nil {
 		n++
 		go func() {
-			if err := proxy.Run(ctx, c, *st.Proxy, log.With("component", "proxy")); err != nil {
+			if err := proxy.Run(ctx, c, *st.Proxy); err != nil {
 				errs <- fmt.Errorf("proxy: %w", err)
 				return
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/wait"
 	"github.com/skiffdev/skiff/simnodes"
 )
@@ -25,7 +26,7 @@ import (
 //
 //	cl := testenv.NewCluster(t)
 //	cfg := scheduler.DefaultConfig()
-//	cfg.Client, cfg.Logger = cl.ClientAs(auth.SchedulerUser), cl.Log
+//	cfg.Client = cl.ClientAs(auth.SchedulerUser)
 //	cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, cfg) })
 //	cl.StartSimNodes(cl.SimNodes(3))
 //	cl.Await(10*time.Second, "3 nodes", ...)
@@ -160,7 +161,9 @@ type Component struct {
 // fails the test, except that context's own cancellation.
 func (cl *Cluster) Start(name string, run func(ctx context.Context) error) *Component {
 	cl.T.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	// Components log to the cluster's logger, which travels in their
+	// context (internal/logging).
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), cl.Log))
 	comp := &Component{name: name, t: cl.T, cancel: cancel, done: make(chan struct{}), stopTimeout: cl.stopTimeout}
 	go func() {
 		defer close(comp.done)
@@ -187,11 +190,11 @@ func (comp *Component) Stop() {
 }
 
 // SimNodes is a configuration for count simulated nodes (see simnodes)
-// that act as the administrator and log to Log; the test adjusts it
+// that act as the administrator; the test adjusts it
 // (capacity, StartDelay, names) and passes it to StartSimNodes.
 func (cl *Cluster) SimNodes(count int) simnodes.Config {
 	cfg := simnodes.DefaultConfig()
-	cfg.Client, cfg.Logger, cfg.Count = cl.Client, cl.Log, count
+	cfg.Client, cfg.Count = cl.Client, count
 	return cfg
 }
 

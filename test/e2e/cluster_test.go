@@ -61,7 +61,7 @@ func startCluster(t *testing.T) *cluster {
 // its own identity (system:kube-scheduler), as skiff server runs it.
 func (cl *cluster) startScheduler() *testenv.Component {
 	cfg := scheduler.DefaultConfig()
-	cfg.Connection, cfg.Logger = cl.ConfigAs(auth.SchedulerUser), cl.Log
+	cfg.Connection = cl.ConfigAs(auth.SchedulerUser)
 	cfg.LeaderElection.LeaderElect = false
 	return cl.Start("scheduler", func(ctx context.Context) error { return scheduler.Run(ctx, cfg) })
 }
