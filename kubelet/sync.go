@@ -555,23 +555,12 @@ func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool,
 // repository at the manifest digest.
 func imageRef(img *images.Image) string {
 	repo := img.Ref
-	if i := lastIndexAny(repo, "@"); i >= 0 {
+	if i := strings.LastIndexByte(repo, '@'); i >= 0 {
 		repo = repo[:i]
-	} else if j := lastIndexAny(repo, ":"); j > lastIndexAny(repo, "/") {
-		repo = repo[:j]
+	} else if j := strings.LastIndexByte(repo, ':'); j > strings.LastIndexByte(repo, '/') {
+		repo = repo[:j] // a tag, not a registry's port
 	}
 	return repo + "@" + img.Digest
-}
-
-func lastIndexAny(s, chars string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		for j := 0; j < len(chars); j++ {
-			if s[i] == chars[j] {
-				return i
-			}
-		}
-	}
-	return -1
 }
 
 func newContainerID() string {
