@@ -25,7 +25,7 @@ type writtenStatus struct {
 
 // computeStatus derives a pod's status from what the runtime has and what
 // this sync learned, the way Kubernetes' kubelet reports it.
-func (k *Kubelet) computeStatus(pod *corev1.Pod, sb sandbox, st *podState) corev1.PodStatus {
+func (k *Kubelet) computeStatus(pod *corev1.Pod, sb sandbox, st *syncNotes) corev1.PodStatus {
 	old := k.knownStatus(pod)
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	s := corev1.PodStatus{
@@ -113,7 +113,7 @@ func (k *Kubelet) computeStatus(pod *corev1.Pod, sb sandbox, st *podState) corev
 
 // containerStatus reports one container from its current and previous
 // runs.
-func (k *Kubelet) containerStatus(c *corev1.Container, r *runs, st *podState, init bool, defaultWaiting string) corev1.ContainerStatus {
+func (k *Kubelet) containerStatus(c *corev1.Container, r *runs, st *syncNotes, init bool, defaultWaiting string) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, Started: ptr.To(false)}
 	if r == nil || r.current == nil {
 		w := st.waiting[c.Name]

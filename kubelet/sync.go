@@ -31,9 +31,9 @@ type sandbox struct {
 	ip netip.Addr
 }
 
-// podState collects what one sync learned that the pod's status reports
+// syncNotes collects what one sync learned that the pod's status reports
 // and that the runtime does not hold: why a container is waiting.
-type podState struct {
+type syncNotes struct {
 	waiting map[string]*corev1.ContainerStateWaiting
 	// after is the earliest time another sync is needed without a wake-up.
 	after time.Duration
@@ -41,7 +41,7 @@ type podState struct {
 	initFailed bool
 }
 
-func (s *podState) requeue(d time.Duration) {
+func (s *syncNotes) requeue(d time.Duration) {
 	if d > 0 && (s.after == 0 || d < s.after) {
 		s.after = d
 	}
@@ -286,11 +286,20 @@ func (k *Kubelet) throttle() func() {
 	return func() { <-k.starts }
 }
 
+// podSync is what one sync of a running pod works with: the pod, its
+// sandbox and volumes, and the notes the sync takes for the status.
+type podSync struct {
+	pod   *corev1.Pod
+	sb    sandbox
+	vols  map[string]string // volume name → its directory on the node
+	notes *syncNotes
+}
+
 // syncRunning makes a pod that should run, run: its sandbox, then its
 // init containers one by one, then its containers; restarts by policy and
 // backoff; kills what fails its liveness probe; and reports the status.
 func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult, error) {
-	st := &podState{waiting: map[string]*corev1.ContainerStateWaiting{}}
+	st := &syncNotes{waiting: map[string]*corev1.ContainerStateWaiting{}}
 	sb, err := k.ensureSandbox(ctx, pod)
 	if err != nil {
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
@@ -310,6 +319,7 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 		return syncResult{after: st.after}, k.writeStatus(ctx, pod, k.computeStatus(pod, sb, st))
 	}
 
+	ps := &podSync{pod: pod, sb: sb, vols: vols, notes: st}
 	runs := runsByName(k.containers.ofPod(pod.UID))
 	initialized := true
 	for i := range pod.Spec.InitContainers {
@@ -326,12 +336,12 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 		}
 		switch {
 		case r == nil:
-			k.startContainer(ctx, pod, c, true, 0, sb, vols, st)
+			k.startContainer(ctx, ps, c, true, 0)
 		case r.current.State == runtime.StateExited:
 			if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 				st.initFailed = true
 			} else {
-				k.restartContainer(ctx, pod, c, true, r.current, sb, vols, st)
+				k.restartContainer(ctx, ps, c, true, r.current)
 			}
 		}
 		break
@@ -341,7 +351,7 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 			c := &pod.Spec.Containers[i]
 			r := runs[c.Name]
 			if r == nil {
-				k.startContainer(ctx, pod, c, false, 0, sb, vols, st)
+				k.startContainer(ctx, ps, c, false, 0)
 				continue
 			}
 			cur := r.current
@@ -380,7 +390,7 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 			// A changed container is replaced whatever the restart policy,
 			// as in Kubernetes.
 			if changed || shouldRestart(pod, cur) {
-				k.restartContainer(ctx, pod, c, false, cur, sb, vols, st)
+				k.restartContainer(ctx, ps, c, false, cur)
 			}
 		}
 	}
@@ -424,7 +434,8 @@ func shouldRestart(pod *corev1.Pod, st *runtime.Status) bool {
 
 // restartContainer starts the next run of an exited container unless it
 // is backing off.
-func (k *Kubelet) restartContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, init bool, cur *runtime.Status, sb sandbox, vols map[string]string, st *podState) {
+func (k *Kubelet) restartContainer(ctx context.Context, ps *podSync, c *corev1.Container, init bool, cur *runtime.Status) {
+	pod, st := ps.pod, ps.notes
 	key := string(pod.UID) + "/" + c.Name
 	now := time.Now()
 	if wait, delay := k.backoff.wait(key, cur.FinishedAt, now); wait > 0 {
@@ -437,17 +448,19 @@ func (k *Kubelet) restartContainer(ctx context.Context, pod *corev1.Pod, c *core
 		return
 	}
 	k.backoff.next(key, cur.FinishedAt)
-	k.startContainer(ctx, pod, c, init, attempt(*cur)+1, sb, vols, st)
+	k.startContainer(ctx, ps, c, init, attempt(*cur)+1)
 }
 
 // startContainer pulls the image and starts one run of a container. What
-// goes wrong is recorded in st for the status, and as an event.
-func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, init bool, attemptN int, sb sandbox, vols map[string]string, st *podState) {
-	img := k.pullImage(ctx, pod, c, st)
+// goes wrong is recorded in the sync's notes for the status, and as an
+// event.
+func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, c *corev1.Container, init bool, attemptN int) {
+	pod, st := ps.pod, ps.notes
+	img := k.pullImage(ctx, ps, c)
 	if img == nil {
 		return
 	}
-	spec, err := k.containerSpec(pod, c, init, attemptN, img, sb, vols)
+	spec, err := k.containerSpec(ps, c, init, attemptN, img)
 	if err != nil {
 		var cfgErr *configError
 		reason := "CreateContainerError"
@@ -484,13 +497,14 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 		started = cur.StartedAt
 	}
 	if !init {
-		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: sb.ip.String(), StartedAt: started})
+		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: ps.sb.ip.String(), StartedAt: started})
 	}
 }
 
 // containerSpec turns a pod's container into what the runtime runs.
-func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool, attemptN int, img *images.Image, sb sandbox, vols map[string]string) (runtime.Spec, error) {
-	env, vals, err := environment(pod, c, img.Config, sb.ip.String(), k.cfg.NodeIP)
+func (k *Kubelet) containerSpec(ps *podSync, c *corev1.Container, init bool, attemptN int, img *images.Image) (runtime.Spec, error) {
+	pod := ps.pod
+	env, vals, err := environment(pod, c, img.Config, ps.sb.ip.String(), k.cfg.NodeIP)
 	if err != nil {
 		return runtime.Spec{}, err
 	}
@@ -502,7 +516,7 @@ func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool,
 	if err != nil {
 		return runtime.Spec{}, err
 	}
-	mounts, err := k.mounts(pod, c, vols)
+	mounts, err := k.mounts(pod, c, ps.vols)
 	if err != nil {
 		return runtime.Spec{}, err
 	}
@@ -572,7 +586,8 @@ func newContainerID() string {
 // pullImage gets the container's image by its pull policy, with backoff
 // between failed pulls. It returns nil, with the reason in st, when the
 // image is not there.
-func (k *Kubelet) pullImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container, st *podState) *images.Image {
+func (k *Kubelet) pullImage(ctx context.Context, ps *podSync, c *corev1.Container) *images.Image {
+	pod, st := ps.pod, ps.notes
 	policy := c.ImagePullPolicy
 	if policy == "" {
 		policy = corev1.PullIfNotPresent
