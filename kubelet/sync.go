@@ -51,15 +51,15 @@ func (s *syncNotes) requeue(d time.Duration) {
 // level-triggered heart of the kubelet. It looks at the pod object and at
 // what the runtime has, never at what happened before, so it can be
 // called any number of times, also after a restart.
-func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, last *corev1.Pod) (syncResult, error) {
+func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, last *corev1.Pod, state *podState) (syncResult, error) {
 	pod := k.currentPod(uid, last)
 	switch {
 	case pod == nil || pod.DeletionTimestamp != nil:
-		return k.syncTerminating(ctx, uid, pod, last)
+		return k.syncTerminating(ctx, uid, pod, last, state)
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
-		return syncResult{}, k.syncTerminal(ctx, pod)
+		return syncResult{}, k.syncTerminal(ctx, pod, state)
 	}
-	return k.syncRunning(ctx, pod)
+	return k.syncRunning(ctx, pod, state)
 }
 
 // currentPod returns the pod of uid as the informer has it now, or nil
@@ -92,10 +92,11 @@ func (k *Kubelet) currentPod(uid types.UID, last *corev1.Pod) *corev1.Pod {
 
 // syncTerminating stops and removes everything of a pod that is being
 // deleted or is gone from the API, and then lets the API server remove
-// the object.
-func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last *corev1.Pod) (syncResult, error) {
+// the object. When the API no longer has the pod, the sync is done: the
+// worker drops the pod's state with it.
+func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last *corev1.Pod, state *podState) (syncResult, error) {
 	grace := k.gracePeriod(uid, pod, last)
-	if err := k.killPod(ctx, uid, pod, grace); err != nil {
+	if err := k.killPod(ctx, uid, pod, grace, state); err != nil {
 		return syncResult{}, err
 	}
 	if pod != nil {
@@ -111,17 +112,6 @@ func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last 
 		return syncResult{after: k.cfg.SyncInterval}, nil
 	}
 	k.probes.RemovePod(uid)
-	k.backoff.forget(string(uid) + "/")
-	k.backoff.forget("pull/" + string(uid) + "/")
-	k.forgetReports(uid)
-	k.pullMu.Lock()
-	for key := range k.pullErrors {
-		if strings.HasPrefix(key, "pull/"+string(uid)+"/") {
-			delete(k.pullErrors, key)
-		}
-	}
-	k.pullMu.Unlock()
-	k.forgetStatus(uid)
 	return syncResult{done: true}, nil
 }
 
@@ -150,7 +140,7 @@ func (k *Kubelet) gracePeriod(uid types.UID, pod, last *corev1.Pod) time.Duratio
 // killPod stops the pod's containers (all at once, each with the grace
 // period) and removes them, the pod's network, namespaces, cgroup and
 // files.
-func (k *Kubelet) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration) error {
+func (k *Kubelet) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration, state *podState) error {
 	if err := k.stopContainers(ctx, uid, pod, grace); err != nil {
 		return err
 	}
@@ -161,7 +151,7 @@ func (k *Kubelet) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, g
 		}
 		k.containers.forget(uid, st.ID)
 	}
-	if err := k.removeSandbox(uid); err != nil {
+	if err := k.removeSandbox(uid, state); err != nil {
 		return err
 	}
 	for _, dir := range []string{k.podDir(uid), filepath.Dir(k.podEtcDir(uid))} {
@@ -207,7 +197,7 @@ func collect(ch <-chan error) []error {
 }
 
 // removeSandbox releases the pod's IP and removes its namespaces.
-func (k *Kubelet) removeSandbox(uid types.UID) error {
+func (k *Kubelet) removeSandbox(uid types.UID, state *podState) error {
 	netns := ""
 	sandboxes, err := k.runtime.ListSandboxes()
 	if err != nil {
@@ -224,30 +214,25 @@ func (k *Kubelet) removeSandbox(uid types.UID) error {
 	if err := k.runtime.RemoveSandbox(string(uid)); err != nil {
 		return fmt.Errorf("removing the pod's namespaces: %w", err)
 	}
-	k.sandboxMu.Lock()
-	delete(k.sandboxes, uid)
-	k.sandboxMu.Unlock()
+	state.sandbox = nil
 	return nil
 }
 
 // syncTerminal handles a pod that has finished for good: nothing more
 // runs, the network and namespaces are released, and the exited
 // containers stay for their status and logs until the pod is deleted.
-func (k *Kubelet) syncTerminal(ctx context.Context, pod *corev1.Pod) error {
+func (k *Kubelet) syncTerminal(ctx context.Context, pod *corev1.Pod, state *podState) error {
 	if err := k.stopContainers(ctx, pod.UID, pod, k.gracePeriod(pod.UID, pod, nil)); err != nil {
 		return err
 	}
 	k.probes.RemovePod(pod.UID)
-	return k.removeSandbox(pod.UID)
+	return k.removeSandbox(pod.UID, state)
 }
 
 // ensureSandbox creates the pod's namespaces and network, or finds them.
-func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, error) {
-	k.sandboxMu.Lock()
-	sb, ok := k.sandboxes[pod.UID]
-	k.sandboxMu.Unlock()
-	if ok {
-		return sb, nil
+func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod, state *podState) (sandbox, error) {
+	if state.sandbox != nil {
+		return *state.sandbox, nil
 	}
 	release := k.throttle()
 	defer release()
@@ -259,22 +244,9 @@ func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, 
 	if err != nil {
 		return sandbox{}, fmt.Errorf("setting up the pod's network: %w", err)
 	}
-	sb = sandbox{Sandbox: rsb, ip: ip}
-	k.sandboxMu.Lock()
-	k.sandboxes[pod.UID] = sb
-	k.sandboxMu.Unlock()
+	sb := sandbox{Sandbox: rsb, ip: ip}
+	state.sandbox = &sb
 	return sb, nil
-}
-
-// forgetReports drops what firstReport remembers of a pod.
-func (k *Kubelet) forgetReports(uid types.UID) {
-	k.reportMu.Lock()
-	defer k.reportMu.Unlock()
-	for key := range k.reported {
-		if strings.HasPrefix(key, string(uid)+"/") || strings.HasPrefix(key, "pull/"+string(uid)+"/") {
-			delete(k.reported, key)
-		}
-	}
 }
 
 // throttle waits for one of the few places in which sandboxes are made
@@ -287,20 +259,22 @@ func (k *Kubelet) throttle() func() {
 }
 
 // podSync is what one sync of a running pod works with: the pod, its
-// sandbox and volumes, and the notes the sync takes for the status.
+// sandbox and volumes, the pod's state, and the notes the sync takes for
+// the status.
 type podSync struct {
 	pod   *corev1.Pod
 	sb    sandbox
 	vols  map[string]string // volume name → its directory on the node
+	state *podState
 	notes *syncNotes
 }
 
 // syncRunning makes a pod that should run, run: its sandbox, then its
 // init containers one by one, then its containers; restarts by policy and
 // backoff; kills what fails its liveness probe; and reports the status.
-func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult, error) {
+func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod, state *podState) (syncResult, error) {
 	st := &syncNotes{waiting: map[string]*corev1.ContainerStateWaiting{}}
-	sb, err := k.ensureSandbox(ctx, pod)
+	sb, err := k.ensureSandbox(ctx, pod, state)
 	if err != nil {
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 		return syncResult{}, err
@@ -316,10 +290,11 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
 		}
 		st.requeue(k.cfg.InitialBackoff)
-		return syncResult{after: st.after}, k.writeStatus(ctx, pod, k.computeStatus(pod, sb, st))
+		ps := &podSync{pod: pod, sb: sb, state: state, notes: st}
+		return syncResult{after: st.after}, k.writeStatus(ctx, ps, k.computeStatus(ps))
 	}
 
-	ps := &podSync{pod: pod, sb: sb, vols: vols, notes: st}
+	ps := &podSync{pod: pod, sb: sb, vols: vols, state: state, notes: st}
 	runs := runsByName(k.containers.ofPod(pod.UID))
 	initialized := true
 	for i := range pod.Spec.InitContainers {
@@ -358,7 +333,7 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 			if cur.State == runtime.StateRunning {
 				// Idempotent; also how containers adopted after a kubelet
 				// restart get their probes.
-				k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: cur.ID, PodIP: sb.ip.String(), StartedAt: cur.StartedAt})
+				k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: cur.ID, PodIP: sb.ip.String(), NetNS: sb.NetNS, StartedAt: cur.StartedAt})
 			}
 			changed := cur.Labels[labelHash] != containerHash(c)
 			grace := k.gracePeriod(pod.UID, pod, nil)
@@ -410,8 +385,8 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult,
 			_ = os.Remove(old.LogPath)
 		}
 	}
-	status := k.computeStatus(pod, sb, st)
-	if err := k.writeStatus(ctx, pod, status); err != nil {
+	status := k.computeStatus(ps)
+	if err := k.writeStatus(ctx, ps, status); err != nil {
 		return syncResult{}, err
 	}
 	return syncResult{after: st.after}, nil
@@ -436,18 +411,17 @@ func shouldRestart(pod *corev1.Pod, st *runtime.Status) bool {
 // is backing off.
 func (k *Kubelet) restartContainer(ctx context.Context, ps *podSync, c *corev1.Container, init bool, cur *runtime.Status) {
 	pod, st := ps.pod, ps.notes
-	key := string(pod.UID) + "/" + c.Name
 	now := time.Now()
-	if wait, delay := k.backoff.wait(key, cur.FinishedAt, now); wait > 0 {
+	if wait, delay := ps.state.restarts.wait(c.Name, cur.FinishedAt, now); wait > 0 {
 		msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, pod.Name, pod.Namespace, pod.UID)
 		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: msg}
 		st.requeue(wait)
-		if k.firstReport(key, cur.ID) {
+		if firstReport(ps.state.reportedRestarts, c.Name, cur.ID) {
 			k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
 		}
 		return
 	}
-	k.backoff.next(key, cur.FinishedAt)
+	ps.state.restarts.next(c.Name, cur.FinishedAt)
 	k.startContainer(ctx, ps, c, init, attempt(*cur)+1)
 }
 
@@ -497,7 +471,7 @@ func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, c *corev1.Con
 		started = cur.StartedAt
 	}
 	if !init {
-		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: ps.sb.ip.String(), StartedAt: started})
+		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: ps.sb.ip.String(), NetNS: ps.sb.NetNS, StartedAt: started})
 	}
 }
 
@@ -604,15 +578,13 @@ func (k *Kubelet) pullImage(ctx context.Context, ps *podSync, c *corev1.Containe
 		st.requeue(k.cfg.InitialBackoff)
 		return nil
 	}
-	key := "pull/" + string(pod.UID) + "/" + c.Image
-	k.pullMu.Lock()
-	last := k.pullErrors[key]
-	k.pullMu.Unlock()
+	pulls := ps.state.pulls
+	last := ps.state.pullErrors[c.Image]
 	if last.err != "" {
-		if wait, _ := k.backoff.wait(key, last.at, time.Now()); wait > 0 {
+		if wait, _ := pulls.wait(c.Image, last.at, time.Now()); wait > 0 {
 			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, last.err)}
 			st.requeue(wait)
-			if k.firstReport(key, last.at.String()) {
+			if firstReport(ps.state.reportedPulls, c.Image, last.at.String()) {
 				k.events.Eventf(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
 			}
 			return nil
@@ -623,40 +595,18 @@ func (k *Kubelet) pullImage(ctx context.Context, ps *podSync, c *corev1.Containe
 	img, err := k.images.Pull(ctx, c.Image, policy)
 	if err != nil {
 		now := time.Now()
-		k.backoff.next(key, now)
-		k.pullMu.Lock()
-		k.pullErrors[key] = pullError{err: err.Error(), at: now}
-		k.pullMu.Unlock()
+		pulls.next(c.Image, now)
+		ps.state.pullErrors[c.Image] = pullError{err: err.Error(), at: now}
 		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
-		_, delay := k.backoff.wait(key, now, now)
+		_, delay := pulls.wait(c.Image, now, now)
 		st.requeue(delay)
 		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		return nil
 	}
-	k.pullMu.Lock()
-	delete(k.pullErrors, key)
-	k.pullMu.Unlock()
-	k.backoff.forget(key)
+	delete(ps.state.pullErrors, c.Image)
+	pulls.forget(c.Image)
 	k.events.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v", c.Image, time.Since(began).Round(time.Millisecond))
 	return img
-}
-
-// firstReport reports whether what (a container run, a failed pull) is
-// seen for the first time under key, so that an event is recorded once
-// for it rather than at every sync while it lasts.
-func (k *Kubelet) firstReport(key, what string) bool {
-	k.reportMu.Lock()
-	defer k.reportMu.Unlock()
-	if k.reported[key] == what {
-		return false
-	}
-	k.reported[key] = what
-	return true
-}
-
-type pullError struct {
-	err string
-	at  time.Time
 }
 
 // refresh reads one container's status from the runtime into the index.

@@ -69,7 +69,7 @@ func (f *fakeExec) exec(ctx context.Context, _ string, args []string) (int, []by
 
 // loopbackDial stands in for dialling inside the pod's netns: the tests'
 // pods have the IP 127.0.0.1.
-func loopbackDial(ctx context.Context, _ *corev1.Pod, network, addr string) (net.Conn, error) {
+func loopbackDial(ctx context.Context, _, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, network, addr)
 }
