@@ -42,16 +42,25 @@ func (b *backoff) next(key string, at time.Time) {
 // wait returns how much longer key must wait after a failure at since,
 // and the current delay; zero wait means a retry may happen now.
 func (b *backoff) wait(key string, since, now time.Time) (wait, delay time.Duration) {
-	e := b.entries[key]
-	if e == nil || since.Sub(e.last) > 2*b.max {
-		// Never failed, or not for long enough that the backoff has
-		// expired: no wait.
+	end, delay, ok := b.until(key, since)
+	if !ok {
 		return 0, 0
 	}
-	if end := since.Add(e.delay); now.Before(end) {
-		return end.Sub(now), e.delay
+	if now.Before(end) {
+		return end.Sub(now), delay
 	}
-	return 0, e.delay
+	return 0, delay
+}
+
+// until returns when a retry of key may come after a failure at since,
+// and the current delay. ok is false when no wait applies: key never
+// failed, or not for so long that its backoff has expired.
+func (b *backoff) until(key string, since time.Time) (end time.Time, delay time.Duration, ok bool) {
+	e := b.entries[key]
+	if e == nil || since.Sub(e.last) > 2*b.max {
+		return time.Time{}, 0, false
+	}
+	return since.Add(e.delay), e.delay, true
 }
 
 // forget drops the entry of key.

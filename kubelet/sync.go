@@ -48,18 +48,41 @@ func (s *syncNotes) requeue(d time.Duration) {
 }
 
 // syncPod brings one pod on this node to what its object asks: the
-// level-triggered heart of the kubelet. It looks at the pod object and at
-// what the runtime has, never at what happened before, so it can be
-// called any number of times, also after a restart.
+// level-triggered heart of the kubelet. It observes the pod object and
+// what the runtime and the probes report, lets computePodActions decide,
+// and carries the actions out (the caller's duties listed there), never
+// looking at what happened before; so it can be called any number of
+// times, also after a restart.
 func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, last *corev1.Pod, state *podState) (syncResult, error) {
 	pod := k.currentPod(uid, last)
-	switch {
-	case pod == nil || pod.DeletionTimestamp != nil:
-		return k.syncTerminating(ctx, uid, pod, last, state)
-	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
-		return syncResult{}, k.syncTerminal(ctx, pod, state)
+	var ps *podSync
+	if goalOf(pod) == goalRun {
+		var res syncResult
+		var err error
+		if ps, res, err = k.preparePod(ctx, pod, state); ps == nil {
+			return res, err
+		}
 	}
-	return k.syncRunning(ctx, pod, state)
+	for round := 0; ; round++ {
+		o := k.observe(uid, pod, last, state)
+		a := computePodActions(o)
+		switch {
+		case a.Goal == goalRemove:
+			return k.removePod(ctx, uid, pod, a, state)
+		case a.Goal == goalStop:
+			return syncResult{}, k.stopPod(ctx, pod, a, state)
+		case len(a.Kill) == 0:
+			return k.runPod(ctx, ps, a, o.Now)
+		case round >= len(pod.Spec.Containers):
+			// A run that was stopped has exited, and nothing starts
+			// before the kills are over: no container is killed twice.
+			return syncResult{}, fmt.Errorf("container %s still runs after being stopped", a.Kill[0].Name)
+		}
+		// What comes after a kill is decided from how the run ended.
+		if err := k.killEach(ctx, pod, a.Kill); err != nil {
+			return syncResult{}, err
+		}
+	}
 }
 
 // currentPod returns the pod of uid as the informer has it now, or nil
@@ -90,16 +113,55 @@ func (k *Kubelet) currentPod(uid types.UID, last *corev1.Pod) *corev1.Pod {
 	return pod
 }
 
-// syncTerminating stops and removes everything of a pod that is being
-// deleted or is gone from the API, and then lets the API server remove
-// the object. When the API no longer has the pod, the sync is done: the
-// worker drops the pod's state with it.
-func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last *corev1.Pod, state *podState) (syncResult, error) {
-	grace := k.gracePeriod(uid, pod, last)
-	if err := k.killPod(ctx, uid, pod, grace, state); err != nil {
+// observe gathers what computePodActions decides from, as it is now: the
+// pod's runs from the container index, the liveness results of those
+// still going, and the restart backoff applied to those that exited.
+func (k *Kubelet) observe(uid types.UID, pod, last *corev1.Pod, state *podState) podObservation {
+	runs := runsByName(k.containers.ofPod(uid))
+	liveness := map[string]string{}
+	for _, r := range runs {
+		if r.current.State == runtime.StateExited {
+			continue
+		}
+		if failed, msg := k.probes.LivenessFailed(r.current.ID); failed {
+			liveness[r.current.ID] = msg
+		}
+	}
+	return podObservation{
+		Pod:      pod,
+		Last:     last,
+		Runs:     runs,
+		Liveness: liveness,
+		Backoff:  restartWaits(state.restarts, runs),
+		Now:      time.Now(),
+	}
+}
+
+// removePod carries out goalRemove: it stops the pod's containers (all at
+// once, each with the grace period) and removes them, the pod's network,
+// namespaces, cgroup and files; then it lets the API server remove the
+// object, or, when the API no longer has the pod, is done with it: the
+// worker drops the pod's state.
+func (k *Kubelet) removePod(ctx context.Context, uid types.UID, pod *corev1.Pod, a podActions, state *podState) (syncResult, error) {
+	if err := k.killAtOnce(ctx, pod, a.Kill); err != nil {
 		return syncResult{}, err
 	}
-	if pod != nil {
+	k.probes.RemovePod(uid)
+	for _, st := range k.containers.ofPod(uid) {
+		if err := k.runtime.Remove(st.ID); err != nil {
+			return syncResult{}, fmt.Errorf("removing container %s: %w", st.ID, err)
+		}
+		k.containers.forget(uid, st.ID)
+	}
+	if err := k.removeSandbox(uid, state); err != nil {
+		return syncResult{}, err
+	}
+	for _, dir := range []string{k.podDir(uid), filepath.Dir(k.podEtcDir(uid))} {
+		if err := os.RemoveAll(dir); err != nil {
+			return syncResult{}, fmt.Errorf("removing the pod's directory: %w", err)
+		}
+	}
+	if a.DeleteObject {
 		// Everything is gone from the node: the object may go too.
 		err := k.client.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To[int64](0),
@@ -112,76 +174,54 @@ func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last 
 		return syncResult{after: k.cfg.SyncInterval}, nil
 	}
 	k.probes.RemovePod(uid)
-	return syncResult{done: true}, nil
+	return syncResult{done: a.Forget}, nil
 }
 
-// gracePeriod is how long a pod's containers get between SIGTERM and
-// SIGKILL.
-func (k *Kubelet) gracePeriod(uid types.UID, pod, last *corev1.Pod) time.Duration {
-	for _, p := range []*corev1.Pod{pod, last} {
-		if p == nil {
-			continue
-		}
-		if g := p.DeletionGracePeriodSeconds; g != nil {
-			return time.Duration(*g) * time.Second
-		}
-		if g := p.Spec.TerminationGracePeriodSeconds; g != nil {
-			return time.Duration(*g) * time.Second
-		}
+// stopPod carries out goalStop for a pod that has finished for good:
+// nothing more runs, the network and namespaces are released, and the
+// exited containers stay for their status and logs until the pod is
+// deleted.
+func (k *Kubelet) stopPod(ctx context.Context, pod *corev1.Pod, a podActions, state *podState) error {
+	if err := k.killAtOnce(ctx, pod, a.Kill); err != nil {
+		return err
 	}
-	for _, st := range k.containers.ofPod(uid) {
-		if g, err := strconv.Atoi(st.Labels[labelGrace]); err == nil {
-			return time.Duration(g) * time.Second
-		}
-	}
-	return 30 * time.Second
+	k.probes.RemovePod(pod.UID)
+	return k.removeSandbox(pod.UID, state)
 }
 
-// killPod stops the pod's containers (all at once, each with the grace
-// period) and removes them, the pod's network, namespaces, cgroup and
-// files.
-func (k *Kubelet) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration, state *podState) error {
-	if err := k.stopContainers(ctx, uid, pod, grace); err != nil {
-		return err
-	}
-	k.probes.RemovePod(uid)
-	for _, st := range k.containers.ofPod(uid) {
-		if err := k.runtime.Remove(st.ID); err != nil {
-			return fmt.Errorf("removing container %s: %w", st.ID, err)
+// killEach stops the runs of a pod that keeps running, one after another,
+// and records how each ended.
+func (k *Kubelet) killEach(ctx context.Context, pod *corev1.Pod, kills []killAction) error {
+	for _, kill := range kills {
+		if kill.LivenessFailed {
+			k.events.Eventf(pod, corev1.EventTypeWarning, "Unhealthy", "%s", kill.ProbeMessage)
 		}
-		k.containers.forget(uid, st.ID)
-	}
-	if err := k.removeSandbox(uid, state); err != nil {
-		return err
-	}
-	for _, dir := range []string{k.podDir(uid), filepath.Dir(k.podEtcDir(uid))} {
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("removing the pod's directory: %w", err)
+		k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", kill.Message)
+		if err := k.runtime.Stop(ctx, kill.Run.ID, kill.Grace); err != nil {
+			return fmt.Errorf("stopping container %s: %w", kill.Name, err)
 		}
+		k.refresh(kill.Run.ID)
 	}
 	return nil
 }
 
-// stopContainers stops every container of the pod that still runs.
-func (k *Kubelet) stopContainers(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration) error {
+// killAtOnce stops the runs of a pod that is going away, all at the same
+// time, and records how each ended. pod is nil when the API no longer
+// has it (and so no events).
+func (k *Kubelet) killAtOnce(ctx context.Context, pod *corev1.Pod, kills []killAction) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(k.containers.ofPod(uid)))
-	for _, st := range k.containers.ofPod(uid) {
-		if st.State == runtime.StateExited {
-			continue
-		}
+	errs := make(chan error, len(kills))
+	for _, kill := range kills {
 		if pod != nil {
-			k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", st.Labels[labelContainer])
+			k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", kill.Message)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := k.runtime.Stop(ctx, st.ID, grace); err != nil {
-				errs <- fmt.Errorf("stopping container %s: %w", st.Labels[labelContainer], err)
+		wg.Go(func() {
+			if err := k.runtime.Stop(ctx, kill.Run.ID, kill.Grace); err != nil {
+				errs <- fmt.Errorf("stopping container %s: %w", kill.Name, err)
 				return
 			}
-			k.refresh(st.ID)
-		}()
+			k.refresh(kill.Run.ID)
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -216,17 +256,6 @@ func (k *Kubelet) removeSandbox(uid types.UID, state *podState) error {
 	}
 	state.sandbox = nil
 	return nil
-}
-
-// syncTerminal handles a pod that has finished for good: nothing more
-// runs, the network and namespaces are released, and the exited
-// containers stay for their status and logs until the pod is deleted.
-func (k *Kubelet) syncTerminal(ctx context.Context, pod *corev1.Pod, state *podState) error {
-	if err := k.stopContainers(ctx, pod.UID, pod, k.gracePeriod(pod.UID, pod, nil)); err != nil {
-		return err
-	}
-	k.probes.RemovePod(pod.UID)
-	return k.removeSandbox(pod.UID, state)
 }
 
 // ensureSandbox creates the pod's namespaces and network, or finds them.
@@ -269,172 +298,88 @@ type podSync struct {
 	notes *syncNotes
 }
 
-// syncRunning makes a pod that should run, run: its sandbox, then its
-// init containers one by one, then its containers; restarts by policy and
-// backoff; kills what fails its liveness probe; and reports the status.
-func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod, state *podState) (syncResult, error) {
-	st := &syncNotes{waiting: map[string]*corev1.ContainerStateWaiting{}}
+// preparePod readies a pod that should run for its containers: its
+// sandbox, its /etc files and its volumes. When the volumes cannot be
+// prepared, every container waits with the reason, the status says so,
+// and preparePod returns a nil podSync with the sync's result.
+func (k *Kubelet) preparePod(ctx context.Context, pod *corev1.Pod, state *podState) (*podSync, syncResult, error) {
+	notes := &syncNotes{waiting: map[string]*corev1.ContainerStateWaiting{}}
 	sb, err := k.ensureSandbox(ctx, pod, state)
 	if err != nil {
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-		return syncResult{}, err
+		return nil, syncResult{}, err
 	}
 	if err := k.writePodFiles(pod, sb.ip); err != nil {
-		return syncResult{}, fmt.Errorf("writing the pod's /etc files: %w", err)
+		return nil, syncResult{}, fmt.Errorf("writing the pod's /etc files: %w", err)
 	}
+	ps := &podSync{pod: pod, sb: sb, state: state, notes: notes}
 	vols, err := k.volumeSources(pod)
 	if err != nil {
 		msg := err.Error()
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", msg)
 		for _, c := range allContainers(pod) {
-			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
+			notes.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
 		}
-		st.requeue(k.cfg.InitialBackoff)
-		ps := &podSync{pod: pod, sb: sb, state: state, notes: st}
-		return syncResult{after: st.after}, k.writeStatus(ctx, ps, k.computeStatus(ps))
+		notes.requeue(k.cfg.InitialBackoff)
+		return nil, syncResult{after: notes.after}, k.writeStatus(ctx, ps, k.computeStatus(ps))
 	}
+	ps.vols = vols
+	return ps, syncResult{}, nil
+}
 
-	ps := &podSync{pod: pod, sb: sb, vols: vols, state: state, notes: st}
-	runs := runsByName(k.containers.ofPod(pod.UID))
-	initialized := true
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		r := runs[c.Name]
-		if r != nil && succeeded(r.current) {
+// runPod carries out the actions decided for a running pod that kills
+// nothing, and reports its status: the caller's duties 4 and 5 of
+// computePodActions. now is when the actions were decided.
+func (k *Kubelet) runPod(ctx context.Context, ps *podSync, a podActions, now time.Time) (syncResult, error) {
+	pod := ps.pod
+	for _, s := range a.Start {
+		k.startContainer(ctx, ps, s)
+	}
+	for _, w := range a.Wait {
+		ps.notes.waiting[w.Name] = &w.Waiting
+		if w.BackOff != "" && firstReport(ps.state.reportedRestarts, w.Name, w.BackOff) {
+			k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", w.Name, pod.Name, pod.Namespace, pod.UID)
+		}
+	}
+	if !a.WakeAt.IsZero() {
+		ps.notes.requeue(a.WakeAt.Sub(now))
+	}
+	ps.notes.initFailed = a.InitFailed
+	for _, p := range a.Probe {
+		k.probes.Add(prober.Target{Pod: pod, Container: p.Container, ContainerID: p.Run.ID, PodIP: ps.sb.ip.String(), NetNS: ps.sb.NetNS, StartedAt: p.Run.StartedAt})
+	}
+	for _, id := range a.Unprobe {
+		k.probes.Remove(id)
+	}
+	for _, old := range a.Remove {
+		if err := k.runtime.Remove(old.ID); err != nil {
+			k.log.Warn("removing an old container", "container", old.ID, "err", err)
 			continue
 		}
-		initialized = false
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError",
-				Message: "sidecar containers (init containers with restartPolicy Always) are not supported by Skiff yet"}
-			break
-		}
-		switch {
-		case r == nil:
-			k.startContainer(ctx, ps, c, true, 0)
-		case r.current.State == runtime.StateExited:
-			if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
-				st.initFailed = true
-			} else {
-				k.restartContainer(ctx, ps, c, true, r.current)
-			}
-		}
-		break
-	}
-	if initialized {
-		for i := range pod.Spec.Containers {
-			c := &pod.Spec.Containers[i]
-			r := runs[c.Name]
-			if r == nil {
-				k.startContainer(ctx, ps, c, false, 0)
-				continue
-			}
-			cur := r.current
-			if cur.State == runtime.StateRunning {
-				// Idempotent; also how containers adopted after a kubelet
-				// restart get their probes.
-				k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: cur.ID, PodIP: sb.ip.String(), NetNS: sb.NetNS, StartedAt: cur.StartedAt})
-			}
-			changed := cur.Labels[labelHash] != containerHash(c)
-			grace := k.gracePeriod(pod.UID, pod, nil)
-			if cur.State != runtime.StateExited {
-				why := ""
-				if changed {
-					why = fmt.Sprintf("Container %s definition changed, will be restarted", c.Name)
-				} else if failed, msg := k.probes.LivenessFailed(cur.ID); failed {
-					k.events.Eventf(pod, corev1.EventTypeWarning, "Unhealthy", "%s", msg)
-					why = fmt.Sprintf("Container %s failed liveness probe, will be restarted", c.Name)
-					if p := c.LivenessProbe; p != nil && p.TerminationGracePeriodSeconds != nil {
-						grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
-					}
-				}
-				if why == "" {
-					continue
-				}
-				k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", why)
-				if err := k.runtime.Stop(ctx, cur.ID, grace); err != nil {
-					return syncResult{}, fmt.Errorf("stopping container %s: %w", c.Name, err)
-				}
-				cur = k.refresh(cur.ID)
-				if cur == nil {
-					continue
-				}
-			}
-			// An ended run has nothing left to probe.
-			k.probes.Remove(cur.ID)
-			// A changed container is replaced whatever the restart policy,
-			// as in Kubernetes.
-			if changed || shouldRestart(pod, cur) {
-				k.restartContainer(ctx, ps, c, false, cur)
-			}
-		}
-	}
-	// Runs older than the previous one are not reported; their logs go
-	// with them.
-	for _, r := range runs {
-		if r.previous != nil {
-			k.probes.Remove(r.previous.ID)
-		}
-		for _, old := range r.older {
-			k.probes.Remove(old.ID)
-			if err := k.runtime.Remove(old.ID); err != nil {
-				k.log.Warn("removing an old container", "container", old.ID, "err", err)
-				continue
-			}
-			k.containers.forget(pod.UID, old.ID)
-			_ = os.Remove(old.LogPath)
-		}
+		k.containers.forget(pod.UID, old.ID)
+		_ = os.Remove(old.LogPath)
 	}
 	status := k.computeStatus(ps)
 	if err := k.writeStatus(ctx, ps, status); err != nil {
 		return syncResult{}, err
 	}
-	return syncResult{after: st.after}, nil
+	return syncResult{after: ps.notes.after}, nil
 }
 
-func succeeded(st *runtime.Status) bool {
-	return st != nil && st.State == runtime.StateExited && st.ExitCode == 0
-}
-
-// shouldRestart applies the pod's restartPolicy to an exited container.
-func shouldRestart(pod *corev1.Pod, st *runtime.Status) bool {
-	switch pod.Spec.RestartPolicy {
-	case corev1.RestartPolicyNever:
-		return false
-	case corev1.RestartPolicyOnFailure:
-		return st.ExitCode != 0
+// startContainer pulls the image and starts one run of a container; a
+// run that follows an exited one is first counted by the restart
+// backoff. What goes wrong is recorded in the sync's notes for the
+// status, and as an event.
+func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, s startAction) {
+	pod, st, c := ps.pod, ps.notes, s.Container
+	if s.After != nil {
+		ps.state.restarts.next(c.Name, s.After.FinishedAt)
 	}
-	return true
-}
-
-// restartContainer starts the next run of an exited container unless it
-// is backing off.
-func (k *Kubelet) restartContainer(ctx context.Context, ps *podSync, c *corev1.Container, init bool, cur *runtime.Status) {
-	pod, st := ps.pod, ps.notes
-	now := time.Now()
-	if wait, delay := ps.state.restarts.wait(c.Name, cur.FinishedAt, now); wait > 0 {
-		msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, pod.Name, pod.Namespace, pod.UID)
-		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: msg}
-		st.requeue(wait)
-		if firstReport(ps.state.reportedRestarts, c.Name, cur.ID) {
-			k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
-		}
-		return
-	}
-	ps.state.restarts.next(c.Name, cur.FinishedAt)
-	k.startContainer(ctx, ps, c, init, attempt(*cur)+1)
-}
-
-// startContainer pulls the image and starts one run of a container. What
-// goes wrong is recorded in the sync's notes for the status, and as an
-// event.
-func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, c *corev1.Container, init bool, attemptN int) {
-	pod, st := ps.pod, ps.notes
 	img := k.pullImage(ctx, ps, c)
 	if img == nil {
 		return
 	}
-	spec, err := k.containerSpec(ps, c, init, attemptN, img)
+	spec, err := k.containerSpec(ps, c, s.Init, s.Attempt, img)
 	if err != nil {
 		var cfgErr *configError
 		reason := "CreateContainerError"
@@ -470,7 +415,7 @@ func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, c *corev1.Con
 	if cur != nil {
 		started = cur.StartedAt
 	}
-	if !init {
+	if !s.Init {
 		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: ps.sb.ip.String(), NetNS: ps.sb.NetNS, StartedAt: started})
 	}
 }
