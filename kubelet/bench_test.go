@@ -37,6 +37,7 @@ func BenchmarkPods(b *testing.B) {
 	}
 	defer w.Stop()
 	runningAt := map[string]time.Time{}
+	// mu guards runningAt, which the watch goroutine fills.
 	var mu sync.Mutex
 	seen := make(chan string, 1024)
 	go func() {

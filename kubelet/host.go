@@ -111,6 +111,7 @@ func (k *Kubelet) probeDial(ctx context.Context, netns, network, addr string) (n
 // limitedBuffer keeps the first max bytes written to it. The runtime
 // copies a command's stdout and stderr into it from two goroutines.
 type limitedBuffer struct {
+	// mu guards buf.
 	mu  sync.Mutex
 	buf bytes.Buffer
 	max int

@@ -30,6 +30,7 @@ const waitFor = 10 * time.Second
 // fakeExec answers exec probes by command name (args[0]) and counts the
 // calls per name.
 type fakeExec struct {
+	// mu guards answers and calls.
 	mu      sync.Mutex
 	answers map[string]func(ctx context.Context) (int, []byte, error)
 	calls   map[string]int
