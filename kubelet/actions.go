@@ -85,11 +85,11 @@ import (
 //  3. Call computePodActions. For goalRun with Kill set, kill the runs
 //     one after another (events Unhealthy and Killing), record how each
 //     ended, and go back to 2.
-//  4. Carry out the rest, in order. For goalRun: Start each container
-//     (recording the end of the run it replaces in the restart backoff
-//     first); record a BackOff event for each Wait with a BackOff run,
-//     once per run; probe the Probe runs and stop probing the Unprobe
-//     ones; remove the Remove runs and their logs. For goalStop: kill
+//  4. Carry out the rest, in order. For goalRun: probe the Probe runs and
+//     stop probing the Unprobe ones; Start each container (recording the
+//     end of the run it replaces in the restart backoff first); record a
+//     BackOff event for each Wait with a BackOff run, once per run;
+//     remove the Remove runs and their logs. For goalStop: kill
 //     every run of Kill at once, stop all probes, release the sandbox.
 //     For goalRemove: kill every run of Kill at once, then remove every
 //     container, the sandbox and the pod's files, and then delete the
@@ -277,6 +277,12 @@ type podActions struct {
 	// another and nothing else is in the actions; for goalStop and
 	// goalRemove, all at once, and the rest follows.
 	Kill []killAction
+	// Probe lists the running runs of an initialized pod's containers:
+	// they are probed (adding a run already probed does nothing).
+	Probe []probeAction
+	// Unprobe lists the IDs of runs whose probes must stop: exited
+	// current runs and every run before a current one.
+	Unprobe []string
 	// Start lists the containers to start, in order: one init container,
 	// or the containers of an initialized pod in the order of its spec.
 	Start []startAction
@@ -289,12 +295,6 @@ type podActions struct {
 	// InitFailed means an init container failed under restartPolicy
 	// Never: the pod has failed.
 	InitFailed bool
-	// Probe lists the running runs of an initialized pod's containers:
-	// they are probed (adding a run already probed does nothing).
-	Probe []probeAction
-	// Unprobe lists the IDs of runs whose probes must stop: exited
-	// current runs and every run before a current one.
-	Unprobe []string
 	// Remove lists the runs older than a container's previous one, to be
 	// removed with their log files.
 	Remove []*runtime.Status

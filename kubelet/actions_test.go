@@ -545,6 +545,16 @@ func (s *story) print(a podActions) []string {
 		}
 		out = append(out, fmt.Sprintf("kill %s (grace %s): %s", kill.Run.ID, kill.Grace, kill.Message))
 	}
+	if len(a.Probe) > 0 {
+		var ids []string
+		for _, p := range a.Probe {
+			ids = append(ids, p.Run.ID)
+		}
+		out = append(out, "probe "+strings.Join(ids, ", "))
+	}
+	if len(a.Unprobe) > 0 {
+		out = append(out, "unprobe "+strings.Join(a.Unprobe, ", "))
+	}
 	for _, st := range a.Start {
 		line := "start "
 		if st.Init {
@@ -568,16 +578,6 @@ func (s *story) print(a podActions) []string {
 	}
 	if a.InitFailed {
 		out = append(out, "init failed: the pod's phase becomes Failed")
-	}
-	if len(a.Probe) > 0 {
-		var ids []string
-		for _, p := range a.Probe {
-			ids = append(ids, p.Run.ID)
-		}
-		out = append(out, "probe "+strings.Join(ids, ", "))
-	}
-	if len(a.Unprobe) > 0 {
-		out = append(out, "unprobe "+strings.Join(a.Unprobe, ", "))
 	}
 	for _, r := range a.Remove {
 		out = append(out, "remove "+r.ID+" and its log")

@@ -173,7 +173,6 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, pod *corev1.Pod,
 		// The informer's delete event wakes the worker once more.
 		return syncResult{after: k.cfg.SyncInterval}, nil
 	}
-	k.probes.RemovePod(uid)
 	return syncResult{done: a.Forget}, nil
 }
 
@@ -332,6 +331,14 @@ func (k *Kubelet) preparePod(ctx context.Context, pod *corev1.Pod, state *podSta
 // computePodActions. now is when the actions were decided.
 func (k *Kubelet) runPod(ctx context.Context, ps *podSync, a podActions, now time.Time) (syncResult, error) {
 	pod := ps.pod
+	// Probes first: a start can take long (an image pull), and the runs
+	// already going should not wait for it to be probed.
+	for _, p := range a.Probe {
+		k.probes.Add(prober.Target{Pod: pod, Container: p.Container, ContainerID: p.Run.ID, PodIP: ps.sb.ip.String(), NetNS: ps.sb.NetNS, StartedAt: p.Run.StartedAt})
+	}
+	for _, id := range a.Unprobe {
+		k.probes.Remove(id)
+	}
 	for _, s := range a.Start {
 		k.startContainer(ctx, ps, s)
 	}
@@ -345,12 +352,6 @@ func (k *Kubelet) runPod(ctx context.Context, ps *podSync, a podActions, now tim
 		ps.notes.requeue(a.WakeAt.Sub(now))
 	}
 	ps.notes.initFailed = a.InitFailed
-	for _, p := range a.Probe {
-		k.probes.Add(prober.Target{Pod: pod, Container: p.Container, ContainerID: p.Run.ID, PodIP: ps.sb.ip.String(), NetNS: ps.sb.NetNS, StartedAt: p.Run.StartedAt})
-	}
-	for _, id := range a.Unprobe {
-		k.probes.Remove(id)
-	}
 	for _, old := range a.Remove {
 		if err := k.runtime.Remove(old.ID); err != nil {
 			k.log.Warn("removing an old container", "container", old.ID, "err", err)
