@@ -51,11 +51,13 @@ import (
 // is running, waited for. An init container with restartPolicy Always (a
 // sidecar) is held back with CreateContainerConfigError: not supported.
 //
-// Once every init container has succeeded, each container in turn:
+// Once every init container has succeeded, each container in turn, by
+// its current run ("going": not exited — running, still being created,
+// or in a state the runtime cannot tell):
 //
-//	never ran                        start it (run 0)
-//	running, its spec changed        kill it: "definition changed"
-//	running, liveness failed         kill it, with the probe's grace period if it has one
+//	none: never ran                  start it (run 0)
+//	going, its spec changed          kill it: "definition changed"
+//	going, liveness failed           kill it, with the probe's grace period if it has one
 //	running, otherwise               probe it
 //	exited, its spec changed         start it again, whatever the restartPolicy
 //	exited, restartPolicy says so    start it again (Always; OnFailure after a failure)
@@ -89,9 +91,9 @@ import (
 //     stop probing the Unprobe ones; Start each container (recording the
 //     end of the run it replaces in the restart backoff first); record a
 //     BackOff event for each Wait with a BackOff run, once per run;
-//     remove the Remove runs and their logs. For goalStop: kill
-//     every run of Kill at once, stop all probes, release the sandbox.
-//     For goalRemove: kill every run of Kill at once, then remove every
+//     remove the Remove runs and their logs. For goalStop: kill every run
+//     of Kill at once, stop all probes, release the sandbox. For
+//     goalRemove: kill every run of Kill at once, then remove every
 //     container, the sandbox and the pod's files, and then delete the
 //     object (DeleteObject) or drop the pod's state (Forget).
 //  5. Report, for goalRun: the status is computed from a fresh look at

@@ -60,6 +60,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testda
 //	    The current run of NAME exits now with CODE.
 //	liveness NAME MESSAGE...
 //	    The liveness probe of NAME's current run has failed with MESSAGE.
+//	state NAME created|unknown
+//	    NAME's current run is still being created, or in a state the
+//	    runtime cannot tell (as a restarted kubelet may find it).
 //	phase Succeeded|Failed
 //	    The pod object's status says so (as the kubelet's last status
 //	    write made it, or someone else).
@@ -248,6 +251,16 @@ func (s *story) run(line string) ([]string, error) {
 			return nil, fmt.Errorf("%s is not running", args[0])
 		}
 		s.liveness[cur.ID] = strings.Join(args[1:], " ")
+		return nil, nil
+	case "state":
+		if len(args) != 2 || (args[1] != string(runtime.StateCreated) && args[1] != string(runtime.StateUnknown)) {
+			return nil, errors.New("usage: state NAME created|unknown")
+		}
+		cur := s.current(args[0])
+		if cur == nil || cur.State == runtime.StateExited {
+			return nil, fmt.Errorf("%s has no run going", args[0])
+		}
+		cur.State = runtime.State(args[1])
 		return nil, nil
 	case "phase":
 		if len(args) != 1 || s.pod == nil {
