@@ -1,8 +1,6 @@
 package kubelet
 
 import (
-	"strings"
-	"sync"
 	"time"
 )
 
@@ -11,11 +9,13 @@ import (
 // Kubernetes does: the first retry comes at once, then the wait doubles
 // from the initial delay up to the maximum, and an entry that has not
 // failed for twice the maximum starts again from the beginning.
+//
+// Entries are keyed by container name or by image: each backoff belongs
+// to one pod's podState, so only that pod's worker uses it, and it has
+// no lock.
 type backoff struct {
 	initial, max time.Duration
-
-	mu      sync.Mutex
-	entries map[string]*backoffEntry
+	entries      map[string]*backoffEntry
 }
 
 type backoffEntry struct {
@@ -29,8 +29,6 @@ func newBackoff(initial, max time.Duration) *backoff {
 
 // next records a failure of key at time at and lengthens its delay.
 func (b *backoff) next(key string, at time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	e := b.entries[key]
 	if e == nil || at.Sub(e.last) > 2*b.max {
 		e = &backoffEntry{delay: b.initial}
@@ -44,27 +42,28 @@ func (b *backoff) next(key string, at time.Time) {
 // wait returns how much longer key must wait after a failure at since,
 // and the current delay; zero wait means a retry may happen now.
 func (b *backoff) wait(key string, since, now time.Time) (wait, delay time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	e := b.entries[key]
-	if e == nil || since.Sub(e.last) > 2*b.max {
-		// Never failed, or not for long enough that the backoff has
-		// expired: no wait.
+	end, delay, ok := b.until(key, since)
+	if !ok {
 		return 0, 0
 	}
-	if end := since.Add(e.delay); now.Before(end) {
-		return end.Sub(now), e.delay
+	if now.Before(end) {
+		return end.Sub(now), delay
 	}
-	return 0, e.delay
+	return 0, delay
 }
 
-// forget drops every entry whose key starts with prefix.
-func (b *backoff) forget(prefix string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k := range b.entries {
-		if strings.HasPrefix(k, prefix) {
-			delete(b.entries, k)
-		}
+// until returns when a retry of key may come after a failure at since,
+// and the current delay. ok is false when no wait applies: key never
+// failed, or not for so long that its backoff has expired.
+func (b *backoff) until(key string, since time.Time) (end time.Time, delay time.Duration, ok bool) {
+	e := b.entries[key]
+	if e == nil || since.Sub(e.last) > 2*b.max {
+		return time.Time{}, 0, false
 	}
+	return since.Add(e.delay), e.delay, true
+}
+
+// forget drops the entry of key.
+func (b *backoff) forget(key string) {
+	delete(b.entries, key)
 }

@@ -35,6 +35,7 @@ func BenchmarkPods(b *testing.B) {
 	}
 	defer w.Stop()
 	runningAt := map[string]time.Time{}
+	// mu guards runningAt, which the watch goroutine fills.
 	var mu sync.Mutex
 	seen := make(chan string, 1024)
 	go func() {

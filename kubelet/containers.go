@@ -35,6 +35,8 @@ const (
 // stamped with a generation number; a relist only replaces what had not
 // changed since it began.
 type containerIndex struct {
+	// mu guards gen, byPod and forgotten: workers, the exit watcher and
+	// the relist all use the index.
 	mu    sync.Mutex
 	gen   uint64
 	byPod map[types.UID]map[string]indexedStatus

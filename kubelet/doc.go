@@ -8,6 +8,16 @@
 // no memory of its own: it lists the runtime, finds the containers it
 // started before (their labels name the pod and the run), and carries on.
 //
+// Every sync has the same shape (README.md draws it). It observes the pod
+// object, the pod's runs in the runtime, the probes' results and the
+// restart backoff; computePodActions, a pure function, decides from those
+// alone what to kill, start, hold back, probe and remove; the sync
+// carries that out and writes the status. The decision's doc comment
+// lists the caller's duties in order, and the scripts in testdata/ tell
+// stories through it (go test -run TestPodActions, no root needed). What
+// a worker keeps about its pod from one sync to the next — the sandbox,
+// the backoff, the status last written — is its own podState.
+//
 // One pod's life on the node:
 //
 //   - sandbox: its network, IPC and UTS namespaces are created and pinned

@@ -100,20 +100,18 @@ func (k *Kubelet) probeExec(ctx context.Context, containerID string, args []stri
 }
 
 // probeDial opens a connection for an httpGet or tcpSocket probe from
-// inside the pod's network namespace.
-func (k *Kubelet) probeDial(ctx context.Context, pod *corev1.Pod, network, addr string) (net.Conn, error) {
-	k.sandboxMu.Lock()
-	sb, ok := k.sandboxes[pod.UID]
-	k.sandboxMu.Unlock()
-	if !ok {
+// inside the pod's network namespace, the one its target was added with.
+func (k *Kubelet) probeDial(ctx context.Context, netns, network, addr string) (net.Conn, error) {
+	if netns == "" {
 		return nil, errors.New("the pod's network is not set up")
 	}
-	return nsutil.Dial(ctx, sb.NetNS, network, addr)
+	return nsutil.Dial(ctx, netns, network, addr)
 }
 
 // limitedBuffer keeps the first max bytes written to it. The runtime
 // copies a command's stdout and stderr into it from two goroutines.
 type limitedBuffer struct {
+	// mu guards buf.
 	mu  sync.Mutex
 	buf bytes.Buffer
 	max int

@@ -50,7 +50,6 @@ type Kubelet struct {
 	pods       cache.SharedIndexInformer
 	workers    *podWorkers
 	containers *containerIndex
-	backoff    *backoff
 
 	// node is the latest Node object seen by the status loop.
 	node atomic.Pointer[corev1.Node]
@@ -66,25 +65,8 @@ type Kubelet struct {
 	// once.
 	starts chan struct{}
 
-	// sandboxes caches each pod's namespaces and IP once set up.
-	sandboxMu sync.Mutex
-	sandboxes map[types.UID]sandbox
-
-	// pullErrors holds the last failed pull of each pod's image, for
-	// ImagePullBackOff.
-	pullMu     sync.Mutex
-	pullErrors map[string]pullError
-
-	// reported remembers, per container or image of a pod, what the last
-	// BackOff event was about.
-	reportMu sync.Mutex
-	reported map[string]string
-
-	// statuses holds the status last written for each pod and the
-	// resourceVersion the write produced, so a status is written only when
-	// it changes, even while the informer has not caught up.
-	statusMu sync.Mutex
-	statuses map[types.UID]writtenStatus
+	// What the kubelet keeps about each pod between syncs is not here:
+	// it is the pod's podState, owned by the pod's worker.
 }
 
 // Run runs a kubelet until ctx ends.
@@ -124,17 +106,14 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 		runtime:    rt,
 		network:    netm,
 		containers: newContainerIndex(),
-		backoff:    newBackoff(cfg.InitialBackoff, cfg.MaxBackoff),
 		netReady:   make(chan struct{}),
-		sandboxes:  map[types.UID]sandbox{},
 		starts:     make(chan struct{}, max(2, goruntime.NumCPU())),
-		pullErrors: map[string]pullError{},
-		reported:   map[string]string{},
 		memory:     machineMemory(),
-		statuses:   map[types.UID]writtenStatus{},
 	}
 	defer k.events.Stop()
-	k.workers = newPodWorkers(k.syncPod, log)
+	k.workers = newPodWorkers(k.syncPod, func() *podState {
+		return newPodState(cfg.InitialBackoff, cfg.MaxBackoff)
+	}, log)
 	k.probes = prober.NewManager(k.probeExec, k.probeDial, k.workers.wake, nil, log)
 	defer k.probes.Close()
 

@@ -22,17 +22,25 @@ type syncResult struct {
 }
 
 // syncFunc brings one pod to its desired state. pod is the latest object
-// seen for uid, nil when only the runtime knows of it.
-type syncFunc func(ctx context.Context, uid types.UID, pod *corev1.Pod) (syncResult, error)
+// seen for uid, nil when only the runtime knows of it; state is the pod's
+// own, kept by its worker from one sync to the next.
+type syncFunc func(ctx context.Context, uid types.UID, pod *corev1.Pod, state *podState) (syncResult, error)
 
 // podWorkers runs one goroutine per pod, so a slow pod (an image pull, a
 // grace period) never holds up another, and a pod's syncs never overlap.
 // Each worker syncs when woken — by a change of the pod, an exited
 // container, a probe result — and on a timer it asks for.
+//
+// Each worker owns its pod's podState: it makes one with newState when it
+// starts, hands it to every sync, and makes a new one after a sync that
+// reports the pod gone.
 type podWorkers struct {
-	sync syncFunc
-	log  *slog.Logger
+	sync     syncFunc
+	newState func() *podState
+	log      *slog.Logger
 
+	// mu guards ctx and workers, and is held while a worker is poked or
+	// removed.
 	mu      sync.Mutex
 	ctx     context.Context // nil until start
 	workers map[types.UID]*podWorker
@@ -42,6 +50,8 @@ type podWorkers struct {
 type podWorker struct {
 	wakeup chan struct{} // capacity 1: a pending wake-up is never lost nor doubled
 
+	// mu guards pod and cancel, which update and the worker's goroutine
+	// share.
 	mu  sync.Mutex
 	pod *corev1.Pod
 	// cancel interrupts the sync under way, when the pod is being deleted
@@ -50,8 +60,8 @@ type podWorker struct {
 	cancel context.CancelFunc
 }
 
-func newPodWorkers(fn syncFunc, log *slog.Logger) *podWorkers {
-	return &podWorkers{sync: fn, log: log, workers: map[types.UID]*podWorker{}}
+func newPodWorkers(fn syncFunc, newState func() *podState, log *slog.Logger) *podWorkers {
+	return &podWorkers{sync: fn, newState: newState, log: log, workers: map[types.UID]*podWorker{}}
 }
 
 // start starts the workers of the pods seen so far, and lets later ones
@@ -126,6 +136,8 @@ func (p *podWorkers) run(uid types.UID, w *podWorker) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		// The pod's state is this goroutine's alone.
+		state := p.newState()
 		retry := time.Duration(0)
 		var timer *time.Timer
 		for {
@@ -148,7 +160,7 @@ func (p *podWorkers) run(uid types.UID, w *podWorker) {
 			pod := w.pod
 			w.cancel = cancel
 			w.mu.Unlock()
-			res, err := p.sync(syncCtx, uid, pod)
+			res, err := p.sync(syncCtx, uid, pod, state)
 			w.mu.Lock()
 			w.cancel = nil
 			w.mu.Unlock()
@@ -174,7 +186,9 @@ func (p *podWorkers) run(uid types.UID, w *podWorker) {
 					return
 				}
 				// Woken again while finishing: a pod of the same UID came
-				// back, or the runtime still reports something.
+				// back, or the runtime still reports something. What was
+				// kept of the pod that is gone does not apply to it.
+				state = p.newState()
 			default:
 				retry = 0
 				if res.after > 0 {

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/kubelet/runtime"
@@ -25,8 +24,9 @@ type writtenStatus struct {
 
 // computeStatus derives a pod's status from what the runtime has and what
 // this sync learned, the way Kubernetes' kubelet reports it.
-func (k *Kubelet) computeStatus(pod *corev1.Pod, sb sandbox, st *podState) corev1.PodStatus {
-	old := k.knownStatus(pod)
+func (k *Kubelet) computeStatus(ps *podSync) corev1.PodStatus {
+	pod, sb, st := ps.pod, ps.sb, ps.notes
+	old := knownStatus(pod, ps.state)
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	s := corev1.PodStatus{
 		HostIP:    k.cfg.NodeIP,
@@ -113,7 +113,7 @@ func (k *Kubelet) computeStatus(pod *corev1.Pod, sb sandbox, st *podState) corev
 
 // containerStatus reports one container from its current and previous
 // runs.
-func (k *Kubelet) containerStatus(c *corev1.Container, r *runs, st *podState, init bool, defaultWaiting string) corev1.ContainerStatus {
+func (k *Kubelet) containerStatus(c *corev1.Container, r *runs, st *syncNotes, init bool, defaultWaiting string) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, Started: ptr.To(false)}
 	if r == nil || r.current == nil {
 		w := st.waiting[c.Name]
@@ -214,8 +214,9 @@ func podPhase(pod *corev1.Pod, s corev1.PodStatus, initialized, initFailed bool)
 // writeStatus writes a pod's status through the status subresource when
 // it differs from what the API has (or from what this kubelet last wrote,
 // while the informer has not caught up).
-func (k *Kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, status corev1.PodStatus) error {
-	if equality.Semantic.DeepEqual(k.knownStatus(pod), status) {
+func (k *Kubelet) writeStatus(ctx context.Context, ps *podSync, status corev1.PodStatus) error {
+	pod := ps.pod
+	if equality.Semantic.DeepEqual(knownStatus(pod, ps.state), status) {
 		return nil
 	}
 	for try := 0; ; try++ {
@@ -224,9 +225,7 @@ func (k *Kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, status corev
 		out, err := k.client.Pods(pod.Namespace).UpdateStatus(ctx, p)
 		switch {
 		case err == nil:
-			k.statusMu.Lock()
-			k.statuses[pod.UID] = writtenStatus{status: out.Status, resourceVersion: out.ResourceVersion}
-			k.statusMu.Unlock()
+			ps.state.written = &writtenStatus{status: out.Status, resourceVersion: out.ResourceVersion}
 			return nil
 		case apierrors.IsNotFound(err):
 			return nil
@@ -269,11 +268,8 @@ func ownedCondition(t corev1.PodConditionType) bool {
 // knownStatus is the pod's status as the API has it: the pod object's,
 // unless the informer has not yet caught up with what this kubelet last
 // wrote.
-func (k *Kubelet) knownStatus(pod *corev1.Pod) corev1.PodStatus {
-	k.statusMu.Lock()
-	last, ok := k.statuses[pod.UID]
-	k.statusMu.Unlock()
-	if ok && rvLess(pod.ResourceVersion, last.resourceVersion) {
+func knownStatus(pod *corev1.Pod, state *podState) corev1.PodStatus {
+	if last := state.written; last != nil && rvLess(pod.ResourceVersion, last.resourceVersion) {
 		return last.status
 	}
 	return pod.Status
@@ -284,11 +280,4 @@ func rvLess(a, b string) bool {
 	x, err1 := strconv.ParseUint(a, 10, 64)
 	y, err2 := strconv.ParseUint(b, 10, 64)
 	return err1 == nil && err2 == nil && x < y
-}
-
-// forgetStatus drops what was written for a pod.
-func (k *Kubelet) forgetStatus(uid types.UID) {
-	k.statusMu.Lock()
-	delete(k.statuses, uid)
-	k.statusMu.Unlock()
 }

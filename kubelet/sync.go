@@ -31,9 +31,9 @@ type sandbox struct {
 	ip netip.Addr
 }
 
-// podState collects what one sync learned that the pod's status reports
+// syncNotes collects what one sync learned that the pod's status reports
 // and that the runtime does not hold: why a container is waiting.
-type podState struct {
+type syncNotes struct {
 	waiting map[string]*corev1.ContainerStateWaiting
 	// after is the earliest time another sync is needed without a wake-up.
 	after time.Duration
@@ -41,25 +41,48 @@ type podState struct {
 	initFailed bool
 }
 
-func (s *podState) requeue(d time.Duration) {
+func (s *syncNotes) requeue(d time.Duration) {
 	if d > 0 && (s.after == 0 || d < s.after) {
 		s.after = d
 	}
 }
 
 // syncPod brings one pod on this node to what its object asks: the
-// level-triggered heart of the kubelet. It looks at the pod object and at
-// what the runtime has, never at what happened before, so it can be
-// called any number of times, also after a restart.
-func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, last *corev1.Pod) (syncResult, error) {
+// level-triggered heart of the kubelet. It observes the pod object and
+// what the runtime and the probes report, lets computePodActions decide,
+// and carries the actions out (the caller's duties listed there), never
+// looking at what happened before; so it can be called any number of
+// times, also after a restart.
+func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, last *corev1.Pod, state *podState) (syncResult, error) {
 	pod := k.currentPod(uid, last)
-	switch {
-	case pod == nil || pod.DeletionTimestamp != nil:
-		return k.syncTerminating(ctx, uid, pod, last)
-	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
-		return syncResult{}, k.syncTerminal(ctx, pod)
+	var ps *podSync
+	if goalOf(pod) == goalRun {
+		var res syncResult
+		var err error
+		if ps, res, err = k.preparePod(ctx, pod, state); ps == nil {
+			return res, err
+		}
 	}
-	return k.syncRunning(ctx, pod)
+	for round := 0; ; round++ {
+		o := k.observe(uid, pod, last, state)
+		a := computePodActions(o)
+		switch {
+		case a.Goal == goalRemove:
+			return k.removePod(ctx, uid, pod, a, state)
+		case a.Goal == goalStop:
+			return syncResult{}, k.stopPod(ctx, pod, a, state)
+		case len(a.Kill) == 0:
+			return k.runPod(ctx, ps, a, o.Now)
+		case round >= len(pod.Spec.Containers):
+			// A run that was stopped has exited, and nothing starts
+			// before the kills are over: no container is killed twice.
+			return syncResult{}, fmt.Errorf("container %s still runs after being stopped", a.Kill[0].Name)
+		}
+		// What comes after a kill is decided from how the run ended.
+		if err := k.killEach(ctx, pod, a.Kill); err != nil {
+			return syncResult{}, err
+		}
+	}
 }
 
 // currentPod returns the pod of uid as the informer has it now, or nil
@@ -90,15 +113,55 @@ func (k *Kubelet) currentPod(uid types.UID, last *corev1.Pod) *corev1.Pod {
 	return pod
 }
 
-// syncTerminating stops and removes everything of a pod that is being
-// deleted or is gone from the API, and then lets the API server remove
-// the object.
-func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last *corev1.Pod) (syncResult, error) {
-	grace := k.gracePeriod(uid, pod, last)
-	if err := k.killPod(ctx, uid, pod, grace); err != nil {
+// observe gathers what computePodActions decides from, as it is now: the
+// pod's runs from the container index, the liveness results of those
+// still going, and the restart backoff applied to those that exited.
+func (k *Kubelet) observe(uid types.UID, pod, last *corev1.Pod, state *podState) podObservation {
+	runs := runsByName(k.containers.ofPod(uid))
+	liveness := map[string]string{}
+	for _, r := range runs {
+		if r.current.State == runtime.StateExited {
+			continue
+		}
+		if failed, msg := k.probes.LivenessFailed(r.current.ID); failed {
+			liveness[r.current.ID] = msg
+		}
+	}
+	return podObservation{
+		Pod:      pod,
+		Last:     last,
+		Runs:     runs,
+		Liveness: liveness,
+		Backoff:  restartWaits(state.restarts, runs),
+		Now:      time.Now(),
+	}
+}
+
+// removePod carries out goalRemove: it stops the pod's containers (all at
+// once, each with the grace period) and removes them, the pod's network,
+// namespaces, cgroup and files; then it lets the API server remove the
+// object, or, when the API no longer has the pod, is done with it: the
+// worker drops the pod's state.
+func (k *Kubelet) removePod(ctx context.Context, uid types.UID, pod *corev1.Pod, a podActions, state *podState) (syncResult, error) {
+	if err := k.killAtOnce(ctx, pod, a.Kill); err != nil {
 		return syncResult{}, err
 	}
-	if pod != nil {
+	k.probes.RemovePod(uid)
+	for _, st := range k.containers.ofPod(uid) {
+		if err := k.runtime.Remove(st.ID); err != nil {
+			return syncResult{}, fmt.Errorf("removing container %s: %w", st.ID, err)
+		}
+		k.containers.forget(uid, st.ID)
+	}
+	if err := k.removeSandbox(uid, state); err != nil {
+		return syncResult{}, err
+	}
+	for _, dir := range []string{k.podDir(uid), filepath.Dir(k.podEtcDir(uid))} {
+		if err := os.RemoveAll(dir); err != nil {
+			return syncResult{}, fmt.Errorf("removing the pod's directory: %w", err)
+		}
+	}
+	if a.DeleteObject {
 		// Everything is gone from the node: the object may go too.
 		err := k.client.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 			GracePeriodSeconds: ptr.To[int64](0),
@@ -110,88 +173,54 @@ func (k *Kubelet) syncTerminating(ctx context.Context, uid types.UID, pod, last 
 		// The informer's delete event wakes the worker once more.
 		return syncResult{after: k.cfg.SyncInterval}, nil
 	}
-	k.probes.RemovePod(uid)
-	k.backoff.forget(string(uid) + "/")
-	k.backoff.forget("pull/" + string(uid) + "/")
-	k.forgetReports(uid)
-	k.pullMu.Lock()
-	for key := range k.pullErrors {
-		if strings.HasPrefix(key, "pull/"+string(uid)+"/") {
-			delete(k.pullErrors, key)
-		}
-	}
-	k.pullMu.Unlock()
-	k.forgetStatus(uid)
-	return syncResult{done: true}, nil
+	return syncResult{done: a.Forget}, nil
 }
 
-// gracePeriod is how long a pod's containers get between SIGTERM and
-// SIGKILL.
-func (k *Kubelet) gracePeriod(uid types.UID, pod, last *corev1.Pod) time.Duration {
-	for _, p := range []*corev1.Pod{pod, last} {
-		if p == nil {
-			continue
-		}
-		if g := p.DeletionGracePeriodSeconds; g != nil {
-			return time.Duration(*g) * time.Second
-		}
-		if g := p.Spec.TerminationGracePeriodSeconds; g != nil {
-			return time.Duration(*g) * time.Second
-		}
+// stopPod carries out goalStop for a pod that has finished for good:
+// nothing more runs, the network and namespaces are released, and the
+// exited containers stay for their status and logs until the pod is
+// deleted.
+func (k *Kubelet) stopPod(ctx context.Context, pod *corev1.Pod, a podActions, state *podState) error {
+	if err := k.killAtOnce(ctx, pod, a.Kill); err != nil {
+		return err
 	}
-	for _, st := range k.containers.ofPod(uid) {
-		if g, err := strconv.Atoi(st.Labels[labelGrace]); err == nil {
-			return time.Duration(g) * time.Second
-		}
-	}
-	return 30 * time.Second
+	k.probes.RemovePod(pod.UID)
+	return k.removeSandbox(pod.UID, state)
 }
 
-// killPod stops the pod's containers (all at once, each with the grace
-// period) and removes them, the pod's network, namespaces, cgroup and
-// files.
-func (k *Kubelet) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration) error {
-	if err := k.stopContainers(ctx, uid, pod, grace); err != nil {
-		return err
-	}
-	k.probes.RemovePod(uid)
-	for _, st := range k.containers.ofPod(uid) {
-		if err := k.runtime.Remove(st.ID); err != nil {
-			return fmt.Errorf("removing container %s: %w", st.ID, err)
+// killEach stops the runs of a pod that keeps running, one after another,
+// and records how each ended.
+func (k *Kubelet) killEach(ctx context.Context, pod *corev1.Pod, kills []killAction) error {
+	for _, kill := range kills {
+		if kill.LivenessFailed {
+			k.events.Eventf(pod, corev1.EventTypeWarning, "Unhealthy", "%s", kill.ProbeMessage)
 		}
-		k.containers.forget(uid, st.ID)
-	}
-	if err := k.removeSandbox(uid); err != nil {
-		return err
-	}
-	for _, dir := range []string{k.podDir(uid), filepath.Dir(k.podEtcDir(uid))} {
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("removing the pod's directory: %w", err)
+		k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", kill.Message)
+		if err := k.runtime.Stop(ctx, kill.Run.ID, kill.Grace); err != nil {
+			return fmt.Errorf("stopping container %s: %w", kill.Name, err)
 		}
+		k.refresh(kill.Run.ID)
 	}
 	return nil
 }
 
-// stopContainers stops every container of the pod that still runs.
-func (k *Kubelet) stopContainers(ctx context.Context, uid types.UID, pod *corev1.Pod, grace time.Duration) error {
+// killAtOnce stops the runs of a pod that is going away, all at the same
+// time, and records how each ended. pod is nil when the API no longer
+// has it (and so no events).
+func (k *Kubelet) killAtOnce(ctx context.Context, pod *corev1.Pod, kills []killAction) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(k.containers.ofPod(uid)))
-	for _, st := range k.containers.ofPod(uid) {
-		if st.State == runtime.StateExited {
-			continue
-		}
+	errs := make(chan error, len(kills))
+	for _, kill := range kills {
 		if pod != nil {
-			k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", st.Labels[labelContainer])
+			k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", kill.Message)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := k.runtime.Stop(ctx, st.ID, grace); err != nil {
-				errs <- fmt.Errorf("stopping container %s: %w", st.Labels[labelContainer], err)
+		wg.Go(func() {
+			if err := k.runtime.Stop(ctx, kill.Run.ID, kill.Grace); err != nil {
+				errs <- fmt.Errorf("stopping container %s: %w", kill.Name, err)
 				return
 			}
-			k.refresh(st.ID)
-		}()
+			k.refresh(kill.Run.ID)
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -207,7 +236,7 @@ func collect(ch <-chan error) []error {
 }
 
 // removeSandbox releases the pod's IP and removes its namespaces.
-func (k *Kubelet) removeSandbox(uid types.UID) error {
+func (k *Kubelet) removeSandbox(uid types.UID, state *podState) error {
 	netns := ""
 	sandboxes, err := k.runtime.ListSandboxes()
 	if err != nil {
@@ -224,30 +253,14 @@ func (k *Kubelet) removeSandbox(uid types.UID) error {
 	if err := k.runtime.RemoveSandbox(string(uid)); err != nil {
 		return fmt.Errorf("removing the pod's namespaces: %w", err)
 	}
-	k.sandboxMu.Lock()
-	delete(k.sandboxes, uid)
-	k.sandboxMu.Unlock()
+	state.sandbox = nil
 	return nil
 }
 
-// syncTerminal handles a pod that has finished for good: nothing more
-// runs, the network and namespaces are released, and the exited
-// containers stay for their status and logs until the pod is deleted.
-func (k *Kubelet) syncTerminal(ctx context.Context, pod *corev1.Pod) error {
-	if err := k.stopContainers(ctx, pod.UID, pod, k.gracePeriod(pod.UID, pod, nil)); err != nil {
-		return err
-	}
-	k.probes.RemovePod(pod.UID)
-	return k.removeSandbox(pod.UID)
-}
-
 // ensureSandbox creates the pod's namespaces and network, or finds them.
-func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, error) {
-	k.sandboxMu.Lock()
-	sb, ok := k.sandboxes[pod.UID]
-	k.sandboxMu.Unlock()
-	if ok {
-		return sb, nil
+func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod, state *podState) (sandbox, error) {
+	if state.sandbox != nil {
+		return *state.sandbox, nil
 	}
 	release := k.throttle()
 	defer release()
@@ -259,22 +272,9 @@ func (k *Kubelet) ensureSandbox(ctx context.Context, pod *corev1.Pod) (sandbox, 
 	if err != nil {
 		return sandbox{}, fmt.Errorf("setting up the pod's network: %w", err)
 	}
-	sb = sandbox{Sandbox: rsb, ip: ip}
-	k.sandboxMu.Lock()
-	k.sandboxes[pod.UID] = sb
-	k.sandboxMu.Unlock()
+	sb := sandbox{Sandbox: rsb, ip: ip}
+	state.sandbox = &sb
 	return sb, nil
-}
-
-// forgetReports drops what firstReport remembers of a pod.
-func (k *Kubelet) forgetReports(uid types.UID) {
-	k.reportMu.Lock()
-	defer k.reportMu.Unlock()
-	for key := range k.reported {
-		if strings.HasPrefix(key, string(uid)+"/") || strings.HasPrefix(key, "pull/"+string(uid)+"/") {
-			delete(k.reported, key)
-		}
-	}
 }
 
 // throttle waits for one of the few places in which sandboxes are made
@@ -286,168 +286,101 @@ func (k *Kubelet) throttle() func() {
 	return func() { <-k.starts }
 }
 
-// syncRunning makes a pod that should run, run: its sandbox, then its
-// init containers one by one, then its containers; restarts by policy and
-// backoff; kills what fails its liveness probe; and reports the status.
-func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod) (syncResult, error) {
-	st := &podState{waiting: map[string]*corev1.ContainerStateWaiting{}}
-	sb, err := k.ensureSandbox(ctx, pod)
+// podSync is what one sync of a running pod works with: the pod, its
+// sandbox and volumes, the pod's state, and the notes the sync takes for
+// the status.
+type podSync struct {
+	pod   *corev1.Pod
+	sb    sandbox
+	vols  map[string]string // volume name → its directory on the node
+	state *podState
+	notes *syncNotes
+}
+
+// preparePod readies a pod that should run for its containers: its
+// sandbox, its /etc files and its volumes. When the volumes cannot be
+// prepared, every container waits with the reason, the status says so,
+// and preparePod returns a nil podSync with the sync's result.
+func (k *Kubelet) preparePod(ctx context.Context, pod *corev1.Pod, state *podState) (*podSync, syncResult, error) {
+	notes := &syncNotes{waiting: map[string]*corev1.ContainerStateWaiting{}}
+	sb, err := k.ensureSandbox(ctx, pod, state)
 	if err != nil {
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-		return syncResult{}, err
+		return nil, syncResult{}, err
 	}
 	if err := k.writePodFiles(pod, sb.ip); err != nil {
-		return syncResult{}, fmt.Errorf("writing the pod's /etc files: %w", err)
+		return nil, syncResult{}, fmt.Errorf("writing the pod's /etc files: %w", err)
 	}
+	ps := &podSync{pod: pod, sb: sb, state: state, notes: notes}
 	vols, err := k.volumeSources(pod)
 	if err != nil {
 		msg := err.Error()
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", msg)
 		for _, c := range allContainers(pod) {
-			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
+			notes.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
 		}
-		st.requeue(k.cfg.InitialBackoff)
-		return syncResult{after: st.after}, k.writeStatus(ctx, pod, k.computeStatus(pod, sb, st))
+		notes.requeue(k.cfg.InitialBackoff)
+		return nil, syncResult{after: notes.after}, k.writeStatus(ctx, ps, k.computeStatus(ps))
 	}
+	ps.vols = vols
+	return ps, syncResult{}, nil
+}
 
-	runs := runsByName(k.containers.ofPod(pod.UID))
-	initialized := true
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		r := runs[c.Name]
-		if r != nil && succeeded(r.current) {
+// runPod carries out the actions decided for a running pod that kills
+// nothing, and reports its status: the caller's duties 4 and 5 of
+// computePodActions. now is when the actions were decided.
+func (k *Kubelet) runPod(ctx context.Context, ps *podSync, a podActions, now time.Time) (syncResult, error) {
+	pod := ps.pod
+	// Probes first: a start can take long (an image pull), and the runs
+	// already going should not wait for it to be probed.
+	for _, p := range a.Probe {
+		k.probes.Add(prober.Target{Pod: pod, Container: p.Container, ContainerID: p.Run.ID, PodIP: ps.sb.ip.String(), NetNS: ps.sb.NetNS, StartedAt: p.Run.StartedAt})
+	}
+	for _, id := range a.Unprobe {
+		k.probes.Remove(id)
+	}
+	for _, s := range a.Start {
+		k.startContainer(ctx, ps, s)
+	}
+	for _, w := range a.Wait {
+		ps.notes.waiting[w.Name] = &w.Waiting
+		if w.BackOff != "" && firstReport(ps.state.reportedRestarts, w.Name, w.BackOff) {
+			k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", w.Name, pod.Name, pod.Namespace, pod.UID)
+		}
+	}
+	if !a.WakeAt.IsZero() {
+		ps.notes.requeue(a.WakeAt.Sub(now))
+	}
+	ps.notes.initFailed = a.InitFailed
+	for _, old := range a.Remove {
+		if err := k.runtime.Remove(old.ID); err != nil {
+			k.log.Warn("removing an old container", "container", old.ID, "err", err)
 			continue
 		}
-		initialized = false
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError",
-				Message: "sidecar containers (init containers with restartPolicy Always) are not supported by Skiff yet"}
-			break
-		}
-		switch {
-		case r == nil:
-			k.startContainer(ctx, pod, c, true, 0, sb, vols, st)
-		case r.current.State == runtime.StateExited:
-			if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
-				st.initFailed = true
-			} else {
-				k.restartContainer(ctx, pod, c, true, r.current, sb, vols, st)
-			}
-		}
-		break
+		k.containers.forget(pod.UID, old.ID)
+		_ = os.Remove(old.LogPath)
 	}
-	if initialized {
-		for i := range pod.Spec.Containers {
-			c := &pod.Spec.Containers[i]
-			r := runs[c.Name]
-			if r == nil {
-				k.startContainer(ctx, pod, c, false, 0, sb, vols, st)
-				continue
-			}
-			cur := r.current
-			if cur.State == runtime.StateRunning {
-				// Idempotent; also how containers adopted after a kubelet
-				// restart get their probes.
-				k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: cur.ID, PodIP: sb.ip.String(), StartedAt: cur.StartedAt})
-			}
-			changed := cur.Labels[labelHash] != containerHash(c)
-			grace := k.gracePeriod(pod.UID, pod, nil)
-			if cur.State != runtime.StateExited {
-				why := ""
-				if changed {
-					why = fmt.Sprintf("Container %s definition changed, will be restarted", c.Name)
-				} else if failed, msg := k.probes.LivenessFailed(cur.ID); failed {
-					k.events.Eventf(pod, corev1.EventTypeWarning, "Unhealthy", "%s", msg)
-					why = fmt.Sprintf("Container %s failed liveness probe, will be restarted", c.Name)
-					if p := c.LivenessProbe; p != nil && p.TerminationGracePeriodSeconds != nil {
-						grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
-					}
-				}
-				if why == "" {
-					continue
-				}
-				k.events.Eventf(pod, corev1.EventTypeNormal, "Killing", "%s", why)
-				if err := k.runtime.Stop(ctx, cur.ID, grace); err != nil {
-					return syncResult{}, fmt.Errorf("stopping container %s: %w", c.Name, err)
-				}
-				cur = k.refresh(cur.ID)
-				if cur == nil {
-					continue
-				}
-			}
-			// An ended run has nothing left to probe.
-			k.probes.Remove(cur.ID)
-			// A changed container is replaced whatever the restart policy,
-			// as in Kubernetes.
-			if changed || shouldRestart(pod, cur) {
-				k.restartContainer(ctx, pod, c, false, cur, sb, vols, st)
-			}
-		}
-	}
-	// Runs older than the previous one are not reported; their logs go
-	// with them.
-	for _, r := range runs {
-		if r.previous != nil {
-			k.probes.Remove(r.previous.ID)
-		}
-		for _, old := range r.older {
-			k.probes.Remove(old.ID)
-			if err := k.runtime.Remove(old.ID); err != nil {
-				k.log.Warn("removing an old container", "container", old.ID, "err", err)
-				continue
-			}
-			k.containers.forget(pod.UID, old.ID)
-			_ = os.Remove(old.LogPath)
-		}
-	}
-	status := k.computeStatus(pod, sb, st)
-	if err := k.writeStatus(ctx, pod, status); err != nil {
+	status := k.computeStatus(ps)
+	if err := k.writeStatus(ctx, ps, status); err != nil {
 		return syncResult{}, err
 	}
-	return syncResult{after: st.after}, nil
+	return syncResult{after: ps.notes.after}, nil
 }
 
-func succeeded(st *runtime.Status) bool {
-	return st != nil && st.State == runtime.StateExited && st.ExitCode == 0
-}
-
-// shouldRestart applies the pod's restartPolicy to an exited container.
-func shouldRestart(pod *corev1.Pod, st *runtime.Status) bool {
-	switch pod.Spec.RestartPolicy {
-	case corev1.RestartPolicyNever:
-		return false
-	case corev1.RestartPolicyOnFailure:
-		return st.ExitCode != 0
+// startContainer pulls the image and starts one run of a container; a
+// run that follows an exited one is first counted by the restart
+// backoff. What goes wrong is recorded in the sync's notes for the
+// status, and as an event.
+func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, s startAction) {
+	pod, st, c := ps.pod, ps.notes, s.Container
+	if s.After != nil {
+		ps.state.restarts.next(c.Name, s.After.FinishedAt)
 	}
-	return true
-}
-
-// restartContainer starts the next run of an exited container unless it
-// is backing off.
-func (k *Kubelet) restartContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, init bool, cur *runtime.Status, sb sandbox, vols map[string]string, st *podState) {
-	key := string(pod.UID) + "/" + c.Name
-	now := time.Now()
-	if wait, delay := k.backoff.wait(key, cur.FinishedAt, now); wait > 0 {
-		msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, pod.Name, pod.Namespace, pod.UID)
-		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: msg}
-		st.requeue(wait)
-		if k.firstReport(key, cur.ID) {
-			k.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
-		}
-		return
-	}
-	k.backoff.next(key, cur.FinishedAt)
-	k.startContainer(ctx, pod, c, init, attempt(*cur)+1, sb, vols, st)
-}
-
-// startContainer pulls the image and starts one run of a container. What
-// goes wrong is recorded in st for the status, and as an event.
-func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, init bool, attemptN int, sb sandbox, vols map[string]string, st *podState) {
-	img := k.pullImage(ctx, pod, c, st)
+	img := k.pullImage(ctx, ps, c)
 	if img == nil {
 		return
 	}
-	spec, err := k.containerSpec(pod, c, init, attemptN, img, sb, vols)
+	spec, err := k.containerSpec(ps, c, s.Init, s.Attempt, img)
 	if err != nil {
 		var cfgErr *configError
 		reason := "CreateContainerError"
@@ -483,14 +416,15 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1
 	if cur != nil {
 		started = cur.StartedAt
 	}
-	if !init {
-		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: sb.ip.String(), StartedAt: started})
+	if !s.Init {
+		k.probes.Add(prober.Target{Pod: pod, Container: c, ContainerID: spec.ID, PodIP: ps.sb.ip.String(), NetNS: ps.sb.NetNS, StartedAt: started})
 	}
 }
 
 // containerSpec turns a pod's container into what the runtime runs.
-func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool, attemptN int, img *images.Image, sb sandbox, vols map[string]string) (runtime.Spec, error) {
-	env, vals, err := environment(pod, c, img.Config, sb.ip.String(), k.cfg.NodeIP)
+func (k *Kubelet) containerSpec(ps *podSync, c *corev1.Container, init bool, attemptN int, img *images.Image) (runtime.Spec, error) {
+	pod := ps.pod
+	env, vals, err := environment(pod, c, img.Config, ps.sb.ip.String(), k.cfg.NodeIP)
 	if err != nil {
 		return runtime.Spec{}, err
 	}
@@ -502,7 +436,7 @@ func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool,
 	if err != nil {
 		return runtime.Spec{}, err
 	}
-	mounts, err := k.mounts(pod, c, vols)
+	mounts, err := k.mounts(pod, c, ps.vols)
 	if err != nil {
 		return runtime.Spec{}, err
 	}
@@ -555,23 +489,12 @@ func (k *Kubelet) containerSpec(pod *corev1.Pod, c *corev1.Container, init bool,
 // repository at the manifest digest.
 func imageRef(img *images.Image) string {
 	repo := img.Ref
-	if i := lastIndexAny(repo, "@"); i >= 0 {
+	if i := strings.LastIndexByte(repo, '@'); i >= 0 {
 		repo = repo[:i]
-	} else if j := lastIndexAny(repo, ":"); j > lastIndexAny(repo, "/") {
-		repo = repo[:j]
+	} else if j := strings.LastIndexByte(repo, ':'); j > strings.LastIndexByte(repo, '/') {
+		repo = repo[:j] // a tag, not a registry's port
 	}
 	return repo + "@" + img.Digest
-}
-
-func lastIndexAny(s, chars string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		for j := 0; j < len(chars); j++ {
-			if s[i] == chars[j] {
-				return i
-			}
-		}
-	}
-	return -1
 }
 
 func newContainerID() string {
@@ -583,7 +506,8 @@ func newContainerID() string {
 // pullImage gets the container's image by its pull policy, with backoff
 // between failed pulls. It returns nil, with the reason in st, when the
 // image is not there.
-func (k *Kubelet) pullImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container, st *podState) *images.Image {
+func (k *Kubelet) pullImage(ctx context.Context, ps *podSync, c *corev1.Container) *images.Image {
+	pod, st := ps.pod, ps.notes
 	policy := c.ImagePullPolicy
 	if policy == "" {
 		policy = corev1.PullIfNotPresent
@@ -600,15 +524,13 @@ func (k *Kubelet) pullImage(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 		st.requeue(k.cfg.InitialBackoff)
 		return nil
 	}
-	key := "pull/" + string(pod.UID) + "/" + c.Image
-	k.pullMu.Lock()
-	last := k.pullErrors[key]
-	k.pullMu.Unlock()
+	pulls := ps.state.pulls
+	last := ps.state.pullErrors[c.Image]
 	if last.err != "" {
-		if wait, _ := k.backoff.wait(key, last.at, time.Now()); wait > 0 {
+		if wait, _ := pulls.wait(c.Image, last.at, time.Now()); wait > 0 {
 			st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, last.err)}
 			st.requeue(wait)
-			if k.firstReport(key, last.at.String()) {
+			if firstReport(ps.state.reportedPulls, c.Image, last.at.String()) {
 				k.events.Eventf(pod, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
 			}
 			return nil
@@ -619,40 +541,18 @@ func (k *Kubelet) pullImage(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 	img, err := k.images.Pull(ctx, c.Image, policy)
 	if err != nil {
 		now := time.Now()
-		k.backoff.next(key, now)
-		k.pullMu.Lock()
-		k.pullErrors[key] = pullError{err: err.Error(), at: now}
-		k.pullMu.Unlock()
+		pulls.next(c.Image, now)
+		ps.state.pullErrors[c.Image] = pullError{err: err.Error(), at: now}
 		st.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
-		_, delay := k.backoff.wait(key, now, now)
+		_, delay := pulls.wait(c.Image, now, now)
 		st.requeue(delay)
 		k.events.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		return nil
 	}
-	k.pullMu.Lock()
-	delete(k.pullErrors, key)
-	k.pullMu.Unlock()
-	k.backoff.forget(key)
+	delete(ps.state.pullErrors, c.Image)
+	pulls.forget(c.Image)
 	k.events.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v", c.Image, time.Since(began).Round(time.Millisecond))
 	return img
-}
-
-// firstReport reports whether what (a container run, a failed pull) is
-// seen for the first time under key, so that an event is recorded once
-// for it rather than at every sync while it lasts.
-func (k *Kubelet) firstReport(key, what string) bool {
-	k.reportMu.Lock()
-	defer k.reportMu.Unlock()
-	if k.reported[key] == what {
-		return false
-	}
-	k.reported[key] = what
-	return true
-}
-
-type pullError struct {
-	err string
-	at  time.Time
 }
 
 // refresh reads one container's status from the runtime into the index.

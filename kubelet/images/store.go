@@ -73,9 +73,10 @@ type Store struct {
 	insecure map[string]bool
 	platform v1.Platform
 
-	// gcMu is held shared by every pull and import and exclusively by
-	// Remove, so garbage collection never deletes a layer that a pull in
-	// progress has unpacked but not yet recorded.
+	// gcMu guards the unpacked layers against garbage collection: it is
+	// held shared by every pull and import and exclusively by Remove, so
+	// Remove never deletes a layer that a pull in progress has unpacked
+	// but not yet recorded.
 	gcMu sync.RWMutex
 
 	// mu guards refs.json and inflight.

@@ -122,6 +122,7 @@ func TestReadAcrossRotation(t *testing.T) {
 
 // syncBuffer is a bytes.Buffer that a test may read while Read writes.
 type syncBuffer struct {
+	// mu guards buf.
 	mu  sync.Mutex
 	buf bytes.Buffer
 }

@@ -50,8 +50,8 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu serializes EnsureNode, Attach and Detach and guards the fields
-	// below.
+	// mu guards ips, cidr and gateway, and serializes EnsureNode, Attach
+	// and Detach.
 	mu      sync.Mutex
 	ips     *ipStore
 	cidr    netip.Prefix // zero until EnsureNode

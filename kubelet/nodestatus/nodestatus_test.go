@@ -51,8 +51,9 @@ func run(t *testing.T, c *client.Client, cfg Config) *nodeRecorder {
 // nodeRecorder counts the onNode calls and keeps the last Node.
 type nodeRecorder struct {
 	calls atomic.Int64
-	mu    sync.Mutex
-	last  *corev1.Node
+	// mu guards last.
+	mu   sync.Mutex
+	last *corev1.Node
 }
 
 func (r *nodeRecorder) record(n *corev1.Node) {

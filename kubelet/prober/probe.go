@@ -120,7 +120,7 @@ func (m *Manager) probeHTTP(ctx context.Context, t Target, h *corev1.HTTPGetActi
 
 	transport := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return m.dial(ctx, t.Pod, network, addr)
+			return m.dial(ctx, t.NetNS, network, addr)
 		},
 		// Like Kubernetes, HTTPS probes do not verify the certificate:
 		// they ask whether the server answers, not who it is.
@@ -166,7 +166,7 @@ func (m *Manager) probeTCP(ctx context.Context, t Target, s *corev1.TCPSocketAct
 			return false, "", errors.New("pod has no IP address yet")
 		}
 	}
-	conn, err := m.dial(ctx, t.Pod, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	conn, err := m.dial(ctx, t.NetNS, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return false, err.Error(), nil
 	}

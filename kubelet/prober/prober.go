@@ -14,8 +14,7 @@ import (
 
 // Target is one running container to probe.
 type Target struct {
-	// Pod is the container's pod: its UID is passed to onChange and it is
-	// handed to the Dialer, which dials inside the pod's network namespace.
+	// Pod is the container's pod: its UID is passed to onChange.
 	Pod *corev1.Pod
 	// Container is the container's spec: its probes and named ports.
 	Container *corev1.Container
@@ -25,6 +24,9 @@ type Target struct {
 	// PodIP is the host probed when an httpGet or tcpSocket probe names
 	// none.
 	PodIP string
+	// NetNS is the path of the pod's network namespace, handed to the
+	// Dialer.
+	NetNS string
 	// StartedAt is when the container started, on the Manager's clock;
 	// initialDelaySeconds counts from it. Zero means when Add is called.
 	StartedAt time.Time
@@ -35,11 +37,12 @@ type Target struct {
 // timeout), with an error that wraps ctx.Err().
 type Exec func(ctx context.Context, containerID string, args []string) (exitCode int, output []byte, err error)
 
-// Dialer opens a connection to addr as seen from inside pod's network
-// namespace: the pod IP is not reachable from the kubelet's own namespace
-// in every setup, and a host given in a probe should resolve as the pod
-// would resolve it. It must give up when ctx ends.
-type Dialer func(ctx context.Context, pod *corev1.Pod, network, addr string) (net.Conn, error)
+// Dialer opens a connection to addr as seen from inside the network
+// namespace at the path netns (the Target's NetNS): the pod IP is not
+// reachable from the kubelet's own namespace in every setup, and a host
+// given in a probe should resolve as the pod would resolve it. It must
+// give up when ctx ends.
+type Dialer func(ctx context.Context, netns, network, addr string) (net.Conn, error)
 
 // Manager runs the probes of the containers it is given and keeps their
 // latest results. Its methods are safe for concurrent use.

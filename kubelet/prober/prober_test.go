@@ -30,6 +30,7 @@ const waitFor = 10 * time.Second
 // fakeExec answers exec probes by command name (args[0]) and counts the
 // calls per name.
 type fakeExec struct {
+	// mu guards answers and calls.
 	mu      sync.Mutex
 	answers map[string]func(ctx context.Context) (int, []byte, error)
 	calls   map[string]int
@@ -69,7 +70,7 @@ func (f *fakeExec) exec(ctx context.Context, _ string, args []string) (int, []by
 
 // loopbackDial stands in for dialling inside the pod's netns: the tests'
 // pods have the IP 127.0.0.1.
-func loopbackDial(ctx context.Context, _ *corev1.Pod, network, addr string) (net.Conn, error) {
+func loopbackDial(ctx context.Context, _, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, network, addr)
 }

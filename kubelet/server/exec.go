@@ -35,6 +35,8 @@ func (s *Server) ContainerExec(stream grpc.BidiStreamingServer[skiffv1.ExecInput
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 
+	// mu guards stream.Send: standard output and standard error are
+	// copied by two goroutines, and a stream takes one Send at a time.
 	var mu sync.Mutex
 	send := func(out *skiffv1.ExecOutput) error {
 		mu.Lock()

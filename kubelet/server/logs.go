@@ -24,8 +24,8 @@ func (s *Server) ContainerLogs(req *skiffv1.PodLogsRequest, stream grpc.ServerSt
 	if err != nil {
 		return toStatus(err)
 	}
-	// logs.Read writes stdout and stderr from one goroutine today; the
-	// lock keeps Send safe should that change.
+	// mu guards stream.Send. logs.Read writes stdout and stderr from one
+	// goroutine today; the lock keeps Send safe should that change.
 	var mu sync.Mutex
 	sender := func(stderr bool) chunkWriter {
 		return chunkWriter{send: func(data []byte) error {
