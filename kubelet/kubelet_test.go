@@ -245,12 +245,15 @@ func TestKubelet(t *testing.T) {
 
 	t.Run("liveness failure restarts; readiness follows the probe", func(t *testing.T) {
 		cl := cl.with(t)
+		// The liveness probe fails only once the test says so (/tmp/dead),
+		// never because it ran before the container's first command, and
+		// no probe fails by timing out on a loaded machine.
 		p := cl.pod("probed", corev1.Container{Name: "app",
-			Command: sh(`touch /tmp/alive; sleep 3600`),
-			LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/alive"}}},
-				PeriodSeconds: 1, FailureThreshold: 1},
+			Command: sh(`sleep 3600`),
+			LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "test ! -e /tmp/dead"}}},
+				PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 30},
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/ready"}}},
-				PeriodSeconds: 1, FailureThreshold: 1},
+				PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 30},
 		})
 		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
 		cl.create(p)
@@ -262,7 +265,7 @@ func TestKubelet(t *testing.T) {
 		cl.exec("probed", 0, "rm", "/tmp/ready")
 		cl.wait("probed", "to be not Ready again", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionFalse })
 		before := status(cl.wait("probed", "", func(*corev1.Pod) bool { return true }), "app").ContainerID
-		cl.exec("probed", 0, "rm", "/tmp/alive")
+		cl.exec("probed", 0, "touch", "/tmp/dead")
 		got := cl.wait("probed", "to be restarted by its liveness probe", func(p *corev1.Pod) bool {
 			cs := status(p, "app")
 			return cs.RestartCount >= 1 && cs.State.Running != nil
@@ -342,12 +345,18 @@ func TestKubelet(t *testing.T) {
 		cl := cl.with(t)
 		dir := t.TempDir()
 		p := cl.pod("graceful", corev1.Container{Name: "c",
-			Command:      sh(`trap 'echo got-TERM > /host/out; exit 0' TERM; while true; do sleep 0.1; done`),
+			Command:      sh(`trap 'echo got-TERM > /host/out; exit 0' TERM; touch /host/trapped; while true; do sleep 0.1; done`),
 			VolumeMounts: []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}})
 		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](30)
 		p.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}}}
 		cl.create(p)
 		cl.wait("graceful", "to run", running)
+		// Running is when the process started, not when its shell has set
+		// the trap: a SIGTERM before that would end it unseen.
+		wait.For(t, time.Minute, "the container's trap to be set", func() (bool, error) {
+			_, err := os.Stat(filepath.Join(dir, "trapped"))
+			return err == nil, err
+		})
 		cl.delete("graceful")
 		b, err := os.ReadFile(filepath.Join(dir, "out"))
 		if err != nil || string(b) != "got-TERM\n" {

@@ -97,10 +97,19 @@ func TestStop(t *testing.T) {
 	ctx := testContext(t)
 
 	// A shell that handles SIGTERM exits by itself.
-	tr.start(tr.spec(sb, "polite", "sh", "-c", `trap 'echo bye; exit 0' TERM; sleep 1000 & wait`))
+	tr.start(tr.spec(sb, "polite", "sh", "-c", `trap 'echo bye; exit 0' TERM; echo trapped; sleep 1000 & wait`))
 	// As the init of its PID namespace, sleep has no handler and so never
 	// sees SIGTERM: only SIGKILL ends it.
 	tr.start(tr.spec(sb, "stubborn", "sleep", "1000"))
+	// A started shell has not set its trap yet; until it has, it too
+	// would ignore SIGTERM, being the init of its PID namespace.
+	wait.For(t, time.Minute, "the polite shell's trap", func() (bool, error) {
+		st, err := tr.Status("polite")
+		if err != nil {
+			return false, err
+		}
+		return strings.Contains(logText(t, st.LogPath), "stdout trapped\n"), nil
+	})
 
 	if err := tr.Stop(ctx, "polite", time.Minute); err != nil {
 		t.Fatal(err)
