@@ -2,10 +2,8 @@ package kubelet
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -19,10 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiffdev/skiff/internal/script"
 	"github.com/skiffdev/skiff/kubelet/runtime"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testdata/*.txt with what the scripts print")
 
 // TestPodActions replays the scripts in testdata/: stories of one pod on
 // a node, told as commands, with the decisions of computePodActions as
@@ -97,90 +94,9 @@ func TestPodActions(t *testing.T) {
 	}
 }
 
-// scriptCase is one case of a script: its input lines as written
-// (comments and blank lines included) and the expected output.
-type scriptCase struct {
-	input []string
-	line  int // the number of the case's first input line
-	want  []string
-	// hasSeparator is false for trailing lines with no "----"; separator
-	// is the line number of the "----".
-	hasSeparator bool
-	separator    int
-}
-
-func parseScript(data string) []scriptCase {
-	lines := strings.Split(strings.TrimSuffix(data, "\n"), "\n")
-	var cases []scriptCase
-	cur := scriptCase{line: 1}
-	expecting := false
-	for i, line := range lines {
-		switch {
-		case expecting && line == "":
-			cases = append(cases, cur)
-			cur = scriptCase{line: i + 2}
-			expecting = false
-		case expecting:
-			cur.want = append(cur.want, line)
-		case line == "----":
-			cur.hasSeparator, cur.separator = true, i+1
-			expecting = true
-		default:
-			cur.input = append(cur.input, line)
-		}
-	}
-	if expecting || len(cur.input) > 0 {
-		cases = append(cases, cur)
-	}
-	return cases
-}
-
 func runScript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := parseScript(string(data))
 	s := &story{t: t}
-	var out strings.Builder
-	for ci, c := range cases {
-		var got []string
-		hasCommands := false
-		for li, line := range c.input {
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			hasCommands = true
-			lines, err := s.run(line)
-			if err != nil {
-				t.Fatalf("%s:%d: %s: %v", file, c.line+li, line, err)
-			}
-			got = append(got, lines...)
-		}
-		if !c.hasSeparator && hasCommands && !*rewrite {
-			t.Errorf("%s:%d: commands without a ---- line after them (run with -rewrite to add one)", file, c.line)
-		}
-		if c.hasSeparator && !*rewrite && strings.Join(got, "\n") != strings.Join(c.want, "\n") {
-			t.Errorf("%s:%d: got:\n%s\nwant:\n%s", file, c.separator, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
-		}
-		for _, line := range c.input {
-			out.WriteString(line + "\n")
-		}
-		if c.hasSeparator || hasCommands {
-			out.WriteString("----\n")
-			for _, line := range got {
-				out.WriteString(line + "\n")
-			}
-			if ci < len(cases)-1 {
-				out.WriteString("\n")
-			}
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	script.Run(t, file, s.run)
 }
 
 // day is the date of every story; scripts give only times of day.

@@ -2,9 +2,7 @@ package algorithm
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,9 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-)
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testdata/*.txt with what the scenarios print")
+	"github.com/skiffdev/skiff/internal/script"
+)
 
 // TestScenarios replays the scripts in testdata/. A script is a series of
 // cases; each case is some commands, a line "----", and the output the
@@ -76,93 +74,9 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-// scriptCase is one case of a script: its input lines as written
-// (comments and blank lines included), and the expected output.
-type scriptCase struct {
-	input []string
-	// line is the number of the case's first input line.
-	line int
-	want []string
-	// hasSeparator is false for trailing lines with no "----";
-	// separator is the line number of the "----".
-	hasSeparator bool
-	separator    int
-}
-
-func parseScript(data string) []scriptCase {
-	lines := strings.Split(strings.TrimSuffix(data, "\n"), "\n")
-	var cases []scriptCase
-	cur := scriptCase{line: 1}
-	expecting := false
-	for i, line := range lines {
-		switch {
-		case expecting && line == "":
-			cases = append(cases, cur)
-			cur = scriptCase{line: i + 2}
-			expecting = false
-		case expecting:
-			cur.want = append(cur.want, line)
-		case line == "----":
-			cur.hasSeparator, cur.separator = true, i+1
-			expecting = true
-		default:
-			cur.input = append(cur.input, line)
-		}
-	}
-	if expecting || len(cur.input) > 0 {
-		cases = append(cases, cur)
-	}
-	return cases
-}
-
 func runScript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := parseScript(string(data))
 	s := newScenario(t)
-	var out strings.Builder
-	for ci, c := range cases {
-		var got []string
-		for li, line := range c.input {
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			lines, err := s.run(line)
-			if err != nil {
-				t.Fatalf("%s:%d: %s: %v", file, c.line+li, line, err)
-			}
-			got = append(got, lines...)
-		}
-		hasCommands := false
-		for _, line := range c.input {
-			hasCommands = hasCommands || (line != "" && !strings.HasPrefix(line, "#"))
-		}
-		if !c.hasSeparator && hasCommands && !*rewrite {
-			t.Errorf("%s:%d: commands without a ---- line after them (run with -rewrite to add one)", file, c.line)
-		}
-		if c.hasSeparator && !*rewrite && strings.Join(got, "\n") != strings.Join(c.want, "\n") {
-			t.Errorf("%s:%d: got:\n%s\nwant:\n%s", file, c.separator, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
-		}
-		for _, line := range c.input {
-			out.WriteString(line + "\n")
-		}
-		if c.hasSeparator || hasCommands {
-			out.WriteString("----\n")
-			for _, line := range got {
-				out.WriteString(line + "\n")
-			}
-			if ci < len(cases)-1 {
-				out.WriteString("\n")
-			}
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	script.Run(t, file, s.run)
 }
 
 // scenario is the cluster a script builds up.
