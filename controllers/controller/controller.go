@@ -45,6 +45,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/queue"
 )
 
@@ -166,8 +167,11 @@ func (l *Loop) OnSynced(f func()) {
 // OnSynced functions, then reconciles keys until ctx ends, and returns
 // once every worker has stopped. If ctx ends first, it returns without
 // reconciling anything. The informers must have been started (the
-// caller's duty: New, start the factory, Run).
+// caller's duty: New, start the factory, Run). It logs through the
+// logger ctx carries, with "controller" (the loop's name) added, and so
+// does each Reconcile, whose logger also has the "key".
 func (l *Loop) Run(ctx context.Context) {
+	ctx, _ = logging.With(ctx, "controller", l.name)
 	if !cache.WaitForCacheSync(ctx.Done(), l.synced...) {
 		l.queue.ShutDown()
 		return
@@ -175,18 +179,25 @@ func (l *Loop) Run(ctx context.Context) {
 	for _, f := range l.onSynced {
 		f()
 	}
-	Run(ctx, l.name, l.workers, l.queue, l.reconciler)
+	run(ctx, l.workers, l.queue, l.reconciler)
 }
 
 // Run runs workers that reconcile keys from q until ctx ends, then shuts
-// the queue down and waits for them. name labels the logs. Loop.Run is
-// this, after waiting for the caches.
+// the queue down and waits for them. It logs through the logger ctx
+// carries, with "controller", name added; each Reconcile is handed a
+// context whose logger also has the "key". Loop.Run is this, after
+// waiting for the caches.
 func Run(ctx context.Context, name string, workers int, q workqueue.TypedRateLimitingInterface[string], r Reconciler) {
-	log := slog.With("controller", name)
+	ctx, _ = logging.With(ctx, "controller", name)
+	run(ctx, workers, q, r)
+}
+
+// run is Run once ctx's logger names the controller.
+func run(ctx context.Context, workers int, q workqueue.TypedRateLimitingInterface[string], r Reconciler) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for processNext(ctx, log, q, r) {
+			for processNext(ctx, q, r) {
 			}
 		})
 	}
@@ -196,18 +207,19 @@ func Run(ctx context.Context, name string, workers int, q workqueue.TypedRateLim
 }
 
 // processNext handles one key; it reports false once the queue is shut
-// down.
-func processNext(ctx context.Context, log *slog.Logger, q workqueue.TypedRateLimitingInterface[string], r Reconciler) bool {
+// down. Reconcile, and the line about its failure, log with the key.
+func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], r Reconciler) bool {
 	key, shutdown := q.Get()
 	if shutdown {
 		return false
 	}
 	defer q.Done(key)
-	res, err := r.Reconcile(ctx, key)
+	kctx, log := logging.With(ctx, "key", key)
+	res, err := r.Reconcile(kctx, key)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
-			log.Info("reconcile failed; retrying", "key", key, "err", err, "retries", q.NumRequeues(key))
+			log.Info("reconcile failed; retrying", "err", err, "retries", q.NumRequeues(key))
 		}
 		q.AddRateLimited(key)
 	case res.RequeueAfter > 0:

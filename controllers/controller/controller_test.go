@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/queue"
 )
 
@@ -25,8 +29,14 @@ const deadline = 10 * time.Second
 // Run to return.
 func start(t *testing.T, workers int, r Reconciler) (q interface{ Add(string) }, stop func()) {
 	t.Helper()
+	return startWith(t, context.Background(), workers, r)
+}
+
+// startWith is start with Run's context made from parent.
+func startWith(t *testing.T, parent context.Context, workers int, r Reconciler) (q interface{ Add(string) }, stop func()) {
+	t.Helper()
 	wq := queue.New(t.Name())
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
 	go func() {
 		Run(ctx, "test", workers, wq, r)
@@ -184,6 +194,46 @@ func TestShutdownWaitsForWorkers(t *testing.T) {
 	wq := q.(interface{ ShuttingDown() bool })
 	if !wq.ShuttingDown() {
 		t.Error("the queue was not shut down")
+	}
+}
+
+// TestLogsThroughTheContextsLogger: Run logs through the logger of its
+// ctx, to which it adds the controller's name once, and hands Reconcile a
+// ctx whose logger has the key too; the line about a failed Reconcile
+// has both.
+func TestLogsThroughTheContextsLogger(t *testing.T) {
+	var out bytes.Buffer // written by the workers, read once Run returned
+	log := slog.New(slog.NewTextHandler(&out, nil)).With("component", "controllers")
+	done := make(chan struct{})
+	var n int
+	r := ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		n++
+		logging.From(ctx).Info("reconciling", "try", n)
+		if n == 1 {
+			return Result{}, errors.New("not yet")
+		}
+		close(done)
+		return Result{}, nil
+	})
+	q, stop := startWith(t, logging.Into(context.Background(), log), 1, r)
+	q.Add("default/web")
+	wait(t, done, "the second reconcile")
+	stop()
+
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		`msg=reconciling component=controllers controller=test key=default/web try=1`,
+		`msg="reconcile failed; retrying" component=controllers controller=test key=default/web err="not yet" retries=0`,
+		`msg=reconciling component=controllers controller=test key=default/web try=2`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), out.String())
+	}
+	for i, l := range lines {
+		// Drop "time=... level=INFO ".
+		if _, rest, _ := strings.Cut(l, " level=INFO "); rest != want[i] {
+			t.Errorf("line %d: got %q, want %q", i, l, want[i])
+		}
 	}
 }
 
