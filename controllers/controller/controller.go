@@ -130,7 +130,7 @@ type Loop struct {
 	synced []cache.InformerSynced
 	// onSynced are called once the caches have synced, before the first
 	// worker starts.
-	onSynced []func()
+	onSynced []func(ctx context.Context)
 }
 
 // NewLoop returns the loop of the controller called name: its queue, and
@@ -158,8 +158,9 @@ func (l *Loop) Watch(inf cache.SharedIndexInformer, h cache.ResourceEventHandler
 
 // OnSynced has Run call f once the caches have synced and before the first
 // Reconcile, to rebuild from them what the controller keeps in memory
-// (which CIDRs the nodes hold, when each node was last heard from).
-func (l *Loop) OnSynced(f func()) {
+// (which CIDRs the nodes hold, when each node was last heard from). f is
+// handed Run's context, whose logger names the controller.
+func (l *Loop) OnSynced(f func(ctx context.Context)) {
 	l.onSynced = append(l.onSynced, f)
 }
 
@@ -169,7 +170,8 @@ func (l *Loop) OnSynced(f func()) {
 // reconciling anything. The informers must have been started (the
 // caller's duty: New, start the factory, Run). It logs through the
 // logger ctx carries, with "controller" (the loop's name) added, and so
-// does each Reconcile, whose logger also has the "key".
+// do the OnSynced functions and each Reconcile, whose logger also has
+// the "key".
 func (l *Loop) Run(ctx context.Context) {
 	ctx, _ = logging.With(ctx, "controller", l.name)
 	if !cache.WaitForCacheSync(ctx.Done(), l.synced...) {
@@ -177,7 +179,7 @@ func (l *Loop) Run(ctx context.Context) {
 		return
 	}
 	for _, f := range l.onSynced {
-		f()
+		f(ctx)
 	}
 	run(ctx, l.workers, l.queue, l.reconciler)
 }

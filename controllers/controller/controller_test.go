@@ -316,7 +316,7 @@ func TestLoopWaitsForCaches(t *testing.T) {
 		steps <- "reconcile " + key
 		return Result{}, nil
 	}))
-	l.OnSynced(func() {
+	l.OnSynced(func(context.Context) {
 		if !released.Load() {
 			t.Error("OnSynced called before the informer listed")
 		}
@@ -351,7 +351,7 @@ func TestLoopStoppedBeforeSync(t *testing.T) {
 		t.Errorf("reconcile of %q before the caches synced", key)
 		return Result{}, nil
 	}))
-	l.OnSynced(func() { t.Error("OnSynced called before the caches synced") })
+	l.OnSynced(func(context.Context) { t.Error("OnSynced called before the caches synced") })
 	if err := l.Watch(inf, EnqueueHandler(l.Queue())); err != nil {
 		t.Fatal(err)
 	}
