@@ -21,20 +21,28 @@
 //
 //   - New(deps Deps, cfg Config) (*Controller, error) is its one
 //     constructor: Deps are what all controllers share (client,
-//     informers, event recorder, clock, logger), Config is its own and has
+//     informers, event recorder, clock), Config is its own and has
 //     DefaultConfig and Validate;
 //   - its Controller embeds a *Loop (NewLoop), adds its event handlers to
 //     the informers with Loop.Watch, and gets Loop.Run, which waits for
 //     the caches those handlers read before the first Reconcile;
 //   - none of the driver is written again in it: its file holds its
 //     watches and its Reconcile.
+//
+// The logger is not among the Deps: it travels in the context
+// (internal/logging). The manager attaches "component" to the context it
+// runs the controllers with; Loop.Run adds "controller" (the loop's name)
+// once, and each worker adds "key" to the context it hands Reconcile, so
+// that a controller logs through logging.From(ctx) and every line says
+// which controller wrote it, about which key. OnSynced functions are
+// handed the controller's context too. Event handlers get no context and
+// log nothing: they only enqueue.
 package controller
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -84,14 +92,10 @@ type Deps struct {
 	// to show a controller's own writes. Nil means the real clock; tests
 	// inject a fake one.
 	Clock clock.PassiveClock
-	// Logger receives the controller's logs. Nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // Complete returns d ready for the controller called name: the real clock
-// for a nil Clock, slog.Default() for a nil Logger, and the logger naming
-// the controller ("component"). It reports a missing Client, Informers or
-// Recorder.
+// for a nil Clock. It reports a missing Client, Informers or Recorder.
 func (d Deps) Complete(name string) (Deps, error) {
 	var errs []error
 	if d.Client == nil {
@@ -109,10 +113,6 @@ func (d Deps) Complete(name string) (Deps, error) {
 	if d.Clock == nil {
 		d.Clock = clock.RealClock{}
 	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	d.Logger = d.Logger.With("component", name)
 	return d, nil
 }
 

@@ -50,7 +50,7 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 	cc := cl.ClientAs(auth.ControllersUser)
 	f := informers.NewFactory(cc, time.Minute)
 	rec := events.NewRecorder(cc, "controllers")
-	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec, Logger: cl.Log}
+	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec}
 	rsCtrl, err := replicaset.New(deps, replicaset.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -67,7 +67,7 @@ func (cl *cluster) startController(beforeCreate func(cancel context.CancelFunc))
 	cl.T.Helper()
 	f := informers.NewFactory(cl.controllers, time.Minute)
 	rec := events.NewRecorder(cl.controllers, "controllers")
-	ctrl, err := New(controller.Deps{Client: cl.controllers, Informers: f, Recorder: rec, Logger: cl.Log}, DefaultConfig())
+	ctrl, err := New(controller.Deps{Client: cl.controllers, Informers: f, Recorder: rec}, DefaultConfig())
 	if err != nil {
 		cl.T.Fatal(err)
 	}
