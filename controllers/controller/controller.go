@@ -94,9 +94,9 @@ type Deps struct {
 	Clock clock.PassiveClock
 }
 
-// Complete returns d ready for the controller called name: the real clock
-// for a nil Clock. It reports a missing Client, Informers or Recorder.
-func (d Deps) Complete(name string) (Deps, error) {
+// Complete returns d ready for a controller: the real clock for a nil
+// Clock. It reports a missing Client, Informers or Recorder.
+func (d Deps) Complete() (Deps, error) {
 	var errs []error
 	if d.Client == nil {
 		errs = append(errs, errors.New("no client"))

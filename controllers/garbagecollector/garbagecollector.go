@@ -109,7 +109,7 @@ type Controller struct {
 // New builds the collector on the informers of deps, adding OwnerUIDIndex
 // to them and its event handlers. Start them after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ type Controller struct {
 // New builds the controller and adds its handler to the node informer of
 // deps: every node event enqueues the node's name. Start it after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ type Controller struct {
 // node has a NoExecute taint (a pod arriving on it may have to be
 // evicted). Start the informers after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}

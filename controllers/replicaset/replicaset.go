@@ -98,7 +98,7 @@ type Controller struct {
 // New builds the controller and adds its event handlers to the
 // ReplicaSet and pod informers of deps. Start them after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
