@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 // runControllers builds every enabled controller, starts the informers,
 // and runs the controllers until ctx ends.
 func runControllers(ctx context.Context, cfg Config, c *client.Client) error {
-	rec := events.NewRecorder(c, "controllers")
+	rec := events.NewRecorder(ctx, c, "controllers")
 	defer rec.Stop()
 	deps := controller.Deps{Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: rec}
 
