@@ -404,6 +404,7 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selec
 // adopt makes rs the controller of the orphan pod. The patch carries the
 // pod's resourceVersion, so it fails (Conflict) if the pod changed since
 // the cache saw it, for example if another ReplicaSet adopted it first.
+// It logs through ctx's logger, which Reconcile made name rs.
 func (c *Controller) adopt(ctx context.Context, rs *appsv1.ReplicaSet, pod *corev1.Pod) error {
 	refs := append(slices.Clone(pod.OwnerReferences), *metav1.NewControllerRef(rs, controllerKind))
 	if err := c.patchOwners(ctx, pod, refs); err != nil {
@@ -414,7 +415,8 @@ func (c *Controller) adopt(ctx context.Context, rs *appsv1.ReplicaSet, pod *core
 }
 
 // release removes rs's ownerReference from pod, which no longer matches
-// rs's selector. A pod that is gone needs no release.
+// rs's selector. A pod that is gone needs no release. It logs through
+// ctx's logger, which Reconcile made name rs.
 func (c *Controller) release(ctx context.Context, rs *appsv1.ReplicaSet, pod *corev1.Pod) error {
 	refs := slices.DeleteFunc(slices.Clone(pod.OwnerReferences), func(r metav1.OwnerReference) bool { return r.UID == rs.UID })
 	err := c.patchOwners(ctx, pod, refs)
