@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/leaderelection"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Config configures the controller manager.
@@ -112,8 +112,10 @@ type Controller interface {
 
 // Run runs the controllers until ctx ends; with leader election, only
 // while this copy holds the Lease, each term with fresh informers and
-// controllers.
+// controllers. It logs through the logger ctx carries, with
+// component=controllers; each controller adds controller=<its name>.
 func Run(ctx context.Context, cfg Config) error {
+	ctx, _ = logging.With(ctx, "component", "controllers")
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -139,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 // runControllers builds every enabled controller, starts the informers,
 // and runs the controllers until ctx ends.
 func runControllers(ctx context.Context, cfg Config, c *client.Client) error {
-	rec := events.NewRecorder(c, "controllers")
+	rec := events.NewRecorder(ctx, c, "controllers")
 	defer rec.Stop()
 	deps := controller.Deps{Client: c, Informers: informers.NewFactory(c, cfg.Resync), Recorder: rec}
 
@@ -160,7 +162,7 @@ func runControllers(ctx context.Context, cfg Config, c *client.Client) error {
 	if !deps.Informers.WaitForCacheSync(ctx) {
 		return ctx.Err()
 	}
-	slog.Info("controllers started", "controllers", names)
+	logging.From(ctx).Info("controllers started", "controllers", names)
 	var wg sync.WaitGroup
 	for _, ctrl := range ctrls {
 		wg.Go(func() { ctrl.Run(ctx) })

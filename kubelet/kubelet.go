@@ -24,6 +24,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/kubelet/images"
 	"github.com/skiffdev/skiff/kubelet/network"
 	"github.com/skiffdev/skiff/kubelet/nodestatus"
@@ -101,7 +102,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 		cfg:        cfg,
 		client:     c,
 		log:        log,
-		events:     events.NewRecorder(c, "kubelet", events.WithLogger(log)),
+		events:     events.NewRecorder(logging.Into(ctx, log), c, "kubelet"),
 		images:     store,
 		runtime:    rt,
 		network:    netm,

@@ -155,7 +155,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.ownClient {
 		defer s.client.Close()
 	}
-	s.recorder = events.NewRecorder(s.client, s.cfg.SchedulerName, events.WithLogger(s.log))
+	s.recorder = events.NewRecorder(ctx, s.client, s.cfg.SchedulerName)
 	defer s.recorder.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -20,6 +20,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/join"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
 	"github.com/skiffdev/skiff/proxy"
@@ -153,7 +154,8 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 	// A certificate that cannot be renewed is an event on the Node once
 	// its expiry is within expiryWarning, for `skiffctl get events` and
 	// describe to show before the node is locked out.
-	recorder := events.NewRecorder(c, "kubelet")
+	recCtx, _ := logging.With(ctx, "component", "kubelet")
+	recorder := events.NewRecorder(recCtx, c, "kubelet")
 	defer recorder.Stop()
 	nodeRef := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cfg.NodeName, UID: types.UID(cfg.NodeName)}}
 	go creds.Run(ctx, func(what string, err error, expires time.Time) {

@@ -27,6 +27,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
@@ -310,7 +311,8 @@ func warnCAExpiry(ctx context.Context, s *apiserver.Server, cfg client.Config) {
 		return
 	}
 	defer c.Close()
-	recorder := events.NewRecorder(c, "skiff-server")
+	recCtx, _ := logging.With(ctx, "component", "skiff-server")
+	recorder := events.NewRecorder(recCtx, c, "skiff-server")
 	defer recorder.Stop()
 	tick := time.NewTicker(24 * time.Hour)
 	defer tick.Stop()

@@ -21,20 +21,28 @@
 //
 //   - New(deps Deps, cfg Config) (*Controller, error) is its one
 //     constructor: Deps are what all controllers share (client,
-//     informers, event recorder, clock, logger), Config is its own and has
+//     informers, event recorder, clock), Config is its own and has
 //     DefaultConfig and Validate;
 //   - its Controller embeds a *Loop (NewLoop), adds its event handlers to
 //     the informers with Loop.Watch, and gets Loop.Run, which waits for
 //     the caches those handlers read before the first Reconcile;
 //   - none of the driver is written again in it: its file holds its
 //     watches and its Reconcile.
+//
+// The logger is not among the Deps: it travels in the context
+// (internal/logging). The manager attaches "component" to the context it
+// runs the controllers with; Loop.Run adds "controller" (the loop's name)
+// once, and each worker adds "key" to the context it hands Reconcile, so
+// that a controller logs through logging.From(ctx) and every line says
+// which controller wrote it, about which key. OnSynced functions are
+// handed the controller's context too. Event handlers get no context and
+// log nothing: they only enqueue.
 package controller
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -45,6 +53,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/queue"
 )
 
@@ -83,15 +92,11 @@ type Deps struct {
 	// to show a controller's own writes. Nil means the real clock; tests
 	// inject a fake one.
 	Clock clock.PassiveClock
-	// Logger receives the controller's logs. Nil means slog.Default().
-	Logger *slog.Logger
 }
 
-// Complete returns d ready for the controller called name: the real clock
-// for a nil Clock, slog.Default() for a nil Logger, and the logger naming
-// the controller ("component"). It reports a missing Client, Informers or
-// Recorder.
-func (d Deps) Complete(name string) (Deps, error) {
+// Complete returns d ready for a controller: the real clock for a nil
+// Clock. It reports a missing Client, Informers or Recorder.
+func (d Deps) Complete() (Deps, error) {
 	var errs []error
 	if d.Client == nil {
 		errs = append(errs, errors.New("no client"))
@@ -108,10 +113,6 @@ func (d Deps) Complete(name string) (Deps, error) {
 	if d.Clock == nil {
 		d.Clock = clock.RealClock{}
 	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	d.Logger = d.Logger.With("component", name)
 	return d, nil
 }
 
@@ -129,7 +130,7 @@ type Loop struct {
 	synced []cache.InformerSynced
 	// onSynced are called once the caches have synced, before the first
 	// worker starts.
-	onSynced []func()
+	onSynced []func(ctx context.Context)
 }
 
 // NewLoop returns the loop of the controller called name: its queue, and
@@ -157,8 +158,9 @@ func (l *Loop) Watch(inf cache.SharedIndexInformer, h cache.ResourceEventHandler
 
 // OnSynced has Run call f once the caches have synced and before the first
 // Reconcile, to rebuild from them what the controller keeps in memory
-// (which CIDRs the nodes hold, when each node was last heard from).
-func (l *Loop) OnSynced(f func()) {
+// (which CIDRs the nodes hold, when each node was last heard from). f is
+// handed Run's context, whose logger names the controller.
+func (l *Loop) OnSynced(f func(ctx context.Context)) {
 	l.onSynced = append(l.onSynced, f)
 }
 
@@ -166,27 +168,38 @@ func (l *Loop) OnSynced(f func()) {
 // OnSynced functions, then reconciles keys until ctx ends, and returns
 // once every worker has stopped. If ctx ends first, it returns without
 // reconciling anything. The informers must have been started (the
-// caller's duty: New, start the factory, Run).
+// caller's duty: New, start the factory, Run). It logs through the
+// logger ctx carries, with "controller" (the loop's name) added, and so
+// do the OnSynced functions and each Reconcile, whose logger also has
+// the "key".
 func (l *Loop) Run(ctx context.Context) {
+	ctx, _ = logging.With(ctx, "controller", l.name)
 	if !cache.WaitForCacheSync(ctx.Done(), l.synced...) {
 		l.queue.ShutDown()
 		return
 	}
 	for _, f := range l.onSynced {
-		f()
+		f(ctx)
 	}
-	Run(ctx, l.name, l.workers, l.queue, l.reconciler)
+	run(ctx, l.workers, l.queue, l.reconciler)
 }
 
 // Run runs workers that reconcile keys from q until ctx ends, then shuts
-// the queue down and waits for them. name labels the logs. Loop.Run is
-// this, after waiting for the caches.
+// the queue down and waits for them. It logs through the logger ctx
+// carries, with "controller", name added; each Reconcile is handed a
+// context whose logger also has the "key". Loop.Run is this, after
+// waiting for the caches.
 func Run(ctx context.Context, name string, workers int, q workqueue.TypedRateLimitingInterface[string], r Reconciler) {
-	log := slog.With("controller", name)
+	ctx, _ = logging.With(ctx, "controller", name)
+	run(ctx, workers, q, r)
+}
+
+// run is Run once ctx's logger names the controller.
+func run(ctx context.Context, workers int, q workqueue.TypedRateLimitingInterface[string], r Reconciler) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for processNext(ctx, log, q, r) {
+			for processNext(ctx, q, r) {
 			}
 		})
 	}
@@ -196,18 +209,19 @@ func Run(ctx context.Context, name string, workers int, q workqueue.TypedRateLim
 }
 
 // processNext handles one key; it reports false once the queue is shut
-// down.
-func processNext(ctx context.Context, log *slog.Logger, q workqueue.TypedRateLimitingInterface[string], r Reconciler) bool {
+// down. Reconcile, and the line about its failure, log with the key.
+func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], r Reconciler) bool {
 	key, shutdown := q.Get()
 	if shutdown {
 		return false
 	}
 	defer q.Done(key)
-	res, err := r.Reconcile(ctx, key)
+	kctx, log := logging.With(ctx, "key", key)
+	res, err := r.Reconcile(kctx, key)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
-			log.Info("reconcile failed; retrying", "key", key, "err", err, "retries", q.NumRequeues(key))
+			log.Info("reconcile failed; retrying", "err", err, "retries", q.NumRequeues(key))
 		}
 		q.AddRateLimited(key)
 	case res.RequeueAfter > 0:

@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/queue"
 )
 
@@ -25,8 +29,14 @@ const deadline = 10 * time.Second
 // Run to return.
 func start(t *testing.T, workers int, r Reconciler) (q interface{ Add(string) }, stop func()) {
 	t.Helper()
+	return startWith(t, context.Background(), workers, r)
+}
+
+// startWith is start with Run's context made from parent.
+func startWith(t *testing.T, parent context.Context, workers int, r Reconciler) (q interface{ Add(string) }, stop func()) {
+	t.Helper()
 	wq := queue.New(t.Name())
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
 	go func() {
 		Run(ctx, "test", workers, wq, r)
@@ -187,6 +197,46 @@ func TestShutdownWaitsForWorkers(t *testing.T) {
 	}
 }
 
+// TestLogsThroughTheContextsLogger: Run logs through the logger of its
+// ctx, to which it adds the controller's name once, and hands Reconcile a
+// ctx whose logger has the key too; the line about a failed Reconcile
+// has both.
+func TestLogsThroughTheContextsLogger(t *testing.T) {
+	var out bytes.Buffer // written by the workers, read once Run returned
+	log := slog.New(slog.NewTextHandler(&out, nil)).With("component", "controllers")
+	done := make(chan struct{})
+	var n int
+	r := ReconcilerFunc(func(ctx context.Context, key string) (Result, error) {
+		n++
+		logging.From(ctx).Info("reconciling", "try", n)
+		if n == 1 {
+			return Result{}, errors.New("not yet")
+		}
+		close(done)
+		return Result{}, nil
+	})
+	q, stop := startWith(t, logging.Into(context.Background(), log), 1, r)
+	q.Add("default/web")
+	wait(t, done, "the second reconcile")
+	stop()
+
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		`msg=reconciling component=controllers controller=test key=default/web try=1`,
+		`msg="reconcile failed; retrying" component=controllers controller=test key=default/web err="not yet" retries=0`,
+		`msg=reconciling component=controllers controller=test key=default/web try=2`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), out.String())
+	}
+	for i, l := range lines {
+		// Drop "time=... level=INFO ".
+		if _, rest, _ := strings.Cut(l, " level=INFO "); rest != want[i] {
+			t.Errorf("line %d: got %q, want %q", i, l, want[i])
+		}
+	}
+}
+
 func TestKey(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
@@ -266,7 +316,7 @@ func TestLoopWaitsForCaches(t *testing.T) {
 		steps <- "reconcile " + key
 		return Result{}, nil
 	}))
-	l.OnSynced(func() {
+	l.OnSynced(func(context.Context) {
 		if !released.Load() {
 			t.Error("OnSynced called before the informer listed")
 		}
@@ -301,7 +351,7 @@ func TestLoopStoppedBeforeSync(t *testing.T) {
 		t.Errorf("reconcile of %q before the caches synced", key)
 		return Result{}, nil
 	}))
-	l.OnSynced(func() { t.Error("OnSynced called before the caches synced") })
+	l.OnSynced(func(context.Context) { t.Error("OnSynced called before the caches synced") })
 	if err := l.Watch(inf, EnqueueHandler(l.Queue())); err != nil {
 		t.Fatal(err)
 	}

@@ -57,11 +57,6 @@ const (
 var benchLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 func BenchmarkDeployment1000(b *testing.B) {
-	// The controller manager logs through slog's default logger.
-	prev := slog.Default()
-	slog.SetDefault(benchLogger)
-	b.Cleanup(func() { slog.SetDefault(prev) })
-
 	cl := testenv.NewCluster(b, testenv.WithLogger(benchLogger),
 		testenv.WithTimeout(time.Duration(b.N)*4*benchWait+2*benchWait), testenv.WithStopTimeout(30*time.Second))
 	ctx, admin := cl.Ctx, cl.Client

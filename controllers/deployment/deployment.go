@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Name is the controller's name in logs and in the queue.
@@ -53,7 +53,6 @@ func (c *Config) Validate() error {
 type Controller struct {
 	*controller.Loop
 	cfg        Config
-	log        *slog.Logger
 	client     *client.Client
 	recorder   events.EventRecorder
 	clock      clock.PassiveClock
@@ -65,13 +64,13 @@ type Controller struct {
 // New builds the controller and adds its event handlers to the
 // Deployment, ReplicaSet and pod informers of deps. Start them after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	dInf, rsInf, podInf := deps.Informers.Deployments(), deps.Informers.ReplicaSets(), deps.Informers.Pods()
 	c := &Controller{
-		cfg: cfg, log: deps.Logger, client: deps.Client, recorder: deps.Recorder, clock: deps.Clock,
+		cfg: cfg, client: deps.Client, recorder: deps.Recorder, clock: deps.Clock,
 		dIndexer: dInf.GetIndexer(), rsIndexer: rsInf.GetIndexer(), podIndexer: podInf.GetIndexer(),
 	}
 	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
@@ -166,7 +165,8 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	if !exists {
 		return controller.Result{}, nil
 	}
-	s := &pass{c: c, log: c.log.With("deployment", key), now: c.clock.Now()}
+	ctx, _ = logging.With(ctx, "deployment", key)
+	s := &pass{c: c, now: c.clock.Now()}
 	res, err := s.run(ctx, o.(*appsv1.Deployment).DeepCopy())
 	if err != nil {
 		return controller.Result{}, fmt.Errorf("deployment %q: %w", key, err)
@@ -174,13 +174,13 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	return res, nil
 }
 
-// pass is one Reconcile of one Deployment: the logger and the time it
-// runs with. Its methods take the Deployment d, a copy they may change;
-// those that write it return what the API server returned (the new
-// resourceVersion, the status written), and the caller goes on with that.
+// pass is one Reconcile of one Deployment: the time it runs with. Its
+// methods take the context, whose logger names the Deployment, and the
+// Deployment d, a copy they may change; those that write it return what
+// the API server returned (the new resourceVersion, the status written),
+// and the caller goes on with that.
 type pass struct {
 	c   *Controller
-	log *slog.Logger
 	now time.Time
 }
 
@@ -262,7 +262,7 @@ func (s *pass) claimReplicaSets(ctx context.Context, d *appsv1.Deployment, selec
 				}
 				continue
 			}
-			s.log.Info("adopted replicaset", "replicaset", rs.Name)
+			logging.From(ctx).Info("adopted replicaset", "replicaset", rs.Name)
 			owned = append(owned, rs.DeepCopy())
 		}
 	}
@@ -365,7 +365,7 @@ func (s *pass) replicaSets(ctx context.Context, d *appsv1.Deployment, rsList []*
 	if size > 0 {
 		s.c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled up replica set %s from 0 to %d", created.Name, size)
 	}
-	s.log.Info("created replicaset", "replicaset", created.Name, "replicas", size)
+	logging.From(ctx).Info("created replicaset", "replicaset", created.Name, "replicas", size)
 	if d, err = s.setRevision(ctx, d, created.Annotations[RevisionAnnotation]); err != nil {
 		return nil, nil, nil, err
 	}
@@ -552,7 +552,7 @@ func (s *pass) scaleRS(ctx context.Context, d *appsv1.Deployment, rs *appsv1.Rep
 			op = "down"
 		}
 		s.c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled %s replica set %s from %d to %d", op, rs.Name, from, size)
-		s.log.Info("scaled replicaset", "replicaset", rs.Name, "from", from, "to", size)
+		logging.From(ctx).Info("scaled replicaset", "replicaset", rs.Name, "from", from, "to", size)
 	}
 	return nil
 }
@@ -678,7 +678,7 @@ func (s *pass) cleanup(ctx context.Context, d *appsv1.Deployment, oldRSs []*apps
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting old replicaset %q: %w", rs.Name, err)
 		}
-		s.log.Info("deleted old replicaset", "replicaset", rs.Name, "revision", revisionOf(rs))
+		logging.From(ctx).Info("deleted old replicaset", "replicaset", rs.Name, "revision", revisionOf(rs))
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/replicaset"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/scheduler"
 )
@@ -49,8 +50,8 @@ func startCluster(t *testing.T, startDelay time.Duration) *cluster {
 
 	cc := cl.ClientAs(auth.ControllersUser)
 	f := informers.NewFactory(cc, time.Minute)
-	rec := events.NewRecorder(cc, "controllers")
-	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec, Logger: cl.Log}
+	rec := events.NewRecorder(logging.Into(cl.Ctx, cl.Log), cc, "controllers")
+	deps := controller.Deps{Client: cc, Informers: f, Recorder: rec}
 	rsCtrl, err := replicaset.New(deps, replicaset.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)

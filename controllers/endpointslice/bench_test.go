@@ -11,6 +11,7 @@ import (
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/wait"
 )
 
@@ -42,11 +43,11 @@ func BenchmarkFullSync1000x10(b *testing.B) {
 	wg.Wait()
 
 	f := informers.NewFactory(e.cc, 0)
-	ctrl, err := New(controller.Deps{Client: e.cc, Informers: f, Recorder: e.events, Logger: quietLogger}, DefaultConfig())
+	ctrl, err := New(controller.Deps{Client: e.cc, Informers: f, Recorder: e.events}, DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), quietLogger))
 	f.Start(ctx)
 	b.Cleanup(func() { cancel(); f.Wait() })
 	if !f.WaitForCacheSync(ctx) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Name is the controller's name in logs, in the queue and in the manager.
@@ -73,7 +73,6 @@ func (c *Config) Validate() error {
 type Controller struct {
 	*controller.Loop
 	cfg      Config
-	log      *slog.Logger
 	client   *client.Client
 	recorder events.EventRecorder
 	services cache.Indexer
@@ -85,14 +84,13 @@ type Controller struct {
 // New builds the controller and adds its event handlers to the Service,
 // pod and EndpointSlice informers of deps. Start them after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	svcInf, podInf, sliceInf := deps.Informers.Services(), deps.Informers.Pods(), deps.Informers.EndpointSlices()
 	c := &Controller{
 		cfg:      cfg,
-		log:      deps.Logger,
 		client:   deps.Client,
 		recorder: deps.Recorder,
 		services: svcInf.GetIndexer(),
@@ -267,8 +265,8 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	if plan.Empty() {
 		return controller.Result{}, nil
 	}
-	log := c.log.With("service", key)
-	err = c.apply(ctx, log, key, plan)
+	ctx, _ = logging.With(ctx, "service", key)
+	err = c.apply(ctx, key, plan)
 	if !exists {
 		c.tracker.Forget(key)
 	}
@@ -325,7 +323,7 @@ func (c *Controller) podsFor(svc *corev1.Service) []*corev1.Pod {
 // last, so that an endpoint moving from one slice to another is never
 // missing from both. Each write is recorded in the tracker. It goes on
 // after a failed write and returns every error.
-func (c *Controller) apply(ctx context.Context, log *slog.Logger, key string, plan Plan) error {
+func (c *Controller) apply(ctx context.Context, key string, plan Plan) error {
 	var errs []error
 	for _, s := range plan.Create {
 		if err := c.write(ctx, key, func(ctx context.Context) (*discoveryv1.EndpointSlice, error) {
@@ -346,7 +344,7 @@ func (c *Controller) apply(ctx context.Context, log *slog.Logger, key string, pl
 			errs = append(errs, fmt.Errorf("deleting endpointslice %q: %w", s.Name, err))
 		}
 	}
-	log.Info("endpointslices written", "created", len(plan.Create), "updated", len(plan.Update),
+	logging.From(ctx).Info("endpointslices written", "created", len(plan.Create), "updated", len(plan.Update),
 		"deleted", len(plan.Delete), "failed", len(errs))
 	return errors.Join(errs...)
 }

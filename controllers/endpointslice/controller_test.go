@@ -23,6 +23,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/wait"
 )
@@ -58,11 +59,11 @@ func newEnv(t testing.TB) *env {
 func (e *env) start() *env {
 	e.t.Helper()
 	f := informers.NewFactory(e.cc, time.Minute)
-	ctrl, err := New(controller.Deps{Client: e.cc, Informers: f, Recorder: e.events, Logger: quietLogger}, DefaultConfig())
+	ctrl, err := New(controller.Deps{Client: e.cc, Informers: f, Recorder: e.events}, DefaultConfig())
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), quietLogger))
 	f.Start(ctx)
 	done := make(chan struct{})
 	e.t.Cleanup(func() { cancel(); <-done; f.Wait() })

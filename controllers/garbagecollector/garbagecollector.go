@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
@@ -101,7 +101,6 @@ func (c Config) Validate() error {
 // Controller is the garbage collector.
 type Controller struct {
 	*controller.Loop
-	log    *slog.Logger
 	client *client.Client
 	// informers holds one cache per watched resource.
 	informers map[schema.GroupResource]cache.SharedIndexInformer
@@ -110,12 +109,11 @@ type Controller struct {
 // New builds the collector on the informers of deps, adding OwnerUIDIndex
 // to them and its event handlers. Start them after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	gc := &Controller{
-		log:       deps.Logger,
 		client:    deps.Client,
 		informers: map[schema.GroupResource]cache.SharedIndexInformer{},
 	}
@@ -294,8 +292,7 @@ func (gc *Controller) Reconcile(ctx context.Context, key string) (controller.Res
 	if err != nil {
 		return controller.Result{}, nil
 	}
-	log := gc.log.With("object", key)
-	ctx = withLogger(ctx, log)
+	ctx, _ = logging.With(ctx, "object", key)
 
 	if m.GetDeletionTimestamp() != nil {
 		finalizers := m.GetFinalizers()
@@ -322,7 +319,7 @@ func (gc *Controller) orphanDependents(ctx context.Context, gr schema.GroupResou
 	if err := gc.removeFinalizer(ctx, gr, owner, metav1.FinalizerOrphanDependents); err != nil {
 		return err
 	}
-	loggerFrom(ctx).Info("dependents orphaned")
+	logging.From(ctx).Info("dependents orphaned")
 	return nil
 }
 
@@ -348,7 +345,7 @@ func (gc *Controller) deleteDependentsInForeground(ctx context.Context, gr schem
 	if err := gc.removeFinalizer(ctx, gr, owner, metav1.FinalizerDeleteDependents); err != nil {
 		return err
 	}
-	loggerFrom(ctx).Info("dependents deleted")
+	logging.From(ctx).Info("dependents deleted")
 	return nil
 }
 
@@ -416,7 +413,7 @@ func (gc *Controller) checkOwners(ctx context.Context, gr schema.GroupResource, 
 	if err != nil {
 		return fmt.Errorf("delete %s %q in namespace %q: %w", gr, m.GetName(), m.GetNamespace(), err)
 	}
-	loggerFrom(ctx).Info("dependent deleted", "propagationPolicy", policy)
+	logging.From(ctx).Info("dependent deleted", "propagationPolicy", policy)
 	return nil
 }
 
@@ -477,7 +474,7 @@ func (gc *Controller) removeOwnerRefs(ctx context.Context, gr schema.GroupResour
 	if err := gc.patchMetadata(ctx, gr, m, map[string]any{"ownerReferences": refs}); err != nil {
 		return fmt.Errorf("remove owner references from %s %q in namespace %q: %w", gr, m.GetName(), m.GetNamespace(), err)
 	}
-	loggerFrom(ctx).Info("owner references removed", "dependent", objectKey(gr, m.GetNamespace(), m.GetName()))
+	logging.From(ctx).Info("owner references removed", "dependent", objectKey(gr, m.GetNamespace(), m.GetName()))
 	return nil
 }
 
@@ -516,17 +513,4 @@ func (gc *Controller) patchMetadata(ctx context.Context, gr schema.GroupResource
 		return nil
 	}
 	return err
-}
-
-type loggerKey struct{}
-
-func withLogger(ctx context.Context, log *slog.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey{}, log)
-}
-
-func loggerFrom(ctx context.Context) *slog.Logger {
-	if log, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return log
-	}
-	return slog.Default()
 }

@@ -36,7 +36,7 @@ func startGC(t *testing.T) (context.Context, *client.Client) {
 	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewFactory(cc, time.Minute)
-	rec := events.NewRecorder(cc, "controllers")
+	rec := events.NewRecorder(ctx, cc, "controllers")
 	gc, err := garbagecollector.New(controller.Deps{Client: cc, Informers: f, Recorder: rec}, garbagecollector.Config{Workers: 2})
 	if err != nil {
 		t.Fatal(err)

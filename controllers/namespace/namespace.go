@@ -24,7 +24,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -36,6 +35,7 @@ import (
 
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
@@ -72,7 +72,6 @@ func (c Config) Validate() error {
 type Controller struct {
 	*controller.Loop
 	cfg        Config
-	log        *slog.Logger
 	client     *client.Client
 	namespaces cache.SharedIndexInformer
 }
@@ -80,11 +79,11 @@ type Controller struct {
 // New builds the controller and adds its handler to the namespace
 // informer of deps. Start it after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	nc := &Controller{cfg: cfg, log: deps.Logger, client: deps.Client, namespaces: deps.Informers.Namespaces()}
+	nc := &Controller{cfg: cfg, client: deps.Client, namespaces: deps.Informers.Namespaces()}
 	nc.Loop = controller.NewLoop(Name, cfg.Workers, nc)
 	if err := nc.Watch(nc.namespaces, controller.EnqueueHandler(nc.Queue())); err != nil {
 		return nil, err
@@ -103,7 +102,7 @@ func (nc *Controller) Reconcile(ctx context.Context, key string) (controller.Res
 	if ns.DeletionTimestamp == nil || !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
 		return controller.Result{}, nil
 	}
-	log := nc.log.With("namespace", key)
+	ctx, log := logging.With(ctx, "namespace", key)
 
 	remaining, err := nc.deleteContents(ctx, ns.Name)
 	if err != nil {

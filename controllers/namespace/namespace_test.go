@@ -37,7 +37,7 @@ func startController(t *testing.T) (context.Context, *client.Client) {
 	f := informers.NewFactory(cc, time.Minute)
 	cfg := namespace.DefaultConfig()
 	cfg.RecheckInterval = 50 * time.Millisecond
-	rec := events.NewRecorder(cc, "controllers")
+	rec := events.NewRecorder(ctx, cc, "controllers")
 	nc, err := namespace.New(controller.Deps{Client: cc, Informers: f, Recorder: rec}, cfg)
 	if err != nil {
 		t.Fatal(err)

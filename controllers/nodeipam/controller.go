@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Name names the controller in logs, events and the queue.
@@ -75,7 +75,6 @@ func (c *Config) Validate() error {
 // CIDROutsideClusterCIDR events on nodes.
 type Controller struct {
 	*controller.Loop
-	log      *slog.Logger
 	client   *client.Client
 	recorder events.EventRecorder
 	nodes    cache.Indexer
@@ -95,7 +94,7 @@ type Controller struct {
 // New builds the controller and adds its handler to the node informer of
 // deps: every node event enqueues the node's name. Start it after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
@@ -105,7 +104,6 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 	}
 	nodes := deps.Informers.Nodes()
 	c := &Controller{
-		log:      deps.Logger,
 		client:   deps.Client,
 		recorder: deps.Recorder,
 		nodes:    nodes.GetIndexer(),
@@ -125,7 +123,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 
 // rebuild records the pod CIDRs of all cached nodes, oldest node first:
 // when two collide, the younger one is reported.
-func (c *Controller) rebuild() {
+func (c *Controller) rebuild(ctx context.Context) {
 	var nodes []*corev1.Node
 	for _, obj := range c.nodes.List() {
 		if n := obj.(*corev1.Node); podCIDROf(n) != "" {
@@ -136,11 +134,11 @@ func (c *Controller) rebuild() {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
 	})
 	for _, n := range nodes {
-		c.record(n, podCIDROf(n))
+		c.record(ctx, n, podCIDROf(n))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.log.Info("node CIDRs recorded", "clusterCIDR", c.set.Cluster(), "nodes", len(nodes), "used", c.set.Used(), "size", c.set.Size())
+	logging.From(ctx).Info("node CIDRs recorded", "clusterCIDR", c.set.Cluster(), "nodes", len(nodes), "used", c.set.Used(), "size", c.set.Size())
 }
 
 // Reconcile handles one node (key: its name): a node gone releases its
@@ -159,7 +157,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	}
 	node := obj.(*corev1.Node)
 	if cidr := podCIDROf(node); cidr != "" {
-		c.record(node, cidr)
+		c.record(ctx, node, cidr)
 		return controller.Result{}, nil
 	}
 	return controller.Result{}, c.allocate(ctx, node)
@@ -181,8 +179,8 @@ func (c *Controller) releaseLocked(name string) {
 // record notes the pod CIDR a node has, unless it is noted already, and
 // reports a CIDR that collides with another node's or lies outside the
 // cluster CIDR.
-func (c *Controller) record(node *corev1.Node, cidr string) {
-	log := c.log.With("node", node.Name)
+func (c *Controller) record(ctx context.Context, node *corev1.Node, cidr string) {
+	log := logging.From(ctx).With("node", node.Name)
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil { // the API server validates podCIDR; just in case
 		log.Warn("node's pod CIDR is not a CIDR; ignored", "podCIDR", cidr, "err", err)
@@ -219,7 +217,7 @@ func (c *Controller) record(node *corev1.Node, cidr string) {
 // the node, and the retry writes the same one (or records whatever
 // CIDR the node got meanwhile instead).
 func (c *Controller) allocate(ctx context.Context, node *corev1.Node) error {
-	log := c.log.With("node", node.Name)
+	log := logging.From(ctx).With("node", node.Name)
 	c.mu.Lock()
 	if c.uids[node.Name] != node.UID {
 		c.releaseLocked(node.Name)

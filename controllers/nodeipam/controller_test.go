@@ -32,7 +32,7 @@ func startController(t *testing.T, c *client.Client, cluster string, mask, worke
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewFactory(c, time.Minute)
-	rec := events.NewRecorder(c, "controllers")
+	rec := events.NewRecorder(ctx, c, "controllers")
 	ctrl, err := nodeipam.New(controller.Deps{Client: c, Informers: f, Recorder: rec}, nodeipam.Config{
 		ClusterCIDR: netip.MustParsePrefix(cluster), NodeCIDRMaskSize: mask, Workers: workers,
 	})

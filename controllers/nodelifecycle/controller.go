@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Name names the controller in logs, events and the queue.
@@ -64,7 +64,6 @@ func (c *Config) Validate() error {
 type Controller struct {
 	*controller.Loop
 	cfg      Config
-	log      *slog.Logger
 	client   *client.Client
 	recorder events.EventRecorder
 	clock    clock.PassiveClock
@@ -83,14 +82,13 @@ type Controller struct {
 // node has a NoExecute taint (a pod arriving on it may have to be
 // evicted). Start the informers after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	nodes, leases, pods := deps.Informers.Nodes(), deps.Informers.Leases(), deps.Informers.Pods()
 	c := &Controller{
 		cfg:      cfg,
-		log:      deps.Logger,
 		client:   deps.Client,
 		recorder: deps.Recorder,
 		clock:    deps.Clock,
@@ -121,7 +119,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 // that just started (or was just elected) knows nothing of how long ago a
 // node last renewed, so it waits one grace period before it judges any
 // node stale.
-func (c *Controller) resetHealth() {
+func (c *Controller) resetHealth(context.Context) {
 	now := c.clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -160,7 +158,7 @@ func (c *Controller) cachedLease(name string) *coordinationv1.Lease {
 // Reconcile brings one node (key: its name) and its pods in line with the
 // freshness of the node's Lease; see the package doc for the steps.
 func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Result, error) {
-	log := c.log.With("node", key)
+	ctx, log := logging.With(ctx, "node", key)
 	obj, exists, err := c.nodes.GetByKey(key)
 	if err != nil || !exists {
 		if err == nil {
@@ -216,7 +214,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 		switch {
 		case !evict:
 		case delay <= 0:
-			errs = append(errs, c.evict(ctx, log, pod))
+			errs = append(errs, c.evict(ctx, pod))
 		case next < 0 || delay < next:
 			next = delay
 		}
@@ -265,7 +263,7 @@ func (c *Controller) markPodNotReady(ctx context.Context, pod *corev1.Pod, now t
 }
 
 // evict deletes a pod, only if it is still the pod that was judged (uid).
-func (c *Controller) evict(ctx context.Context, log *slog.Logger, pod *corev1.Pod) error {
+func (c *Controller) evict(ctx context.Context, pod *corev1.Pod) error {
 	err := c.client.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: &pod.UID},
 	})
@@ -275,7 +273,7 @@ func (c *Controller) evict(ctx context.Context, log *slog.Logger, pod *corev1.Po
 	case err != nil:
 		return fmt.Errorf("evict pod %q in namespace %q: %w", pod.Name, pod.Namespace, err)
 	}
-	log.Info("pod evicted", "pod", pod.Namespace+"/"+pod.Name)
+	logging.From(ctx).Info("pod evicted", "pod", pod.Namespace+"/"+pod.Name)
 	c.recorder.Eventf(pod, corev1.EventTypeNormal, EventTaintManagerEviction, "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
 	return nil
 }

@@ -85,7 +85,7 @@ func TestNodeLost(t *testing.T) {
 
 	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	factory = informers.NewFactory(cc, time.Minute)
-	rec := events.NewRecorder(cc, "controllers")
+	rec := events.NewRecorder(runCtx, cc, "controllers")
 	t.Cleanup(rec.Stop)
 	ctrl, err := nodelifecycle.New(controller.Deps{Client: cc, Informers: factory, Recorder: rec}, nodelifecycle.Config{GracePeriod: grace, Workers: 2})
 	if err != nil {

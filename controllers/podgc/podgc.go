@@ -27,7 +27,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,6 +37,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Name is the controller's name in logs and in the manager.
@@ -78,7 +78,6 @@ func (c Config) Validate() error {
 type Controller struct {
 	*controller.Loop
 	cfg    Config
-	log    *slog.Logger
 	client *client.Client
 	pods   cache.SharedIndexInformer
 	nodes  cache.SharedIndexInformer
@@ -87,11 +86,11 @@ type Controller struct {
 // New builds the controller and adds its handlers to the pod and node
 // informers of deps. Start them after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
-	gc := &Controller{cfg: cfg, log: deps.Logger, client: deps.Client, pods: deps.Informers.Pods(), nodes: deps.Informers.Nodes()}
+	gc := &Controller{cfg: cfg, client: deps.Client, pods: deps.Informers.Pods(), nodes: deps.Informers.Nodes()}
 	gc.Loop = controller.NewLoop(Name, cfg.Workers, gc)
 	err = errors.Join(
 		gc.Watch(gc.pods, cache.ResourceEventHandlerFuncs{
@@ -151,7 +150,7 @@ func (gc *Controller) Reconcile(ctx context.Context, key string) (controller.Res
 	if err := gc.deletePod(ctx, pod, 0); err != nil {
 		return controller.Result{}, err
 	}
-	gc.log.Info("pod of a missing node deleted", "pod", key, "node", pod.Spec.NodeName)
+	logging.From(ctx).Info("pod of a missing node deleted", "pod", key, "node", pod.Spec.NodeName)
 	return controller.Result{}, nil
 }
 
@@ -184,7 +183,7 @@ func (gc *Controller) deleteTerminated(ctx context.Context) error {
 		if err := gc.deletePod(ctx, pod, 0); err != nil {
 			return err
 		}
-		gc.log.Info("terminated pod deleted", "pod", pod.Namespace+"/"+pod.Name, "phase", pod.Status.Phase)
+		logging.From(ctx).Info("terminated pod deleted", "pod", pod.Namespace+"/"+pod.Name, "phase", pod.Status.Phase)
 	}
 	return nil
 }

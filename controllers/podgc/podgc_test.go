@@ -35,7 +35,7 @@ func startController(t *testing.T, cfg podgc.Config) (context.Context, *client.C
 	cc := testenv.NewClientAs(t, srv, auth.ControllersUser)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewFactory(cc, time.Minute)
-	rec := events.NewRecorder(cc, "controllers")
+	rec := events.NewRecorder(ctx, cc, "controllers")
 	gc, err := podgc.New(controller.Deps{Client: cc, Informers: f, Recorder: rec}, cfg)
 	if err != nil {
 		t.Fatal(err)

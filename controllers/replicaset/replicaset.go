@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Name is the controller's name in logs, in the queue and in events.
@@ -83,7 +83,6 @@ func (c *Config) Validate() error {
 type Controller struct {
 	*controller.Loop
 	cfg          Config
-	log          *slog.Logger
 	client       *client.Client
 	recorder     events.EventRecorder
 	clock        clock.PassiveClock
@@ -99,14 +98,13 @@ type Controller struct {
 // New builds the controller and adds its event handlers to the
 // ReplicaSet and pod informers of deps. Start them after New.
 func New(deps controller.Deps, cfg Config) (*Controller, error) {
-	deps, err := deps.Complete(Name)
+	deps, err := deps.Complete()
 	if err = errors.Join(err, cfg.Validate()); err != nil {
 		return nil, err
 	}
 	rsInformer, podInformer := deps.Informers.ReplicaSets(), deps.Informers.Pods()
 	c := &Controller{
 		cfg:          cfg,
-		log:          deps.Logger,
 		client:       deps.Client,
 		recorder:     deps.Recorder,
 		clock:        deps.Clock,
@@ -270,7 +268,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 		return controller.Result{}, nil
 	}
 	rs := obj.(*appsv1.ReplicaSet)
-	log := c.log.With("replicaset", key)
+	// Everything below logs with replicaset=key (adopt and release
+	// too: key is rs's namespace/name).
+	ctx, log := logging.With(ctx, "replicaset", key)
 	selector, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
 	if err != nil {
 		// Validation refuses such selectors; retrying cannot help.
@@ -298,7 +298,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 
 	var manageErr error
 	if satisfied && rs.DeletionTimestamp == nil {
-		manageErr = c.manageReplicas(ctx, log, key, rs, owned)
+		manageErr = c.manageReplicas(ctx, key, rs, owned)
 	}
 
 	status, availableWait := calculateStatus(rs, owned, c.clock.Now())
@@ -404,17 +404,19 @@ func (c *Controller) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selec
 // adopt makes rs the controller of the orphan pod. The patch carries the
 // pod's resourceVersion, so it fails (Conflict) if the pod changed since
 // the cache saw it, for example if another ReplicaSet adopted it first.
+// It logs through ctx's logger, which Reconcile made name rs.
 func (c *Controller) adopt(ctx context.Context, rs *appsv1.ReplicaSet, pod *corev1.Pod) error {
 	refs := append(slices.Clone(pod.OwnerReferences), *metav1.NewControllerRef(rs, controllerKind))
 	if err := c.patchOwners(ctx, pod, refs); err != nil {
 		return fmt.Errorf("adopting pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	c.log.Info("adopted pod", "replicaset", rs.Namespace+"/"+rs.Name, "pod", pod.Name)
+	logging.From(ctx).Info("adopted pod", "pod", pod.Name)
 	return nil
 }
 
 // release removes rs's ownerReference from pod, which no longer matches
-// rs's selector. A pod that is gone needs no release.
+// rs's selector. A pod that is gone needs no release. It logs through
+// ctx's logger, which Reconcile made name rs.
 func (c *Controller) release(ctx context.Context, rs *appsv1.ReplicaSet, pod *corev1.Pod) error {
 	refs := slices.DeleteFunc(slices.Clone(pod.OwnerReferences), func(r metav1.OwnerReference) bool { return r.UID == rs.UID })
 	err := c.patchOwners(ctx, pod, refs)
@@ -424,7 +426,7 @@ func (c *Controller) release(ctx context.Context, rs *appsv1.ReplicaSet, pod *co
 	if err != nil {
 		return fmt.Errorf("releasing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	c.log.Info("released pod", "replicaset", rs.Namespace+"/"+rs.Name, "pod", pod.Name)
+	logging.From(ctx).Info("released pod", "pod", pod.Name)
 	return nil
 }
 
@@ -448,7 +450,7 @@ func (c *Controller) patchOwners(ctx context.Context, pod *corev1.Pod, refs []me
 // manageReplicas creates or deletes pods so that owned, rs's active pods,
 // number spec.replicas. The caller has checked that rs's expectations are
 // satisfied: the cache shows all of this controller's earlier writes.
-func (c *Controller) manageReplicas(ctx context.Context, log *slog.Logger, key string, rs *appsv1.ReplicaSet, owned []*corev1.Pod) error {
+func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.ReplicaSet, owned []*corev1.Pod) error {
 	want := int32(1)
 	if rs.Spec.Replicas != nil {
 		want = *rs.Spec.Replicas
@@ -460,7 +462,7 @@ func (c *Controller) manageReplicas(ctx context.Context, log *slog.Logger, key s
 		// Expect before writing: the informer may show a new pod before
 		// Create returns.
 		c.expectations.ExpectCreations(key, n)
-		log.Info("creating pods", "count", n, "want", want, "have", len(owned))
+		logging.From(ctx).Info("creating pods", "count", n, "want", want, "have", len(owned))
 		created, err := slowStartBatch(ctx, n, 1, func() error { return c.createPod(ctx, rs) })
 		// Pods not created will never be observed.
 		for range n - created {
@@ -475,7 +477,7 @@ func (c *Controller) manageReplicas(ctx context.Context, log *slog.Logger, key s
 			podKeys[i] = p.Namespace + "/" + p.Name
 		}
 		c.expectations.ExpectDeletions(key, podKeys)
-		log.Info("deleting pods", "count", n, "want", want, "have", len(owned))
+		logging.From(ctx).Info("deleting pods", "count", n, "want", want, "have", len(owned))
 		var wg sync.WaitGroup
 		errs := make([]error, len(victims))
 		for i, pod := range victims {

@@ -22,6 +22,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/scheduler"
 )
@@ -66,8 +67,8 @@ func startCluster(t *testing.T, nodes int) *cluster {
 func (cl *cluster) startController(beforeCreate func(cancel context.CancelFunc)) (stop func()) {
 	cl.T.Helper()
 	f := informers.NewFactory(cl.controllers, time.Minute)
-	rec := events.NewRecorder(cl.controllers, "controllers")
-	ctrl, err := New(controller.Deps{Client: cl.controllers, Informers: f, Recorder: rec, Logger: cl.Log}, DefaultConfig())
+	rec := events.NewRecorder(logging.Into(cl.Ctx, cl.Log), cl.controllers, "controllers")
+	ctrl, err := New(controller.Deps{Client: cl.controllers, Informers: f, Recorder: rec}, DefaultConfig())
 	if err != nil {
 		cl.T.Fatal(err)
 	}

@@ -4,9 +4,13 @@
 //
 // Every component uses it the same way:
 //
-//	rec := events.NewRecorder(c, "scheduler", events.WithLogger(log))
+//	rec := events.NewRecorder(ctx, c, "scheduler")
 //	defer rec.Stop()
 //	rec.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", ns, name, node)
+//
+// The recorder logs through the logger ctx carries (internal/logging),
+// which names the component already; ctx does not bound its life, Stop
+// does.
 //
 // Eventf never waits for the API server. Events go into a bounded buffer
 // that a couple of workers write out; when the buffer is full (a burst of
@@ -38,6 +42,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
@@ -81,7 +86,9 @@ type Recorder struct {
 	client    *client.Client
 	component string
 	host      string
-	log       *slog.Logger
+	// log is the logger of the context NewRecorder was given, kept
+	// because Eventf, called from event handlers too, takes no context.
+	log *slog.Logger
 
 	// events is the buffer the workers drain; it is closed by Stop.
 	events chan *corev1.Event
@@ -101,39 +108,23 @@ type Recorder struct {
 	dropped    atomic.Int64
 }
 
-// Option changes a Recorder built by NewRecorder.
-type Option func(*Recorder)
-
-// WithLogger makes the recorder log through l, the component's logger
-// (which names the component already), instead of slog.Default() with a
-// "component" attribute.
-func WithLogger(l *slog.Logger) Option {
-	return func(r *Recorder) {
-		if l != nil {
-			r.log = l
-		}
-	}
-}
-
 // NewRecorder returns a recorder that writes events through c, signed by
-// component ("scheduler", "kubelet"). Its workers run until Stop.
-func NewRecorder(c *client.Client, component string, opts ...Option) *Recorder {
+// component ("scheduler", "kubelet"). It logs through the logger ctx
+// carries. Its workers run until Stop, even once ctx has ended: a
+// component stops its recorder after its context ends, and Stop still
+// writes what is buffered.
+func NewRecorder(ctx context.Context, c *client.Client, component string) *Recorder {
 	host, _ := os.Hostname()
-	ctx, cancel := context.WithCancel(context.Background())
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &Recorder{
 		client:       c,
 		component:    component,
 		host:         host,
+		log:          logging.From(ctx),
 		events:       make(chan *corev1.Event, BufferSize),
-		ctx:          ctx,
+		ctx:          wctx,
 		cancel:       cancel,
 		flushTimeout: FlushTimeout,
-	}
-	for _, opt := range opts {
-		opt(r)
-	}
-	if r.log == nil {
-		r.log = slog.Default().With("component", component)
 	}
 	for range Workers {
 		r.wg.Add(1)

@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 )
 
@@ -32,7 +34,7 @@ func TestEventAboutAPod(t *testing.T) {
 	// Objects from the API have no kind set, as in an informer's cache.
 	pod.TypeMeta = metav1.TypeMeta{}
 
-	rec := NewRecorder(c, "scheduler")
+	rec := NewRecorder(ctx, c, "scheduler")
 	rec.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", "default", "web-1", "node-2")
 	rec.Stop()
 
@@ -82,7 +84,7 @@ func TestEventAboutANodeGoesToDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := NewRecorder(c, "node-controller")
+	rec := NewRecorder(ctx, c, "node-controller")
 	rec.Eventf(node, corev1.EventTypeWarning, "NodeNotReady", "Node %s status is now: %s", node.Name, "NodeNotReady")
 	rec.Stop()
 
@@ -107,7 +109,7 @@ func TestManyEventsHaveDistinctNames(t *testing.T) {
 	ctx := testenv.Context(t)
 
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "1234"}}
-	rec := NewRecorder(c, "test")
+	rec := NewRecorder(ctx, c, "test")
 	const n = 200 // well under BufferSize: none is dropped
 	for i := range n {
 		rec.Eventf(node, corev1.EventTypeNormal, "Tick", "tick %d", i)
@@ -152,7 +154,7 @@ func TestBurstDoesNotBlock(t *testing.T) {
 	}
 	defer c.Close()
 
-	rec := NewRecorder(c, "test")
+	rec := NewRecorder(context.Background(), c, "test")
 	rec.flushTimeout = 100 * time.Millisecond
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}}
 	extra := 50
@@ -182,12 +184,36 @@ func TestReferenceOfAnUnknownType(t *testing.T) {
 	}
 }
 
-// TestLogsThroughTheComponentsLogger: a recorder given a logger logs
-// through it, not through slog.Default().
+// TestOutlivesItsContext: a recorder keeps recording after the context
+// it was made with ends, until Stop, which writes what is buffered: a
+// component stops its recorder once its own context has ended.
+func TestOutlivesItsContext(t *testing.T) {
+	s := testenv.StartServer(t)
+	c := testenv.NewClient(t, s)
+	ctx := testenv.Context(t)
+
+	recCtx, cancel := context.WithCancel(ctx)
+	rec := NewRecorder(recCtx, c, "test")
+	cancel()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "1234"}}
+	rec.Eventf(node, corev1.EventTypeNormal, "Late", "after the component's context ended")
+	rec.Stop()
+
+	list, err := c.Events("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || list.Items[0].Reason != "Late" {
+		t.Fatalf("got events %+v, want the one recorded after the context ended", list.Items)
+	}
+}
+
+// TestLogsThroughTheComponentsLogger: a recorder logs through the logger
+// of the context it was made with, not through slog.Default().
 func TestLogsThroughTheComponentsLogger(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil)).With("component", "scheduler")
-	rec := NewRecorder(nil, "scheduler", WithLogger(log))
+	rec := NewRecorder(logging.Into(context.Background(), log), nil, "scheduler")
 	defer rec.Stop()
 	rec.Eventf(&corev1.PodList{}, corev1.EventTypeNormal, "Nonsense", "about a list")
 	if got := buf.String(); !strings.Contains(got, "cannot record an event") || !strings.Contains(got, "component=scheduler") {
