@@ -24,6 +24,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/kubelet/images"
 	"github.com/skiffdev/skiff/kubelet/network"
 	"github.com/skiffdev/skiff/kubelet/nodestatus"
@@ -81,6 +82,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 		log = slog.Default()
 	}
 	log = log.With("node", cfg.NodeName)
+	ctx = logging.Into(ctx, log)
 	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
 		return err
 	}
@@ -88,11 +90,11 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("opening the image store: %w", err)
 	}
-	rt, err := runtime.New(cfg.runtimeOptions(log))
+	rt, err := runtime.New(ctx, cfg.runtimeOptions())
 	if err != nil {
 		return fmt.Errorf("starting the container runtime: %w", err)
 	}
-	netm, err := network.New(network.Config{Root: filepath.Join(cfg.RootDir, "network"), Bridge: cfg.Bridge, Logger: log})
+	netm, err := network.New(ctx, network.Config{Root: filepath.Join(cfg.RootDir, "network"), Bridge: cfg.Bridge})
 	if err != nil {
 		return fmt.Errorf("starting the pod network: %w", err)
 	}
@@ -114,7 +116,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	k.workers = newPodWorkers(k.syncPod, func() *podState {
 		return newPodState(cfg.InitialBackoff, cfg.MaxBackoff)
 	}, log)
-	k.probes = prober.NewManager(k.probeExec, k.probeDial, k.workers.wake, nil, log)
+	k.probes = prober.NewManager(ctx, k.probeExec, k.probeDial, k.workers.wake, nil)
 	defer k.probes.Close()
 
 	// What the runtime has from before a restart is adopted, not redone.
@@ -133,7 +135,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	if cfg.ServingTLS == nil {
 		return errors.New("the kubelet API needs TLS credentials (a serving certificate of the cluster CA)")
 	}
-	api := server.New(k, cfg.ServingTLS, log)
+	api := server.New(ctx, k, cfg.ServingTLS)
 	go func() {
 		if err := api.Serve(ln); err != nil && ctx.Err() == nil {
 			log.Error("kubelet API stopped", "err", err)
@@ -161,7 +163,6 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 			RuntimeVersion: rt.Version(),
 			Health:         k.health,
 			RootDir:        cfg.RootDir,
-			Logger:         log,
 		}, k.observeNode)
 		if err != nil && ctx.Err() == nil {
 			log.Error("node status loop stopped", "err", err)

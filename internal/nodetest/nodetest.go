@@ -380,7 +380,7 @@ func (n *Node) cleanup() {
 	if t.Failed() {
 		t.Logf("kubelet %s output:\n%s", n.Name, tail(n.Output(), 200))
 	}
-	rt, err := runtime.New(n.Config.RuntimeOptions())
+	rt, err := runtime.New(context.Background(), n.Config.RuntimeOptions())
 	if err != nil {
 		t.Errorf("opening the node's runtime for cleanup: %v", err)
 	} else {
