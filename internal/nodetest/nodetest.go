@@ -110,7 +110,7 @@ func runKubelet(s string) int {
 	go creds.Run(ctx, nil)
 	errs := make(chan error, 2)
 	go func() {
-		if err := kubelet.Run(ctx, c, st.Config, log); err != nil {
+		if err := kubelet.Run(ctx, c, st.Config); err != nil {
 			errs <- fmt.Errorf("kubelet: %w", err)
 			return
 		}
