@@ -24,7 +24,6 @@ var globalSlog = map[string]bool{
 // to internal/logging next. Delete each entry as its tree is converted,
 // and the map (with converting) after the last one.
 var notYetConverted = map[string]bool{
-	"kubelet":         true,
 	"controllers":     true,
 	"internal/events": true,
 }
