@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -193,15 +192,14 @@ func (c *Config) logMaxBytes() int64 {
 
 // runtimeOptions places the runtime's state in StateDir and the
 // containers' writable layers in RootDir.
-func (c *Config) runtimeOptions(log *slog.Logger) runtime.Options {
+func (c *Config) runtimeOptions() runtime.Options {
 	return runtime.Options{
 		Root:         filepath.Join(c.StateDir, "runtime"),
 		WritableRoot: filepath.Join(c.RootDir, "containers"),
 		CgroupRoot:   c.CgroupRoot,
-		Logger:       log,
 	}
 }
 
 // RuntimeOptions are the options of the container runtime this
 // configuration gives, for tools that look at a node's containers.
-func (c *Config) RuntimeOptions() runtime.Options { return c.runtimeOptions(nil) }
+func (c *Config) RuntimeOptions() runtime.Options { return c.runtimeOptions() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -40,7 +39,6 @@ var ErrNotRoot = errors.New("the kubelet needs root: it creates namespaces, cgro
 type Kubelet struct {
 	cfg    Config
 	client *client.Client
-	log    *slog.Logger
 	events *events.Recorder
 
 	images  *images.Store
@@ -70,18 +68,17 @@ type Kubelet struct {
 	// it is the pod's podState, owned by the pod's worker.
 }
 
-// Run runs a kubelet until ctx ends.
-func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) error {
+// Run runs a kubelet until ctx ends. It logs through the logger ctx
+// carries, with component=kubelet and the node's name; each pod's worker
+// adds the pod to the logger of its syncs.
+func Run(ctx context.Context, c *client.Client, cfg Config) error {
 	if os.Geteuid() != 0 {
 		return ErrNotRoot
 	}
 	if err := cfg.Complete(); err != nil {
 		return err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("node", cfg.NodeName)
+	ctx, log := logging.With(ctx, "component", "kubelet", "node", cfg.NodeName)
 	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
 		return err
 	}
@@ -89,11 +86,11 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("opening the image store: %w", err)
 	}
-	rt, err := runtime.New(cfg.runtimeOptions(log))
+	rt, err := runtime.New(ctx, cfg.runtimeOptions())
 	if err != nil {
 		return fmt.Errorf("starting the container runtime: %w", err)
 	}
-	netm, err := network.New(network.Config{Root: filepath.Join(cfg.RootDir, "network"), Bridge: cfg.Bridge, Logger: log})
+	netm, err := network.New(ctx, network.Config{Root: filepath.Join(cfg.RootDir, "network"), Bridge: cfg.Bridge})
 	if err != nil {
 		return fmt.Errorf("starting the pod network: %w", err)
 	}
@@ -101,8 +98,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	k := &Kubelet{
 		cfg:        cfg,
 		client:     c,
-		log:        log,
-		events:     events.NewRecorder(logging.Into(ctx, log), c, "kubelet"),
+		events:     events.NewRecorder(ctx, c, "kubelet"),
 		images:     store,
 		runtime:    rt,
 		network:    netm,
@@ -114,8 +110,8 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	defer k.events.Stop()
 	k.workers = newPodWorkers(k.syncPod, func() *podState {
 		return newPodState(cfg.InitialBackoff, cfg.MaxBackoff)
-	}, log)
-	k.probes = prober.NewManager(k.probeExec, k.probeDial, k.workers.wake, nil, log)
+	})
+	k.probes = prober.NewManager(ctx, k.probeExec, k.probeDial, k.workers.wake, nil)
 	defer k.probes.Close()
 
 	// What the runtime has from before a restart is adopted, not redone.
@@ -134,7 +130,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 	if cfg.ServingTLS == nil {
 		return errors.New("the kubelet API needs TLS credentials (a serving certificate of the cluster CA)")
 	}
-	api := server.New(k, cfg.ServingTLS, log)
+	api := server.New(ctx, k, cfg.ServingTLS)
 	go func() {
 		if err := api.Serve(ln); err != nil && ctx.Err() == nil {
 			log.Error("kubelet API stopped", "err", err)
@@ -162,8 +158,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 			RuntimeVersion: rt.Version(),
 			Health:         k.health,
 			RootDir:        cfg.RootDir,
-			Logger:         log,
-		}, k.observeNode)
+		}, func(n *corev1.Node) { k.observeNode(ctx, n) })
 		if err != nil && ctx.Err() == nil {
 			log.Error("node status loop stopped", "err", err)
 		}
@@ -215,7 +210,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config, log *slog.Logger) er
 		k.housekeeping(ctx)
 	}()
 	k.workers.start(ctx)
-	k.syncAll()
+	k.syncAll(ctx)
 	<-ctx.Done()
 	k.workers.wait()
 	return nil
@@ -233,8 +228,10 @@ func (k *Kubelet) health() error {
 }
 
 // observeNode is called by the node status loop with the latest Node. The
-// first pod CIDR seen sets up the node's bridge.
-func (k *Kubelet) observeNode(n *corev1.Node) {
+// first pod CIDR seen sets up the node's bridge. ctx is Run's, for its
+// logger: the lines are the kubelet's, not the status loop's.
+func (k *Kubelet) observeNode(ctx context.Context, n *corev1.Node) {
+	log := logging.From(ctx)
 	k.node.Store(n.DeepCopy())
 	cidr := n.Spec.PodCIDR
 	if cidr == "" {
@@ -245,17 +242,17 @@ func (k *Kubelet) observeNode(n *corev1.Node) {
 	}
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		k.log.Error("the node's pod CIDR is not a CIDR", "podCIDR", cidr, "err", err)
+		log.Error("the node's pod CIDR is not a CIDR", "podCIDR", cidr, "err", err)
 		return
 	}
 	if cur := k.podCIDR.Load(); cur != nil {
 		if *cur != p {
-			k.log.Warn("the node's pod CIDR changed; keeping the one in use until the kubelet restarts", "inUse", cur.String(), "new", p.String())
+			log.Warn("the node's pod CIDR changed; keeping the one in use until the kubelet restarts", "inUse", cur.String(), "new", p.String())
 		}
 		return
 	}
 	if err := k.network.EnsureNode(p); err != nil {
-		k.log.Error("setting up the pod network", "podCIDR", p.String(), "err", err)
+		log.Error("setting up the pod network", "podCIDR", p.String(), "err", err)
 		return
 	}
 	k.podCIDR.Store(&p)
@@ -274,7 +271,7 @@ func (k *Kubelet) podChanged(obj any) {
 
 // syncAll wakes the worker of every pod the kubelet knows of: those bound
 // to the node and those the runtime still has.
-func (k *Kubelet) syncAll() {
+func (k *Kubelet) syncAll(ctx context.Context) {
 	for _, obj := range k.pods.GetStore().List() {
 		k.workers.update(obj.(*corev1.Pod))
 	}
@@ -283,14 +280,14 @@ func (k *Kubelet) syncAll() {
 	}
 	sandboxes, err := k.runtime.ListSandboxes()
 	if err != nil {
-		k.log.Warn("listing pod sandboxes", "err", err)
+		logging.From(ctx).Warn("listing pod sandboxes", "err", err)
 	}
 	for _, sb := range sandboxes {
 		k.workers.ensure(types.UID(sb.ID))
 	}
 	allocated, err := k.network.Allocated()
 	if err != nil {
-		k.log.Warn("listing pod IPs", "err", err)
+		logging.From(ctx).Warn("listing pod IPs", "err", err)
 	}
 	for id := range allocated {
 		k.workers.ensure(types.UID(id))
@@ -324,7 +321,7 @@ func (k *Kubelet) watchExits(ctx context.Context) {
 		case id := <-k.runtime.Exits():
 			st, err := k.runtime.Status(id)
 			if err != nil {
-				k.log.Debug("status of an exited container", "container", id, "err", err)
+				logging.From(ctx).Debug("status of an exited container", "container", id, "err", err)
 				continue
 			}
 			k.containers.set(st)
@@ -344,9 +341,9 @@ func (k *Kubelet) housekeeping(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := k.relist(); err != nil {
-				k.log.Warn("relisting containers", "err", err)
+				logging.From(ctx).Warn("relisting containers", "err", err)
 			}
-			k.syncAll()
+			k.syncAll(ctx)
 		}
 	}
 }

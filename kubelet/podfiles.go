@@ -3,6 +3,7 @@ package kubelet
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/kubelet/runtime"
 )
 
@@ -122,8 +124,8 @@ func writeIfChanged(path string, b []byte) error {
 }
 
 // volumeSources prepares the pod's volumes and returns where each lives on
-// the node.
-func (k *Kubelet) volumeSources(pod *corev1.Pod) (map[string]string, error) {
+// the node. The logger of ctx names the pod (its worker added it).
+func (k *Kubelet) volumeSources(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
 	out := map[string]string{}
 	for _, v := range pod.Spec.Volumes {
 		switch {
@@ -131,7 +133,7 @@ func (k *Kubelet) volumeSources(pod *corev1.Pod) (map[string]string, error) {
 			if v.EmptyDir.Medium == corev1.StorageMediumMemory {
 				// A tmpfs would be a mount the teardown has to undo; the
 				// disk-backed directory behaves the same for programs.
-				k.log.Debug("emptyDir medium Memory is served from disk", "pod", pod.Namespace+"/"+pod.Name, "volume", v.Name)
+				logging.From(ctx).Debug("emptyDir medium Memory is served from disk", "volume", v.Name)
 			}
 			dir := filepath.Join(k.podDir(pod.UID), "volumes", "empty-dir", v.Name)
 			if err := os.MkdirAll(dir, 0o777); err != nil {

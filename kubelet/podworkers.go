@@ -2,12 +2,13 @@ package kubelet
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // syncResult tells a pod worker what to do after a sync.
@@ -34,10 +35,13 @@ type syncFunc func(ctx context.Context, uid types.UID, pod *corev1.Pod, state *p
 // Each worker owns its pod's podState: it makes one with newState when it
 // starts, hands it to every sync, and makes a new one after a sync that
 // reports the pod gone.
+//
+// A worker is the driver of its pod: the context of each sync carries the
+// logger of the context passed to start with the pod added (its
+// namespace/name, or its UID when only the runtime knows of it).
 type podWorkers struct {
 	sync     syncFunc
 	newState func() *podState
-	log      *slog.Logger
 
 	// mu guards ctx and workers, and is held while a worker is poked or
 	// removed.
@@ -60,8 +64,8 @@ type podWorker struct {
 	cancel context.CancelFunc
 }
 
-func newPodWorkers(fn syncFunc, newState func() *podState, log *slog.Logger) *podWorkers {
-	return &podWorkers{sync: fn, newState: newState, log: log, workers: map[types.UID]*podWorker{}}
+func newPodWorkers(fn syncFunc, newState func() *podState) *podWorkers {
+	return &podWorkers{sync: fn, newState: newState, workers: map[types.UID]*podWorker{}}
 }
 
 // start starts the workers of the pods seen so far, and lets later ones
@@ -160,6 +164,11 @@ func (p *podWorkers) run(uid types.UID, w *podWorker) {
 			pod := w.pod
 			w.cancel = cancel
 			w.mu.Unlock()
+			name := string(uid)
+			if pod != nil {
+				name = pod.Namespace + "/" + pod.Name
+			}
+			syncCtx, log := logging.With(syncCtx, "pod", name)
 			res, err := p.sync(syncCtx, uid, pod, state)
 			w.mu.Lock()
 			w.cancel = nil
@@ -175,11 +184,7 @@ func (p *podWorkers) run(uid types.UID, w *podWorker) {
 				// with it starts the next sync at once.
 			case err != nil:
 				retry = min(max(2*retry, 500*time.Millisecond), 30*time.Second)
-				name := string(uid)
-				if pod != nil {
-					name = pod.Namespace + "/" + pod.Name
-				}
-				p.log.Warn("pod sync failed; retrying", "pod", name, "in", retry, "err", err)
+				log.Warn("pod sync failed; retrying", "in", retry, "err", err)
 				timer = time.NewTimer(retry)
 			case res.done:
 				if p.remove(uid, w) {

@@ -7,12 +7,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // runRoutes keeps the node's routes to the other nodes' pods in step with
 // the Nodes of the cluster (host-gw), and masquerades this node's pod
 // traffic that leaves the cluster. It runs until ctx ends.
 func (k *Kubelet) runRoutes(ctx context.Context, nodes cache.SharedIndexInformer) {
+	log := logging.From(ctx)
 	cluster := netip.MustParsePrefix(k.cfg.ClusterCIDR)
 	changed := make(chan struct{}, 1)
 	poke := func(any) {
@@ -26,7 +29,7 @@ func (k *Kubelet) runRoutes(ctx context.Context, nodes cache.SharedIndexInformer
 		UpdateFunc: func(_, obj any) { poke(obj) },
 		DeleteFunc: poke,
 	}); err != nil {
-		k.log.Error("watching nodes for routes", "err", err)
+		log.Error("watching nodes for routes", "err", err)
 		return
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), nodes.HasSynced) {
@@ -40,13 +43,13 @@ func (k *Kubelet) runRoutes(ctx context.Context, nodes cache.SharedIndexInformer
 			// At start and every resync: the table may have been removed
 			// or a first try may have failed.
 			if err := k.network.EnsureMasquerade(*k.podCIDR.Load(), cluster); err != nil {
-				k.log.Error("masquerading pod traffic that leaves the cluster", "err", err)
+				log.Error("masquerading pod traffic that leaves the cluster", "err", err)
 			}
 		}
 		want := k.nodeRoutes(nodes.GetStore().List())
 		if !sameRoutes(want, last) || last == nil {
 			if err := k.network.SyncRoutes(cluster, want); err != nil {
-				k.log.Error("syncing routes to other nodes' pods", "err", err)
+				log.Error("syncing routes to other nodes' pods", "err", err)
 			} else {
 				last = want
 			}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/kubelet/images"
 	"github.com/skiffdev/skiff/kubelet/prober"
 	"github.com/skiffdev/skiff/kubelet/runtime"
@@ -312,7 +313,7 @@ func (k *Kubelet) preparePod(ctx context.Context, pod *corev1.Pod, state *podSta
 		return nil, syncResult{}, fmt.Errorf("writing the pod's /etc files: %w", err)
 	}
 	ps := &podSync{pod: pod, sb: sb, state: state, notes: notes}
-	vols, err := k.volumeSources(pod)
+	vols, err := k.volumeSources(ctx, pod)
 	if err != nil {
 		msg := err.Error()
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", msg)
@@ -354,7 +355,7 @@ func (k *Kubelet) runPod(ctx context.Context, ps *podSync, a podActions, now tim
 	ps.notes.initFailed = a.InitFailed
 	for _, old := range a.Remove {
 		if err := k.runtime.Remove(old.ID); err != nil {
-			k.log.Warn("removing an old container", "container", old.ID, "err", err)
+			logging.From(ctx).Warn("removing an old container", "container", old.ID, "err", err)
 			continue
 		}
 		k.containers.forget(pod.UID, old.ID)

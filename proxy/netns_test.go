@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/kubelet/network"
@@ -65,7 +66,7 @@ func renderConfig() RenderConfig {
 func newTestNode(t *testing.T, pods ...string) *testNode {
 	t.Helper()
 	n := &testNode{t: t, ns: nstest.NewNetns(t), pods: map[string]*testPod{}}
-	m, err := network.New(network.Config{Root: t.TempDir(), MTU: 1400, Logger: quietLogger()})
+	m, err := network.New(logging.Into(context.Background(), quietLogger()), network.Config{Root: t.TempDir(), MTU: 1400})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -164,7 +163,7 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 		}
 	})
 	runs := []func(context.Context) error{func(ctx context.Context) error {
-		err := kubelet.Run(ctx, c, cfg, slog.Default().With("component", "kubelet"))
+		err := kubelet.Run(ctx, c, cfg)
 		if err != nil && !errors.Is(err, kubelet.ErrNotRoot) {
 			err = fmt.Errorf("kubelet: %w", err)
 		}

@@ -19,14 +19,6 @@ var globalSlog = map[string]bool{
 	"SetDefault": true, "SetLogLoggerLevel": true,
 }
 
-// notYetConverted is a TEMPORARY allowlist, to be removed when
-// converted: these trees still call the global slog functions, and move
-// to internal/logging next. Delete each entry as its tree is converted,
-// and the map (with converting) after the last one.
-var notYetConverted = map[string]bool{
-	"kubelet": true,
-}
-
 // TestNoGlobalLogger: library packages log through the logger their
 // context carries (internal/logging), never through the process-wide
 // default (slog.Info, slog.Default, ...). A line logged through the
@@ -38,7 +30,7 @@ var notYetConverted = map[string]bool{
 func TestNoGlobalLogger(t *testing.T) {
 	for _, p := range listPackages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, module+"/")
-		if strings.HasPrefix(rel, "cmd/") || rel == "internal/logging" || converting(rel) {
+		if strings.HasPrefix(rel, "cmd/") || rel == "internal/logging" {
 			continue
 		}
 		for _, f := range p.GoFiles {
@@ -69,17 +61,6 @@ func TestNoGlobalLogger(t *testing.T) {
 			})
 		}
 	}
-}
-
-// converting reports whether the package at rel is in a tree of
-// notYetConverted.
-func converting(rel string) bool {
-	for tree := range notYetConverted {
-		if rel == tree || strings.HasPrefix(rel, tree+"/") {
-			return true
-		}
-	}
-	return false
 }
 
 // slogName is the name file gives log/slog, or "" when it does not

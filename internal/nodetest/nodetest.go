@@ -110,7 +110,7 @@ func runKubelet(s string) int {
 	go creds.Run(ctx, nil)
 	errs := make(chan error, 2)
 	go func() {
-		if err := kubelet.Run(ctx, c, st.Config, log); err != nil {
+		if err := kubelet.Run(ctx, c, st.Config); err != nil {
 			errs <- fmt.Errorf("kubelet: %w", err)
 			return
 		}
@@ -380,7 +380,7 @@ func (n *Node) cleanup() {
 	if t.Failed() {
 		t.Logf("kubelet %s output:\n%s", n.Name, tail(n.Output(), 200))
 	}
-	rt, err := runtime.New(n.Config.RuntimeOptions())
+	rt, err := runtime.New(context.Background(), n.Config.RuntimeOptions())
 	if err != nil {
 		t.Errorf("opening the node's runtime for cleanup: %v", err)
 	} else {

@@ -22,7 +22,8 @@
 //
 // # Using a Manager, in order
 //
-//  1. New(Config{Root: ...}) reads the address book under Root/ips.
+//  1. New(ctx, Config{Root: ...}) reads the address book under Root/ips;
+//     the Manager logs through the logger ctx carries.
 //  2. EnsureNode(podCIDR) once at start-up: creates the bridge if needed,
 //     sets its address, turns on forwarding. Safe to repeat.
 //  3. Attach(ctx, podID, netnsPath) for each pod sandbox, after its

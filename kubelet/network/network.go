@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/nsutil"
 )
 
@@ -31,9 +32,6 @@ type Config struct {
 	Bridge string
 	// MTU of the bridge and of both ends of every pod veth. Default 1500.
 	MTU int
-	// Logger receives debug records of attaches and detaches. Default
-	// slog.Default().
-	Logger *slog.Logger
 }
 
 // DefaultBridge is the bridge name used when Config.Bridge is empty.
@@ -48,6 +46,10 @@ const podIfName = "eth0"
 // changed inside the pod's namespace only.
 type Manager struct {
 	cfg Config
+	// log is the logger of the context New was given, set once: most
+	// methods (EnsureNode, Detach, SyncRoutes) take no context, and the
+	// lines about a pod name it by its ID under "pod", which would clash
+	// with the "pod" a caller's per-pod context carries.
 	log *slog.Logger
 
 	// mu guards ips, cidr and gateway, and serializes EnsureNode, Attach
@@ -59,8 +61,9 @@ type Manager struct {
 }
 
 // New opens the allocation store under cfg.Root. It does not touch the
-// network; call EnsureNode before attaching pods.
-func New(cfg Config) (*Manager, error) {
+// network; call EnsureNode before attaching pods. The Manager logs through
+// the logger ctx carries, with part=network.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("network: Config.Root is required")
 	}
@@ -76,14 +79,11 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.MTU < 68 || cfg.MTU > 65535 {
 		return nil, fmt.Errorf("network: invalid MTU %d", cfg.MTU)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
 	ips, err := openIPStore(filepath.Join(cfg.Root, "ips"))
 	if err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "network"), ips: ips}, nil
+	return &Manager{cfg: cfg, log: logging.From(ctx).With("part", "network"), ips: ips}, nil
 }
 
 // Gateway is the bridge's address, the pods' default gateway: the first

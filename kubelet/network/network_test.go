@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/kubelet/network"
@@ -32,7 +33,10 @@ type node struct {
 	m    *network.Manager
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quietCtx carries a logger that discards what the Manager logs.
+func quietCtx() context.Context {
+	return logging.Into(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
 
 // newNode makes a node namespace and a Manager for it, set up for cidr.
 func newNode(tb testing.TB, cidr string) *node {
@@ -47,7 +51,7 @@ func newNode(tb testing.TB, cidr string) *node {
 
 func (n *node) newManager() *network.Manager {
 	n.tb.Helper()
-	m, err := network.New(network.Config{Root: n.root, MTU: 1400, Logger: quietLogger()})
+	m, err := network.New(quietCtx(), network.Config{Root: n.root, MTU: 1400})
 	if err != nil {
 		n.tb.Fatal(err)
 	}
@@ -223,7 +227,7 @@ func TestEnsureNode(t *testing.T) {
 }
 
 func TestAttachBeforeEnsureNode(t *testing.T) {
-	m, err := network.New(network.Config{Root: t.TempDir(), Logger: quietLogger()})
+	m, err := network.New(quietCtx(), network.Config{Root: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

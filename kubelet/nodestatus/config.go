@@ -3,7 +3,6 @@ package nodestatus
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"time"
 
@@ -77,8 +76,6 @@ type Config struct {
 	// Clock is the source of time (default the real clock); tests inject
 	// a fake one.
 	Clock clock.Clock
-	// Logger receives the package's logs (default slog.Default()).
-	Logger *slog.Logger
 }
 
 // withDefaults returns c with its zero fields set to their defaults.
@@ -106,9 +103,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	return c
 }

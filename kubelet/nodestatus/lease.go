@@ -8,6 +8,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // renewLoop renews the node's Lease every RenewInterval until ctx ends,
@@ -26,12 +28,12 @@ func (r *reporter) renewLoop(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			r.log.Warn("renewing the node lease failed", "lease", corev1.NamespaceNodeLease+"/"+r.cfg.NodeName, "retryIn", delay, "err", err)
+			logging.From(ctx).Warn("renewing the node lease failed", "lease", corev1.NamespaceNodeLease+"/"+r.cfg.NodeName, "retryIn", delay, "err", err)
 			next = delay
 			delay = min(2*delay, maxBackoff, r.cfg.RenewInterval)
 			failing = true
 		case failing:
-			r.log.Info("node lease renewed again")
+			logging.From(ctx).Info("node lease renewed again")
 			delay, failing = minBackoff, false
 		}
 		if !r.sleep(ctx, next) {

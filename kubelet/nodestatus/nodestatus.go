@@ -3,7 +3,6 @@ package nodestatus
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Backoff after a failed registration or Lease renewal: the first retry
@@ -35,7 +35,10 @@ const (
 // after registration and after every status check. It runs on Run's
 // goroutine, so it must not block for long; the Node is the caller's to
 // keep but not to change.
+//
+// Run logs through the logger ctx carries, with part=nodestatus.
 func Run(ctx context.Context, c *client.Client, cfg Config, onNode func(*corev1.Node)) error {
+	ctx, _ = logging.With(ctx, "part", "nodestatus")
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("node status config: %w", err)
@@ -51,7 +54,6 @@ func Run(ctx context.Context, c *client.Client, cfg Config, onNode func(*corev1.
 		client:  c,
 		cfg:     cfg,
 		machine: m,
-		log:     cfg.Logger.With("component", "nodestatus"),
 		onNode:  onNode,
 	}
 
@@ -76,7 +78,6 @@ type reporter struct {
 	client  *client.Client
 	cfg     Config
 	machine machine
-	log     *slog.Logger
 	onNode  func(*corev1.Node)
 
 	// mu guards uid, the UID of the Node as last registered: the Lease's
@@ -107,16 +108,16 @@ func (r *reporter) register(ctx context.Context) (*corev1.Node, error) {
 			r.uid = node.UID
 			r.mu.Unlock()
 			if created {
-				r.log.Info("node registered")
+				logging.From(ctx).Info("node registered")
 			} else {
-				r.log.Info("existing node taken over")
+				logging.From(ctx).Info("existing node taken over")
 			}
 			return node, nil
 		}
 		if permanent(err) {
 			return nil, fmt.Errorf("registering node %q: %w", r.cfg.NodeName, err)
 		}
-		r.log.Warn("registering the node failed", "retryIn", delay, "err", err)
+		logging.From(ctx).Warn("registering the node failed", "retryIn", delay, "err", err)
 		if !r.sleep(ctx, delay) {
 			return nil, ctx.Err()
 		}
@@ -207,7 +208,7 @@ func (r *reporter) syncStatus(ctx context.Context) {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		node, err := nodes.Get(ctx, r.cfg.NodeName)
 		if apierrors.IsNotFound(err) {
-			r.log.Warn("the node was deleted; registering it again")
+			logging.From(ctx).Warn("the node was deleted; registering it again")
 			node, err = r.register(ctx)
 		}
 		if err != nil {
@@ -228,24 +229,24 @@ func (r *reporter) syncStatus(ctx context.Context) {
 			return err
 		}
 		r.lastReport = now
-		r.logReadiness(before, readyCondition(&updated.Status))
+		r.logReadiness(ctx, before, readyCondition(&updated.Status))
 		r.onNode(updated)
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
-		r.log.Warn("updating the node status failed", "retryIn", r.cfg.StatusInterval, "err", err)
+		logging.From(ctx).Warn("updating the node status failed", "retryIn", r.cfg.StatusInterval, "err", err)
 	}
 }
 
 // logReadiness logs a change of the Ready condition.
-func (r *reporter) logReadiness(before, after *corev1.NodeCondition) {
+func (r *reporter) logReadiness(ctx context.Context, before, after *corev1.NodeCondition) {
 	if after == nil || (before != nil && before.Status == after.Status && before.Message == after.Message) {
 		return
 	}
 	if after.Status == corev1.ConditionTrue {
-		r.log.Info("node is ready")
+		logging.From(ctx).Info("node is ready")
 	} else {
-		r.log.Warn("node is not ready", "reason", after.Reason, "message", after.Message)
+		logging.From(ctx).Warn("node is not ready", "reason", after.Reason, "message", after.Message)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/internal/wait"
@@ -32,11 +33,8 @@ const waitFor = 20 * time.Second
 // recorder of the onNode calls.
 func run(t *testing.T, c *client.Client, cfg Config) *nodeRecorder {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	rec := &nodeRecorder{}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(logging.Into(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))))
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, c, cfg, rec.record) }()
 	t.Cleanup(func() {

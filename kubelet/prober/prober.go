@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Target is one running container to probe.
@@ -51,7 +53,10 @@ type Manager struct {
 	dial     Dialer
 	onChange func(podUID types.UID)
 	clock    clock.Clock
-	log      *slog.Logger
+	// log is the logger of the context NewManager was given, set once:
+	// the probe workers that log are started by Add, which takes no
+	// context, and outlive the sync that adds them.
+	log *slog.Logger
 
 	// workers counts the running worker goroutines; Close waits for it.
 	workers sync.WaitGroup
@@ -89,23 +94,21 @@ type container struct {
 // pod's UID whenever one of its containers' Ready, Started or
 // LivenessFailed answers changes; onChange runs on a probe worker's
 // goroutine, so it should only note the change (enqueue the pod) and
-// return. A nil clock is the real clock, a nil logger slog.Default().
-func NewManager(exec Exec, dial Dialer, onChange func(podUID types.UID), clk clock.Clock, logger *slog.Logger) *Manager {
+// return. A nil clock is the real clock. The Manager logs through the
+// logger ctx carries, with part=prober.
+func NewManager(ctx context.Context, exec Exec, dial Dialer, onChange func(podUID types.UID), clk clock.Clock) *Manager {
 	if onChange == nil {
 		onChange = func(types.UID) {}
 	}
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
 	return &Manager{
 		exec:       exec,
 		dial:       dial,
 		onChange:   onChange,
 		clock:      clk,
-		log:        logger.With("component", "prober"),
+		log:        logging.From(ctx).With("part", "prober"),
 		containers: map[string]*container{},
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/wait"
 )
 
@@ -90,7 +91,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, clk: clocktesting.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), exec: newFakeExec(), changes: &changes{}}
-	f.m = NewManager(f.exec.exec, loopbackDial, f.changes.onChange, f.clk, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.m = NewManager(logging.Into(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))), f.exec.exec, loopbackDial, f.changes.onChange, f.clk)
 	t.Cleanup(f.m.Close)
 	return f
 }

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/wait"
 )
 
@@ -135,11 +136,16 @@ func newTestRuntime(t testing.TB) *testRuntime {
 	}
 	cgroupRoot := "/skiff-test-" + randomHex(4)
 	t.Cleanup(func() { cleanupRoot(t, root, cgroupRoot) })
-	rt, err := New(Options{Root: root, CgroupRoot: cgroupRoot, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rt, err := New(quietCtx(), Options{Root: root, CgroupRoot: cgroupRoot})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &testRuntime{Runtime: rt, t: t, root: root, cgroupRoot: cgroupRoot}
+}
+
+// quietCtx carries a logger that discards what the runtime logs.
+func quietCtx() context.Context {
+	return logging.Into(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // cleanupRoot stops and removes every container and sandbox under root,
@@ -147,7 +153,7 @@ func newTestRuntime(t testing.TB) *testRuntime {
 func cleanupRoot(t testing.TB, root, cgroupRoot string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rt, err := New(Options{Root: root, CgroupRoot: cgroupRoot, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rt, err := New(quietCtx(), Options{Root: root, CgroupRoot: cgroupRoot})
 	if err == nil {
 		list, _ := rt.List()
 		for _, st := range list {

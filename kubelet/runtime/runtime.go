@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/skiffdev/skiff/internal/logging"
 )
 
 // Options configures a Runtime.
@@ -29,8 +31,6 @@ type Options struct {
 	// CgroupRoot is the cgroup under which each pod gets its own,
 	// "/skiff" when empty.
 	CgroupRoot string
-	// Logger receives the runtime's messages; slog.Default when nil.
-	Logger *slog.Logger
 }
 
 // Sandbox is the set of namespaces that the containers of one pod share,
@@ -143,8 +143,13 @@ type Runtime struct {
 	root       string
 	writable   string // parent of the containers' writable layers
 	cgroupRoot string
-	log        *slog.Logger
-	exits      chan string
+	// log is the logger of the context New was given, set once: the
+	// runtime logs from the goroutines that wait for its shims (started
+	// by New for adopted containers, by Start for new ones), which
+	// outlive the call that started them, and from methods that take no
+	// context (Remove).
+	log   *slog.Logger
+	exits chan string
 
 	// containerLocks holds a mutex per container id (see lockContainer).
 	containerLocks sync.Map
@@ -167,8 +172,9 @@ const exitsBuffer = 1024
 
 // New returns a Runtime keeping its state in opts.Root. Containers left
 // running by an earlier Runtime on the same Root are adopted: their exits
-// are reported on Exits like those of containers this one starts.
-func New(opts Options) (*Runtime, error) {
+// are reported on Exits like those of containers this one starts. The
+// Runtime logs through the logger ctx carries, with part=runtime.
+func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Root == "" {
 		return nil, errors.New("runtime root directory not set")
 	}
@@ -181,10 +187,6 @@ func New(opts Options) (*Runtime, error) {
 		cgroupRoot = "/skiff"
 	}
 	cgroupRoot = filepath.Clean("/" + cgroupRoot)
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	writable := opts.WritableRoot
 	if writable == "" {
 		writable = filepath.Join(root, "writable")
@@ -196,7 +198,7 @@ func New(opts Options) (*Runtime, error) {
 		root:       root,
 		writable:   writable,
 		cgroupRoot: cgroupRoot,
-		log:        log.With("component", "runtime"),
+		log:        logging.From(ctx).With("part", "runtime"),
 		exits:      make(chan string, exitsBuffer),
 		shims:      map[string]*shimHandle{},
 	}

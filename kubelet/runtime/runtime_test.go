@@ -244,7 +244,7 @@ func TestReadoption(t *testing.T) {
 	first := tr.start(tr.spec(sb, "long", "sleep", "1000"))
 
 	// A second Runtime on the same root, as after a kubelet restart.
-	rt2, err := New(Options{Root: tr.root, CgroupRoot: tr.cgroupRoot})
+	rt2, err := New(context.Background(), Options{Root: tr.root, CgroupRoot: tr.cgroupRoot})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffdev/skiff/internal/grpcerr"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
@@ -42,6 +43,9 @@ const chunkSize = 32 << 10
 type Server struct {
 	skiffv1.UnimplementedKubeletServer
 	host Host
+	// log is the logger of the context New was given, set once: the
+	// handshake and the handlers run on gRPC's goroutines, with contexts
+	// that gRPC makes and that carry no logger.
 	log  *slog.Logger
 	grpc *grpc.Server
 }
@@ -52,12 +56,9 @@ type Server struct {
 // such a certificate, and only the API server's kubelet-client identity
 // is let through: a node, an admin or anyone else is refused, so that
 // exec and logs go only through the API server, which authorizes them.
-// logger may be nil (slog.Default()).
-func New(host Host, tc *tls.Config, logger *slog.Logger) *Server {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	s := &Server{host: host, log: logger.With("component", "kubelet-api")}
+// The server logs through the logger ctx carries, with part=api.
+func New(ctx context.Context, host Host, tc *tls.Config) *Server {
+	s := &Server{host: host, log: logging.From(ctx).With("part", "api")}
 	tc = tc.Clone()
 	tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
 	tc.ClientAuth = tls.RequireAndVerifyClientCert

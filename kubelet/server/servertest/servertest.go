@@ -137,7 +137,7 @@ func Start(t testing.TB, host server.Host, servingCA, clientCA *pki.CA, node str
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := server.New(host, &tls.Config{Certificates: []tls.Certificate{*cert}, ClientCAs: clientCA.Pool()}, nil)
+	s := server.New(context.Background(), host, &tls.Config{Certificates: []tls.Certificate{*cert}, ClientCAs: clientCA.Pool()})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
