@@ -38,6 +38,7 @@ func newCertificateCommand() *cobra.Command {
 			}
 			files := []string{
 				filepath.Join(apiserver.TLSDir(dataDir), pki.CACertFile),
+				filepath.Join(apiserver.TLSDir(dataDir), "kubelet-serving-ca", pki.CACertFile),
 				filepath.Join(apiserver.TLSDir(dataDir), "server.crt"),
 				filepath.Join(apiserver.TLSDir(dataDir), "kubelet-client.crt"),
 				filepath.Join(rootDir, join.KubeconfigFile),
