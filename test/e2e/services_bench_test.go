@@ -3,12 +3,14 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,11 +147,15 @@ func BenchmarkServices(b *testing.B) {
 			if err := cl.Client.Pods(ns).Delete(cl.Ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 				b.Fatal(err)
 			}
+			// Gone means refused: the Service has no endpoint left. A
+			// timeout is not enough, it only says the deleted pod no
+			// longer answers while the rules may still send to it, and
+			// the next pod's first connection would then go there too.
 			wait.For(b, time.Minute, name+" to be gone from the Service", func() (bool, error) {
 				ctx, cancel := context.WithTimeout(cl.Ctx, time.Second)
 				defer cancel()
 				_, err := get(ctx, net.JoinHostPort(svcIP, "80"))
-				return err != nil, nil
+				return errors.Is(err, syscall.ECONNREFUSED), err
 			})
 		}
 		w.Stop()
