@@ -34,7 +34,7 @@ run: build
 	@echo "  bin/skiffctl logs deploy/web"
 	@echo "  bin/skiffctl describe deployment web"
 	@echo "Not root? The control plane runs without a kubelet; try: bin/skiff simnodes --count 3"
-	@echo "Other machines join with: sudo bin/skiff agent --server https://THIS-HOST:6443 --token-file $(RUN_DIR)/token"
+	@echo "Other machines join with the token in $(RUN_DIR)/token: sudo bin/skiff agent --server https://THIS-HOST:6443 --token TOKEN"
 	@echo "(the API listens on loopback unless you add --listen 0.0.0.0:6443; it serves only TLS, and skiffctl"
 	@echo " finds the admin kubeconfig skiff server writes: /etc/skiff/admin.kubeconfig as root, else ~/.skiff/config)"
 	@echo "Stop it with Ctrl-C; its state stays in $(RUN_DIR)."

@@ -316,12 +316,6 @@ func (s *Server) ClientConfig(user string, groups ...string) (client.Config, err
 	}, nil
 }
 
-// AdminClientConfig is ClientConfig for the cluster's administrator
-// (system:admin in system:masters).
-func (s *Server) AdminClientConfig() (client.Config, error) {
-	return s.ClientConfig(auth.AdminUser, auth.MastersGroup)
-}
-
 // RotateCertificates signs the server's leaf certificates in dataDir
 // again now, for the same names, with lifetime (0: LeafLifetime). A
 // running server picks the new files up within seconds. It returns the

@@ -10,7 +10,6 @@
 package pki
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -406,10 +405,6 @@ func WriteKeyPair(certPath, keyPath string, kp KeyPair) error {
 // Leaf parses the pair's certificate.
 func (kp KeyPair) Leaf() (*x509.Certificate, error) { return ParseCert(kp.CertPEM) }
 
-// Equal reports whether two pairs are the same bytes.
-func (kp KeyPair) Equal(o KeyPair) bool {
-	return bytes.Equal(kp.CertPEM, o.CertPEM) && bytes.Equal(kp.KeyPEM, o.KeyPEM)
-}
 
 // FileStatus is one certificate file, as `skiff certificate check` lists
 // it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -136,10 +135,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
-
-// ErrNoChain is returned for a connection that carried no verified client
-// certificate.
-var ErrNoChain = errors.New("no verified client certificate")
 
 // Identity reads the user (CN) and groups (O) of a verified client
 // certificate, as Kubernetes does.
