@@ -405,7 +405,6 @@ func WriteKeyPair(certPath, keyPath string, kp KeyPair) error {
 // Leaf parses the pair's certificate.
 func (kp KeyPair) Leaf() (*x509.Certificate, error) { return ParseCert(kp.CertPEM) }
 
-
 // FileStatus is one certificate file, as `skiff certificate check` lists
 // it.
 type FileStatus struct {
