@@ -248,7 +248,7 @@ func TestApply(t *testing.T) {
 
 	t.Run("bad document in the middle", func(t *testing.T) {
 		// Documents 1 and 3 are fine; document 2 starts on line 20.
-		configMap := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: b\n"
+		unknownKind := "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: cfg\nspec:\n  a: b\n"
 		cases := []struct {
 			name      string
 			bad       string
@@ -263,8 +263,8 @@ func TestApply(t *testing.T) {
 			},
 			{
 				name:      "unknown kind",
-				bad:       configMap,
-				want:      []string{`error: resource mapping not found for name: "cfg" namespace: "" from "PATH" (document 2, line 20): no matches for kind "ConfigMap" in version "v1"`},
+				bad:       unknownKind,
+				want:      []string{`error: resource mapping not found for name: "cfg" namespace: "" from "PATH" (document 2, line 20): no matches for kind "Widget" in version "example.com/v1"`},
 				thirdMade: true, // as kubectl: the others are still applied
 			},
 			{
@@ -277,7 +277,7 @@ func TestApply(t *testing.T) {
 			{
 				// Each error on its own line, in the order of the file.
 				name: "several",
-				bad:  configMap + "---\n" + deploymentYAML("mid", "nginx", "  replica: 2\n", "", ""),
+				bad:  unknownKind + "---\n" + deploymentYAML("mid", "nginx", "  replica: 2\n", "", ""),
 				want: []string{
 					`error: resource mapping not found for name: "cfg" namespace: "" from "PATH" (document 2, line 20)`,
 					"\n",
@@ -480,9 +480,9 @@ func TestCreate(t *testing.T) {
 		}
 	}
 	// A kind Skiff does not serve is reported; the rest is created.
-	mixed := ctlFile(t, t.TempDir(), "mixed.yaml", podYAML("other")+"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n")
+	mixed := ctlFile(t, t.TempDir(), "mixed.yaml", podYAML("other")+"---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: s\n")
 	out, _, err := ctlRun(t, kubeconfig, "", "create", "-f", mixed)
-	want := `error: resource mapping not found for name: "s" namespace: "" from "` + mixed + `" (document 2, line 10): no matches for kind "Secret" in version "v1"`
+	want := `error: resource mapping not found for name: "s" namespace: "" from "` + mixed + `" (document 2, line 10): no matches for kind "Widget" in version "example.com/v1"`
 	if out != "pod/other created\n" || FormatError(err) != want {
 		t.Errorf("mixed kinds: got %q, %q; want pod/other created and %q", out, FormatError(err), want)
 	}

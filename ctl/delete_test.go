@@ -202,9 +202,9 @@ func TestDelete(t *testing.T) {
 
 		// A kind Skiff does not serve is reported; the rest is deleted.
 		ctlPod(t, c, "file", "three", "", nil)
-		mixed := ctlFile(t, dir, "mixed.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n---\n"+podYAML("three"))
+		mixed := ctlFile(t, dir, "mixed.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: cfg\n---\n"+podYAML("three"))
 		out, _, err = ctlRun(t, kubeconfig, "", "delete", "-n", "file", "-f", mixed)
-		want = `error: resource mapping not found for name: "cfg" namespace: "" from "` + mixed + `" (document 1, line 1): no matches for kind "ConfigMap" in version "v1"`
+		want = `error: resource mapping not found for name: "cfg" namespace: "" from "` + mixed + `" (document 1, line 1): no matches for kind "Widget" in version "example.com/v1"`
 		if out != "pod \"three\" deleted\n" || FormatError(err) != want {
 			t.Errorf("mixed kinds: got %q, %q; want pod \"three\" deleted and %q", out, FormatError(err), want)
 		}

@@ -177,7 +177,7 @@ var policyRules = []policyRule{
 	// and the namespace controller act on every resource. What it may
 	// not do is as telling: bind pods (the scheduler's job), create
 	// Nodes (a kubelet's), or read anything Skiff will add later
-	// (secrets, say) before a rule here says why it must.
+	// before a rule here says why it must.
 
 	// Reads of every resource Skiff serves: the shared informers
 	// (deployments, replicasets, pods, services, endpointslices, leases,
@@ -185,7 +185,7 @@ var policyRules = []policyRule{
 	// any kind (garbagecollector.go, ownerState), and the namespace
 	// controller's list of every namespaced resource, events included
 	// (namespace.go, deleteContents).
-	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: coreGroup, resources: []string{"namespaces", "nodes", "pods", "services", "events"}},
+	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: coreGroup, resources: []string{"namespaces", "nodes", "pods", "services", "events", "configmaps", "secrets", "serviceaccounts"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: appsGroup, resources: []string{"deployments", "replicasets"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: discoveryGroup, resources: []string{"endpointslices"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: coordinationGroup, resources: []string{"leases"}},
@@ -209,6 +209,10 @@ var policyRules = []policyRule{
 	// Services: the garbage collector's patches and deletes, and the
 	// namespace controller's deletes. Nothing writes their status.
 	{who: userIs(ControllersUser), verbs: writeVerbs, apiGroup: coreGroup, resources: []string{"services"}},
+	// ConfigMaps, Secrets and ServiceAccounts: the garbage collector's
+	// patches and deletes and the namespace controller's deletes; the
+	// service account controller creates each namespace's "default".
+	{who: userIs(ControllersUser), verbs: writeVerbs, apiGroup: coreGroup, resources: []string{"configmaps", "secrets", "serviceaccounts"}},
 	// Namespaces: the namespace controller removes the "kubernetes"
 	// finalizer from spec.finalizers of an emptied namespace (an
 	// update). Deleting a namespace is a user's decision, so no delete;

@@ -25,5 +25,7 @@ func Default(obj runtime.Object) {
 		DefaultNode(o)
 	case *discoveryv1.EndpointSlice:
 		DefaultEndpointSlice(o)
+	case *corev1.Secret:
+		DefaultSecret(o)
 	}
 }

@@ -117,6 +117,9 @@ var strategies = map[schema.GroupResource]strategy{
 			}
 		},
 	},
+	{Resource: "configmaps"}:                                {},
+	{Resource: "secrets"}:                                   {fields: func(obj runtime.Object) fields.Set { return fields.Set{"type": string(obj.(*corev1.Secret).Type)} }},
+	{Resource: "serviceaccounts"}:                           {},
 	{Group: "apps", Resource: "deployments"}:                {},
 	{Group: "apps", Resource: "replicasets"}:                {},
 	{Group: "discovery.k8s.io", Resource: "endpointslices"}: {},

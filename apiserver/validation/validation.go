@@ -29,6 +29,12 @@ func ValidateObject(obj runtime.Object) field.ErrorList {
 		return validateService(o)
 	case *corev1.Namespace:
 		return validateNamespace(o)
+	case *corev1.ConfigMap:
+		return validateConfigMap(o)
+	case *corev1.Secret:
+		return validateSecret(o)
+	case *corev1.ServiceAccount:
+		return validateServiceAccount(o)
 	case *corev1.Node:
 		return validateNode(o)
 	case *discoveryv1.EndpointSlice:
@@ -60,6 +66,12 @@ func ValidateObjectUpdate(obj, old runtime.Object) field.ErrorList {
 		return withOld(o, old, validateServiceUpdate)
 	case *corev1.Namespace:
 		return withOld(o, old, validateNamespaceUpdate)
+	case *corev1.ConfigMap:
+		return withOld(o, old, validateConfigMapUpdate)
+	case *corev1.Secret:
+		return withOld(o, old, validateSecretUpdate)
+	case *corev1.ServiceAccount:
+		return withOld(o, old, validateServiceAccountUpdate)
 	case *corev1.Node:
 		return withOld(o, old, validateNodeUpdate)
 	case *discoveryv1.EndpointSlice:

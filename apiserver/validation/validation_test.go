@@ -88,7 +88,7 @@ func TestValidateObjectDispatch(t *testing.T) {
 	}{
 		{"pod", newPod(), nil},
 		{"deployment", newDeployment(), nil},
-		{"unsupported type", &corev1.ConfigMap{}, []string{"<nil>: Internal error: no validation for type *v1.ConfigMap"}},
+		{"unsupported type", &corev1.PersistentVolume{}, []string{"<nil>: Internal error: no validation for type *v1.PersistentVolume"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

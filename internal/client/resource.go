@@ -234,6 +234,21 @@ func (c *Client) Services(namespace string) *ResourceClient[*corev1.Service, *co
 	return Resource[*corev1.Service, *corev1.ServiceList](c, namespace)
 }
 
+// ConfigMaps returns the client for configmaps in namespace.
+func (c *Client) ConfigMaps(namespace string) *ResourceClient[*corev1.ConfigMap, *corev1.ConfigMapList] {
+	return Resource[*corev1.ConfigMap, *corev1.ConfigMapList](c, namespace)
+}
+
+// Secrets returns the client for secrets in namespace.
+func (c *Client) Secrets(namespace string) *ResourceClient[*corev1.Secret, *corev1.SecretList] {
+	return Resource[*corev1.Secret, *corev1.SecretList](c, namespace)
+}
+
+// ServiceAccounts returns the client for serviceaccounts in namespace.
+func (c *Client) ServiceAccounts(namespace string) *ResourceClient[*corev1.ServiceAccount, *corev1.ServiceAccountList] {
+	return Resource[*corev1.ServiceAccount, *corev1.ServiceAccountList](c, namespace)
+}
+
 // Deployments returns the client for deployments in namespace.
 func (c *Client) Deployments(namespace string) *ResourceClient[*appsv1.Deployment, *appsv1.DeploymentList] {
 	return Resource[*appsv1.Deployment, *appsv1.DeploymentList](c, namespace)
