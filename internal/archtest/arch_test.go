@@ -50,7 +50,7 @@ func component(path string) string {
 	rest := strings.TrimPrefix(path, module+"/")
 	first, _, _ := strings.Cut(rest, "/")
 	switch first {
-	case "apiserver", "scheduler", "controllers", "kubelet", "proxy", "ctl", "simnodes":
+	case "apiserver", "scheduler", "controllers", "kubelet", "proxy", "dns", "ctl", "simnodes":
 		return first
 	}
 	return ""
