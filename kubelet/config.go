@@ -58,6 +58,25 @@ type Config struct {
 	// Bridge is the node's pod bridge.
 	Bridge string
 
+	// ClusterDNS are the nameservers of pods with dnsPolicy ClusterFirst
+	// (Kubernetes' --cluster-dns); empty, those pods fall back to the
+	// Default policy, with a MissingClusterDNS event.
+	ClusterDNS []string
+	// ClusterDomain is the cluster's DNS domain; ClusterFirst pods search
+	// NAMESPACE.svc.DOMAIN, svc.DOMAIN and DOMAIN before the node's own
+	// search domains.
+	ClusterDomain string
+	// ResolvConf is the node's resolver configuration, the base of every
+	// pod's: the whole of it with dnsPolicy Default, its search domains
+	// with ClusterFirst.
+	ResolvConf string
+	// LocalDNS is the address of a DNS server that this node serves
+	// itself (the agent's node-local DNS server), which the kubelet puts
+	// on the pod bridge as a /32 so that pods reach it through their
+	// gateway. Not a flag: skiff agent sets it to the first --cluster-dns
+	// address when it runs that server.
+	LocalDNS string
+
 	// InitialBackoff and MaxBackoff bound how long a crashing container or
 	// a failing image pull waits before the next try; the wait doubles
 	// from the first to the second.
@@ -90,6 +109,9 @@ func DefaultConfig() Config {
 		SystemReservedMemory: "256Mi",
 		ContainerLogMaxSize:  "10Mi",
 		Bridge:               "skiff0",
+		ClusterDNS:           []string{"169.254.20.10"},
+		ClusterDomain:        "cluster.local",
+		ResolvConf:           "/etc/resolv.conf",
 		InitialBackoff:       10 * time.Second,
 		MaxBackoff:           5 * time.Minute,
 		SyncInterval:         10 * time.Second,
@@ -114,6 +136,9 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.InitialBackoff, "restart-backoff", c.InitialBackoff, "first wait before restarting a crashed container or retrying an image pull")
 	fs.DurationVar(&c.MaxBackoff, "max-restart-backoff", c.MaxBackoff, "longest wait before restarting a crashed container")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often every pod is checked even when nothing changed")
+	fs.StringSliceVar(&c.ClusterDNS, "cluster-dns", c.ClusterDNS, "nameserver addresses of pods with dnsPolicy ClusterFirst, comma-separated (the node-local DNS server listens on the first); empty: those pods use the node's resolvers")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of the cluster: pods search NAMESPACE.svc.DOMAIN, svc.DOMAIN and DOMAIN")
+	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "the node's resolver configuration: pods with dnsPolicy Default get it, ClusterFirst pods its search domains, and the node-local DNS server forwards to its nameservers")
 }
 
 // Complete validates the configuration and fills in what is found on
@@ -173,6 +198,16 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncInterval <= 0 {
 		return errors.New("--sync-interval must be positive")
+	}
+	for _, s := range c.ClusterDNS {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return fmt.Errorf("--cluster-dns %q: not an IP address", s)
+		}
+	}
+	if c.LocalDNS != "" {
+		if a, err := netip.ParseAddr(c.LocalDNS); err != nil || !a.Is4() {
+			return fmt.Errorf("node-local DNS address %q: not an IPv4 address", c.LocalDNS)
+		}
 	}
 	return nil
 }

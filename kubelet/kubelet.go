@@ -90,7 +90,11 @@ func Run(ctx context.Context, c *client.Client, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("starting the container runtime: %w", err)
 	}
-	netm, err := network.New(ctx, network.Config{Root: filepath.Join(cfg.RootDir, "network"), Bridge: cfg.Bridge})
+	netCfg := network.Config{Root: filepath.Join(cfg.RootDir, "network"), Bridge: cfg.Bridge}
+	if cfg.LocalDNS != "" {
+		netCfg.LocalAddrs = []netip.Addr{netip.MustParseAddr(cfg.LocalDNS)}
+	}
+	netm, err := network.New(ctx, netCfg)
 	if err != nil {
 		return fmt.Errorf("starting the pod network: %w", err)
 	}

@@ -1,7 +1,6 @@
 package kubelet
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -35,7 +34,7 @@ func (k *Kubelet) writePodFiles(pod *corev1.Pod, ip netip.Addr) error {
 	hosts.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
 	names := hostname
 	if pod.Spec.Subdomain != "" {
-		names = fmt.Sprintf("%s.%s.%s.svc.cluster.local\t%s", hostname, pod.Spec.Subdomain, pod.Namespace, hostname)
+		names = fmt.Sprintf("%s.%s.%s.svc.%s\t%s", hostname, pod.Spec.Subdomain, pod.Namespace, k.cfg.ClusterDomain, hostname)
 	}
 	fmt.Fprintf(&hosts, "%s\t%s\n", ip, names)
 	for _, a := range pod.Spec.HostAliases {
@@ -44,7 +43,7 @@ func (k *Kubelet) writePodFiles(pod *corev1.Pod, ip netip.Addr) error {
 	files := map[string][]byte{
 		"hosts":       hosts.Bytes(),
 		"hostname":    []byte(hostname + "\n"),
-		"resolv.conf": resolvConf(pod),
+		"resolv.conf": k.resolvConf(pod),
 	}
 	for name, b := range files {
 		if err := writeIfChanged(filepath.Join(dir, name), b); err != nil {
@@ -60,56 +59,6 @@ func podHostname(pod *corev1.Pod) string {
 		return pod.Spec.Hostname
 	}
 	return pod.Name
-}
-
-// resolvConf is the pod's resolver configuration: the node's, without
-// loopback name servers (they are unreachable from the pod's network
-// namespace), or the pod's own dnsConfig with dnsPolicy None. Cluster DNS
-// does not exist yet.
-func resolvConf(pod *corev1.Pod) []byte {
-	var b bytes.Buffer
-	b.WriteString("# Written by Skiff's kubelet.\n")
-	if pod.Spec.DNSPolicy == corev1.DNSNone && pod.Spec.DNSConfig != nil {
-		c := pod.Spec.DNSConfig
-		for _, ns := range c.Nameservers {
-			fmt.Fprintf(&b, "nameserver %s\n", ns)
-		}
-		if len(c.Searches) > 0 {
-			fmt.Fprintf(&b, "search %s\n", strings.Join(c.Searches, " "))
-		}
-		var opts []string
-		for _, o := range c.Options {
-			if o.Value != nil {
-				opts = append(opts, o.Name+":"+*o.Value)
-			} else {
-				opts = append(opts, o.Name)
-			}
-		}
-		if len(opts) > 0 {
-			fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
-		}
-		return b.Bytes()
-	}
-	f, err := os.Open("/etc/resolv.conf")
-	if err != nil {
-		return b.Bytes()
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := strings.TrimSpace(s.Text())
-		fields := strings.Fields(line)
-		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		if fields[0] == "nameserver" && len(fields) > 1 {
-			if a, err := netip.ParseAddr(fields[1]); err == nil && a.IsLoopback() {
-				continue
-			}
-		}
-		b.WriteString(line + "\n")
-	}
-	return b.Bytes()
 }
 
 func writeIfChanged(path string, b []byte) error {

@@ -97,7 +97,6 @@ func (w *warnings) podSpec(spec *corev1.PodSpec, path *field.Path) {
 	w.setIf(spec.RuntimeClassName != nil, path.Child("runtimeClassName"))
 	w.setIf(len(spec.Overhead) > 0, path.Child("overhead"))
 	w.setIf(len(spec.ReadinessGates) > 0, path.Child("readinessGates"))
-	w.setIf(spec.DNSConfig != nil, path.Child("dnsConfig"))
 	w.setIf(len(spec.HostAliases) > 0, path.Child("hostAliases"))
 	w.setIf(spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace, path.Child("shareProcessNamespace"))
 	w.setIf(spec.HostUsers != nil, path.Child("hostUsers"))

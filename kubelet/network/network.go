@@ -32,6 +32,11 @@ type Config struct {
 	Bridge string
 	// MTU of the bridge and of both ends of every pod veth. Default 1500.
 	MTU int
+	// LocalAddrs are addresses of the node's own servers that pods reach
+	// through the bridge, their gateway (the node-local DNS server's
+	// 169.254.20.10): EnsureNode puts each on the bridge as a /32 beside
+	// the gateway address. IPv4 only.
+	LocalAddrs []netip.Addr
 }
 
 // DefaultBridge is the bridge name used when Config.Bridge is empty.
@@ -196,19 +201,37 @@ func (m *Manager) ensureBridge(h *netlink.Handle) (netlink.Link, error) {
 	return br, nil
 }
 
-// ensureGatewayAddr leaves want as the bridge's only IPv4 address.
+// ensureGatewayAddr leaves want and the LocalAddrs (as /32s) as the
+// bridge's only IPv4 addresses.
 func (m *Manager) ensureGatewayAddr(h *netlink.Handle, br netlink.Link, want netip.Prefix) error {
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(br, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("network: list addresses of %q: %w", m.cfg.Bridge, err)
 	}
 	have := false
+	local := map[netip.Prefix]bool{}
+	for _, a := range m.cfg.LocalAddrs {
+		local[netip.PrefixFrom(a, 32)] = false
+	}
 	var stale []netlink.Addr
 	for _, a := range addrs {
-		if p, ok := prefixOf(a.IPNet); ok && p == want {
+		p, ok := prefixOf(a.IPNet)
+		_, isLocal := local[p]
+		switch {
+		case ok && p == want:
 			have = true
-		} else {
+		case ok && isLocal:
+			local[p] = true
+		default:
 			stale = append(stale, a)
+		}
+	}
+	for p, present := range local {
+		if present {
+			continue
+		}
+		if err := h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(p)}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("network: add address %s to %q: %w", p, m.cfg.Bridge, err)
 		}
 	}
 	if len(stale) > 0 {

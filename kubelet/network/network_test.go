@@ -621,3 +621,63 @@ func TestAttachMissingNetns(t *testing.T) {
 		t.Errorf("address book not empty: %v", files)
 	}
 }
+
+// A node-local server's address stays on the bridge beside the gateway,
+// also when the pod CIDR changes, and a pod reaches it.
+func TestEnsureNodeLocalAddrs(t *testing.T) {
+	n := &node{tb: t, ns: nstest.NewNetns(t), root: t.TempDir()}
+	m, err := network.New(quietCtx(), network.Config{Root: n.root, LocalAddrs: []netip.Addr{netip.MustParseAddr("169.254.20.10")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.m = m
+	addrs := func() []string {
+		t.Helper()
+		var out []string
+		if err := n.do(func() error {
+			br, err := netlink.LinkByName(network.DefaultBridge)
+			if err != nil {
+				return err
+			}
+			list, err := netlink.AddrList(br, netlink.FAMILY_V4)
+			for _, a := range list {
+				out = append(out, a.IPNet.String())
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, cidr := range []string{"10.244.0.0/24", "10.244.0.0/24", "10.245.0.0/24"} {
+		if err := n.do(func() error { return n.m.EnsureNode(netip.MustParsePrefix(cidr)) }); err != nil {
+			t.Fatal(err)
+		}
+		gw := strings.Replace(cidr, ".0/24", ".1/24", 1)
+		if got, want := addrs(), []string{gw, "169.254.20.10/32"}; !slices.Equal(got, want) {
+			t.Errorf("after EnsureNode(%s): bridge addresses %v, want %v", cidr, got, want)
+		}
+	}
+	// A pod connects to a server on the address, through its gateway.
+	ln, err := nsutil.Listen(n.ns, "tcp", "169.254.20.10:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	pod := nstest.NewNetns(t)
+	n.attach("p1", pod)
+	defer n.detach("p1", pod)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := nsutil.Dial(ctx, pod, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("a pod connecting to the node-local address: %v", err)
+	}
+	c.Close()
+}
