@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/skiffdev/skiff/dns"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/join"
@@ -66,7 +68,7 @@ func newKubeletCommand() *cobra.Command {
 		Short: "Run the kubelet, which runs the containers of the pods bound to this node (needs root)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runNode(cmd.Context(), jf, cfg, nil)
+			return runNode(cmd.Context(), jf, cfg, nil, nil)
 		},
 	}
 	jf.add(cmd.Flags())
@@ -75,27 +77,50 @@ func newKubeletCommand() *cobra.Command {
 }
 
 // newAgentCommand builds "skiff agent": what joins a machine to a cluster
-// as a node — the kubelet and the service proxy, in one process.
+// as a node — the kubelet, the service proxy and the node-local DNS
+// server, in one process.
 func newAgentCommand() *cobra.Command {
 	cfg := kubelet.DefaultConfig()
 	pcfg := proxy.DefaultConfig()
+	dcfg := dns.DefaultConfig()
 	var jf joinFlags
+	var disableDNS bool
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Join this machine to a cluster as a node: the kubelet and the service proxy (needs root)",
+		Short: "Join this machine to a cluster as a node: the kubelet, the service proxy and the DNS server for its pods (needs root)",
 		Example: `  # the first start joins with the server's token (DATA-DIR/token on the server):
   skiff agent --server https://10.0.0.1:6443 --token K10...::abcdef.0123456789abcdef
   # later starts need neither:
   skiff agent`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runNode(cmd.Context(), jf, cfg, &pcfg)
+			d := &dcfg
+			if disableDNS {
+				d = nil
+			}
+			return runNode(cmd.Context(), jf, cfg, &pcfg, d)
 		},
 	}
 	jf.add(cmd.Flags())
 	cfg.AddFlags(cmd.Flags())
 	addProxyFlags(cmd, &pcfg)
+	addDNSFlags(cmd, &dcfg, &disableDNS)
 	return cmd
+}
+
+// addDNSFlags adds the node-local DNS server's own flags to a command that
+// also runs a kubelet and a proxy, whose --cluster-dns, --cluster-domain,
+// --resolv-conf, --service-cidr, --cluster-cidr and --node-name set it
+// too, and --disable-dns.
+func addDNSFlags(cmd *cobra.Command, dcfg *dns.Config, disable *bool) {
+	fs := pflag.NewFlagSet("dns", pflag.ContinueOnError)
+	dcfg.AddFlags(fs)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if cmd.Flags().Lookup(f.Name) == nil && f.Name != "service-cidr" {
+			cmd.Flags().AddFlag(f)
+		}
+	})
+	cmd.Flags().BoolVar(disable, "disable-dns", *disable, "run no node-local DNS server: ClusterFirst pods use the --cluster-dns addresses as they are (a DNS add-on's Service, say)")
 }
 
 // addProxyFlags adds the proxy's flags to a command that also runs a
@@ -112,15 +137,29 @@ func addProxyFlags(cmd *cobra.Command, pcfg *proxy.Config, skip ...string) {
 }
 
 // runNode joins the cluster (or reads the node's credentials from an
-// earlier join) and runs a kubelet, and a proxy when pcfg is not nil, as
-// the node's identity until ctx ends; when one fails, the other is
-// stopped.
-func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.Config) error {
+// earlier join) and runs a kubelet, a proxy when pcfg is not nil and a
+// node-local DNS server when dcfg is not nil (and the kubelet has a
+// --cluster-dns address, where it listens), as the node's identity until
+// ctx ends; when one fails, the others are stopped.
+func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.Config, dcfg *dns.Config) error {
 	if os.Geteuid() != 0 {
 		return kubelet.ErrNotRoot
 	}
 	if err := cfg.Complete(); err != nil {
 		return err
+	}
+	var d dns.Config
+	runDNS := dcfg != nil && len(cfg.ClusterDNS) > 0
+	if runDNS {
+		d = *dcfg
+		d.NodeName, d.ClusterCIDR, d.ClusterDomain, d.ResolvConf, d.Address = cfg.NodeName, cfg.ClusterCIDR, cfg.ClusterDomain, cfg.ResolvConf, cfg.ClusterDNS[0]
+		if pcfg != nil {
+			d.ServiceCIDR = pcfg.ServiceCIDR
+		}
+		if err := validateNodeDNS(d); err != nil {
+			return err
+		}
+		cfg.LocalDNS = d.Address
 	}
 	token, err := jf.resolveToken()
 	if err != nil {
@@ -174,5 +213,30 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 		p.NodeName, p.ClusterCIDR = cfg.NodeName, cfg.ClusterCIDR
 		runs = append(runs, func(ctx context.Context) error { return runProxy(ctx, c, p) })
 	}
+	if runDNS {
+		runs = append(runs, func(ctx context.Context) error {
+			if err := dns.Run(ctx, c, d); err != nil {
+				return fmt.Errorf("dns: %w", err)
+			}
+			return nil
+		})
+	}
 	return runAll(ctx, runs...)
+}
+
+// validateNodeDNS checks the node-local DNS server's configuration and
+// that its address is one the node can serve: an IPv4 address outside
+// the service range (where the proxy drops what no Service has).
+func validateNodeDNS(d dns.Config) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	a := netip.MustParseAddr(d.Address)
+	if !a.Is4() {
+		return fmt.Errorf("--cluster-dns %s: the node-local DNS server needs an IPv4 address, such as %s", a, dns.DefaultAddress)
+	}
+	if p, err := netip.ParsePrefix(d.ServiceCIDR); err == nil && p.Contains(a) {
+		return fmt.Errorf("--cluster-dns %s is in the service range %s, where the proxy drops what no Service has: use a link-local address such as %s, or --disable-dns to use a DNS Service at that address", a, p, dns.DefaultAddress)
+	}
+	return nil
 }

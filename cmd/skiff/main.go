@@ -24,6 +24,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver"
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
+	"github.com/skiffdev/skiff/dns"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/clientconfig"
 	"github.com/skiffdev/skiff/internal/events"
@@ -167,7 +168,8 @@ func newServerCommand() *cobra.Command {
 	// controller, like every other node.
 	kubeletCfg := kubelet.DefaultConfig()
 	proxyCfg := proxy.DefaultConfig()
-	disableAgent := false
+	dnsCfg := dns.DefaultConfig()
+	disableAgent, disableDNS := false, false
 	kubeconfigs := []string{clientconfig.UserPath()}
 	if os.Geteuid() == 0 {
 		kubeconfigs = []string{clientconfig.AdminPath}
@@ -214,6 +216,9 @@ func newServerCommand() *cobra.Command {
 					return err
 				}
 				node = &nodeRun{join: joinFlags{server: server, token: strings.TrimSpace(string(token))}, kubelet: kubeletCfg, proxy: proxyCfg}
+				if !disableDNS {
+					node.dns = &dnsCfg
+				}
 			}
 			return runComponents(ctx, schedCfg, ctrlCfg, node)
 		},
@@ -237,9 +242,10 @@ func newServerCommand() *cobra.Command {
 			cmd.Flags().AddFlag(f)
 		}
 	})
-	// The kubelet's flags, and the proxy's.
+	// The kubelet's flags, the proxy's and the DNS server's.
 	kubeletCfg.AddFlags(cmd.Flags())
 	addProxyFlags(cmd, &proxyCfg, "service-cidr")
+	addDNSFlags(cmd, &dnsCfg, &disableDNS)
 	cmd.Flags().BoolVar(&disableAgent, "disable-agent", disableAgent, "run only the control plane: no kubelet, so no pods run on this machine")
 	cmd.Flags().StringSliceVar(&kubeconfigs, "write-kubeconfig", kubeconfigs, "files to write the admin kubeconfig to, mode 0600 (empty: none)")
 	return cmd
@@ -336,6 +342,7 @@ type nodeRun struct {
 	join    joinFlags
 	kubelet kubelet.Config
 	proxy   proxy.Config
+	dns     *dns.Config // nil: no node-local DNS server
 }
 
 // runComponents runs the scheduler, the controllers and (when node is
@@ -352,7 +359,7 @@ func runComponents(ctx context.Context, schedCfg scheduler.Config, ctrlCfg contr
 		func(ctx context.Context) error { return runControllers(ctx, ctrlCfg) },
 	}
 	if node != nil {
-		runs = append(runs, func(ctx context.Context) error { return runNode(ctx, node.join, node.kubelet, &node.proxy) })
+		runs = append(runs, func(ctx context.Context) error { return runNode(ctx, node.join, node.kubelet, &node.proxy, node.dns) })
 	}
 	return runAll(ctx, runs...)
 }
