@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/dns"
 	"github.com/skiffdev/skiff/internal/nsutil"
 	"github.com/skiffdev/skiff/internal/nsutil/nstest"
 	"github.com/skiffdev/skiff/internal/testimage"
@@ -22,6 +25,12 @@ import (
 // has the first address, node i the address 10+i. It exists only inside
 // the test's namespaces.
 var lanPrefix = netip.MustParsePrefix("192.168.77.0/24")
+
+// LANResolver is the address of the nodes' upstream DNS resolver: the
+// nameserver of the resolv.conf every node of a Cluster is given (as
+// --resolv-conf), the LAN bridge's own address. Nothing answers there
+// unless the test serves a resolver on it, in the LAN namespace.
+var LANResolver = lanPrefix.Addr().Next()
 
 // Cluster is a set of nodes on one private network, as separate machines
 // would be: each node is a network namespace with an address on a bridge
@@ -36,11 +45,12 @@ type Cluster struct {
 	Nodes []*Node
 }
 
-// StartCluster starts n nodes, each running a kubelet and a service proxy
-// (as "skiff agent" does) that join the API server srv (on the test's
-// loopback, forwarded into each node) with a token. Node i has the address
-// 192.168.77.(10+i) and the pod CIDR 10.244.(i+1).0/24. It skips the
-// test as Start does.
+// StartCluster starts n nodes, each running a kubelet, a service proxy
+// and a node-local DNS server (as "skiff agent" does) that join the API
+// server srv (on the test's loopback, forwarded into each node) with a
+// token. Node i has the address 192.168.77.(10+i) and the pod CIDR
+// 10.244.(i+1).0/24; its resolv.conf names LANResolver, search domain
+// lan.test. It skips the test as Start does.
 func StartCluster(t testing.TB, srv *apiserver.Server, n int, opts ...Option) *Cluster {
 	t.Helper()
 	SkipIfUnavailable(t)
@@ -58,6 +68,10 @@ func StartCluster(t testing.TB, srv *apiserver.Server, n int, opts ...Option) *C
 	}
 	host, ref := serveImage(t, lan, net.JoinHostPort(gw.String(), "5000"), img)
 	c := &Cluster{LAN: lan, Image: ref}
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("# The test LAN's resolver.\nnameserver "+LANResolver.String()+"\nsearch lan.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	addr := lanPrefix.Addr().Next()
 	for range 10 {
 		addr = addr.Next()
@@ -72,8 +86,10 @@ func StartCluster(t testing.TB, srv *apiserver.Server, n int, opts ...Option) *C
 		podCIDR := fmt.Sprintf("10.244.%d.0/24", i+1)
 		pcfg := proxy.DefaultConfig()
 		pcfg.NodeName = fmt.Sprintf("node-%d", i)
-		c.Nodes = append(c.Nodes, startNode(t, ns, srv, host, ref, &pcfg, func(cfg *kubelet.Config) {
+		dcfg := dns.DefaultConfig()
+		c.Nodes = append(c.Nodes, startNode(t, ns, srv, host, ref, &pcfg, &dcfg, func(cfg *kubelet.Config) {
 			cfg.NodeName = pcfg.NodeName
+			cfg.ResolvConf = resolvConf
 			cfg.NodeIP = nodeIP.String()
 			cfg.Listen = net.JoinHostPort(nodeIP.String(), "10250")
 			cfg.PodCIDR = podCIDR

@@ -35,6 +35,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffdev/skiff/apiserver"
+	"github.com/skiffdev/skiff/dns"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/join"
 	"github.com/skiffdev/skiff/internal/logging"
@@ -75,6 +76,8 @@ type settings struct {
 	// Proxy, when set, runs a service proxy beside the kubelet, as
 	// "skiff agent" does.
 	Proxy *proxy.Config
+	// DNS, when set, runs the node-local DNS server too.
+	DNS *dns.Config
 }
 
 func runKubelet(s string) int {
@@ -117,6 +120,16 @@ func runKubelet(s string) int {
 		errs <- nil
 	}()
 	n := 1
+	if st.DNS != nil {
+		n++
+		go func() {
+			if err := dns.Run(ctx, c, *st.DNS); err != nil {
+				errs <- fmt.Errorf("dns: %w", err)
+				return
+			}
+			errs <- nil
+		}()
+	}
 	if st.Proxy != nil {
 		n++
 		go func() {
@@ -138,8 +151,8 @@ func runKubelet(s string) int {
 	return code
 }
 
-// Node is a kubelet under test, with a service proxy in the same process
-// when Proxy is set.
+// Node is a kubelet under test, with a service proxy and a node-local
+// DNS server in the same process when Proxy and DNS are set.
 type Node struct {
 	Name string
 	// NetNS is the node's network namespace.
@@ -148,6 +161,7 @@ type Node struct {
 	Image  string
 	Config kubelet.Config
 	Proxy  *proxy.Config
+	DNS    *dns.Config
 
 	t      testing.TB
 	server string // the API server as the kubelet reaches it
@@ -175,7 +189,7 @@ func Start(t testing.TB, srv *apiserver.Server, opts ...Option) *Node {
 	img := testimage.Busybox(t)
 	ns := nstest.NewNetns(t)
 	host, ref := serveImage(t, ns, "127.0.0.1:0", img)
-	return startNode(t, ns, srv, host, ref, nil, func(cfg *kubelet.Config) {
+	return startNode(t, ns, srv, host, ref, nil, nil, func(cfg *kubelet.Config) {
 		cfg.NodeIP = "127.0.0.1"
 		cfg.Listen = "127.0.0.1:10250"
 		cfg.PodCIDR = "10.244.0.0/24"
@@ -213,11 +227,11 @@ func serveImage(t testing.TB, ns, addr string, img v1.Image) (host, ref string) 
 	return host, testimage.Push(t, host, "busybox", img, remote.WithTransport(transport))
 }
 
-// startNode starts a kubelet process (with a proxy when px is not nil) in
-// the network namespace ns. The API server srv is forwarded into the
+// startNode starts a kubelet process (with a proxy when px is not nil,
+// and a DNS server when dx is not nil) in the network namespace ns. The API server srv is forwarded into the
 // namespace, and the node joins it with a token of its own; base and then
 // opts adjust the kubelet's configuration.
-func startNode(t testing.TB, ns string, srv *apiserver.Server, registry, image string, px *proxy.Config, base Option, opts ...Option) *Node {
+func startNode(t testing.TB, ns string, srv *apiserver.Server, registry, image string, px *proxy.Config, dx *dns.Config, base Option, opts ...Option) *Node {
 	t.Helper()
 	apiLn, err := nsutil.Listen(ns, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -248,7 +262,11 @@ func startNode(t testing.TB, ns string, srv *apiserver.Server, registry, image s
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: image, Config: cfg, Proxy: px, t: t, server: "https://" + apiLn.Addr().String(), token: token.GetToken()}
+	if dx != nil {
+		dx.NodeName, dx.ResolvConf, dx.ClusterDomain = cfg.NodeName, cfg.ResolvConf, cfg.ClusterDomain
+		cfg.LocalDNS = dx.Address
+	}
+	n := &Node{Name: cfg.NodeName, NetNS: ns, Image: image, Config: cfg, Proxy: px, DNS: dx, t: t, server: "https://" + apiLn.Addr().String(), token: token.GetToken()}
 	t.Cleanup(n.cleanup)
 	n.startProcess()
 	return n
@@ -285,7 +303,7 @@ func (n *Node) Dial(ctx context.Context, addr string) (net.Conn, error) {
 func (n *Node) startProcess() {
 	t := n.t
 	t.Helper()
-	s, err := json.Marshal(settings{Server: n.server, Token: n.token, Config: n.Config, Proxy: n.Proxy})
+	s, err := json.Marshal(settings{Server: n.server, Token: n.token, Config: n.Config, Proxy: n.Proxy, DNS: n.DNS})
 	if err != nil {
 		t.Fatal(err)
 	}
