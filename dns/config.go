@@ -3,6 +3,7 @@ package dns
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -46,6 +47,11 @@ type Config struct {
 	// Service or endpoint has; either may be empty.
 	ServiceCIDR string
 	ClusterCIDR string
+
+	// Listening, when set, is called with the server's UDP and TCP
+	// addresses once its sockets are open (tests learn the port). Not a
+	// flag.
+	Listening func(udp, tcp net.Addr) `json:"-"`
 }
 
 // DefaultConfig returns the defaults.

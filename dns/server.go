@@ -253,6 +253,9 @@ func Run(ctx context.Context, c *client.Client, cfg Config) error {
 		return err
 	}
 	defer srv.Shutdown()
+	if cfg.Listening != nil {
+		cfg.Listening(srv.UDPAddr, srv.TCPAddr)
+	}
 	log.Info("DNS server listening", "address", srv.UDPAddr.String(), "domain", cfg.domain(), "upstreams", h.Forwarder.Upstreams())
 
 	ctx, cancel := context.WithCancel(ctx)
