@@ -68,6 +68,13 @@ func newKubeletCommand() *cobra.Command {
 		Short: "Run the kubelet, which runs the containers of the pods bound to this node (needs root)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A link-local --cluster-dns is a node-local server's (skiff
+			// dns on this machine): keep it on the bridge for it.
+			if len(cfg.ClusterDNS) > 0 {
+				if a, err := netip.ParseAddr(cfg.ClusterDNS[0]); err == nil && a.Is4() && a.IsLinkLocalUnicast() {
+					cfg.LocalDNS = a.String()
+				}
+			}
 			return runNode(cmd.Context(), jf, cfg, nil, nil)
 		},
 	}

@@ -74,6 +74,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newSimNodesCommand())
 	root.AddCommand(newKubeletCommand())
 	root.AddCommand(newProxyCommand())
+	root.AddCommand(newDNSCommand())
 	root.AddCommand(newAgentCommand())
 	root.AddCommand(newImagesCommand())
 	root.AddCommand(newTokenCommand())
