@@ -522,3 +522,28 @@ func TestReverseZoneName(t *testing.T) {
 		}
 	}
 }
+
+// Messages that are not one plain question, and cluster names before the
+// caches are filled.
+func TestAnswerEdges(t *testing.T) {
+	u := &upstream{answers: map[string]string{}, asked: make(chan string, 10)}
+	_, h := testServer(t, u)
+	notify := new(miekg.Msg).SetNotify("cluster.local.")
+	if r := h.Answer(context.Background(), notify, false); r.Rcode != miekg.RcodeNotImplemented {
+		t.Errorf("NOTIFY: %s, want NOTIMP", miekg.RcodeToString[r.Rcode])
+	}
+	two := new(miekg.Msg).SetQuestion("a.", miekg.TypeA)
+	two.Question = append(two.Question, two.Question[0])
+	if r := h.Answer(context.Background(), two, false); r.Rcode != miekg.RcodeFormatError {
+		t.Errorf("two questions: %s, want FORMERR", miekg.RcodeToString[r.Rcode])
+	}
+	h.Ready = func() bool { return false }
+	q := new(miekg.Msg).SetQuestion("web.default.svc.cluster.local.", miekg.TypeA)
+	if r := h.Answer(context.Background(), q, false); r.Rcode != miekg.RcodeServerFailure {
+		t.Errorf("before the caches are filled: %s, want SERVFAIL", miekg.RcodeToString[r.Rcode])
+	}
+	h.Ready = func() bool { return true }
+	if r := h.Answer(context.Background(), q, false); r.Rcode != miekg.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("once filled: %v", r)
+	}
+}
