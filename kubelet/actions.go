@@ -124,7 +124,7 @@ func computePodActions(o podObservation) podActions {
 				Message: "sidecar containers (init containers with restartPolicy Always) are not supported by Skiff yet",
 			}})
 		case r == nil:
-			a.Start = append(a.Start, startAction{Container: c, Init: true})
+			a.start(o, startAction{Container: c, Init: true})
 		case r.current.State == runtime.StateExited:
 			if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 				a.InitFailed = true
@@ -141,7 +141,7 @@ func computePodActions(o podObservation) podActions {
 			c := &pod.Spec.Containers[i]
 			r := o.Runs[c.Name]
 			if r == nil {
-				a.Start = append(a.Start, startAction{Container: c})
+				a.start(o, startAction{Container: c})
 				continue
 			}
 			cur := r.current
@@ -241,6 +241,12 @@ type podObservation struct {
 	// current run may be followed by another (restartWaits). A container
 	// not in it may restart at once.
 	Backoff map[string]restartWait
+	// ConfigErrors holds, by container name, why the container cannot be
+	// started now: a ConfigMap, Secret or key its environment needs is
+	// missing (Kubernetes' message: `configmap "x" not found`). Such a
+	// container waits in CreateContainerConfigError; what it waits for
+	// wakes the worker when it appears.
+	ConfigErrors map[string]string
 	// Now is when the decision is made.
 	Now time.Time
 }
@@ -368,7 +374,17 @@ func (a *podActions) restart(o podObservation, c *corev1.Container, init bool, c
 		}
 		return
 	}
-	a.Start = append(a.Start, startAction{Container: c, Init: init, Attempt: attempt(*cur) + 1, After: cur})
+	a.start(o, startAction{Container: c, Init: init, Attempt: attempt(*cur) + 1, After: cur})
+}
+
+// start starts a container, unless what its environment needs is
+// missing: then it waits in CreateContainerConfigError.
+func (a *podActions) start(o podObservation, s startAction) {
+	if msg, ok := o.ConfigErrors[s.Container.Name]; ok {
+		a.Wait = append(a.Wait, waitAction{Name: s.Container.Name, Waiting: corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}})
+		return
+	}
+	a.Start = append(a.Start, s)
 }
 
 // nextInitContainer is the first init container of pod that has not
