@@ -48,8 +48,8 @@ var testPodSpecs = map[string]corev1.PodSpec{
 	"default/on-a": {
 		ServiceAccountName: "a-robot",
 		ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "a-pull"}},
-		Containers: []corev1.Container{{Name: "c", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "a-secret"}}}}}},
-		Volumes:    []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "a-config"}}}}},
+		Containers:         []corev1.Container{{Name: "c", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "a-secret"}}}}}},
+		Volumes:            []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "a-config"}}}}},
 	},
 	"default/on-b": {
 		Containers: []corev1.Container{{Name: "c", Env: []corev1.EnvVar{
