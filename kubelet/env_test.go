@@ -54,9 +54,13 @@ func TestContainerEnv(t *testing.T) {
 				{Name: "IPS", ValueFrom: field("status.podIPs")},
 			},
 			want: `NAME=web NS=ns UID=uid-1 APP=web NOTE=say "hi" NODE=node-1 SA=robot HOST=192.0.2.1 HOSTS=192.0.2.1 IP=10.244.0.7 IPS=10.244.0.7`},
-		{name: "resourceFieldRef",
-			env:  []corev1.EnvVar{{Name: "CPU", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1m")}}}},
-			want: "CPU=250"},
+		{name: "resourceFieldRef: a limit, an unset limit (the node's allocatable), an unset request",
+			env: []corev1.EnvVar{
+				{Name: "CPU", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1m")}}},
+				{Name: "NODE_MEM", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1Mi"), ContainerName: "other"}}},
+				{Name: "REQ", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "requests.memory"}}},
+			},
+			want: "CPU=250 NODE_MEM=1024 REQ=0"},
 		{name: "missing configmap", env: []corev1.EnvVar{{Name: "M", ValueFrom: cmKey("nope", "mode", false)}},
 			wantErr: `configmap "nope" not found`},
 		{name: "missing secret", env: []corev1.EnvVar{{Name: "M", ValueFrom: secretKey("nope", "mode", false)}},
@@ -84,13 +88,15 @@ func TestContainerEnv(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := testPod()
+			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "other"})
 			c := &pod.Spec.Containers[0]
 			c.EnvFrom, c.Env = tc.envFrom, tc.env
 			objs := tc.objs
 			if objs == nil {
 				objs = testObjects(settings, creds)
 			}
-			vars, skipped, err := containerEnv(pod, c, objs, "10.244.0.7", "192.0.2.1")
+			alloc := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")}
+			vars, skipped, err := containerEnv(pod, c, podFacts{objs: objs, podIP: "10.244.0.7", hostIP: "192.0.2.1", allocatable: alloc})
 			if tc.wantErr != "" {
 				var ce *configError
 				if err == nil || err.Error() != tc.wantErr || !errors.As(err, &ce) {

@@ -107,14 +107,16 @@ type envVar struct {
 // kubelet does: every envFrom source in order (each key of the
 // ConfigMap's or Secret's data, with the source's prefix), then env in
 // order, a later variable replacing an earlier one of the same name.
-// objs holds the pod's ConfigMaps and Secrets at this sync.
+// f holds the pod's ConfigMaps and Secrets at this sync, and the rest
+// the downward API reads.
 //
 // A ConfigMap, Secret or key that cannot be read fails the container
 // (CreateContainerConfigError, with Kubernetes' message) unless its
 // reference is optional. Keys of an envFrom source that are not valid
 // variable names are skipped: skipped holds one message per source that
 // had some, for an InvalidEnvironmentVariableNames event.
-func containerEnv(pod *corev1.Pod, c *corev1.Container, objs *podObjects, podIP, hostIP string) (vars []envVar, skipped []string, err error) {
+func containerEnv(pod *corev1.Pod, c *corev1.Container, f podFacts) (vars []envVar, skipped []string, err error) {
+	objs := f.objs
 	for _, from := range c.EnvFrom {
 		var data map[string]string
 		var kind, name string
@@ -163,7 +165,7 @@ func containerEnv(pod *corev1.Pod, c *corev1.Container, objs *podObjects, podIP,
 			vars = append(vars, envVar{name: e.Name, value: e.Value, expand: true})
 			continue
 		}
-		v, ok, err := valueFrom(pod, c, e, objs, podIP, hostIP)
+		v, ok, err := valueFrom(pod, c, e, f)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -178,17 +180,17 @@ func ptrTrue(b *bool) bool { return b != nil && *b }
 
 // valueFrom resolves an env var's valueFrom; ok is false when the
 // variable is left out (an optional reference to what does not exist).
-func valueFrom(pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, objs *podObjects, podIP, hostIP string) (v string, ok bool, err error) {
-	src := e.ValueFrom
+func valueFrom(pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, f podFacts) (v string, ok bool, err error) {
+	src, objs := e.ValueFrom, f.objs
 	switch {
 	case src.FieldRef != nil:
-		v, err := fieldValue(pod, src.FieldRef.FieldPath, podIP, hostIP)
+		v, err := fieldValue(pod, src.FieldRef.FieldPath, f.podIP, f.hostIP)
 		if err != nil {
 			return "", false, configErrorf("env %s: %v", e.Name, err)
 		}
 		return v, true, nil
 	case src.ResourceFieldRef != nil:
-		v, err := resourceValue(pod, c, src.ResourceFieldRef)
+		v, err := resourceValue(pod, c, src.ResourceFieldRef, f.allocatable)
 		if err != nil {
 			return "", false, configErrorf("env %s: %v", e.Name, err)
 		}
@@ -282,10 +284,23 @@ func formatMap(m map[string]string) string {
 	return b.String()
 }
 
+// podFacts is what a pod's environment and written volumes are made of
+// besides the pod object.
+type podFacts struct {
+	// objs holds the pod's ConfigMaps and Secrets as this sync read them.
+	objs *podObjects
+	// podIP and hostIP are the pod's and the node's addresses.
+	podIP, hostIP string
+	// allocatable is the node's: a limit a container does not set is
+	// reported as the node's allocatable amount, as in Kubernetes.
+	allocatable corev1.ResourceList
+}
+
 // resourceValue is the value of a resourceFieldRef: a request or limit
 // of the container (c, or the one the reference names), in units of the
-// divisor, rounded up as Kubernetes does.
-func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+// divisor, rounded up as Kubernetes does. An unset limit is the node's
+// allocatable amount (from allocatable), an unset request 0.
+func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector, allocatable corev1.ResourceList) (string, error) {
 	target := c
 	if ref.ContainerName != "" {
 		target = findContainer(pod, ref.ContainerName)
@@ -299,6 +314,9 @@ func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFie
 		list = target.Resources.Limits
 	}
 	q, ok := list[corev1.ResourceName(name)]
+	if !ok && kind == "limits" {
+		q, ok = allocatable[corev1.ResourceName(name)]
+	}
 	if !ok {
 		return "0", nil
 	}

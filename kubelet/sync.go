@@ -135,7 +135,7 @@ func (k *Kubelet) observe(uid types.UID, pod, last *corev1.Pod, state *podState,
 	var configErrors map[string]string
 	if ps != nil {
 		for _, c := range allContainers(pod) {
-			if _, _, err := containerEnv(pod, &c, ps.objs, ps.sb.ip.String(), k.cfg.NodeIP); err != nil {
+			if _, _, err := containerEnv(pod, &c, ps.facts); err != nil {
 				if configErrors == nil {
 					configErrors = map[string]string{}
 				}
@@ -315,7 +315,7 @@ func (k *Kubelet) throttle() func() {
 type podSync struct {
 	pod   *corev1.Pod
 	sb    sandbox
-	objs  *podObjects
+	facts podFacts // the ConfigMaps and Secrets, IPs, the node's allocatable
 	vols  map[string]podVolume
 	state *podState
 	notes *syncNotes
@@ -337,8 +337,12 @@ func (k *Kubelet) preparePod(ctx context.Context, pod *corev1.Pod, state *podSta
 	}
 	// The objects' watches start here; their changes wake this worker.
 	k.objects.register(pod)
-	ps := &podSync{pod: pod, sb: sb, state: state, notes: notes, objs: k.objects.snapshot(ctx, pod)}
-	vols, err := k.volumeSources(ctx, pod, ps.objs)
+	facts := podFacts{objs: k.objects.snapshot(ctx, pod), podIP: sb.ip.String(), hostIP: k.cfg.NodeIP}
+	if n := k.node.Load(); n != nil {
+		facts.allocatable = n.Status.Allocatable
+	}
+	ps := &podSync{pod: pod, sb: sb, state: state, notes: notes, facts: facts}
+	vols, err := k.volumeSources(pod, facts)
 	if err != nil {
 		msg := err.Error()
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", msg)
@@ -454,7 +458,7 @@ func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, s startAction
 // containerSpec turns a pod's container into what the runtime runs.
 func (k *Kubelet) containerSpec(ps *podSync, c *corev1.Container, init bool, attemptN int, img *images.Image) (runtime.Spec, error) {
 	pod := ps.pod
-	own, skipped, err := containerEnv(pod, c, ps.objs, ps.sb.ip.String(), k.cfg.NodeIP)
+	own, skipped, err := containerEnv(pod, c, ps.facts)
 	if err != nil {
 		return runtime.Spec{}, err
 	}

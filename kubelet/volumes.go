@@ -1,7 +1,6 @@
 package kubelet
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -29,12 +28,12 @@ type podVolume struct {
 // its volume gives one (Kubernetes' default, 0644).
 const defaultFileMode fs.FileMode = 0o644
 
-// volumeSources prepares the pod's volumes and returns them by name. objs
+// volumeSources prepares the pod's volumes and returns them by name. f
 // holds the ConfigMaps and Secrets of this sync; the files of configMap,
 // secret, downwardAPI and projected volumes are rewritten from them at
 // every sync that finds them changed, which is how a mounted file follows
 // its object.
-func (k *Kubelet) volumeSources(ctx context.Context, pod *corev1.Pod, objs *podObjects) (map[string]podVolume, error) {
+func (k *Kubelet) volumeSources(pod *corev1.Pod, f podFacts) (map[string]podVolume, error) {
 	out := map[string]podVolume{}
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
@@ -46,7 +45,7 @@ func (k *Kubelet) volumeSources(ctx context.Context, pod *corev1.Pod, objs *podO
 		case v.HostPath != nil:
 			pv.path, err = prepareHostPath(v.Name, v.HostPath)
 		case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil:
-			pv, err = k.writtenVolume(pod, v, objs)
+			pv, err = k.writtenVolume(pod, v, f)
 		default:
 			err = configErrorf("volume %q: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported", v.Name)
 		}
@@ -86,7 +85,7 @@ func (k *Kubelet) emptyDir(uid types.UID, name string, src *corev1.EmptyDirVolum
 // writtenVolume sets up a volume whose files the kubelet writes from the
 // API: configMap, downwardAPI (on disk), secret and projected (on a tmpfs,
 // so that secrets never reach the node's disk).
-func (k *Kubelet) writtenVolume(pod *corev1.Pod, v *corev1.Volume, objs *podObjects) (podVolume, error) {
+func (k *Kubelet) writtenVolume(pod *corev1.Pod, v *corev1.Volume, f podFacts) (podVolume, error) {
 	kind, tmpfs := "configmap", false
 	switch {
 	case v.Secret != nil:
@@ -97,7 +96,7 @@ func (k *Kubelet) writtenVolume(pod *corev1.Pod, v *corev1.Volume, objs *podObje
 		kind, tmpfs = "projected", true
 	}
 	dir := k.volumeDir(pod.UID, kind, v.Name)
-	files, err := volumeFiles(pod, v, objs, k.cfg.NodeIP)
+	files, err := volumeFiles(pod, v, f)
 	if err != nil {
 		return podVolume{}, err
 	}
@@ -124,8 +123,8 @@ func setUpFailed(volume string, err error) error {
 // volumeFiles computes the files of a configMap, secret, downwardAPI or
 // projected volume from the pod and the objects of this sync. It decides
 // and writes nothing, so the tests call it without root.
-func volumeFiles(pod *corev1.Pod, v *corev1.Volume, objs *podObjects, hostIP string) (map[string]volumeFile, error) {
-	files := map[string]volumeFile{}
+func volumeFiles(pod *corev1.Pod, v *corev1.Volume, f podFacts) (map[string]volumeFile, error) {
+	files, objs := map[string]volumeFile{}, f.objs
 	var err error
 	switch {
 	case v.ConfigMap != nil:
@@ -133,7 +132,7 @@ func volumeFiles(pod *corev1.Pod, v *corev1.Volume, objs *podObjects, hostIP str
 	case v.Secret != nil:
 		err = secretFiles(files, pod, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, fileMode(v.Secret.DefaultMode), objs)
 	case v.DownwardAPI != nil:
-		err = downwardFiles(files, pod, v.DownwardAPI.Items, fileMode(v.DownwardAPI.DefaultMode), hostIP)
+		err = downwardFiles(files, pod, v.DownwardAPI.Items, fileMode(v.DownwardAPI.DefaultMode), f)
 	case v.Projected != nil:
 		mode := fileMode(v.Projected.DefaultMode)
 		for i, s := range v.Projected.Sources {
@@ -143,7 +142,7 @@ func volumeFiles(pod *corev1.Pod, v *corev1.Volume, objs *podObjects, hostIP str
 			case s.Secret != nil:
 				err = secretFiles(files, pod, s.Secret.Name, s.Secret.Items, s.Secret.Optional, mode, objs)
 			case s.DownwardAPI != nil:
-				err = downwardFiles(files, pod, s.DownwardAPI.Items, mode, hostIP)
+				err = downwardFiles(files, pod, s.DownwardAPI.Items, mode, f)
 			case s.ServiceAccountToken != nil:
 				// Service account tokens come with the API's token
 				// issuer (issue 15); a volume without its token would
@@ -239,15 +238,15 @@ func keyFiles(files map[string]volumeFile, data map[string][]byte, items []corev
 
 // downwardFiles adds a file per downward API item: a field of the pod or
 // a resource of one of its containers.
-func downwardFiles(files map[string]volumeFile, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, mode fs.FileMode, hostIP string) error {
+func downwardFiles(files map[string]volumeFile, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, mode fs.FileMode, f podFacts) error {
 	for _, it := range items {
 		var v string
 		var err error
 		switch {
 		case it.FieldRef != nil:
-			v, err = fieldValue(pod, it.FieldRef.FieldPath, podIPOf(pod), hostIP)
+			v, err = fieldValue(pod, it.FieldRef.FieldPath, f.podIP, f.hostIP)
 		case it.ResourceFieldRef != nil:
-			v, err = resourceValue(pod, nil, it.ResourceFieldRef)
+			v, err = resourceValue(pod, nil, it.ResourceFieldRef, f.allocatable)
 		default:
 			err = fmt.Errorf("item %q has neither fieldRef nor resourceFieldRef", it.Path)
 		}
@@ -258,10 +257,6 @@ func downwardFiles(files map[string]volumeFile, pod *corev1.Pod, items []corev1.
 	}
 	return nil
 }
-
-// podIPOf is the pod's IP as its status has it (downwardAPI volumes do
-// not offer it; this only keeps fieldValue's answer honest).
-func podIPOf(pod *corev1.Pod) string { return pod.Status.PodIP }
 
 // ensureTmpfs mounts a tmpfs on dir unless one is there already; size
 // (bytes) bounds it when not zero.

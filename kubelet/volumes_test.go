@@ -125,7 +125,7 @@ func TestVolumeFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := &corev1.Volume{Name: "v", VolumeSource: tc.src}
-			got, err := volumeFiles(testPod(), v, objs, "192.0.2.1")
+			got, err := volumeFiles(testPod(), v, podFacts{objs: objs, podIP: "10.244.0.7", hostIP: "192.0.2.1"})
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("got error %v, want %q", err, tc.wantErr)
@@ -145,7 +145,7 @@ func TestVolumeFiles(t *testing.T) {
 	}
 	// A missing object's error says so to the caller, which then waits
 	// for the object's arrival rather than retrying.
-	_, err := volumeFiles(testPod(), &corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "nope"}}}, objs, "")
+	_, err := volumeFiles(testPod(), &corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "nope"}}}, podFacts{objs: objs})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("missing secret: got %v, want an error that IsNotFound", err)
 	}
