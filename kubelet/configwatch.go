@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiffdev/skiff/internal/client"
+	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/podrefs"
 )
 
@@ -122,6 +123,7 @@ func (w *objectWatcher) set(uid types.UID, refs []objectRef) {
 		if ow := w.watches[r]; ow != nil {
 			delete(ow.pods, uid)
 			if len(ow.pods) == 0 {
+				logging.From(w.ctx).Debug("no pod uses an object any more", "object", r.String())
 				ow.stop()
 				delete(w.watches, r)
 			}
@@ -158,6 +160,7 @@ func (w *objectWatcher) start(r objectRef) *objectWatch {
 		},
 	})
 	ctx, cancel := context.WithCancel(w.ctx)
+	logging.From(ctx).Debug("watching an object for the pods", "object", r.String())
 	go ctrl.Run(ctx.Done())
 	return &objectWatch{store: store, synced: ctrl.HasSynced, stop: cancel, pods: map[types.UID]struct{}{}}
 }
