@@ -33,6 +33,8 @@ import (
 //   - Backoff, by container name, until when the restart of its exited
 //     current run must wait (restartWaits computes it from the pod's
 //     restart backoff);
+//   - ConfigErrors, by container name, why its environment cannot be
+//     made now (a missing ConfigMap, Secret or key);
 //   - Now.
 //
 // # What it decides
@@ -65,7 +67,10 @@ import (
 //
 // A start after an exit waits for the backoff: while Now is before the
 // container's restartWait.Until it is held back as CrashLoopBackOff, and
-// WakeAt says when to look again. A container's spec has changed when
+// WakeAt says when to look again. Any start, first or not, of a
+// container with a ConfigErrors entry is held back as
+// CreateContainerConfigError with that message; no WakeAt: what it waits
+// for wakes the worker when it appears. A container's spec has changed when
 // its hash (containerHash) differs from the one its run was started with.
 //
 // Kills come alone: when a running pod has runs to kill, the actions
@@ -83,7 +88,8 @@ import (
 //     decided.
 //  2. Observe, fresh, right before the call: the runs from the container
 //     index, the liveness results of the runs that have not exited, the
-//     restart waits, and the time.
+//     restart waits, the containers whose environment cannot be made from
+//     the objects prepared in 1, and the time.
 //  3. Call computePodActions. For goalRun with Kill set, kill the runs
 //     one after another (events Unhealthy and Killing), record how each
 //     ended, and go back to 2.

@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -282,6 +283,12 @@ func ensureTmpfs(dir string, mode fs.FileMode, size int64) error {
 // volumes), deepest first, so that the directory can be removed.
 func (k *Kubelet) unmountVolumes(uid types.UID) error {
 	dir := k.podDir(uid)
+	// The mount table holds paths with their symlinks resolved.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	} else if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return err
