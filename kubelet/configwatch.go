@@ -63,6 +63,11 @@ func podObjectRefs(pod *corev1.Pod) []objectRef {
 // A pod's worker registers the pod (register) before it reads the
 // objects, and unregisters it when the pod stops or goes; the last pod
 // to let go of an object stops its watch.
+//
+// An immutable object cannot change, only go: once one is seen, its
+// watch stops and the copy is kept while pods use it, as Kubernetes'
+// kubelet does (a deletion then goes unnoticed until the pods using it
+// are gone).
 type objectWatcher struct {
 	client *client.Client
 	// wake asks the worker of a pod to sync.
@@ -85,6 +90,9 @@ type objectWatch struct {
 	synced cache.InformerSynced
 	stop   context.CancelFunc
 	pods   map[types.UID]struct{}
+	// immutable is set once the object was seen immutable and its
+	// watch stopped.
+	immutable bool
 }
 
 func newObjectWatcher(ctx context.Context, c *client.Client, wake func(types.UID)) *objectWatcher {
@@ -149,7 +157,7 @@ func (w *objectWatcher) start(r objectRef) *objectWatch {
 	default:
 		lw, typ = w.client.Secrets(r.namespace).ListWatch(tweak), &corev1.Secret{}
 	}
-	changed := func(any) { w.changed(r) }
+	changed := func(obj any) { w.changed(r, obj) }
 	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: lw,
 		ObjectType:    typ,
@@ -165,19 +173,35 @@ func (w *objectWatcher) start(r objectRef) *objectWatch {
 	return &objectWatch{store: store, synced: ctrl.HasSynced, stop: cancel, pods: map[types.UID]struct{}{}}
 }
 
-// changed wakes the workers of the pods that refer to r.
-func (w *objectWatcher) changed(r objectRef) {
+// changed wakes the workers of the pods that refer to r, which is now
+// obj (or was, when obj is a deletion); an immutable obj ends the watch.
+func (w *objectWatcher) changed(r objectRef, obj any) {
 	w.mu.Lock()
 	var uids []types.UID
 	if ow := w.watches[r]; ow != nil {
 		for uid := range ow.pods {
 			uids = append(uids, uid)
 		}
+		if isImmutable(obj) && !ow.immutable {
+			ow.immutable = true
+			logging.From(w.ctx).Debug("an object is immutable: its watch stops", "object", r.String())
+			ow.stop()
+		}
 	}
 	w.mu.Unlock()
 	for _, uid := range uids {
 		w.wake(uid)
 	}
+}
+
+func isImmutable(obj any) bool {
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		return o.Immutable != nil && *o.Immutable
+	case *corev1.Secret:
+		return o.Immutable != nil && *o.Immutable
+	}
+	return false
 }
 
 // syncWait bounds how long get waits for a new watch's first list: a
@@ -229,6 +253,15 @@ func (w *objectWatcher) watched() []objectRef {
 		out = append(out, r)
 	}
 	return out
+}
+
+// isWatching reports whether r's watch runs: it is registered and not
+// stopped for being immutable.
+func (w *objectWatcher) isWatching(r objectRef) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ow := w.watches[r]
+	return ow != nil && !ow.immutable
 }
 
 // podObjects are the ConfigMaps and Secrets one pod refers to, as its

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/skiffdev/skiff/internal/testenv"
 	"github.com/skiffdev/skiff/internal/wait"
@@ -103,6 +104,24 @@ func TestObjectWatcher(t *testing.T) {
 	if wakes("b") != bBefore {
 		t.Errorf("the secret a alone uses woke b")
 	}
+
+	// An immutable object is read once, then no longer watched: its
+	// copy serves the pods that use it.
+	if _, err := c.ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "frozen"}, Immutable: ptr.To(true), Data: map[string]string{"k": "ice"}}); err != nil {
+		t.Fatal(err)
+	}
+	frozen := pod("f", "")
+	frozen.Spec.Volumes[0].ConfigMap.Name = "frozen"
+	w.register(frozen)
+	ref := objectRef{kindConfigMap, "default", "frozen"}
+	wait.Until(t, 10*time.Second, "the immutable configmap's watch to stop", func() bool { return !w.isWatching(ref) })
+	if obj, err := w.get(ctx, ref); err != nil || obj.(*corev1.ConfigMap).Data["k"] != "ice" {
+		t.Errorf("the immutable configmap after its watch stopped: got %v, %v", obj, err)
+	}
+	if !w.isWatching(objectRef{kindConfigMap, "default", "shared"}) {
+		t.Error("a mutable configmap's watch stopped")
+	}
+	w.unregister(frozen.UID)
 
 	// The watches go with the last pod that uses them.
 	w.unregister(a.UID)
