@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
@@ -211,9 +212,9 @@ func requestAttributes(method string, req any) auth.Attributes {
 	case *skiffv1.GetRequest:
 		attrs.Verb, attrs.Subresource, attrs.Name = "get", r.GetSubresource(), r.GetName()
 	case *skiffv1.ListRequest:
-		attrs.Verb = "list"
+		attrs.Verb, attrs.Name = "list", selectedName(r.GetFieldSelector())
 	case *skiffv1.WatchRequest:
-		attrs.Verb = "watch"
+		attrs.Verb, attrs.Name = "watch", selectedName(r.GetFieldSelector())
 	case *skiffv1.UpdateRequest:
 		attrs.Verb, attrs.Subresource, attrs.Name = "update", r.GetSubresource(), r.GetName()
 	case *skiffv1.PatchRequest:
@@ -235,4 +236,21 @@ func requestAttributes(method string, req any) auth.Attributes {
 		attrs.Group, attrs.Resource, attrs.Namespace = gr.Group, gr.Resource, rr.GetNamespace()
 	}
 	return attrs
+}
+
+// selectedName is the object a list or watch is limited to by the field
+// selector metadata.name=NAME, or "". As in Kubernetes, such a request
+// is authorized like a get of NAME: a node may watch the one Secret its
+// pod uses without being allowed to list them all. A selector that does
+// not parse names nothing here; the list itself then fails.
+func selectedName(selector string) string {
+	if selector == "" {
+		return ""
+	}
+	sel, err := fields.ParseSelector(selector)
+	if err != nil {
+		return ""
+	}
+	name, _ := sel.RequiresExactMatch("metadata.name")
+	return name
 }

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
@@ -210,4 +211,26 @@ func (p podNodes) PodNode(namespace, name string) (string, bool) {
 		return "", false
 	}
 	return pod.Spec.NodeName, true
+}
+
+// PodsOnNode lists the pods of namespace bound to node from the pod
+// watch cache. It reads every pod of the namespace the cache holds; the
+// kubelet asks once per object it starts to watch, not per event.
+func (p podNodes) PodsOnNode(namespace, node string) []*corev1.Pod {
+	obj, err := p.pods.List(context.Background(), namespace, registry.ListOptions{
+		FieldSelector:   fields.OneTermEqualSelector("spec.nodeName", node).String(),
+		ResourceVersion: "0",
+	})
+	if err != nil {
+		return nil
+	}
+	list, ok := obj.(*corev1.PodList)
+	if !ok {
+		return nil
+	}
+	out := make([]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out
 }

@@ -33,6 +33,8 @@ import (
 //   - Backoff, by container name, until when the restart of its exited
 //     current run must wait (restartWaits computes it from the pod's
 //     restart backoff);
+//   - ConfigErrors, by container name, why its environment cannot be
+//     made now (a missing ConfigMap, Secret or key);
 //   - Now.
 //
 // # What it decides
@@ -65,7 +67,10 @@ import (
 //
 // A start after an exit waits for the backoff: while Now is before the
 // container's restartWait.Until it is held back as CrashLoopBackOff, and
-// WakeAt says when to look again. A container's spec has changed when
+// WakeAt says when to look again. Any start, first or not, of a
+// container with a ConfigErrors entry is held back as
+// CreateContainerConfigError with that message; no WakeAt: what it waits
+// for wakes the worker when it appears. A container's spec has changed when
 // its hash (containerHash) differs from the one its run was started with.
 //
 // Kills come alone: when a running pod has runs to kill, the actions
@@ -83,7 +88,8 @@ import (
 //     decided.
 //  2. Observe, fresh, right before the call: the runs from the container
 //     index, the liveness results of the runs that have not exited, the
-//     restart waits, and the time.
+//     restart waits, the containers whose environment cannot be made from
+//     the objects prepared in 1, and the time.
 //  3. Call computePodActions. For goalRun with Kill set, kill the runs
 //     one after another (events Unhealthy and Killing), record how each
 //     ended, and go back to 2.
@@ -124,7 +130,7 @@ func computePodActions(o podObservation) podActions {
 				Message: "sidecar containers (init containers with restartPolicy Always) are not supported by Skiff yet",
 			}})
 		case r == nil:
-			a.Start = append(a.Start, startAction{Container: c, Init: true})
+			a.start(o, startAction{Container: c, Init: true})
 		case r.current.State == runtime.StateExited:
 			if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 				a.InitFailed = true
@@ -141,7 +147,7 @@ func computePodActions(o podObservation) podActions {
 			c := &pod.Spec.Containers[i]
 			r := o.Runs[c.Name]
 			if r == nil {
-				a.Start = append(a.Start, startAction{Container: c})
+				a.start(o, startAction{Container: c})
 				continue
 			}
 			cur := r.current
@@ -241,6 +247,12 @@ type podObservation struct {
 	// current run may be followed by another (restartWaits). A container
 	// not in it may restart at once.
 	Backoff map[string]restartWait
+	// ConfigErrors holds, by container name, why the container cannot be
+	// started now: a ConfigMap, Secret or key its environment needs is
+	// missing (Kubernetes' message: `configmap "x" not found`). Such a
+	// container waits in CreateContainerConfigError; what it waits for
+	// wakes the worker when it appears.
+	ConfigErrors map[string]string
 	// Now is when the decision is made.
 	Now time.Time
 }
@@ -368,7 +380,17 @@ func (a *podActions) restart(o podObservation, c *corev1.Container, init bool, c
 		}
 		return
 	}
-	a.Start = append(a.Start, startAction{Container: c, Init: init, Attempt: attempt(*cur) + 1, After: cur})
+	a.start(o, startAction{Container: c, Init: init, Attempt: attempt(*cur) + 1, After: cur})
+}
+
+// start starts a container, unless what its environment needs is
+// missing: then it waits in CreateContainerConfigError.
+func (a *podActions) start(o podObservation, s startAction) {
+	if msg, ok := o.ConfigErrors[s.Container.Name]; ok {
+		a.Wait = append(a.Wait, waitAction{Name: s.Container.Name, Waiting: corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}})
+		return
+	}
+	a.Start = append(a.Start, s)
 }
 
 // nextInitContainer is the first init container of pod that has not

@@ -60,6 +60,10 @@ import (
 //	state NAME created|unknown
 //	    NAME's current run is still being created, or in a state the
 //	    runtime cannot tell (as a restarted kubelet may find it).
+//	config NAME MESSAGE... | config NAME ok
+//	    What NAME's environment needs is missing, with MESSAGE (a
+//	    ConfigMap, Secret or key: `configmap "x" not found`); or it is
+//	    all there now.
 //	phase Succeeded|Failed
 //	    The pod object's status says so (as the kubelet's last status
 //	    write made it, or someone else).
@@ -113,7 +117,9 @@ type story struct {
 	runs []runtime.Status
 	// liveness holds the failed liveness probes, by run ID.
 	liveness map[string]string
-	state    *podState
+	// configErrors holds, by container name, what its environment lacks.
+	configErrors map[string]string
+	state        *podState
 }
 
 func (s *story) run(line string) ([]string, error) {
@@ -178,6 +184,16 @@ func (s *story) run(line string) ([]string, error) {
 		}
 		cur.State = runtime.State(args[1])
 		return nil, nil
+	case "config":
+		if len(args) < 2 || findContainer(s.last, args[0]) == nil {
+			return nil, errors.New("usage: config NAME MESSAGE... | config NAME ok (of a container of the pod)")
+		}
+		if args[1] == "ok" && len(args) == 2 {
+			delete(s.configErrors, args[0])
+		} else {
+			s.configErrors[args[0]] = strings.Join(args[1:], " ")
+		}
+		return nil, nil
 	case "phase":
 		if len(args) != 1 || s.pod == nil {
 			return nil, errors.New("usage: phase Succeeded|Failed (of a pod the API has)")
@@ -237,7 +253,7 @@ func (s *story) newPod(args []string) error {
 		}
 	}
 	*s = story{t: s.t, pod: pod, last: pod, now: day.Add(12 * time.Hour),
-		liveness: map[string]string{}, state: newPodState(10*time.Second, 5*time.Minute)}
+		liveness: map[string]string{}, configErrors: map[string]string{}, state: newPodState(10*time.Second, 5*time.Minute)}
 	return nil
 }
 
@@ -349,7 +365,7 @@ func (s *story) observe() podObservation {
 	})
 	runs := runsByName(slices.Clone(s.runs))
 	return podObservation{Pod: s.pod, Last: s.last, Runs: runs, Liveness: maps.Clone(s.liveness),
-		Backoff: restartWaits(s.state.restarts, runs), Now: s.now}
+		Backoff: restartWaits(s.state.restarts, runs), ConfigErrors: maps.Clone(s.configErrors), Now: s.now}
 }
 
 // sync plays syncPod: decide, print, carry out; after kills, again.
@@ -556,6 +572,7 @@ func deepCopyObservation(o podObservation) podObservation {
 	}
 	c.Liveness = maps.Clone(o.Liveness)
 	c.Backoff = maps.Clone(o.Backoff)
+	c.ConfigErrors = maps.Clone(o.ConfigErrors)
 	return c
 }
 

@@ -24,6 +24,11 @@
 //     (kubelet/runtime), a veth to the node's bridge gets it an IP from
 //     the node's pod CIDR (kubelet/network), and /etc/hosts,
 //     /etc/hostname and /etc/resolv.conf are written for it;
+//   - its ConfigMaps and Secrets are watched one by one while it needs
+//     them (configwatch.go), and its volumes made from them (volumes.go,
+//     written as whole versions by atomicwriter.go); a change of one
+//     wakes the pod, and a container whose environment lacks one waits
+//     in CreateContainerConfigError until it appears;
 //   - init containers run one at a time, each to success;
 //   - containers start from their images (kubelet/images) with the
 //     command, environment, user, volumes and cgroup limits of their

@@ -46,8 +46,11 @@ type Kubelet struct {
 	network *network.Manager
 	probes  *prober.Manager
 
-	pods       cache.SharedIndexInformer
-	workers    *podWorkers
+	pods    cache.SharedIndexInformer
+	workers *podWorkers
+	// objects watches the ConfigMaps and Secrets the pods refer to, and
+	// wakes their workers when one changes.
+	objects    *objectWatcher
 	containers *containerIndex
 
 	// node is the latest Node object seen by the status loop.
@@ -115,6 +118,7 @@ func Run(ctx context.Context, c *client.Client, cfg Config) error {
 	k.workers = newPodWorkers(k.syncPod, func() *podState {
 		return newPodState(cfg.InitialBackoff, cfg.MaxBackoff)
 	})
+	k.objects = newObjectWatcher(ctx, c, k.workers.wake)
 	k.probes = prober.NewManager(ctx, k.probeExec, k.probeDial, k.workers.wake, nil)
 	defer k.probes.Close()
 

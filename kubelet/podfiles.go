@@ -2,7 +2,6 @@ package kubelet
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,7 +14,6 @@ import (
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/kubelet/runtime"
 )
 
@@ -70,40 +68,6 @@ func writeIfChanged(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// volumeSources prepares the pod's volumes and returns where each lives on
-// the node. The logger of ctx names the pod (its worker added it).
-func (k *Kubelet) volumeSources(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
-	out := map[string]string{}
-	for _, v := range pod.Spec.Volumes {
-		switch {
-		case v.EmptyDir != nil:
-			if v.EmptyDir.Medium == corev1.StorageMediumMemory {
-				// A tmpfs would be a mount the teardown has to undo; the
-				// disk-backed directory behaves the same for programs.
-				logging.From(ctx).Debug("emptyDir medium Memory is served from disk", "volume", v.Name)
-			}
-			dir := filepath.Join(k.podDir(pod.UID), "volumes", "empty-dir", v.Name)
-			if err := os.MkdirAll(dir, 0o777); err != nil {
-				return nil, err
-			}
-			// Writable by any user the containers run as, as Kubernetes'.
-			if err := os.Chmod(dir, 0o777); err != nil {
-				return nil, err
-			}
-			out[v.Name] = dir
-		case v.HostPath != nil:
-			path, err := prepareHostPath(v.Name, v.HostPath)
-			if err != nil {
-				return nil, err
-			}
-			out[v.Name] = path
-		default:
-			return nil, configErrorf("volume %q: only emptyDir and hostPath volumes are supported", v.Name)
-		}
-	}
-	return out, nil
 }
 
 // prepareHostPath checks or creates a hostPath volume by its type.
@@ -178,12 +142,13 @@ func prepareHostPath(name string, hp *corev1.HostPathVolumeSource) (string, erro
 
 // mounts lists the bind mounts of one container: its volumeMounts and the
 // pod's /etc files.
-func (k *Kubelet) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]string) ([]runtime.Mount, error) {
+func (k *Kubelet) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]podVolume) ([]runtime.Mount, error) {
 	etc := k.podEtcDir(pod.UID)
 	var out []runtime.Mount
 	has := map[string]bool{}
 	for _, vm := range c.VolumeMounts {
-		src, ok := vols[vm.Name]
+		vol, ok := vols[vm.Name]
+		src := vol.path
 		if !ok {
 			return nil, configErrorf("container %q: volumeMount %q names no volume of the pod", c.Name, vm.Name)
 		}
@@ -209,7 +174,7 @@ func (k *Kubelet) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]s
 			}
 			src = resolved
 		}
-		out = append(out, runtime.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly})
+		out = append(out, runtime.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly || vol.readOnly})
 		has[filepath.Clean(vm.MountPath)] = true
 	}
 	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {

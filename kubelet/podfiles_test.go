@@ -31,7 +31,7 @@ func TestSubPathStaysInTheVolume(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "u1"}}
 	for _, sub := range []string{"evil", "evil/x", "up", "up/etc", "plain/dir"} {
 		c := &corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "v", MountPath: "/m", SubPath: sub}}}
-		mounts, err := k.mounts(pod, c, map[string]string{"v": vol})
+		mounts, err := k.mounts(pod, c, map[string]podVolume{"v": {path: vol}})
 		if err != nil {
 			// Refusing is safe too, but a plain path must work.
 			if sub == "plain/dir" {
@@ -49,7 +49,7 @@ func TestSubPathStaysInTheVolume(t *testing.T) {
 	}
 	for _, sub := range []string{"../x", "/abs"} {
 		c := &corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "v", MountPath: "/m", SubPath: sub}}}
-		if _, err := k.mounts(pod, c, map[string]string{"v": vol}); err == nil {
+		if _, err := k.mounts(pod, c, map[string]podVolume{"v": {path: vol}}); err == nil {
 			t.Errorf("subPath %q: got no error, want one", sub)
 		}
 	}

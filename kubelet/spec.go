@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +14,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiffdev/skiff/kubelet/images"
 	"github.com/skiffdev/skiff/kubelet/runtime"
@@ -21,9 +24,13 @@ import (
 
 // configError is a container whose spec cannot be turned into a process:
 // Kubernetes reports it as CreateContainerConfigError, and retries.
-type configError struct{ msg string }
+type configError struct {
+	msg   string
+	cause error // what the message reports, when it wraps one
+}
 
 func (e *configError) Error() string { return e.msg }
+func (e *configError) Unwrap() error { return e.cause }
 
 func configErrorf(format string, args ...any) error {
 	return &configError{msg: fmt.Sprintf(format, args...)}
@@ -57,9 +64,9 @@ func processArgs(c *corev1.Container, img images.ImageConfig, env map[string]str
 }
 
 // environment builds the container's environment: the image's, then
-// HOSTNAME, then the container's own variables in order, each able to
-// refer to earlier ones as $(NAME).
-func environment(pod *corev1.Pod, c *corev1.Container, img images.ImageConfig, podIP, hostIP string) ([]string, map[string]string, error) {
+// HOSTNAME, then the container's own variables (containerEnv), those of
+// env each able to refer to earlier ones as $(NAME).
+func environment(pod *corev1.Pod, c *corev1.Container, img images.ImageConfig, own []envVar) ([]string, map[string]string) {
 	vals := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -73,104 +80,252 @@ func environment(pod *corev1.Pod, c *corev1.Container, img images.ImageConfig, p
 		set(k, v)
 	}
 	set("HOSTNAME", pod.Name)
-	for _, from := range c.EnvFrom {
-		optional := false
-		kind := ""
-		switch {
-		case from.ConfigMapRef != nil:
-			kind, optional = "configmap "+from.ConfigMapRef.Name, ptrTrue(from.ConfigMapRef.Optional)
-		case from.SecretRef != nil:
-			kind, optional = "secret "+from.SecretRef.Name, ptrTrue(from.SecretRef.Optional)
+	for _, e := range own {
+		v := e.value
+		if e.expand {
+			v = expand(v, vals)
 		}
-		if !optional {
-			return nil, nil, configErrorf("%s not found: Skiff does not serve ConfigMaps or Secrets yet (envFrom)", kind)
-		}
-	}
-	for _, e := range c.Env {
-		v := expand(e.Value, vals)
-		if e.ValueFrom != nil {
-			var err error
-			v, err = valueFrom(pod, c, e, podIP, hostIP)
-			if err != nil {
-				return nil, nil, err
-			}
-		}
-		set(e.Name, v)
+		set(e.name, v)
 	}
 	env := make([]string, 0, len(order))
 	for _, k := range order {
 		env = append(env, k+"="+vals[k])
 	}
-	return env, vals, nil
+	return env, vals
+}
+
+// envVar is one variable of a container's own environment.
+type envVar struct {
+	name, value string
+	// expand is set for a literal value of env, in which $(NAME) refers
+	// to a variable defined before it; values read from objects and
+	// fields are taken as they are.
+	expand bool
+}
+
+// containerEnv resolves the container's own variables as Kubernetes'
+// kubelet does: every envFrom source in order (each key of the
+// ConfigMap's or Secret's data, with the source's prefix), then env in
+// order, a later variable replacing an earlier one of the same name.
+// f holds the pod's ConfigMaps and Secrets at this sync, and the rest
+// the downward API reads.
+//
+// A ConfigMap, Secret or key that cannot be read fails the container
+// (CreateContainerConfigError, with Kubernetes' message) unless its
+// reference is optional. Keys of an envFrom source that are not valid
+// variable names are skipped: skipped holds one message per source that
+// had some, for an InvalidEnvironmentVariableNames event.
+func containerEnv(pod *corev1.Pod, c *corev1.Container, f podFacts) (vars []envVar, skipped []string, err error) {
+	objs := f.objs
+	for _, from := range c.EnvFrom {
+		var data map[string]string
+		var kind, name string
+		switch {
+		case from.ConfigMapRef != nil:
+			kind, name = "configMap", from.ConfigMapRef.Name
+			cm, err := objs.configMap(pod.Namespace, name)
+			if err != nil {
+				if apierrors.IsNotFound(err) && ptrTrue(from.ConfigMapRef.Optional) {
+					continue
+				}
+				return nil, nil, &configError{msg: err.Error(), cause: err}
+			}
+			data = cm.Data
+		case from.SecretRef != nil:
+			kind, name = "secret", from.SecretRef.Name
+			sec, err := objs.secret(pod.Namespace, name)
+			if err != nil {
+				if apierrors.IsNotFound(err) && ptrTrue(from.SecretRef.Optional) {
+					continue
+				}
+				return nil, nil, &configError{msg: err.Error(), cause: err}
+			}
+			data = make(map[string]string, len(sec.Data))
+			for k, v := range sec.Data {
+				data[k] = string(v)
+			}
+		default:
+			continue
+		}
+		var invalid []string
+		for _, k := range slices.Sorted(maps.Keys(data)) {
+			key := from.Prefix + k
+			if len(validation.IsRelaxedEnvVarName(key)) > 0 {
+				invalid = append(invalid, key)
+				continue
+			}
+			vars = append(vars, envVar{name: key, value: data[k]})
+		}
+		if len(invalid) > 0 {
+			skipped = append(skipped, fmt.Sprintf("Keys [%s] from the EnvFrom %s %s/%s were skipped since they are considered invalid environment variable names.", strings.Join(invalid, ", "), kind, pod.Namespace, name))
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			vars = append(vars, envVar{name: e.Name, value: e.Value, expand: true})
+			continue
+		}
+		v, ok, err := valueFrom(pod, c, e, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			vars = append(vars, envVar{name: e.Name, value: v})
+		}
+	}
+	return vars, skipped, nil
 }
 
 func ptrTrue(b *bool) bool { return b != nil && *b }
 
-// valueFrom resolves an env var's valueFrom.
-func valueFrom(pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, podIP, hostIP string) (string, error) {
-	src := e.ValueFrom
+// valueFrom resolves an env var's valueFrom; ok is false when the
+// variable is left out (an optional reference to what does not exist).
+func valueFrom(pod *corev1.Pod, c *corev1.Container, e corev1.EnvVar, f podFacts) (v string, ok bool, err error) {
+	src, objs := e.ValueFrom, f.objs
 	switch {
 	case src.FieldRef != nil:
-		path := src.FieldRef.FieldPath
-		switch path {
-		case "metadata.name":
-			return pod.Name, nil
-		case "metadata.namespace":
-			return pod.Namespace, nil
-		case "metadata.uid":
-			return string(pod.UID), nil
-		case "spec.nodeName":
-			return pod.Spec.NodeName, nil
-		case "spec.serviceAccountName":
-			return pod.Spec.ServiceAccountName, nil
-		case "status.podIP", "status.podIPs":
-			return podIP, nil
-		case "status.hostIP", "status.hostIPs":
-			return hostIP, nil
+		v, err := fieldValue(pod, src.FieldRef.FieldPath, f.podIP, f.hostIP)
+		if err != nil {
+			return "", false, configErrorf("env %s: %v", e.Name, err)
 		}
-		for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {
-			if key, ok := strings.CutPrefix(path, prefix+"['"); ok {
-				return m[strings.TrimSuffix(key, "']")], nil
-			}
-		}
-		return "", configErrorf("env %s: fieldRef %q is not supported", e.Name, path)
+		return v, true, nil
 	case src.ResourceFieldRef != nil:
-		ref := src.ResourceFieldRef
-		target := c
-		if ref.ContainerName != "" {
-			target = findContainer(pod, ref.ContainerName)
-			if target == nil {
-				return "", configErrorf("env %s: resourceFieldRef names no container %q", e.Name, ref.ContainerName)
-			}
+		v, err := resourceValue(pod, c, src.ResourceFieldRef, f.allocatable)
+		if err != nil {
+			return "", false, configErrorf("env %s: %v", e.Name, err)
 		}
-		kind, name, _ := strings.Cut(ref.Resource, ".")
-		list := target.Resources.Requests
-		if kind == "limits" {
-			list = target.Resources.Limits
-		}
-		q, ok := list[corev1.ResourceName(name)]
-		if !ok {
-			return "0", nil
-		}
-		div := ref.Divisor
-		if div.IsZero() {
-			div = resource.MustParse("1")
-		}
-		// Rounded up, as Kubernetes does.
-		v := (q.MilliValue() + div.MilliValue() - 1) / div.MilliValue()
-		return strconv.FormatInt(v, 10), nil
+		return v, true, nil
 	case src.ConfigMapKeyRef != nil:
-		if ptrTrue(src.ConfigMapKeyRef.Optional) {
-			return "", nil
+		ref := src.ConfigMapKeyRef
+		optional := ptrTrue(ref.Optional)
+		cm, err := objs.configMap(pod.Namespace, ref.Name)
+		if err != nil {
+			if apierrors.IsNotFound(err) && optional {
+				return "", false, nil
+			}
+			return "", false, &configError{msg: err.Error(), cause: err}
 		}
-		return "", configErrorf("configmap %q not found: Skiff does not serve ConfigMaps yet (env %s)", src.ConfigMapKeyRef.Name, e.Name)
+		v, ok := cm.Data[ref.Key]
+		if !ok {
+			if optional {
+				return "", false, nil
+			}
+			return "", false, configErrorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return v, true, nil
 	case src.SecretKeyRef != nil:
-		if ptrTrue(src.SecretKeyRef.Optional) {
-			return "", nil
+		ref := src.SecretKeyRef
+		optional := ptrTrue(ref.Optional)
+		sec, err := objs.secret(pod.Namespace, ref.Name)
+		if err != nil {
+			if apierrors.IsNotFound(err) && optional {
+				return "", false, nil
+			}
+			return "", false, &configError{msg: err.Error(), cause: err}
 		}
-		return "", configErrorf("secret %q not found: Skiff does not serve Secrets yet (env %s)", src.SecretKeyRef.Name, e.Name)
+		b, ok := sec.Data[ref.Key]
+		if !ok {
+			if optional {
+				return "", false, nil
+			}
+			return "", false, configErrorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return string(b), true, nil
 	}
-	return "", configErrorf("env %s: valueFrom names no source", e.Name)
+	return "", false, configErrorf("env %s: valueFrom names no source", e.Name)
+}
+
+// fieldValue is the value of a downward API field of the pod: every
+// field Kubernetes offers to env, and to downwardAPI volumes also all
+// labels or all annotations at once (metadata.labels,
+// metadata.annotations), one key="value" line each, sorted.
+func fieldValue(pod *corev1.Pod, path, podIP, hostIP string) (string, error) {
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "metadata.labels":
+		return formatMap(pod.Labels), nil
+	case "metadata.annotations":
+		return formatMap(pod.Annotations), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.podIP", "status.podIPs":
+		// One address per family; Skiff's pods have one (IPv4), so the
+		// comma-separated list is that address.
+		return podIP, nil
+	case "status.hostIP", "status.hostIPs":
+		return hostIP, nil
+	}
+	for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {
+		if key, ok := strings.CutPrefix(path, prefix+"['"); ok && strings.HasSuffix(key, "']") {
+			return m[strings.TrimSuffix(key, "']")], nil
+		}
+	}
+	return "", fmt.Errorf("fieldRef %q is not supported", path)
+}
+
+// formatMap writes labels or annotations as a downwardAPI volume's file
+// holds them: key="value" lines (the value quoted as Go does), sorted by
+// key, without a final newline.
+func formatMap(m map[string]string) string {
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, m[k])
+	}
+	return b.String()
+}
+
+// podFacts is what a pod's environment and written volumes are made of
+// besides the pod object.
+type podFacts struct {
+	// objs holds the pod's ConfigMaps and Secrets as this sync read them.
+	objs *podObjects
+	// podIP and hostIP are the pod's and the node's addresses.
+	podIP, hostIP string
+	// allocatable is the node's: a limit a container does not set is
+	// reported as the node's allocatable amount, as in Kubernetes.
+	allocatable corev1.ResourceList
+}
+
+// resourceValue is the value of a resourceFieldRef: a request or limit
+// of the container (c, or the one the reference names), in units of the
+// divisor, rounded up as Kubernetes does. An unset limit is the node's
+// allocatable amount (from allocatable), an unset request 0.
+func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector, allocatable corev1.ResourceList) (string, error) {
+	target := c
+	if ref.ContainerName != "" {
+		target = findContainer(pod, ref.ContainerName)
+	}
+	if target == nil {
+		return "", fmt.Errorf("resourceFieldRef names no container %q", ref.ContainerName)
+	}
+	kind, name, _ := strings.Cut(ref.Resource, ".")
+	list := target.Resources.Requests
+	if kind == "limits" {
+		list = target.Resources.Limits
+	}
+	q, ok := list[corev1.ResourceName(name)]
+	if !ok && kind == "limits" {
+		q, ok = allocatable[corev1.ResourceName(name)]
+	}
+	if !ok {
+		return "0", nil
+	}
+	div := ref.Divisor
+	if div.IsZero() {
+		div = resource.MustParse("1")
+	}
+	v := (q.MilliValue() + div.MilliValue() - 1) / div.MilliValue()
+	return strconv.FormatInt(v, 10), nil
 }
 
 func findContainer(pod *corev1.Pod, name string) *corev1.Container {

@@ -65,7 +65,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid types.UID, last *corev1.Pod, 
 		}
 	}
 	for round := 0; ; round++ {
-		o := k.observe(uid, pod, last, state)
+		o := k.observe(uid, pod, last, state, ps)
 		a := computePodActions(o)
 		switch {
 		case a.Goal == goalRemove:
@@ -117,7 +117,11 @@ func (k *Kubelet) currentPod(uid types.UID, last *corev1.Pod) *corev1.Pod {
 // observe gathers what computePodActions decides from, as it is now: the
 // pod's runs from the container index, the liveness results of those
 // still going, and the restart backoff applied to those that exited.
-func (k *Kubelet) observe(uid types.UID, pod, last *corev1.Pod, state *podState) podObservation {
+//
+// For a pod that runs (ps not nil), it also finds the containers whose
+// environment cannot be made now: a ConfigMap, Secret or key they need is
+// missing (the object's arrival wakes the worker).
+func (k *Kubelet) observe(uid types.UID, pod, last *corev1.Pod, state *podState, ps *podSync) podObservation {
 	runs := runsByName(k.containers.ofPod(uid))
 	liveness := map[string]string{}
 	for _, r := range runs {
@@ -128,13 +132,25 @@ func (k *Kubelet) observe(uid types.UID, pod, last *corev1.Pod, state *podState)
 			liveness[r.current.ID] = msg
 		}
 	}
+	var configErrors map[string]string
+	if ps != nil {
+		for _, c := range allContainers(pod) {
+			if _, _, err := containerEnv(pod, &c, ps.facts); err != nil {
+				if configErrors == nil {
+					configErrors = map[string]string{}
+				}
+				configErrors[c.Name] = err.Error()
+			}
+		}
+	}
 	return podObservation{
-		Pod:      pod,
-		Last:     last,
-		Runs:     runs,
-		Liveness: liveness,
-		Backoff:  restartWaits(state.restarts, runs),
-		Now:      time.Now(),
+		Pod:          pod,
+		Last:         last,
+		Runs:         runs,
+		Liveness:     liveness,
+		Backoff:      restartWaits(state.restarts, runs),
+		ConfigErrors: configErrors,
+		Now:          time.Now(),
 	}
 }
 
@@ -148,6 +164,7 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, pod *corev1.Pod,
 		return syncResult{}, err
 	}
 	k.probes.RemovePod(uid)
+	k.objects.unregister(uid)
 	for _, st := range k.containers.ofPod(uid) {
 		if err := k.runtime.Remove(st.ID); err != nil {
 			return syncResult{}, fmt.Errorf("removing container %s: %w", st.ID, err)
@@ -156,6 +173,9 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, pod *corev1.Pod,
 	}
 	if err := k.removeSandbox(uid, state); err != nil {
 		return syncResult{}, err
+	}
+	if err := k.unmountVolumes(uid); err != nil {
+		return syncResult{}, fmt.Errorf("unmounting the pod's volumes: %w", err)
 	}
 	for _, dir := range []string{k.podDir(uid), filepath.Dir(k.podEtcDir(uid))} {
 		if err := os.RemoveAll(dir); err != nil {
@@ -186,6 +206,8 @@ func (k *Kubelet) stopPod(ctx context.Context, pod *corev1.Pod, a podActions, st
 		return err
 	}
 	k.probes.RemovePod(pod.UID)
+	// A pod that has finished reads its objects no more.
+	k.objects.unregister(pod.UID)
 	return k.removeSandbox(pod.UID, state)
 }
 
@@ -288,12 +310,13 @@ func (k *Kubelet) throttle() func() {
 }
 
 // podSync is what one sync of a running pod works with: the pod, its
-// sandbox and volumes, the pod's state, and the notes the sync takes for
-// the status.
+// sandbox, the ConfigMaps and Secrets it refers to and its volumes, the
+// pod's state, and the notes the sync takes for the status.
 type podSync struct {
 	pod   *corev1.Pod
 	sb    sandbox
-	vols  map[string]string // volume name → its directory on the node
+	facts podFacts // the ConfigMaps and Secrets, IPs, the node's allocatable
+	vols  map[string]podVolume
 	state *podState
 	notes *syncNotes
 }
@@ -312,15 +335,25 @@ func (k *Kubelet) preparePod(ctx context.Context, pod *corev1.Pod, state *podSta
 	if err := k.writePodFiles(pod, sb.ip); err != nil {
 		return nil, syncResult{}, fmt.Errorf("writing the pod's /etc files: %w", err)
 	}
-	ps := &podSync{pod: pod, sb: sb, state: state, notes: notes}
-	vols, err := k.volumeSources(ctx, pod)
+	// The objects' watches start here; their changes wake this worker.
+	k.objects.register(pod)
+	facts := podFacts{objs: k.objects.snapshot(ctx, pod), podIP: sb.ip.String(), hostIP: k.cfg.NodeIP}
+	if n := k.node.Load(); n != nil {
+		facts.allocatable = n.Status.Allocatable
+	}
+	ps := &podSync{pod: pod, sb: sb, state: state, notes: notes, facts: facts}
+	vols, err := k.volumeSources(pod, facts)
 	if err != nil {
 		msg := err.Error()
 		k.events.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%s", msg)
 		for _, c := range allContainers(pod) {
 			notes.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: msg}
 		}
-		notes.requeue(k.cfg.InitialBackoff)
+		if !apierrors.IsNotFound(err) {
+			// A missing object's arrival wakes the worker; anything
+			// else is tried again.
+			notes.requeue(k.cfg.InitialBackoff)
+		}
 		return nil, syncResult{after: notes.after}, k.writeStatus(ctx, ps, k.computeStatus(ps))
 	}
 	ps.vols = vols
@@ -425,10 +458,14 @@ func (k *Kubelet) startContainer(ctx context.Context, ps *podSync, s startAction
 // containerSpec turns a pod's container into what the runtime runs.
 func (k *Kubelet) containerSpec(ps *podSync, c *corev1.Container, init bool, attemptN int, img *images.Image) (runtime.Spec, error) {
 	pod := ps.pod
-	env, vals, err := environment(pod, c, img.Config, ps.sb.ip.String(), k.cfg.NodeIP)
+	own, skipped, err := containerEnv(pod, c, ps.facts)
 	if err != nil {
 		return runtime.Spec{}, err
 	}
+	for _, msg := range skipped {
+		k.events.Eventf(pod, corev1.EventTypeWarning, "InvalidEnvironmentVariableNames", "%s", msg)
+	}
+	env, vals := environment(pod, c, img.Config, own)
 	args, err := processArgs(c, img.Config, vals)
 	if err != nil {
 		return runtime.Spec{}, err

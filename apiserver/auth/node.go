@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiffdev/skiff/internal/podrefs"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -19,6 +22,11 @@ type PodNodes interface {
 	// moment ago may be refused to its node once (the kubelet retries),
 	// but a node never gets a pod that is not bound to it.
 	PodNode(namespace, name string) (nodeName string, found bool)
+
+	// PodsOnNode returns the pods of namespace whose spec.nodeName is
+	// node, from the same cache, for the requests that read what those
+	// pods refer to. The pods are shared: callers must not modify them.
+	PodsOnNode(namespace, node string) []*corev1.Pod
 }
 
 // NodeAuthorizer decides the requests of nodes: the kubelet and the
@@ -64,6 +72,13 @@ const (
 	ownLease
 	// boundPod: only pods whose spec.nodeName is the caller.
 	boundPod
+	// referencedByBoundPod: only the ConfigMaps, Secrets and
+	// ServiceAccounts that a pod bound to the caller refers to
+	// (internal/podrefs: env, envFrom, volumes, projected sources,
+	// imagePullSecrets, serviceAccountName), each by name: a list or
+	// watch must be limited to one object by the field selector
+	// metadata.name=NAME.
+	referencedByBoundPod
 )
 
 // nodeRule allows nodes some verbs on one resource (or subresource,
@@ -117,6 +132,15 @@ var nodeRules = []nodeRule{
 	// The kubelet reports what runs: phase, conditions, container
 	// states, IPs (status.go, writeStatus).
 	{verbs: []string{"update", "patch"}, apiGroup: coreGroup, resource: "pods/status", scope: boundPod},
+
+	// The kubelet reads the ConfigMaps and Secrets its pods use for
+	// their environment and volumes (configwatch.go: a list and watch
+	// of each object alone, by metadata.name), and nothing else of
+	// them: Secrets are what a stolen node credential is after. The
+	// service accounts of its pods it may read too, for their tokens.
+	{verbs: readVerbs, apiGroup: coreGroup, resource: "configmaps", scope: referencedByBoundPod},
+	{verbs: readVerbs, apiGroup: coreGroup, resource: "secrets", scope: referencedByBoundPod},
+	{verbs: readVerbs, apiGroup: coreGroup, resource: "serviceaccounts", scope: referencedByBoundPod},
 
 	// The service proxy renders every Service and EndpointSlice into
 	// the node's nftables table (proxy.go, New).
@@ -184,6 +208,21 @@ func (z NodeAuthorizer) inScope(scope nodeScope, node string, a Attributes) (Dec
 			return Deny, noRelationshipReason(node), nil
 		}
 		return Allow, "", nil
+	case referencedByBoundPod:
+		if z.Pods == nil {
+			return Deny, "", errors.New("node authorizer: no pod lookup configured")
+		}
+		if a.Name == "" {
+			// A list or watch of them all, or one not limited to a
+			// single object by metadata.name.
+			return Deny, "No Object name found", nil
+		}
+		for _, pod := range z.Pods.PodsOnNode(a.Namespace, node) {
+			if podrefs.RefersTo(&pod.Spec, a.Resource, a.Name) {
+				return Allow, "", nil
+			}
+		}
+		return Deny, noRelationshipReason(node), nil
 	}
 	return Deny, "", fmt.Errorf("node authorizer: unknown scope %d", scope)
 }

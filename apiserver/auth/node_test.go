@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -21,11 +22,44 @@ func (f fakePods) PodNode(namespace, name string) (string, bool) {
 	return node, ok
 }
 
+func (f fakePods) PodsOnNode(namespace, node string) []*corev1.Pod {
+	var out []*corev1.Pod
+	for key, on := range f {
+		ns, name, _ := strings.Cut(key, "/")
+		if ns == namespace && on == node {
+			out = append(out, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: testPodSpecs[key]})
+		}
+	}
+	return out
+}
+
 // testPods: one pod on node a, one on node b, one not scheduled yet.
 var testPods = fakePods{
 	"default/on-a":    "a",
 	"default/on-b":    "b",
 	"default/pending": "",
+}
+
+// testPodSpecs are what the pods refer to: on-a uses the ConfigMap
+// a-config through a volume, the Secret a-secret through envFrom, the
+// pull secret a-pull and the service account a-robot; on-b the ConfigMap
+// and Secret b-only; the pending pod the Secret pending-secret.
+var testPodSpecs = map[string]corev1.PodSpec{
+	"default/on-a": {
+		ServiceAccountName: "a-robot",
+		ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "a-pull"}},
+		Containers:         []corev1.Container{{Name: "c", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "a-secret"}}}}}},
+		Volumes:            []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "a-config"}}}}},
+	},
+	"default/on-b": {
+		Containers: []corev1.Container{{Name: "c", Env: []corev1.EnvVar{
+			{Name: "A", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "b-only"}, Key: "k"}}},
+			{Name: "B", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "b-only"}, Key: "k"}}},
+		}}},
+	},
+	"default/pending": {
+		Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "pending-secret"}}}},
+	},
 }
 
 // testChain is the chain the API server runs, in its order.
@@ -167,6 +201,39 @@ func TestNodeAuthorizer(t *testing.T) {
 		{name: "node binds a pod",
 			attrs: Attributes{User: nodeA, Verb: "create", Resource: "pods", Subresource: "binding", Namespace: "default", Name: "pending"}, want: Deny,
 			msg: `pods "pending" is forbidden: User "system:node:a" cannot create resource "pods/binding" in API group "" in the namespace "default": not among the requests a node may make`},
+
+		// ConfigMaps, Secrets and ServiceAccounts: only those its pods
+		// refer to, one by name (a list or watch by metadata.name has
+		// the name in its attributes).
+		{name: "node reads its pod's configmap", attrs: Attributes{User: nodeA, Verb: "get", Resource: "configmaps", Namespace: "default", Name: "a-config"}, want: Allow},
+		{name: "node watches its pod's configmap by name", attrs: Attributes{User: nodeA, Verb: "watch", Resource: "configmaps", Namespace: "default", Name: "a-config"}, want: Allow},
+		{name: "node lists its pod's secret by name", attrs: Attributes{User: nodeA, Verb: "list", Resource: "secrets", Namespace: "default", Name: "a-secret"}, want: Allow},
+		{name: "node reads its pod's pull secret", attrs: Attributes{User: nodeA, Verb: "get", Resource: "secrets", Namespace: "default", Name: "a-pull"}, want: Allow},
+		{name: "node reads its pod's service account", attrs: Attributes{User: nodeA, Verb: "get", Resource: "serviceaccounts", Namespace: "default", Name: "a-robot"}, want: Allow},
+		{name: "node reads another node's pod's secret",
+			attrs: Attributes{User: nodeA, Verb: "get", Resource: "secrets", Namespace: "default", Name: "b-only"}, want: Deny,
+			msg: `secrets "b-only" is forbidden: User "system:node:a" cannot get resource "secrets" in API group "" in the namespace "default": no relationship found between node 'a' and this object`},
+		{name: "node watches another node's pod's configmap",
+			attrs: Attributes{User: nodeA, Verb: "watch", Resource: "configmaps", Namespace: "default", Name: "b-only"}, want: Deny,
+			msg: `configmaps "b-only" is forbidden: User "system:node:a" cannot watch resource "configmaps" in API group "" in the namespace "default": no relationship found between node 'a' and this object`},
+		{name: "node reads a pending pod's secret",
+			attrs: Attributes{User: nodeA, Verb: "get", Resource: "secrets", Namespace: "default", Name: "pending-secret"}, want: Deny,
+			msg: `secrets "pending-secret" is forbidden: User "system:node:a" cannot get resource "secrets" in API group "" in the namespace "default": no relationship found between node 'a' and this object`},
+		{name: "node reads its pod's secret name in another namespace",
+			attrs: Attributes{User: nodeA, Verb: "get", Resource: "secrets", Namespace: "kube-system", Name: "a-secret"}, want: Deny,
+			msg: `secrets "a-secret" is forbidden: User "system:node:a" cannot get resource "secrets" in API group "" in the namespace "kube-system": no relationship found between node 'a' and this object`},
+		{name: "node reads a configmap under a secret's name",
+			attrs: Attributes{User: nodeA, Verb: "get", Resource: "configmaps", Namespace: "default", Name: "a-secret"}, want: Deny,
+			msg: `configmaps "a-secret" is forbidden: User "system:node:a" cannot get resource "configmaps" in API group "" in the namespace "default": no relationship found between node 'a' and this object`},
+		{name: "node lists every secret of a namespace",
+			attrs: Attributes{User: nodeA, Verb: "list", Resource: "secrets", Namespace: "default"}, want: Deny,
+			msg: `secrets is forbidden: User "system:node:a" cannot list resource "secrets" in API group "" in the namespace "default": No Object name found`},
+		{name: "node watches every secret of the cluster",
+			attrs: Attributes{User: nodeA, Verb: "watch", Resource: "secrets"}, want: Deny,
+			msg: `secrets is forbidden: User "system:node:a" cannot watch resource "secrets" in API group "" at the cluster scope: No Object name found`},
+		{name: "node writes its pod's secret",
+			attrs: Attributes{User: nodeA, Verb: "update", Resource: "secrets", Namespace: "default", Name: "a-secret"}, want: Deny,
+			msg: `secrets "a-secret" is forbidden: User "system:node:a" cannot update resource "secrets" in API group "" in the namespace "default": not among the requests a node may make`},
 
 		// Events.
 		{name: "node records a pod's event", attrs: Attributes{User: nodeA, Verb: "create", Resource: "events", Namespace: "default"}, want: Allow},

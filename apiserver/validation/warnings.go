@@ -65,7 +65,7 @@ func (w *warnings) valueIf(set bool, path *field.Path, value any) {
 }
 
 // supportedVolumeSources are the volume types the kubelet can set up.
-var supportedVolumeSources = []string{"emptyDir", "hostPath"}
+var supportedVolumeSources = []string{"emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected"}
 
 // podSpec lists what the scheduler and the kubelet do not implement yet.
 func (w *warnings) podSpec(spec *corev1.PodSpec, path *field.Path) {
@@ -73,6 +73,17 @@ func (w *warnings) podSpec(spec *corev1.PodSpec, path *field.Path) {
 		idx := path.Child("volumes").Index(i)
 		for _, src := range volumeSources(&spec.Volumes[i].VolumeSource) {
 			w.setIf(!slices.Contains(supportedVolumeSources, src), idx.Child(src))
+		}
+		if p := spec.Volumes[i].Projected; p != nil {
+			// The kubelet refuses to start a pod with these (its
+			// containers wait in CreateContainerConfigError): say so
+			// at apply time already.
+			for j, s := range p.Sources {
+				sp := idx.Child("projected", "sources").Index(j)
+				w.setIf(s.ServiceAccountToken != nil, sp.Child("serviceAccountToken"))
+				w.setIf(s.ClusterTrustBundle != nil, sp.Child("clusterTrustBundle"))
+				w.setIf(s.PodCertificate != nil, sp.Child("podCertificate"))
+			}
 		}
 	}
 	for i := range spec.InitContainers {
@@ -126,13 +137,9 @@ func (w *warnings) container(c *corev1.Container, path *field.Path) {
 	for i, ev := range c.Env {
 		if from := ev.ValueFrom; from != nil {
 			p := path.Child("env").Index(i).Child("valueFrom")
-			w.setIf(from.ResourceFieldRef != nil, p.Child("resourceFieldRef"))
-			w.setIf(from.ConfigMapKeyRef != nil, p.Child("configMapKeyRef"))
-			w.setIf(from.SecretKeyRef != nil, p.Child("secretKeyRef"))
 			w.setIf(from.FileKeyRef != nil, p.Child("fileKeyRef"))
 		}
 	}
-	w.setIf(len(c.EnvFrom) > 0, path.Child("envFrom"))
 	w.setIf(len(c.Resources.Claims) > 0, path.Child("resources", "claims"))
 	w.setIf(len(c.ResizePolicy) > 0, path.Child("resizePolicy"))
 	w.setIf(len(c.RestartPolicyRules) > 0, path.Child("restartPolicyRules"))

@@ -28,14 +28,33 @@ func TestWarnings(t *testing.T) {
 				{Name: "logs", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/log"}}},
 			}
 		}), nil},
-		{"pod with configMap volume", podWith(func(p *corev1.Pod) {
-			p.Spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
-				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web"}}}}}
-		}), []string{"spec.volumes[0].configMap: not supported by Skiff yet; the field is stored but has no effect"}},
-		{"pod with secret env", podWith(func(p *corev1.Pod) {
-			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{
-				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}}}
-		}), []string{"spec.containers[0].env[0].valueFrom.secretKeyRef: not supported by Skiff yet; the field is stored but has no effect"}},
+		{"pod with configMap, secret, downwardAPI and projected volumes", podWith(func(p *corev1.Pod) {
+			ref := corev1.LocalObjectReference{Name: "web"}
+			p.Spec.Volumes = []corev1.Volume{
+				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: ref}}},
+				{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "web"}}},
+				{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{}}},
+				{Name: "all", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: ref}},
+					{Secret: &corev1.SecretProjection{LocalObjectReference: ref}},
+				}}}},
+			}
+		}), nil},
+		{"pod with a projected service account token", podWith(func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "ca"}}},
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+			}}}}}
+		}), []string{"spec.volumes[0].projected.sources[1].serviceAccountToken: not supported by Skiff yet; the field is stored but has no effect"}},
+		{"pod with env from ConfigMaps, Secrets and resources", podWith(func(p *corev1.Pod) {
+			ref := corev1.LocalObjectReference{Name: "db"}
+			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: ref}}, {SecretRef: &corev1.SecretEnvSource{LocalObjectReference: ref}}}
+			p.Spec.Containers[0].Env = []corev1.EnvVar{
+				{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: ref, Key: "password"}}},
+				{Name: "HOST", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: ref, Key: "host"}}},
+				{Name: "MEM", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory"}}},
+			}
+		}), nil},
 		{"deployment with pod anti-affinity", func() runtime.Object {
 			d := newDeployment()
 			d.Spec.Template.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
