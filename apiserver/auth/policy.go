@@ -186,7 +186,7 @@ var policyRules = []policyRule{
 	// controller's list of every namespaced resource, events included
 	// (namespace.go, deleteContents).
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: coreGroup, resources: []string{"namespaces", "nodes", "pods", "services", "events", "configmaps", "secrets", "serviceaccounts"}},
-	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: appsGroup, resources: []string{"deployments", "replicasets"}},
+	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: appsGroup, resources: []string{"deployments", "replicasets", "daemonsets", "controllerrevisions"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: discoveryGroup, resources: []string{"endpointslices"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: coordinationGroup, resources: []string{"leases"}},
 
@@ -235,6 +235,17 @@ var policyRules = []policyRule{
 	// their status.
 	{who: userIs(ControllersUser), verbs: []string{"create", "update", "patch", "delete"}, apiGroup: appsGroup, resources: []string{"replicasets"}},
 	{who: userIs(ControllersUser), verbs: []string{"update", "patch"}, apiGroup: appsGroup, resources: []string{"replicasets/status"}},
+	// DaemonSets: the DaemonSet controller writes status (status.go,
+	// collisionCount in history.go); the garbage collector and the
+	// namespace controller patch and delete.
+	{who: userIs(ControllersUser), verbs: writeVerbs, apiGroup: appsGroup, resources: []string{"daemonsets"}},
+	{who: userIs(ControllersUser), verbs: []string{"update", "patch"}, apiGroup: appsGroup, resources: []string{"daemonsets/status"}},
+	// ControllerRevisions: the DaemonSet controller creates one per
+	// template, renumbers one a rollback brings back (update), adopts
+	// orphans (patch) and deletes those beyond revisionHistoryLimit
+	// (history.go); the garbage collector and the namespace controller
+	// patch and delete.
+	{who: userIs(ControllersUser), verbs: []string{"create", "update", "patch", "delete"}, apiGroup: appsGroup, resources: []string{"controllerrevisions"}},
 	// EndpointSlices: written wholly by the EndpointSlice controller.
 	{who: userIs(ControllersUser), verbs: []string{"create", "update", "patch", "delete"}, apiGroup: discoveryGroup, resources: []string{"endpointslices"}},
 	// Leases in any namespace: the garbage collector deletes the Lease

@@ -17,6 +17,8 @@ func Default(obj runtime.Object) {
 		DefaultDeployment(o)
 	case *appsv1.ReplicaSet:
 		DefaultReplicaSet(o)
+	case *appsv1.DaemonSet:
+		DefaultDaemonSet(o)
 	case *corev1.Service:
 		DefaultService(o)
 	case *corev1.Namespace:

@@ -122,6 +122,8 @@ var strategies = map[schema.GroupResource]strategy{
 	{Resource: "serviceaccounts"}:                           {},
 	{Group: "apps", Resource: "deployments"}:                {},
 	{Group: "apps", Resource: "replicasets"}:                {},
+	{Group: "apps", Resource: "daemonsets"}:                 {},
+	{Group: "apps", Resource: "controllerrevisions"}:        {},
 	{Group: "discovery.k8s.io", Resource: "endpointslices"}: {},
 	{Group: "coordination.k8s.io", Resource: "leases"}:      {},
 }

@@ -14,7 +14,7 @@ func validateDeployment(d *appsv1.Deployment) field.ErrorList {
 	errs := validateObjectMeta(&d.ObjectMeta, true, nameIsDNSSubdomain)
 	spec := &d.Spec
 	errs = append(errs, validateReplicas(spec.Replicas, specPath.Child("replicas"))...)
-	errs = append(errs, validateControllerSelectorAndTemplate(spec.Selector, &spec.Template, "empty selector is invalid for deployment")...)
+	errs = append(errs, validateControllerSelectorAndTemplate(spec.Selector, &spec.Template, "empty selector is invalid for deployment", "ReplicaSet")...)
 	errs = append(errs, validateDeploymentStrategy(&spec.Strategy, specPath.Child("strategy"))...)
 	errs = append(errs, validateNonnegativeField(int64(spec.MinReadySeconds), specPath.Child("minReadySeconds"))...)
 	if spec.RevisionHistoryLimit != nil {

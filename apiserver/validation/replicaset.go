@@ -18,7 +18,7 @@ func validateReplicaSet(rs *appsv1.ReplicaSet) field.ErrorList {
 	errs = append(errs, validateReplicas(spec.Replicas, specPath.Child("replicas"))...)
 	errs = append(errs, validateNonnegativeField(int64(spec.MinReadySeconds), specPath.Child("minReadySeconds"))...)
 	// Kubernetes says "deployment" here too; the message is kept as it is.
-	errs = append(errs, validateControllerSelectorAndTemplate(spec.Selector, &spec.Template, "empty selector is invalid for deployment")...)
+	errs = append(errs, validateControllerSelectorAndTemplate(spec.Selector, &spec.Template, "empty selector is invalid for deployment", "ReplicaSet")...)
 	return errs
 }
 
@@ -77,10 +77,11 @@ func validateReplicas(replicas *int32, path *field.Path) field.ErrorList {
 }
 
 // validateControllerSelectorAndTemplate checks the selector and the pod
-// template of a Deployment or ReplicaSet. The two must agree: the
+// template of a Deployment, ReplicaSet or DaemonSet (kind, in the
+// message about activeDeadlineSeconds). The two must agree: the
 // controller counts the pods its selector matches, so pods made from the
 // template must match it, or the controller would create pods forever.
-func validateControllerSelectorAndTemplate(selector *metav1.LabelSelector, template *corev1.PodTemplateSpec, emptyMsg string) field.ErrorList {
+func validateControllerSelectorAndTemplate(selector *metav1.LabelSelector, template *corev1.PodTemplateSpec, emptyMsg, kind string) field.ErrorList {
 	var errs field.ErrorList
 	selPath := specPath.Child("selector")
 	if selector == nil {
@@ -108,7 +109,7 @@ func validateControllerSelectorAndTemplate(selector *metav1.LabelSelector, templ
 		errs = append(errs, field.NotSupported(templatePath.Child("spec", "restartPolicy"), p, supported))
 	}
 	if template.Spec.ActiveDeadlineSeconds != nil {
-		errs = append(errs, field.Forbidden(templatePath.Child("spec", "activeDeadlineSeconds"), "activeDeadlineSeconds in ReplicaSet is not Supported"))
+		errs = append(errs, field.Forbidden(templatePath.Child("spec", "activeDeadlineSeconds"), "activeDeadlineSeconds in "+kind+" is not Supported"))
 	}
 	return errs
 }

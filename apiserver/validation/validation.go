@@ -25,6 +25,10 @@ func ValidateObject(obj runtime.Object) field.ErrorList {
 		return validateDeployment(o)
 	case *appsv1.ReplicaSet:
 		return validateReplicaSet(o)
+	case *appsv1.DaemonSet:
+		return validateDaemonSet(o)
+	case *appsv1.ControllerRevision:
+		return validateControllerRevision(o)
 	case *corev1.Service:
 		return validateService(o)
 	case *corev1.Namespace:
@@ -62,6 +66,10 @@ func ValidateObjectUpdate(obj, old runtime.Object) field.ErrorList {
 		return withOld(o, old, validateDeploymentUpdate)
 	case *appsv1.ReplicaSet:
 		return withOld(o, old, validateReplicaSetUpdate)
+	case *appsv1.DaemonSet:
+		return withOld(o, old, validateDaemonSetUpdate)
+	case *appsv1.ControllerRevision:
+		return withOld(o, old, validateControllerRevisionUpdate)
 	case *corev1.Service:
 		return withOld(o, old, validateServiceUpdate)
 	case *corev1.Namespace:
@@ -98,6 +106,8 @@ func ValidateStatusUpdate(obj, old runtime.Object) field.ErrorList {
 		return withOld(o, old, validateDeploymentStatusUpdate)
 	case *appsv1.ReplicaSet:
 		return withOld(o, old, validateReplicaSetStatusUpdate)
+	case *appsv1.DaemonSet:
+		return withOld(o, old, validateDaemonSetStatusUpdate)
 	case *corev1.Service:
 		return withOld(o, old, validateServiceStatusUpdate)
 	case *corev1.Namespace:

@@ -28,6 +28,8 @@ func Warnings(obj runtime.Object) []string {
 		w.podSpec(&o.Spec.Template.Spec, specPath.Child("template", "spec"))
 	case *appsv1.ReplicaSet:
 		w.podSpec(&o.Spec.Template.Spec, specPath.Child("template", "spec"))
+	case *appsv1.DaemonSet:
+		w.podSpec(&o.Spec.Template.Spec, specPath.Child("template", "spec"))
 	case *corev1.Service:
 		w.service(o)
 	case *corev1.Node:

@@ -51,6 +51,8 @@ func OwnerUIDIndexFunc(obj any) ([]string, error) {
 var Resources = []schema.GroupResource{
 	{Group: "apps", Resource: "deployments"},
 	{Group: "apps", Resource: "replicasets"},
+	{Group: "apps", Resource: "daemonsets"},
+	{Group: "apps", Resource: "controllerrevisions"},
 	{Resource: "pods"},
 	{Resource: "services"},
 	{Group: "discovery.k8s.io", Resource: "endpointslices"},
@@ -65,6 +67,10 @@ func informerFor(f *informers.Factory, gr schema.GroupResource) (cache.SharedInd
 		return f.Deployments(), nil
 	case "replicasets.apps":
 		return f.ReplicaSets(), nil
+	case "daemonsets.apps":
+		return f.DaemonSets(), nil
+	case "controllerrevisions.apps":
+		return f.ControllerRevisions(), nil
 	case "pods":
 		return f.Pods(), nil
 	case "services":

@@ -254,6 +254,16 @@ func (c *Client) Deployments(namespace string) *ResourceClient[*appsv1.Deploymen
 	return Resource[*appsv1.Deployment, *appsv1.DeploymentList](c, namespace)
 }
 
+// DaemonSets returns the client for daemonsets in namespace.
+func (c *Client) DaemonSets(namespace string) *ResourceClient[*appsv1.DaemonSet, *appsv1.DaemonSetList] {
+	return Resource[*appsv1.DaemonSet, *appsv1.DaemonSetList](c, namespace)
+}
+
+// ControllerRevisions returns the client for controllerrevisions in namespace.
+func (c *Client) ControllerRevisions(namespace string) *ResourceClient[*appsv1.ControllerRevision, *appsv1.ControllerRevisionList] {
+	return Resource[*appsv1.ControllerRevision, *appsv1.ControllerRevisionList](c, namespace)
+}
+
 // ReplicaSets returns the client for replicasets in namespace.
 func (c *Client) ReplicaSets(namespace string) *ResourceClient[*appsv1.ReplicaSet, *appsv1.ReplicaSetList] {
 	return Resource[*appsv1.ReplicaSet, *appsv1.ReplicaSetList](c, namespace)

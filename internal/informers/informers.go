@@ -156,6 +156,16 @@ func (f *Factory) ReplicaSets() cache.SharedIndexInformer {
 	return informerFor(f, nil, client.Resource[*appsv1.ReplicaSet, *appsv1.ReplicaSetList])
 }
 
+// DaemonSets returns the shared daemonset informer.
+func (f *Factory) DaemonSets() cache.SharedIndexInformer {
+	return informerFor(f, nil, client.Resource[*appsv1.DaemonSet, *appsv1.DaemonSetList])
+}
+
+// ControllerRevisions returns the shared controllerrevision informer.
+func (f *Factory) ControllerRevisions() cache.SharedIndexInformer {
+	return informerFor(f, nil, client.Resource[*appsv1.ControllerRevision, *appsv1.ControllerRevisionList])
+}
+
 // EndpointSlices returns the shared endpointslice informer.
 func (f *Factory) EndpointSlices() cache.SharedIndexInformer {
 	return informerFor(f, nil, client.Resource[*discoveryv1.EndpointSlice, *discoveryv1.EndpointSliceList])
