@@ -55,8 +55,12 @@ func TestValidateDaemonSet(t *testing.T) {
 		{"OnDelete", func(ds *appsv1.DaemonSet) { ds.Spec.UpdateStrategy.Type = appsv1.OnDeleteDaemonSetStrategyType }, nil},
 		{"unknown strategy", func(ds *appsv1.DaemonSet) { ds.Spec.UpdateStrategy.Type = "Recreate" },
 			[]string{`spec.updateStrategy.type: Unsupported value: "Recreate": supported values: "RollingUpdate", "OnDelete"`}},
-		{"surge only", func(ds *appsv1.DaemonSet) { ds.Spec.UpdateStrategy = dsRollingUpdate(intstr.FromInt32(0), intstr.FromString("10%")) }, nil},
-		{"unavailable as a percentage", func(ds *appsv1.DaemonSet) { ds.Spec.UpdateStrategy = dsRollingUpdate(intstr.FromString("10%"), intstr.FromInt32(0)) }, nil},
+		{"surge only", func(ds *appsv1.DaemonSet) {
+			ds.Spec.UpdateStrategy = dsRollingUpdate(intstr.FromInt32(0), intstr.FromString("10%"))
+		}, nil},
+		{"unavailable as a percentage", func(ds *appsv1.DaemonSet) {
+			ds.Spec.UpdateStrategy = dsRollingUpdate(intstr.FromString("10%"), intstr.FromInt32(0))
+		}, nil},
 		{"surge and unavailable both set", func(ds *appsv1.DaemonSet) {
 			ds.Spec.UpdateStrategy = dsRollingUpdate(intstr.FromInt32(1), intstr.FromInt32(1))
 		}, []string{ru + "maxSurge: Invalid value: 1: may not be set when maxUnavailable is non-zero"}},
@@ -93,7 +97,9 @@ func TestValidateDaemonSetUpdate(t *testing.T) {
 		want   []string
 	}{
 		{"new image", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.Containers[0].Image = "nginx:1.28" }, nil},
-		{"new strategy", func(ds *appsv1.DaemonSet) { ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType} }, nil},
+		{"new strategy", func(ds *appsv1.DaemonSet) {
+			ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
+		}, nil},
 		{"new selector", func(ds *appsv1.DaemonSet) {
 			ds.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent2"}}
 			ds.Spec.Template.Labels = map[string]string{"app": "agent2"}
