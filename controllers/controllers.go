@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/skiffdev/skiff/controllers/controller"
+	"github.com/skiffdev/skiff/controllers/daemonset"
 	"github.com/skiffdev/skiff/controllers/deployment"
 	"github.com/skiffdev/skiff/controllers/endpointslice"
 	"github.com/skiffdev/skiff/controllers/garbagecollector"
@@ -20,6 +21,7 @@ import (
 // watches and writes, and why. Adding a controller is adding a row here
 // and there.
 var all = []entry{
+	{daemonset.Name, newDaemonSet},               // runs one pod of every DaemonSet on each node it belongs on, and rolls out new templates node by node
 	{deployment.Name, newDeployment},             // rolls a Deployment's pod template out through one ReplicaSet per template
 	{endpointslice.Name, newEndpointSlice},       // lists each Service's pods in EndpointSlices, for the proxies
 	{garbagecollector.Name, newGarbageCollector}, // deletes objects whose owners are gone, as their deletion's propagation policy says
@@ -38,6 +40,12 @@ type entry struct {
 
 // Each controller's constructor, from the manager's Config: its own
 // defaults, with the manager's flags where it has them.
+
+func newDaemonSet(d controller.Deps, c *Config) (Controller, error) {
+	cfg := daemonset.DefaultConfig()
+	cfg.Workers = c.Workers
+	return daemonset.New(d, cfg)
+}
 
 func newDeployment(d controller.Deps, c *Config) (Controller, error) {
 	cfg := deployment.DefaultConfig()
