@@ -263,7 +263,10 @@ func (d *decider) rollUnavailable(nodes []*corev1.Node, places map[string]placem
 
 // rollSurging replaces old pods create-first: a new pod starts beside the
 // old one on at most maxSurge nodes at a time, and the old one goes once
-// the new one is available.
+// the new one is available. A node counts against maxSurge until its old
+// pod is terminating, so no more than maxSurge nodes ever run two live
+// pods (Kubernetes counts only nodes whose new pod is not available yet,
+// and may briefly have more).
 func (d *decider) rollSurging(nodes []*corev1.Node, places map[string]placement, byNode map[string][]*corev1.Pod, maxSurge int) {
 	minReady := d.in.DaemonSet.Spec.MinReadySeconds
 	surging := 0
@@ -286,11 +289,12 @@ func (d *decider) rollSurging(nodes []*corev1.Node, places map[string]placement,
 				candidates = append(candidates, node.Name)
 			}
 		default:
-			if !isAvailable(newPod, minReady, d.in.Now) {
-				surging++
-				continue
+			// Two pods either way until the old one is gone: the
+			// delete below and this pass's creates run together.
+			surging++
+			if isAvailable(newPod, minReady, d.in.Now) {
+				d.delete(oldPod)
 			}
-			d.delete(oldPod)
 		}
 	}
 	for _, n := range allowed {

@@ -203,7 +203,8 @@ func TestDecide(t *testing.T) {
 		{name: "surge: the old pod goes once the new one is available", ds: testDaemonSet(maxSurge(intstr.FromInt32(1))), nodes: nodes("n1", "n2"),
 			pods: []*corev1.Pod{testPod("a", "n1", "old", available, 9), testPod("a2", "n1", curHash, available, 1),
 				testPod("b", "n2", "old", available, 9)},
-			wantCreate: []string{"n2"}, wantDelete: []string{"a"}, wantStatus: [6]int32{2, 2, 2, 2, 0, 0}},
+			// n1 counts against maxSurge until its old pod is terminating.
+			wantDelete: []string{"a"}, wantStatus: [6]int32{2, 2, 2, 2, 0, 0}},
 		{name: "surge: waits for the new pod", ds: testDaemonSet(maxSurge(intstr.FromInt32(1))), nodes: nodes("n1", "n2"),
 			pods: []*corev1.Pod{testPod("a", "n1", "old", available, 9), testPod("a2", "n1", curHash, notReady, 1),
 				testPod("b", "n2", "old", available, 9)},
