@@ -38,10 +38,15 @@
 // per service port, not one shared map, because the kernel walks all of
 // a map's elements for each rule that binds it.
 //
-// A service port without ready endpoints is in "no-endpoint-services" (or
-// "no-endpoint-nodeports") instead: the filter hooks reject a new
-// connection to it (TCP reset, ICMP port unreachable), so clients fail at
-// once. Any other new connection to the service CIDR is dropped.
+// A service port without ready endpoints has its element in the same map
+// go to the chain "no-endpoints" instead, which marks the packet with
+// RejectMark; the filter hooks reject a new connection so marked (TCP
+// reset, ICMP port unreachable), so clients fail at once. Any other new
+// connection to the service CIDR is dropped. Translating and refusing are
+// decided by one lookup, in the nat hook: a sync committed between a
+// packet's nat and filter hooks (a transaction is atomic, a packet's walk
+// through the hooks is not) would otherwise let the first packet to a
+// service port that just got its first endpoint miss both, and be dropped.
 //
 // # The pieces
 //

@@ -460,6 +460,43 @@ func TestNoEndpointsRefusedAndUnallocatedDropped(t *testing.T) {
 	}
 }
 
+// TestFirstEndpointAndLast follows a service port through incremental
+// syncs from no endpoints to one and back: its element in the service
+// maps changes from refusing to translating in place (one transaction
+// replaces it), and connections are refused, reach the pod, are refused
+// again, from the node and from a pod.
+func TestFirstEndpointAndLast(t *testing.T) {
+	n := newTestNode(t, "a", "b")
+	n.serveTCP("a", 8080)
+	svc := service("web", "10.96.0.10", tcpPort("http", 80, 30080))
+	addrs := []string{"10.96.0.10:80", netip.AddrPortFrom(testNodeIP, 30080).String()}
+	from := []string{n.ns, n.pods["b"].ns}
+	refused := func(when string) {
+		t.Helper()
+		for _, ns := range from {
+			for _, addr := range addrs {
+				if _, err := call(ns, addr, 5*time.Second); !isRefused(err) {
+					t.Errorf("%s: %s: got %v, want connection refused", when, addr, err)
+				}
+			}
+		}
+	}
+	n.sync(n.syncer, false, svc)
+	refused("no endpoints")
+	if st := n.sync(n.syncer, false, svc, slice("web", "http", corev1.ProtocolTCP, 8080, ready(n.pods["a"].ip.String()))); st.Full {
+		t.Errorf("first endpoint: got a full sync, want an incremental one")
+	}
+	for _, ns := range from {
+		for _, addr := range addrs {
+			if got := backend(t, ns, addr); got != "a" {
+				t.Errorf("first endpoint: %s: got %s, want a", addr, got)
+			}
+		}
+	}
+	n.sync(n.syncer, false, svc, slice("web", "http", corev1.ProtocolTCP, 8080, nil))
+	refused("last endpoint gone")
+}
+
 func TestUDPServiceAndEndpointRemoval(t *testing.T) {
 	n := newTestNode(t, "a", "b")
 	n.serveUDP("a", 5353)
