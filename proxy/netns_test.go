@@ -543,6 +543,58 @@ func TestUDPServiceAndEndpointRemoval(t *testing.T) {
 	}
 }
 
+// TestUnansweredTCPToRemovedEndpoint: a SYN sent to an endpoint that
+// does not answer leaves a SYN_SENT conntrack entry translated to it. Once
+// the endpoint is removed, a new connection from the same source port
+// (ports are reused) must follow the rules to the endpoint that replaced
+// it, not that entry to the removed one.
+func TestUnansweredTCPToRemovedEndpoint(t *testing.T) {
+	n := newTestNode(t, "a", "b")
+	n.serveTCP("a", 8080)
+	svc := service("web", "10.96.0.10", tcpPort("http", 80, 0))
+	// A pod address of another node that nothing answers: the node routes
+	// the SYN out to the outside namespace, which drops it. (A dead
+	// address on the node's own bridge would not do: a translated packet
+	// bridged back out is confirmed in conntrack only once its neighbour
+	// answers.)
+	dead := netip.MustParseAddr("10.244.2.250")
+	n.sync(n.syncer, false, svc, slice("web", "http", corev1.ProtocolTCP, 8080, ready(dead.String())))
+
+	const port = 41234
+	dialFrom := func(timeout time.Duration) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var c net.Conn
+		err := nsutil.Do(n.pods["b"].ns, func() error {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{Port: port}}
+			var err error
+			c, err = d.DialContext(ctx, "tcp", "10.96.0.10:80")
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(timeout))
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	if _, err := dialFrom(300 * time.Millisecond); err == nil {
+		t.Fatal("a connection to an endpoint that does not exist was answered")
+	}
+	st := n.sync(n.syncer, false, svc, slice("web", "http", corev1.ProtocolTCP, 8080, ready(n.pods["a"].ip.String())))
+	if st.ConntrackDeleted == 0 {
+		t.Errorf("endpoint %s removed: no conntrack entry flushed", dead)
+	}
+	ans, err := dialFrom(5 * time.Second)
+	if err != nil {
+		t.Fatalf("from the same source port after %s was removed: %v", dead, err)
+	}
+	if got := strings.Fields(ans)[0]; got != "a" {
+		t.Errorf("from the same source port after %s was removed: got %s, want a", dead, got)
+	}
+}
+
 func TestRestartLeavesNoStaleChains(t *testing.T) {
 	n := newTestNode(t, "a", "b")
 	n.serveTCP("a", 8080)

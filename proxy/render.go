@@ -38,7 +38,7 @@ func Render(cfg RenderConfig, services []*corev1.Service, slicesIn []*discoveryv
 		},
 		Endpoints:   map[string][]netip.AddrPort{},
 		Hairpin:     map[netip.Addr]bool{},
-		UDP:         map[MapKey][]netip.AddrPort{},
+		Targets:     map[MapKey][]netip.AddrPort{},
 		serviceCIDR: cfg.ServiceCIDR,
 	}
 
@@ -86,10 +86,10 @@ func renderPort(rs *Ruleset, cfg RenderConfig, svc *corev1.Service, port corev1.
 		(svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
 		nodePort = MapKey{Proto: proto, Port: uint16(port.NodePort)}
 	}
-	if proto == protoUDP {
-		rs.UDP[target] = eps
+	if proto == protoUDP || proto == protoTCP {
+		rs.Targets[target] = eps
 		if nodePort.Port != 0 {
-			rs.UDP[nodePort] = eps
+			rs.Targets[nodePort] = eps
 		}
 	}
 

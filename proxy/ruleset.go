@@ -86,11 +86,12 @@ type Ruleset struct {
 	Endpoints map[string][]netip.AddrPort
 	// Hairpin holds the endpoint addresses of SetHairpin.
 	Hairpin map[netip.Addr]bool
-	// UDP lists, for every UDP service address (ClusterIP or NodePort
-	// key), the endpoints traffic to it is sent to; empty for a service
-	// without endpoints. The Syncer compares it with the previous
-	// Ruleset to flush conntrack entries of removed endpoints.
-	UDP map[MapKey][]netip.AddrPort
+	// Targets lists, for every UDP and TCP service address (ClusterIP or
+	// NodePort key), the endpoints traffic to it is sent to; empty for a
+	// service without endpoints. The Syncer compares it with the
+	// previous Ruleset to flush conntrack entries of removed endpoints
+	// (UDP flows, TCP connections that never got an answer).
+	Targets map[MapKey][]netip.AddrPort
 
 	// serviceCIDR is RenderConfig.ServiceCIDR, for the conntrack flush.
 	serviceCIDR netip.Prefix
