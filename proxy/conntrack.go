@@ -15,14 +15,18 @@ import (
 //     client that keeps sending to a service address would keep reaching
 //     a removed endpoint for as long as its flow stays in the table (the
 //     nat rules only see a flow's first packet).
-//   - TCP connections that never got an answer (SYN_SENT): a SYN sent to
-//     an endpoint that has gone away leaves an entry for two minutes
-//     (nf_conntrack_tcp_timeout_syn_sent). A client that gives up sooner
-//     and later connects from the same source port (ports are reused) has
-//     its new SYN follow that entry to the removed endpoint instead of the
-//     rules, and it is lost. Nothing is lost by deleting such an entry:
-//     the connection it describes never started. Established connections
-//     are left alone (they end as their endpoint ends them).
+//   - TCP connections that never got an answer (SYN_SENT) or that were
+//     reset (CLOSE). A SYN sent to an endpoint that has gone away leaves
+//     an entry for two minutes (nf_conntrack_tcp_timeout_syn_sent); a
+//     connection that an endpoint aborted as it went away (its RST) leaves
+//     one for ten seconds (..._timeout_close). A client that connects
+//     again from the same source port meanwhile (ports are reused) has its
+//     new SYN follow that entry, translated as before, to the removed
+//     endpoint instead of the rules (conntrack takes the SYN as a
+//     retransmission, or ignores it, in these states), and it is lost.
+//     Nothing is lost by deleting such an entry: its connection never
+//     started, or is over. Other connections are left alone (they end as
+//     their endpoint ends them).
 //
 // An entry is stale when it was translated (its reply comes from an
 // address other than the one the client sent to) and
@@ -55,7 +59,7 @@ func (f *staleFlows) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	case protoUDP:
 	case protoTCP:
 		tcp, ok := flow.ProtoInfo.(*netlink.ProtoInfoTCP)
-		if !ok || tcp.State != nl.TCP_CONNTRACK_SYN_SENT {
+		if !ok || (tcp.State != nl.TCP_CONNTRACK_SYN_SENT && tcp.State != nl.TCP_CONNTRACK_CLOSE) {
 			return false
 		}
 	default:

@@ -60,8 +60,9 @@
 //     Ruleset is written (chains, map and set elements, endpoint maps).
 //     After a change of endpoints it deletes the conntrack entries that
 //     still point at removed ones: UDP flows, and TCP connections that
-//     never got an answer (SYN_SENT), whose entry would otherwise send a
-//     new connection from the same source port to the removed endpoint.
+//     never got an answer (SYN_SENT) or were reset (CLOSE), whose entry
+//     would otherwise send a new connection from the same source port to
+//     the removed endpoint.
 //   - Proxy (Run) feeds the Syncer from informers on Services and
 //     EndpointSlices, batching changes into at most one sync per
 //     MinSyncInterval.
