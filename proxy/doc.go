@@ -38,10 +38,15 @@
 // per service port, not one shared map, because the kernel walks all of
 // a map's elements for each rule that binds it.
 //
-// A service port without ready endpoints is in "no-endpoint-services" (or
-// "no-endpoint-nodeports") instead: the filter hooks reject a new
-// connection to it (TCP reset, ICMP port unreachable), so clients fail at
-// once. Any other new connection to the service CIDR is dropped.
+// A service port without ready endpoints has its element in the same map
+// go to the chain "no-endpoints" instead, which marks the packet with
+// RejectMark; the filter hooks reject a new connection so marked (TCP
+// reset, ICMP port unreachable), so clients fail at once. Any other new
+// connection to the service CIDR is dropped. Translating and refusing are
+// decided by one lookup, in the nat hook: a sync committed between a
+// packet's nat and filter hooks (a transaction is atomic, a packet's walk
+// through the hooks is not) would otherwise let the first packet to a
+// service port that just got its first endpoint miss both, and be dropped.
 //
 // # The pieces
 //
@@ -53,8 +58,11 @@
 //     transaction: the first time (and after an error) the table is
 //     replaced as a whole, later only the difference with the previous
 //     Ruleset is written (chains, map and set elements, endpoint maps).
-//     After a change of UDP endpoints it deletes the
-//     conntrack entries that still point at removed ones.
+//     After a change of endpoints it deletes the conntrack entries that
+//     still point at removed ones: UDP flows, and TCP connections that
+//     never got an answer (SYN_SENT) or were reset (CLOSE), whose entry
+//     would otherwise send a new connection from the same source port to
+//     the removed endpoint.
 //   - Proxy (Run) feeds the Syncer from informers on Services and
 //     EndpointSlices, batching changes into at most one sync per
 //     MinSyncInterval.

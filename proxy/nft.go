@@ -85,7 +85,7 @@ func sameElement(a, b nftables.SetElement) bool {
 // mapSet describes one of the named verdict maps.
 func mapSet(table *nftables.Table, name string) *nftables.Set {
 	key := serviceIPKeyType
-	if name == MapServiceNodePorts || name == MapNoEndpointNodePorts {
+	if name == MapServiceNodePorts {
 		key = nodePortKeyType
 	}
 	return &nftables.Set{
@@ -203,6 +203,14 @@ func stmtExprs(s Stmt) ([]expr.Any, error) {
 		return setMark(^MasqueradeMark, MasqueradeMark), nil // mark | bit
 	case clearMarkMasq:
 		return setMark(0xffffffff, MasqueradeMark), nil // mark ^ bit
+	case markReject:
+		return setMark(^RejectMark, RejectMark), nil // mark | bit
+	case markedReject:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(RejectMark), Xor: u32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(RejectMark)},
+		}, nil
 	case returnIfNotMarked:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},

@@ -33,14 +33,12 @@ func Render(cfg RenderConfig, services []*corev1.Service, slicesIn []*discoveryv
 	rs := &Ruleset{
 		Chains: baseChains(cfg),
 		Maps: map[string]map[MapKey]string{
-			MapServiceIPs:          {},
-			MapServiceNodePorts:    {},
-			MapNoEndpointServices:  {},
-			MapNoEndpointNodePorts: {},
+			MapServiceIPs:       {},
+			MapServiceNodePorts: {},
 		},
 		Endpoints:   map[string][]netip.AddrPort{},
 		Hairpin:     map[netip.Addr]bool{},
-		UDP:         map[MapKey][]netip.AddrPort{},
+		Targets:     map[MapKey][]netip.AddrPort{},
 		serviceCIDR: cfg.ServiceCIDR,
 	}
 
@@ -88,17 +86,19 @@ func renderPort(rs *Ruleset, cfg RenderConfig, svc *corev1.Service, port corev1.
 		(svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer) {
 		nodePort = MapKey{Proto: proto, Port: uint16(port.NodePort)}
 	}
-	if proto == protoUDP {
-		rs.UDP[target] = eps
+	if proto == protoUDP || proto == protoTCP {
+		rs.Targets[target] = eps
 		if nodePort.Port != 0 {
-			rs.UDP[nodePort] = eps
+			rs.Targets[nodePort] = eps
 		}
 	}
 
 	if len(eps) == 0 {
-		rs.Maps[MapNoEndpointServices][target] = chainReject
+		// In the same map as the translation it replaces: one lookup
+		// decides between translating and refusing (see RejectMark).
+		rs.Maps[MapServiceIPs][target] = chainNoEndpoints
 		if nodePort.Port != 0 {
-			rs.Maps[MapNoEndpointNodePorts][nodePort] = chainReject
+			rs.Maps[MapServiceNodePorts][nodePort] = chainNoEndpoints
 		}
 		return
 	}
@@ -232,12 +232,18 @@ func chainName(prefix, id string) string {
 // the dispatch through the verdict maps.
 func baseChains(cfg RenderConfig) map[string]*Chain {
 	loopback := netip.MustParsePrefix("127.0.0.0/8")
-	// New connections to a service port without endpoints are refused.
+	// New connections to a service port without endpoints are refused:
+	// the nat hook marked them (no-endpoints), in the lookup that
+	// translates the connections of a service port with endpoints. The
+	// filter hooks do not look the service port up again: a sync between
+	// the two hooks would otherwise leave a connection to a service port
+	// that just got its first endpoint untranslated (old rules) and not
+	// refused (new rules), and the rule below would drop it.
 	// Every packet (not only a connection's first) still going to the
 	// service range is dropped: after translation none should, and one
 	// that conntrack found invalid, which skips the nat hooks, would
 	// otherwise follow the default route out of the node.
-	checks := []Rule{{ctNew{}, vmapLookup{Map: MapNoEndpointServices}}}
+	checks := []Rule{{ctNew{}, markedReject{}, goTo{chainReject}}}
 	if cfg.ServiceCIDR.IsValid() {
 		checks = append(checks, Rule{dstIn{cfg.ServiceCIDR}, drop{}})
 	}
@@ -268,11 +274,13 @@ func baseChains(cfg RenderConfig) map[string]*Chain {
 		// Filtering runs after destination NAT: what still goes to a
 		// service address found no endpoint.
 		chainFilterInput: {Hook: &Hook{"filter", "input", 0}, Rules: []Rule{
-			{ctNew{}, dstNotIn{loopback}, vmapLookup{Map: MapNoEndpointNodePorts, NodePorts: true}},
+			{ctNew{}, markedReject{}, goTo{chainReject}},
 		}},
 		chainFilterForward: {Hook: &Hook{"filter", "forward", 0}, Rules: []Rule{{jump{chainServiceChecks}}}},
 		chainFilterOutput:  {Hook: &Hook{"filter", "output", 0}, Rules: []Rule{{jump{chainServiceChecks}}}},
 		chainServiceChecks: {Rules: checks},
+		// A service port without endpoints: refused in the filter hooks.
+		chainNoEndpoints: {Rules: []Rule{{markReject{}}}},
 		chainReject: {Rules: []Rule{
 			{l4proto{protoTCP}, tcpReset{}},
 			{icmpPortUnreachable{}},

@@ -70,7 +70,7 @@ func TestRender(t *testing.T) {
 	golden(t, "render.golden", rs.String())
 
 	udp := MapKey{IP: netip.MustParseAddr("10.96.0.53"), Proto: protoUDP, Port: 53}
-	if got := rs.UDP[udp]; len(got) != 2 {
+	if got := rs.Targets[udp]; len(got) != 2 {
 		t.Errorf("UDP endpoints of %s: got %v, want 2", udp, got)
 	}
 }

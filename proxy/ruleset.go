@@ -17,18 +17,23 @@ const TableName = "skiff"
 // cleared; other bits belong to other software.
 const MasqueradeMark uint32 = 0x4000
 
+// RejectMark is the packet mark bit that the nat hook sets on the first
+// packet of a connection to a service port without endpoints, for the
+// filter hooks to refuse it. The decision is taken by the same map lookup
+// that would have translated the packet, so that a sync committed between
+// a packet's nat and filter hooks cannot leave it neither translated nor
+// refused (and dropped as going to the service range). Only this bit of
+// the mark is set and tested.
+const RejectMark uint32 = 0x8000
+
 // Names of the table's maps and fixed chains.
 const (
-	// MapServiceIPs: ClusterIP . protocol . port → goto svc-… chain.
+	// MapServiceIPs: ClusterIP . protocol . port → goto svc-… chain, or
+	// goto no-endpoints for a service port without endpoints.
 	MapServiceIPs = "service-ips"
-	// MapServiceNodePorts: protocol . nodePort → goto ext-… chain.
+	// MapServiceNodePorts: protocol . nodePort → goto ext-… chain, or
+	// goto no-endpoints.
 	MapServiceNodePorts = "service-nodeports"
-	// MapNoEndpointServices: ClusterIP . protocol . port of a service port
-	// without endpoints → goto reject-chain.
-	MapNoEndpointServices = "no-endpoint-services"
-	// MapNoEndpointNodePorts: protocol . nodePort without endpoints →
-	// goto reject-chain.
-	MapNoEndpointNodePorts = "no-endpoint-nodeports"
 	// SetHairpin: endpoint address . the same address, to recognize in
 	// postrouting a pod that its Service sent back to itself.
 	SetHairpin = "hairpin"
@@ -37,6 +42,7 @@ const (
 	chainServiceChecks  = "service-checks"
 	chainMasquerading   = "masquerading"
 	chainReject         = "reject-chain"
+	chainNoEndpoints    = "no-endpoints"
 	chainNATPrerouting  = "nat-prerouting"
 	chainNATOutput      = "nat-output"
 	chainNATPostrouting = "nat-postrouting"
@@ -72,19 +78,20 @@ type Ruleset struct {
 	// Chains by name, the fixed ones (with a hook) and one or more per
 	// service port.
 	Chains map[string]*Chain
-	// Maps holds the elements of the four verdict maps (Map* names): key
-	// → the chain the verdict goes to.
+	// Maps holds the elements of the two verdict maps (MapServiceIPs,
+	// MapServiceNodePorts): key → the chain the verdict goes to.
 	Maps map[string]map[MapKey]string
 	// Endpoints holds the endpoint maps, by name: one per service port
 	// with more than one endpoint, from 0..N-1 to the endpoints.
 	Endpoints map[string][]netip.AddrPort
 	// Hairpin holds the endpoint addresses of SetHairpin.
 	Hairpin map[netip.Addr]bool
-	// UDP lists, for every UDP service address (ClusterIP or NodePort
-	// key), the endpoints traffic to it is sent to; empty for a service
-	// without endpoints. The Syncer compares it with the previous
-	// Ruleset to flush conntrack entries of removed endpoints.
-	UDP map[MapKey][]netip.AddrPort
+	// Targets lists, for every UDP and TCP service address (ClusterIP or
+	// NodePort key), the endpoints traffic to it is sent to; empty for a
+	// service without endpoints. The Syncer compares it with the
+	// previous Ruleset to flush conntrack entries of removed endpoints
+	// (UDP flows, TCP connections that never got an answer).
+	Targets map[MapKey][]netip.AddrPort
 
 	// serviceCIDR is RenderConfig.ServiceCIDR, for the conntrack flush.
 	serviceCIDR netip.Prefix
@@ -155,6 +162,10 @@ type (
 	returnIfNotMarked struct{}
 	// clearMarkMasq clears MasqueradeMark.
 	clearMarkMasq struct{}
+	// markReject sets RejectMark.
+	markReject struct{}
+	// markedReject matches a packet with RejectMark set.
+	markedReject struct{}
 	// masquerade rewrites the source to the outgoing interface's address.
 	masquerade struct{}
 	// dnat rewrites the destination.
@@ -197,6 +208,10 @@ func (returnIfNotMarked) String() string {
 func (clearMarkMasq) String() string {
 	return fmt.Sprintf("meta mark set meta mark ^ %#x", MasqueradeMark)
 }
+func (markReject) String() string { return fmt.Sprintf("meta mark set meta mark | %#x", RejectMark) }
+func (markedReject) String() string {
+	return fmt.Sprintf("meta mark & %#x == %#x", RejectMark, RejectMark)
+}
 func (masquerade) String() string { return "masquerade fully-random" }
 func (s dnat) String() string     { return "dnat to " + s.To.String() }
 func (s vmapLookup) String() string {
@@ -229,7 +244,7 @@ func (rs *Ruleset) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table ip %s {\n", TableName)
 	for _, name := range sortedKeys(rs.Maps) {
-		nodePorts := name == MapServiceNodePorts || name == MapNoEndpointNodePorts
+		nodePorts := name == MapServiceNodePorts
 		typ := "ipv4_addr . inet_proto . inet_service"
 		if nodePorts {
 			typ = "inet_proto . inet_service"

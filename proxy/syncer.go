@@ -63,7 +63,7 @@ type Syncer struct {
 	mu sync.Mutex
 	// applied is what the kernel has, nil when unknown.
 	applied *Ruleset
-	// flushed is the ruleset whose UDP endpoints conntrack was last
+	// flushed is the ruleset whose endpoints conntrack was last
 	// cleaned against: a flush that failed is tried again at the next
 	// Sync, against the same old endpoints.
 	flushed *Ruleset
@@ -146,13 +146,13 @@ func (s *Syncer) Sync(want *Ruleset, full bool) (SyncStats, error) {
 	}
 	s.applied = want
 
-	if s.flushed == nil || !udpEqual(s.flushed.UDP, want.UDP) {
+	if s.flushed == nil || !targetsEqual(s.flushed.Targets, want.Targets) {
 		n, err := s.flushConntrack(s.flushed, want)
 		st.ConntrackDeleted = n
 		if err != nil {
-			// The rules are right; a stale UDP flow is the lesser harm,
+			// The rules are right; a stale flow is the lesser harm,
 			// and the flush is tried again at the next Sync.
-			return st, fmt.Errorf("proxy: flush conntrack entries of removed UDP endpoints: %w", err)
+			return st, fmt.Errorf("proxy: flush conntrack entries of removed endpoints: %w", err)
 		}
 		s.flushed = want
 	}
@@ -395,7 +395,7 @@ func (s *Syncer) Chains() ([]string, error) {
 	return names, nil
 }
 
-func udpEqual(a, b map[MapKey][]netip.AddrPort) bool {
+func targetsEqual(a, b map[MapKey][]netip.AddrPort) bool {
 	if len(a) != len(b) {
 		return false
 	}
