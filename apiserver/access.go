@@ -194,6 +194,8 @@ var pathVerbs = map[string]string{
 	skiffv1.Cluster_CreateToken_FullMethodName:         "create",
 	skiffv1.Cluster_ListTokens_FullMethodName:          "list",
 	skiffv1.Cluster_DeleteToken_FullMethodName:         "delete",
+	skiffv1.Cluster_EncryptionStatus_FullMethodName:    "get",
+	skiffv1.Cluster_RotateEncryptionKey_FullMethodName: "update",
 }
 
 // resourceRequest is what every resource request of skiff.v1.API has.

@@ -182,6 +182,39 @@ func (c *clusterService) DeleteToken(ctx context.Context, req *skiffv1.DeleteTok
 	return &skiffv1.DeleteTokenResponse{}, nil
 }
 
+func (c *clusterService) EncryptionStatus(ctx context.Context, _ *skiffv1.EncryptionStatusRequest) (*skiffv1.EncryptionStatusResponse, error) {
+	st, err := c.s.EncryptionStatus(ctx)
+	if err != nil {
+		return nil, grpcerr.ToStatus(err)
+	}
+	resp := &skiffv1.EncryptionStatusResponse{Provider: st.Provider, Resources: st.Resources, KeyFile: st.KeyFile, Unencrypted: st.Unencrypted}
+	for _, k := range st.Keys {
+		ks := &skiffv1.EncryptionKeyStatus{Name: k.Name, Write: k.Write, Objects: k.Objects, Missing: k.Missing}
+		if !k.Created.IsZero() {
+			ks.Created = k.Created.Unix()
+		}
+		resp.Keys = append(resp.Keys, ks)
+	}
+	return resp, nil
+}
+
+func (c *clusterService) RotateEncryptionKey(req *skiffv1.RotateEncryptionKeyRequest, stream skiffv1.Cluster_RotateEncryptionKeyServer) error {
+	ctx := stream.Context()
+	user, _ := auth.UserFrom(ctx)
+	logging.From(ctx).Info("encryption key rotation requested", "user", user.Name)
+	err := c.s.RotateEncryptionKey(ctx, int(req.GetProgressEvery()), func(p RotationProgress) error {
+		return stream.Send(&skiffv1.RotateEncryptionKeyProgress{
+			NewKey: p.NewKey, OldKeys: p.OldKeys, Checked: p.Checked, Total: p.Total, Rewritten: p.Rewritten,
+			Done: p.Done, ElapsedMilliseconds: p.Elapsed.Milliseconds(), GraceSeconds: int64(p.Grace.Seconds()),
+		})
+	})
+	if err != nil {
+		logging.From(ctx).Warn("encryption key rotation stopped; every key is kept", "err", err)
+		return grpcerr.ToStatus(err)
+	}
+	return nil
+}
+
 // maxTokenTTLSeconds bounds a join token's life (and keeps the expiry
 // from overflowing).
 const maxTokenTTLSeconds = 10 * 365 * 24 * 3600

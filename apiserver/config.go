@@ -71,6 +71,11 @@ type Config struct {
 	// an external etcd: the CA its servers' certificates chain to, and
 	// this server's client certificate.
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+
+	// noEncryption stores Secrets in the clear, for the benchmark that
+	// measures what encryption at rest costs (export_test.go). Such a
+	// server cannot read encrypted Secrets. Not a flag.
+	noEncryption bool
 }
 
 // DefaultConfig returns the defaults: state under /var/lib/skiff, the API on

@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 )
 
@@ -27,3 +28,11 @@ func ServePlaintext(tb testing.TB, s *Server) string {
 	tb.Cleanup(g.Stop)
 	return lis.Addr().String()
 }
+
+// EtcdClient is the server's etcd client, for tests that look at the
+// stored values as they are.
+func EtcdClient(s *Server) *clientv3.Client { return s.client }
+
+// WithoutEncryption makes a server store Secrets in the clear: for the
+// benchmark that measures what encryption at rest costs.
+func WithoutEncryption(cfg *Config) { cfg.noEncryption = true }

@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/apiserver/registry"
+	"github.com/skiffdev/skiff/apiserver/storage"
 	"github.com/skiffdev/skiff/internal/grpcerr"
 	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/pki"
@@ -36,6 +38,9 @@ type Server struct {
 	listener net.Listener
 	certs    *certs
 	tokens   *tokens
+	// encryption encrypts Secrets at rest; nil when the benchmark of its
+	// cost turned it off.
+	encryption *encryption
 	// log is Start's logger (component=apiserver). The interceptors put
 	// it into every request's context: gRPC makes those, not Start.
 	log *slog.Logger
@@ -85,6 +90,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	client := s.client
 
+	var transformers map[schema.GroupResource]storage.Transformer
+	if !cfg.noEncryption {
+		enc, err := loadEncryption(ctx, cfg.DataDir, retiredKeyGrace(cfg.EtcdCompactionRetention), scanEncrypted(client, cfg.RequestTimeout), time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("encryption at rest: %w", err)
+		}
+		s.encryption, transformers = enc, enc.transformers()
+	}
+
 	serviceIPs, nodePorts, _ := cfg.serviceRanges() // checked by Validate
 	s.registry = registry.New(registry.Config{
 		Client:                   client,
@@ -96,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ServiceIPRange:           serviceIPs,
 		ServiceNodePortRange:     nodePorts,
 		Admit:                    admit,
+		Transformers:             transformers,
 	})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.runCtx, s.cancel = runCtx, cancel

@@ -13,6 +13,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/nodelifecycle"
 	"github.com/skiffdev/skiff/controllers/podgc"
 	"github.com/skiffdev/skiff/controllers/replicaset"
+	"github.com/skiffdev/skiff/controllers/serviceaccount"
 )
 
 // all lists every controller the manager runs, in the order they are
@@ -30,6 +31,7 @@ var all = []entry{
 	{nodelifecycle.Name, newNodeLifecycle},       // marks nodes that stop renewing their Lease not ready, taints them, evicts their pods
 	{podgc.Name, newPodGC},                       // deletes the pods of nodes that are gone, and finished pods beyond a threshold
 	{replicaset.Name, newReplicaSet},             // keeps spec.replicas pods of every ReplicaSet
+	{serviceaccount.Name, newServiceAccount},     // gives every namespace its "default" ServiceAccount
 }
 
 // entry is one row of all.
@@ -99,4 +101,10 @@ func newReplicaSet(d controller.Deps, c *Config) (Controller, error) {
 	cfg := replicaset.DefaultConfig()
 	cfg.Workers = c.Workers
 	return replicaset.New(d, cfg)
+}
+
+func newServiceAccount(d controller.Deps, c *Config) (Controller, error) {
+	cfg := serviceaccount.DefaultConfig()
+	cfg.Workers = c.Workers
+	return serviceaccount.New(d, cfg)
 }

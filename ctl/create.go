@@ -25,25 +25,34 @@ type createOptions struct {
 func newCreateCommand(o *Options) *cobra.Command {
 	cr := &createOptions{Options: o}
 	cmd := &cobra.Command{
-		Use:   "create -f FILENAME",
-		Short: "Create objects from files or standard input",
+		Use:   "create -f FILENAME | create configmap|secret NAME ...",
+		Short: "Create objects from files or standard input, or config maps and secrets from the command line",
 		Long: `Create objects from files or standard input.
 
 An object that exists already is an error (AlreadyExists); use apply to
 update objects. When one object fails the others are still created and the
 command exits non-zero, printing the errors at the end. A document of a
-kind Skiff does not serve is reported and skipped.`,
+kind Skiff does not serve is reported and skipped.
+
+The subcommands make a config map or a secret from literal values, files
+or env files (configmap, secret generic), a certificate (secret tls) or
+registry credentials (secret docker-registry).`,
 		Example: `  # Create the objects of a manifest
   skiffctl create -f web.yaml
 
   # Create them so that apply can update them later
-  skiffctl create --save-config -f web.yaml`,
+  skiffctl create --save-config -f web.yaml
+
+  # A config map and a secret from literal values
+  skiffctl create configmap web-config --from-literal=LOG_LEVEL=debug
+  skiffctl create secret generic db --from-literal=password='S3cr3t!'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cr.run(cmd.Context()) },
 	}
 	fileFlags(cmd, &cr.files, &cr.recursive, "that contains the objects to create")
 	dryRunFlag(cmd, &cr.dryRun)
 	cmd.Flags().BoolVar(&cr.saveConfig, "save-config", false, "record the configuration in the "+lastAppliedAnnotation+" annotation, so that apply can update the objects later")
+	cmd.AddCommand(newCreateConfigMapCommand(o), newCreateSecretCommand(o))
 	return cmd
 }
 

@@ -57,8 +57,9 @@ endpoints, a node's pods) and their recent events.
 With TYPE NAME, an object called NAME is described, or if there is none,
 every object whose name starts with NAME. With TYPE alone, every object of
 that type (matching -l) is; TYPE may also be a category such as "all".
-Pods, deployments, replicasets, services, nodes and namespaces have their
-own layout; other types are shown field by field.`,
+Pods, deployments, replicasets, services, nodes, namespaces, configmaps,
+secrets and serviceaccounts have their own layout; other types are shown
+field by field. A secret's values are never shown, only their sizes.`,
 		Example: describeExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return d.run(cmd.Context(), args)
@@ -192,6 +193,10 @@ func (d *describeOptions) find(ctx context.Context, c *client.Client, r getReque
 // describeObject reads what the description of obj needs besides obj
 // itself and renders it.
 func describeObject(ctx context.Context, c *client.Client, info *scheme.ResourceInfo, obj runtime.Object, showEvents bool, now time.Time) (string, error) {
+	if s, ok := obj.(*corev1.Secret); ok {
+		// No events, as in kubectl; and never the values.
+		return describeSecret(s), nil
+	}
 	var events *corev1.EventList
 	if showEvents {
 		var err error
@@ -235,6 +240,16 @@ func describeObject(ctx context.Context, c *client.Client, info *scheme.Resource
 		return describeNode(o, lease, leaseErr, pods.Items, events, now), nil
 	case *corev1.Namespace:
 		return describeNamespace(o), nil
+	case *corev1.ConfigMap:
+		return describeConfigMap(o, events, now), nil
+	case *corev1.ServiceAccount:
+		secrets, err := c.Secrets(o.Namespace).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String(),
+		})
+		if err != nil {
+			return "", err
+		}
+		return describeServiceAccount(o, serviceAccountTokens(o, secrets.Items), events, now), nil
 	}
 	return describeGeneric(info, obj, events, now)
 }

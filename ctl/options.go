@@ -115,14 +115,23 @@ func NewCommand(o *Options) *cobra.Command {
 
 	for _, newCmd := range verbs {
 		cmd := newCmd(o)
-		if run := cmd.RunE; run != nil {
-			cmd.RunE = func(cmd *cobra.Command, args []string) error {
-				return o.nameServer(run(cmd, args))
-			}
-		}
+		o.nameServerIn(cmd)
 		root.AddCommand(cmd)
 	}
 	return root
+}
+
+// nameServerIn has cmd's errors, and those of its subcommands (create
+// secret generic, ...), name the server.
+func (o *Options) nameServerIn(cmd *cobra.Command) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			return o.nameServer(run(cmd, args))
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		o.nameServerIn(sub)
+	}
 }
 
 // nameServer adds the address of the server to a verb's errors, so that

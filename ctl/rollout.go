@@ -64,13 +64,7 @@ func newRolloutCommand(o *Options) *cobra.Command {
 		newRolloutPauseCommand(o),
 		newRolloutResumeCommand(o),
 	} {
-		// NewCommand names the server in the errors of top-level verbs
-		// only; the subcommands need the same.
-		if run := sub.RunE; run != nil {
-			sub.RunE = func(cmd *cobra.Command, args []string) error {
-				return o.nameServer(run(cmd, args))
-			}
-		}
+		// NewCommand names the server in the errors of subcommands too.
 		cmd.AddCommand(sub)
 	}
 	return cmd

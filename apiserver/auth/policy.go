@@ -210,9 +210,12 @@ var policyRules = []policyRule{
 	// namespace controller's deletes. Nothing writes their status.
 	{who: userIs(ControllersUser), verbs: writeVerbs, apiGroup: coreGroup, resources: []string{"services"}},
 	// ConfigMaps, Secrets and ServiceAccounts: the garbage collector's
-	// patches and deletes and the namespace controller's deletes; the
-	// service account controller creates each namespace's "default".
+	// patches and deletes and the namespace controller's deletes.
 	{who: userIs(ControllersUser), verbs: writeVerbs, apiGroup: coreGroup, resources: []string{"configmaps", "secrets", "serviceaccounts"}},
+	// The service account controller creates each namespace's
+	// "default" ServiceAccount (under the proviso about unnamed creates).
+	{who: userIs(ControllersUser), verbs: []string{"create"}, apiGroup: coreGroup, resources: []string{"serviceaccounts"},
+		names: []string{"default", unnamedCreate}},
 	// Namespaces: the namespace controller removes the "kubernetes"
 	// finalizer from spec.finalizers of an emptied namespace (an
 	// update). Deleting a namespace is a user's decision, so no delete;

@@ -39,6 +39,12 @@ func DefaultPodTemplateSpec(template *corev1.PodTemplateSpec) {
 
 // DefaultPodSpec sets the defaults shared by Pods and pod templates.
 func DefaultPodSpec(spec *corev1.PodSpec) {
+	// serviceAccount is the old name of serviceAccountName: Kubernetes
+	// reads it when the new one is empty, and always writes both.
+	if spec.ServiceAccountName == "" {
+		spec.ServiceAccountName = spec.DeprecatedServiceAccount
+	}
+	spec.DeprecatedServiceAccount = spec.ServiceAccountName
 	if spec.DNSPolicy == "" {
 		spec.DNSPolicy = corev1.DNSClusterFirst
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -48,6 +49,10 @@ type Config struct {
 	// admission plugins such as NodeRestriction. Its error refuses the
 	// request; nothing is stored.
 	Admit func(ctx context.Context, a Admission) error
+	// Transformers are the storage transformers of the resources whose
+	// stored values are not the plain encoding: the Keyring that
+	// encrypts Secrets at rest. A resource not in it is stored as it is.
+	Transformers map[schema.GroupResource]storage.Transformer
 }
 
 // Admission is one write, as Config.Admit sees it.
@@ -100,6 +105,7 @@ func New(cfg Config) *Registry {
 			Attrs:          st.attrFunc(),
 			RequestTimeout: cfg.RequestTimeout,
 			Companion:      st.companion,
+			Transformer:    cfg.Transformers[info.GroupResource()],
 		})
 		r.stores[info.GroupResource()] = &Store{
 			info:     info,
@@ -186,8 +192,14 @@ func (r *Registry) admitNamespace(ctx context.Context, info *scheme.ResourceInfo
 		return r.admitNamespace(ctx, info, name, namespace, true)
 	}
 	if terminating(n) {
-		return storage.Guard{}, apierrors.NewForbidden(info.GroupResource(), name,
-			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+		// With Kubernetes' cause, so that a client (the service account
+		// controller) can tell this refusal from a denied request.
+		msg := fmt.Sprintf("unable to create new content in namespace %s because it is being terminated", namespace)
+		err := apierrors.NewForbidden(info.GroupResource(), name, errors.New(msg))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Message: msg, Field: "metadata.namespace",
+		})
+		return storage.Guard{}, err
 	}
 	rev, err := storage.ParseResourceVersion(n.ResourceVersion)
 	if err != nil {

@@ -44,6 +44,10 @@ type Store struct {
 // Info describes the store's resource.
 func (s *Store) Info() *scheme.ResourceInfo { return s.info }
 
+// Storage is the etcd store underneath, for the maintenance that works on
+// stored values as they are (re-encrypting them with a new key).
+func (s *Store) Storage() *storage.Store { return s.storage }
+
 func (s *Store) key(namespace, name string) string {
 	if !s.info.Namespaced {
 		namespace = ""

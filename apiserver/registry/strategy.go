@@ -87,6 +87,7 @@ var strategies = map[schema.GroupResource]strategy{
 		prepareForCreate: func(obj runtime.Object) {
 			p := obj.(*corev1.Pod)
 			p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&p.Spec)}
+			defaultServiceAccount(p)
 		},
 		gracePeriod: podGracePeriod,
 	},
@@ -252,6 +253,22 @@ func strategyFor(gr schema.GroupResource, cfg Config, prefix string) (strategy, 
 		addDefaultTolerations(obj.(*corev1.Pod), seconds)
 	}
 	return st, true
+}
+
+// defaultServiceAccount is the defaulting half of Kubernetes'
+// ServiceAccount admission: a new pod that names no ServiceAccount runs as
+// "default", which the service account controller makes in every
+// namespace. A mirror pod is left without one (it may not name any:
+// NodeRestriction). Unlike Kubernetes, Skiff neither refuses a pod whose
+// ServiceAccount does not exist yet nor mounts a token: tokens come with
+// a token issuer, which Skiff does not have yet.
+func defaultServiceAccount(pod *corev1.Pod) {
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return
+	}
+	if pod.Spec.ServiceAccountName == "" && pod.Spec.DeprecatedServiceAccount == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
 }
 
 // addDefaultTolerations is Kubernetes' DefaultTolerationSeconds admission:

@@ -175,7 +175,7 @@ func (c *Cacher) list(ctx context.Context) error {
 	}
 	objects := make(map[string]*Event, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		obj, err := c.store.decode(kv.Value, kv.ModRevision)
+		obj, err := c.store.decode(string(kv.Key), kv.Value, kv.ModRevision)
 		if err != nil {
 			return err
 		}
@@ -239,23 +239,25 @@ func (c *Cacher) toEvent(ev *clientv3.Event) (*Event, error) {
 	switch {
 	case ev.Type == clientv3.EventTypeDelete:
 		e.Type = watch.Deleted
-		var last []byte
+		var obj runtime.Object
 		if ev.PrevKv != nil {
-			last = ev.PrevKv.Value
-		} else if prev, ok := c.cachedBytes(string(ev.Kv.Key)); ok {
+			var err error
+			if obj, err = c.store.decode(string(ev.Kv.Key), ev.PrevKv.Value, ev.Kv.ModRevision); err != nil {
+				return nil, err
+			}
+		} else if cached, ok := c.cachedObject(string(ev.Kv.Key)); ok {
 			// etcd could not find the previous value (it was just
 			// compacted away); the cache still has the object.
-			last = prev
+			if err := setResourceVersion(cached, ev.Kv.ModRevision); err != nil {
+				return nil, err
+			}
+			obj = cached
 		} else {
 			return nil, errors.New("delete event without the previous value")
 		}
-		obj, err := c.store.decode(last, ev.Kv.ModRevision)
-		if err != nil {
-			return nil, err
-		}
 		e.Object = obj
 	default:
-		obj, err := c.store.decode(ev.Kv.Value, ev.Kv.ModRevision)
+		obj, err := c.store.decode(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision)
 		if err != nil {
 			return nil, err
 		}
@@ -272,16 +274,15 @@ func (c *Cacher) toEvent(ev *clientv3.Event) (*Event, error) {
 // errRelist ends a watch whose events the cache could not apply.
 var errRelist = errors.New("the watch cache must list again")
 
-// cachedBytes returns the stored encoding of a cached object.
-func (c *Cacher) cachedBytes(key string) ([]byte, bool) {
+// cachedObject returns a copy of a cached object.
+func (c *Cacher) cachedObject(key string) (runtime.Object, bool) {
 	c.mu.RLock()
 	e, ok := c.objects[key]
 	c.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	data, err := encode(e.Object.DeepCopyObject())
-	return data, err == nil
+	return e.Object.DeepCopyObject(), true
 }
 
 // process applies one event to the cache and hands it to the watchers.

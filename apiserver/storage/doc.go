@@ -5,6 +5,14 @@
 // protobuf encoding with its resourceVersion cleared; the resourceVersion a
 // client sees is the etcd mod revision of the key, set on the way out.
 //
+// A store with a Transformer stores what the transformer makes of the
+// encoding instead: the Keyring (encryption.go) encrypts each value with
+// AES-GCM under Kubernetes' envelope, "k8s:enc:aesgcm:v1:KEYNAME:", and
+// decrypts with the key the prefix names. A value the transformer would
+// store differently now (under a key that no longer encrypts) is stale:
+// an update writes it even when the object did not change, and Rewrite
+// writes it again unchanged, which is how a key rotation re-encrypts.
+//
 // Writes are compare-and-swap transactions:
 //
 //   - Create puts the key only if it does not exist (CreateRevision == 0).

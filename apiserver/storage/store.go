@@ -48,6 +48,10 @@ type Config struct {
 	// and adds its own conditions and writes to the same transaction (the
 	// service IP and node port bitmaps, kept in step with the services).
 	Companion CompanionFunc
+	// Transformer, when set, turns the encoded object into the stored
+	// value and back: the Keyring encrypts Secrets at rest. Nil stores the
+	// encoding as it is.
+	Transformer Transformer
 }
 
 // CompanionFunc is called before an object is written: old is nil on
@@ -183,16 +187,45 @@ func Unavailable(cause error) error {
 	return e
 }
 
-// decode turns stored bytes into an object whose resourceVersion is rev.
-func (s *Store) decode(data []byte, rev int64) (runtime.Object, error) {
-	obj, err := scheme.DecodeProtobuf(data, s.cfg.NewFunc())
+// decode turns the value stored under key into an object whose
+// resourceVersion is rev.
+func (s *Store) decode(key string, data []byte, rev int64) (runtime.Object, error) {
+	obj, _, _, err := s.decodeStored(key, data, rev)
+	return obj, err
+}
+
+// decodeStored is decode that also returns the object's encoding as the
+// transformer gave it back, and whether the transformer would store it
+// differently now (stale).
+func (s *Store) decodeStored(key string, data []byte, rev int64) (obj runtime.Object, plain []byte, stale bool, err error) {
+	plain = data
+	if s.cfg.Transformer != nil {
+		plain, stale, err = s.cfg.Transformer.FromStorage(key, data)
+		if err != nil {
+			return nil, nil, false, apierrors.NewInternalError(fmt.Errorf("reading stored %s %s: %w", s.cfg.Resource, key, err))
+		}
+	}
+	obj, err = scheme.DecodeProtobuf(plain, s.cfg.NewFunc())
 	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("decoding stored %s: %w", s.cfg.Resource, err))
+		return nil, nil, false, apierrors.NewInternalError(fmt.Errorf("decoding stored %s %s: %w", s.cfg.Resource, key, err))
 	}
 	if err := setResourceVersion(obj, rev); err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
-	return obj, nil
+	return obj, plain, stale, nil
+}
+
+// toStorage turns an object's encoding into the value to store under key.
+// done must be called once the write has been tried.
+func (s *Store) toStorage(key string, plain []byte) (stored []byte, done func(), err error) {
+	if s.cfg.Transformer == nil {
+		return plain, func() {}, nil
+	}
+	stored, done, err = s.cfg.Transformer.ToStorage(key, plain)
+	if err != nil {
+		return nil, nil, apierrors.NewInternalError(fmt.Errorf("storing %s %s: %w", s.cfg.Resource, key, err))
+	}
+	return stored, done, nil
 }
 
 // encode turns an object into the bytes to store: its resourceVersion is
@@ -276,10 +309,15 @@ func (s *Store) create(ctx context.Context, key, name string, obj runtime.Object
 	}
 	committed, rev := false, int64(0)
 	defer func() { comp.done(committed, rev) }()
-	data, err := encode(obj)
+	plain, err := encode(obj)
 	if err != nil {
 		return nil, false, err
 	}
+	data, stored, err := s.toStorage(key, plain)
+	if err != nil {
+		return nil, false, err
+	}
+	defer stored()
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
 	elses := []clientv3.Op{clientv3.OpGet(key, clientv3.WithCountOnly())}
 	for _, g := range guards {
@@ -349,7 +387,7 @@ func (s *Store) Get(ctx context.Context, key, name string) (runtime.Object, erro
 	if len(resp.Kvs) == 0 {
 		return nil, apierrors.NewNotFound(s.cfg.Resource, name)
 	}
-	return s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	return s.decode(key, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
 }
 
 // UpdateFunc computes the new state of an object from its current state.
@@ -376,7 +414,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 		if rev == 0 {
 			return nil, false, apierrors.NewNotFound(s.cfg.Resource, name)
 		}
-		current, err := s.decode(data, rev)
+		current, plain, stale, err := s.decodeStored(key, data, rev)
 		if err != nil {
 			return nil, false, err
 		}
@@ -401,19 +439,27 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 				return nil, false, err
 			}
 		}
-		var newData []byte
 		var op clientv3.Op
+		stored := func() {}
 		if del {
 			op = clientv3.OpDelete(key)
 		} else {
-			newData, err = encode(updated)
+			newPlain, err := encode(updated)
 			if err != nil {
 				comp.done(false, 0)
 				return nil, false, err
 			}
-			if bytes.Equal(newData, data) {
+			// An unchanged object is not written again, unless it is not
+			// stored as it would be now (a key rotation re-encrypts it).
+			if bytes.Equal(newPlain, plain) && !stale {
 				comp.done(false, 0)
 				return current, false, nil
+			}
+			var newData []byte
+			newData, stored, err = s.toStorage(key, newPlain)
+			if err != nil {
+				comp.done(false, 0)
+				return nil, false, err
 			}
 			var put []clientv3.OpOption
 			if s.leases != nil {
@@ -432,6 +478,7 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key, name string, pre *Pre
 				Commit()
 			return err
 		})
+		stored()
 		if err != nil {
 			comp.done(false, 0)
 			return nil, false, err
@@ -540,7 +587,7 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (runtime.Object, err
 			kvs = kvs[:batch]
 		}
 		for i, kv := range kvs {
-			obj, err := s.decode(kv.Value, kv.ModRevision)
+			obj, err := s.decode(string(kv.Key), kv.Value, kv.ModRevision)
 			if err != nil {
 				return nil, err
 			}
@@ -603,4 +650,64 @@ func decodeContinue(s, prefix string) (continueToken, error) {
 // statusGone is the message of a watch that starts too far back.
 func statusGone(rv, oldest int64) *metav1.Status {
 	return &apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, oldest)).ErrStatus
+}
+
+// scanPage is how many keys one etcd read of Scan returns.
+const scanPage = 500
+
+// Scan hands fn the key and stored value of every object of the store, in
+// key order, reading etcd in pages (each at its latest revision, so a
+// long scan never meets a compacted revision). The value is as stored:
+// encrypted values are not decrypted. fn's error ends the scan.
+func (s *Store) Scan(ctx context.Context, fn func(key string, value []byte) error) error {
+	start, end := s.cfg.Prefix, clientv3.GetPrefixRangeEnd(s.cfg.Prefix)
+	for {
+		var resp *clientv3.GetResponse
+		err := s.call(ctx, func(ctx context.Context) error {
+			var err error
+			resp, err = s.cfg.Client.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(scanPage))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, kv := range resp.Kvs {
+			if err := fn(string(kv.Key), kv.Value); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// Rewrite writes the object stored under key again, unchanged, if the
+// transformer would store it differently now (it is stale: encrypted
+// with a key that no longer encrypts, or in the clear). Like every
+// update, it is a compare-and-swap on the key's mod revision, read again
+// and retried when another writer got there first. It reports whether it
+// wrote; an object deleted meanwhile is not an error.
+func (s *Store) Rewrite(ctx context.Context, key string) (bool, error) {
+	var readRV string
+	out, _, err := s.GuaranteedUpdate(ctx, key, key, nil, func(current runtime.Object) (runtime.Object, error) {
+		m, err := meta.Accessor(current)
+		if err != nil {
+			return nil, err
+		}
+		readRV = m.GetResourceVersion()
+		return current, nil
+	}, nil)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	m, err := meta.Accessor(out)
+	if err != nil {
+		return false, err
+	}
+	return m.GetResourceVersion() != readRV, nil
 }

@@ -38,6 +38,13 @@ func Warnings(obj runtime.Object) []string {
 		for i, ep := range o.Endpoints {
 			w.setIf(ep.Hints != nil, field.NewPath("endpoints").Index(i).Child("hints"))
 		}
+	case *corev1.Secret:
+		// Kubernetes fills such a Secret with a token for its
+		// ServiceAccount; Skiff has no token issuer yet.
+		w.valueIf(o.Type == corev1.SecretTypeServiceAccountToken, field.NewPath("type"), o.Type)
+	case *corev1.ServiceAccount:
+		w.setIf(len(o.ImagePullSecrets) > 0, field.NewPath("imagePullSecrets"))
+		w.valueIf(o.AutomountServiceAccountToken != nil && *o.AutomountServiceAccountToken, field.NewPath("automountServiceAccountToken"), true)
 	case *coordinationv1.Lease:
 		w.setIf(o.Spec.Strategy != nil, specPath.Child("strategy"))
 		w.setIf(o.Spec.PreferredHolder != nil, specPath.Child("preferredHolder"))
@@ -103,8 +110,10 @@ func (w *warnings) podSpec(spec *corev1.PodSpec, path *field.Path) {
 	}
 	w.setIf(len(spec.TopologySpreadConstraints) > 0, path.Child("topologySpreadConstraints"))
 	w.setIf(len(spec.ImagePullSecrets) > 0, path.Child("imagePullSecrets"))
-	w.setIf(spec.ServiceAccountName != "", path.Child("serviceAccountName"))
-	w.setIf(spec.AutomountServiceAccountToken != nil, path.Child("automountServiceAccountToken"))
+	// A pod runs as its ServiceAccount ("default" unless it names one),
+	// but Skiff mounts no token for it yet: only asking for one is not
+	// supported.
+	w.valueIf(spec.AutomountServiceAccountToken != nil && *spec.AutomountServiceAccountToken, path.Child("automountServiceAccountToken"), true)
 	w.setIf(spec.PriorityClassName != "", path.Child("priorityClassName"))
 	w.setIf(spec.PreemptionPolicy != nil, path.Child("preemptionPolicy"))
 	w.setIf(spec.RuntimeClassName != nil, path.Child("runtimeClassName"))

@@ -79,6 +79,24 @@ func TestWarnings(t *testing.T) {
 			`spec.type: "LoadBalancer" is not supported by Skiff yet; the field is stored but has no effect`,
 			`spec.sessionAffinity: "ClientIP" is not supported by Skiff yet; the field is stored but has no effect`,
 		}},
+		{"pod naming its service account, without a token", podWith(func(p *corev1.Pod) {
+			p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = "builder", "builder"
+			p.Spec.AutomountServiceAccountToken = new(false)
+		}), nil},
+		{"pod asking for a service account token", podWith(func(p *corev1.Pod) {
+			p.Spec.AutomountServiceAccountToken = new(true)
+		}), []string{`spec.automountServiceAccountToken: "true" is not supported by Skiff yet; the field is stored but has no effect`}},
+		{"plain service account", &corev1.ServiceAccount{}, nil},
+		{"service account with image pull secrets and tokens", &corev1.ServiceAccount{
+			ImagePullSecrets:             []corev1.LocalObjectReference{{Name: "registry"}},
+			AutomountServiceAccountToken: new(true),
+		}, []string{
+			"imagePullSecrets: not supported by Skiff yet; the field is stored but has no effect",
+			`automountServiceAccountToken: "true" is not supported by Skiff yet; the field is stored but has no effect`,
+		}},
+		{"opaque secret", &corev1.Secret{Type: corev1.SecretTypeOpaque}, nil},
+		{"service account token secret", &corev1.Secret{Type: corev1.SecretTypeServiceAccountToken},
+			[]string{`type: "kubernetes.io/service-account-token" is not supported by Skiff yet; the field is stored but has no effect`}},
 		{"plain service", newService(), nil},
 		{"plain deployment", &appsv1.Deployment{}, nil},
 	}

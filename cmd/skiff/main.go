@@ -79,6 +79,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newImagesCommand())
 	root.AddCommand(newTokenCommand())
 	root.AddCommand(newCertificateCommand())
+	root.AddCommand(newSecretsEncryptCommand())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -86,6 +86,27 @@ var tables = map[schema.GroupResource]printer{
 			return []string{l.Name, holder, HumanAge(l.CreationTimestamp, now)}
 		},
 	},
+	{Resource: "configmaps"}: {
+		columns: []column{{header: "NAME", name: true}, {header: "DATA"}, {header: "AGE"}},
+		row: func(obj runtime.Object, _ bool, now time.Time) []string {
+			cm := obj.(*corev1.ConfigMap)
+			return []string{cm.Name, strconv.Itoa(len(cm.Data) + len(cm.BinaryData)), HumanAge(cm.CreationTimestamp, now)}
+		},
+	},
+	{Resource: "secrets"}: {
+		columns: []column{{header: "NAME", name: true}, {header: "TYPE"}, {header: "DATA"}, {header: "AGE"}},
+		row: func(obj runtime.Object, _ bool, now time.Time) []string {
+			s := obj.(*corev1.Secret)
+			return []string{s.Name, string(s.Type), strconv.Itoa(len(s.Data)), HumanAge(s.CreationTimestamp, now)}
+		},
+	},
+	{Resource: "serviceaccounts"}: {
+		columns: []column{{header: "NAME", name: true}, {header: "SECRETS"}, {header: "AGE"}},
+		row: func(obj runtime.Object, _ bool, now time.Time) []string {
+			sa := obj.(*corev1.ServiceAccount)
+			return []string{sa.Name, strconv.Itoa(len(sa.Secrets)), HumanAge(sa.CreationTimestamp, now)}
+		},
+	},
 	{Group: "discovery.k8s.io", Resource: "endpointslices"}: {
 		columns: []column{{header: "NAME", name: true}, {header: "ADDRESSTYPE"}, {header: "PORTS"}, {header: "ENDPOINTS"}, {header: "AGE"}},
 		row:     endpointSliceRow,

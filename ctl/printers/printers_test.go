@@ -347,6 +347,33 @@ func testEndpointSlices() []runtime.Object {
 	}
 }
 
+func testConfigMaps() []runtime.Object {
+	return []runtime.Object{
+		&corev1.ConfigMap{ObjectMeta: objMeta("default", "web-config", 3*time.Hour, map[string]string{"app": "web"}),
+			Data: map[string]string{"nginx.conf": "server {}", "LOG_LEVEL": "debug"}, BinaryData: map[string][]byte{"logo.png": {0x89, 'P', 'N', 'G'}}},
+		&corev1.ConfigMap{ObjectMeta: objMeta("kube-system", "empty", 20*24*time.Hour, nil)},
+	}
+}
+
+func testSecrets() []runtime.Object {
+	return []runtime.Object{
+		&corev1.Secret{ObjectMeta: objMeta("default", "db", 90*time.Minute, map[string]string{"app": "db"}),
+			Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"username": []byte("admin"), "password": []byte("hunter22")}},
+		&corev1.Secret{ObjectMeta: objMeta("default", "web-tls", 5*24*time.Hour, nil),
+			Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": []byte("cert"), "tls.key": []byte("key")}},
+		&corev1.Secret{ObjectMeta: objMeta("shop", "regcred", 45*time.Second, nil),
+			Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{".dockerconfigjson": []byte("{}")}},
+	}
+}
+
+func testServiceAccounts() []runtime.Object {
+	return []runtime.Object{
+		&corev1.ServiceAccount{ObjectMeta: objMeta("default", "default", 30*24*time.Hour, nil)},
+		&corev1.ServiceAccount{ObjectMeta: objMeta("default", "builder", 2*time.Hour, map[string]string{"team": "ci"}),
+			Secrets: []corev1.ObjectReference{{Name: "builder-token"}}},
+	}
+}
+
 // TestTables renders each resource's table in each layout and compares
 // it with the golden files testdata/<resource>-<layout>.golden.
 func TestTables(t *testing.T) {
@@ -363,6 +390,9 @@ func TestTables(t *testing.T) {
 		{"events", testEvents()},
 		{"leases", testLeases()},
 		{"endpointslices", testEndpointSlices()},
+		{"configmaps", testConfigMaps()},
+		{"secrets", testSecrets()},
+		{"serviceaccounts", testServiceAccounts()},
 	}
 	layouts := []struct {
 		name string

@@ -146,6 +146,11 @@ func (f *Factory) Services() cache.SharedIndexInformer {
 	return informerFor(f, nil, client.Resource[*corev1.Service, *corev1.ServiceList])
 }
 
+// ServiceAccounts returns the shared serviceaccount informer.
+func (f *Factory) ServiceAccounts() cache.SharedIndexInformer {
+	return informerFor(f, nil, client.Resource[*corev1.ServiceAccount, *corev1.ServiceAccountList])
+}
+
 // Deployments returns the shared deployment informer.
 func (f *Factory) Deployments() cache.SharedIndexInformer {
 	return informerFor(f, nil, client.Resource[*appsv1.Deployment, *appsv1.DeploymentList])

@@ -567,6 +567,365 @@ func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
 	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
+type EncryptionStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptionStatusRequest) Reset() {
+	*x = EncryptionStatusRequest{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptionStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptionStatusRequest) ProtoMessage() {}
+
+func (x *EncryptionStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptionStatusRequest.ProtoReflect.Descriptor instead.
+func (*EncryptionStatusRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+type EncryptionStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// provider is how values are encrypted: "aesgcm" (AES-256-GCM).
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// resources are the resources whose objects are encrypted ("secrets").
+	Resources []string `protobuf:"bytes,2,rep,name=resources,proto3" json:"resources,omitempty"`
+	// key_file is the file that holds the keys, on the server's machine.
+	KeyFile string `protobuf:"bytes,3,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// keys are the keys of the key file, the one that encrypts first, then
+	// keys no longer in the file that stored objects still name.
+	Keys []*EncryptionKeyStatus `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	// unencrypted counts the stored objects of those resources that are in
+	// the clear (written before encryption); a rotation encrypts them.
+	Unencrypted   int64 `protobuf:"varint,5,opt,name=unencrypted,proto3" json:"unencrypted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptionStatusResponse) Reset() {
+	*x = EncryptionStatusResponse{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptionStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptionStatusResponse) ProtoMessage() {}
+
+func (x *EncryptionStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptionStatusResponse.ProtoReflect.Descriptor instead.
+func (*EncryptionStatusResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EncryptionStatusResponse) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *EncryptionStatusResponse) GetResources() []string {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *EncryptionStatusResponse) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *EncryptionStatusResponse) GetKeys() []*EncryptionKeyStatus {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *EncryptionStatusResponse) GetUnencrypted() int64 {
+	if x != nil {
+		return x.Unencrypted
+	}
+	return 0
+}
+
+type EncryptionKeyStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// write is set on the key that encrypts every object written now.
+	Write bool `protobuf:"varint,2,opt,name=write,proto3" json:"write,omitempty"`
+	// created is a Unix time in seconds (0 for a key not in the file).
+	Created int64 `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
+	// objects counts the stored objects the key encrypts.
+	Objects int64 `protobuf:"varint,4,opt,name=objects,proto3" json:"objects,omitempty"`
+	// missing is set on a key that stored objects name but the key file
+	// does not hold: those objects cannot be read.
+	Missing       bool `protobuf:"varint,5,opt,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptionKeyStatus) Reset() {
+	*x = EncryptionKeyStatus{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptionKeyStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptionKeyStatus) ProtoMessage() {}
+
+func (x *EncryptionKeyStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptionKeyStatus.ProtoReflect.Descriptor instead.
+func (*EncryptionKeyStatus) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EncryptionKeyStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EncryptionKeyStatus) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
+}
+
+func (x *EncryptionKeyStatus) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *EncryptionKeyStatus) GetObjects() int64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *EncryptionKeyStatus) GetMissing() bool {
+	if x != nil {
+		return x.Missing
+	}
+	return false
+}
+
+type RotateEncryptionKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// progress_every is how many objects go between two progress messages
+	// (100 when 0).
+	ProgressEvery int32 `protobuf:"varint,1,opt,name=progress_every,json=progressEvery,proto3" json:"progress_every,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateEncryptionKeyRequest) Reset() {
+	*x = RotateEncryptionKeyRequest{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateEncryptionKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateEncryptionKeyRequest) ProtoMessage() {}
+
+func (x *RotateEncryptionKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateEncryptionKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateEncryptionKeyRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RotateEncryptionKeyRequest) GetProgressEvery() int32 {
+	if x != nil {
+		return x.ProgressEvery
+	}
+	return 0
+}
+
+// RotateEncryptionKeyProgress is one step of a rotation. The last message
+// has done set.
+type RotateEncryptionKeyProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// new_key is the key that encrypts from now on.
+	NewKey string `protobuf:"bytes,1,opt,name=new_key,json=newKey,proto3" json:"new_key,omitempty"`
+	// old_keys are the keys the rotation retires once nothing needs them.
+	OldKeys []string `protobuf:"bytes,2,rep,name=old_keys,json=oldKeys,proto3" json:"old_keys,omitempty"`
+	// checked counts the objects looked at so far, of total.
+	Checked int64 `protobuf:"varint,3,opt,name=checked,proto3" json:"checked,omitempty"`
+	Total   int64 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	// rewritten counts the objects written again so far, so that the new
+	// key encrypts them (objects gone meanwhile are not counted).
+	Rewritten int64 `protobuf:"varint,5,opt,name=rewritten,proto3" json:"rewritten,omitempty"`
+	// done is set on the last message: every stored object is encrypted
+	// with new_key and old_keys are retired.
+	Done bool `protobuf:"varint,6,opt,name=done,proto3" json:"done,omitempty"`
+	// elapsed_milliseconds is the time since the rotation began.
+	ElapsedMilliseconds int64 `protobuf:"varint,7,opt,name=elapsed_milliseconds,json=elapsedMilliseconds,proto3" json:"elapsed_milliseconds,omitempty"`
+	// grace_seconds is how long the server still decrypts with old_keys
+	// once they are out of the key file: a paged list begun before the
+	// rotation reads old values until etcd compacts their revision.
+	GraceSeconds  int64 `protobuf:"varint,8,opt,name=grace_seconds,json=graceSeconds,proto3" json:"grace_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateEncryptionKeyProgress) Reset() {
+	*x = RotateEncryptionKeyProgress{}
+	mi := &file_skiff_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateEncryptionKeyProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateEncryptionKeyProgress) ProtoMessage() {}
+
+func (x *RotateEncryptionKeyProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateEncryptionKeyProgress.ProtoReflect.Descriptor instead.
+func (*RotateEncryptionKeyProgress) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RotateEncryptionKeyProgress) GetNewKey() string {
+	if x != nil {
+		return x.NewKey
+	}
+	return ""
+}
+
+func (x *RotateEncryptionKeyProgress) GetOldKeys() []string {
+	if x != nil {
+		return x.OldKeys
+	}
+	return nil
+}
+
+func (x *RotateEncryptionKeyProgress) GetChecked() int64 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
+func (x *RotateEncryptionKeyProgress) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *RotateEncryptionKeyProgress) GetRewritten() int64 {
+	if x != nil {
+		return x.Rewritten
+	}
+	return 0
+}
+
+func (x *RotateEncryptionKeyProgress) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *RotateEncryptionKeyProgress) GetElapsedMilliseconds() int64 {
+	if x != nil {
+		return x.ElapsedMilliseconds
+	}
+	return 0
+}
+
+func (x *RotateEncryptionKeyProgress) GetGraceSeconds() int64 {
+	if x != nil {
+		return x.GraceSeconds
+	}
+	return 0
+}
+
 var File_skiff_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_cluster_proto_rawDesc = "" +
@@ -598,18 +957,44 @@ const file_skiff_v1_cluster_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x13.skiff.v1.JoinTokenR\x06tokens\"$\n" +
 	"\x12DeleteTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13DeleteTokenResponse*r\n" +
+	"\x13DeleteTokenResponse\"\x19\n" +
+	"\x17EncryptionStatusRequest\"\xc4\x01\n" +
+	"\x18EncryptionStatusResponse\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x1c\n" +
+	"\tresources\x18\x02 \x03(\tR\tresources\x12\x19\n" +
+	"\bkey_file\x18\x03 \x01(\tR\akeyFile\x121\n" +
+	"\x04keys\x18\x04 \x03(\v2\x1d.skiff.v1.EncryptionKeyStatusR\x04keys\x12 \n" +
+	"\vunencrypted\x18\x05 \x01(\x03R\vunencrypted\"\x8d\x01\n" +
+	"\x13EncryptionKeyStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05write\x18\x02 \x01(\bR\x05write\x12\x18\n" +
+	"\acreated\x18\x03 \x01(\x03R\acreated\x12\x18\n" +
+	"\aobjects\x18\x04 \x01(\x03R\aobjects\x12\x18\n" +
+	"\amissing\x18\x05 \x01(\bR\amissing\"C\n" +
+	"\x1aRotateEncryptionKeyRequest\x12%\n" +
+	"\x0eprogress_every\x18\x01 \x01(\x05R\rprogressEvery\"\x8b\x02\n" +
+	"\x1bRotateEncryptionKeyProgress\x12\x17\n" +
+	"\anew_key\x18\x01 \x01(\tR\x06newKey\x12\x19\n" +
+	"\bold_keys\x18\x02 \x03(\tR\aoldKeys\x12\x18\n" +
+	"\achecked\x18\x03 \x01(\x03R\achecked\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\x03R\x05total\x12\x1c\n" +
+	"\trewritten\x18\x05 \x01(\x03R\trewritten\x12\x12\n" +
+	"\x04done\x18\x06 \x01(\bR\x04done\x121\n" +
+	"\x14elapsed_milliseconds\x18\a \x01(\x03R\x13elapsedMilliseconds\x12#\n" +
+	"\rgrace_seconds\x18\b \x01(\x03R\fgraceSeconds*r\n" +
 	"\x10CertificateUsage\x12!\n" +
 	"\x1dCERTIFICATE_USAGE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CERTIFICATE_USAGE_CLIENT\x10\x01\x12\x1d\n" +
-	"\x19CERTIFICATE_USAGE_SERVING\x10\x022\xf5\x02\n" +
+	"\x19CERTIFICATE_USAGE_SERVING\x10\x022\xb6\x04\n" +
 	"\aCluster\x12/\n" +
 	"\x02CA\x12\x13.skiff.v1.CARequest\x1a\x14.skiff.v1.CAResponse\x12b\n" +
 	"\x13SignNodeCertificate\x12$.skiff.v1.SignNodeCertificateRequest\x1a%.skiff.v1.SignNodeCertificateResponse\x12@\n" +
 	"\vCreateToken\x12\x1c.skiff.v1.CreateTokenRequest\x1a\x13.skiff.v1.JoinToken\x12G\n" +
 	"\n" +
 	"ListTokens\x12\x1b.skiff.v1.ListTokensRequest\x1a\x1c.skiff.v1.ListTokensResponse\x12J\n" +
-	"\vDeleteToken\x12\x1c.skiff.v1.DeleteTokenRequest\x1a\x1d.skiff.v1.DeleteTokenResponseB2Z0github.com/skiffdev/skiff/proto/skiff/v1;skiffv1b\x06proto3"
+	"\vDeleteToken\x12\x1c.skiff.v1.DeleteTokenRequest\x1a\x1d.skiff.v1.DeleteTokenResponse\x12Y\n" +
+	"\x10EncryptionStatus\x12!.skiff.v1.EncryptionStatusRequest\x1a\".skiff.v1.EncryptionStatusResponse\x12d\n" +
+	"\x13RotateEncryptionKey\x12$.skiff.v1.RotateEncryptionKeyRequest\x1a%.skiff.v1.RotateEncryptionKeyProgress0\x01B2Z0github.com/skiffdev/skiff/proto/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_cluster_proto_rawDescOnce sync.Once
@@ -624,7 +1009,7 @@ func file_skiff_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skiff_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_skiff_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_skiff_v1_cluster_proto_goTypes = []any{
 	(CertificateUsage)(0),               // 0: skiff.v1.CertificateUsage
 	(*CARequest)(nil),                   // 1: skiff.v1.CARequest
@@ -637,25 +1022,35 @@ var file_skiff_v1_cluster_proto_goTypes = []any{
 	(*ListTokensResponse)(nil),          // 8: skiff.v1.ListTokensResponse
 	(*DeleteTokenRequest)(nil),          // 9: skiff.v1.DeleteTokenRequest
 	(*DeleteTokenResponse)(nil),         // 10: skiff.v1.DeleteTokenResponse
+	(*EncryptionStatusRequest)(nil),     // 11: skiff.v1.EncryptionStatusRequest
+	(*EncryptionStatusResponse)(nil),    // 12: skiff.v1.EncryptionStatusResponse
+	(*EncryptionKeyStatus)(nil),         // 13: skiff.v1.EncryptionKeyStatus
+	(*RotateEncryptionKeyRequest)(nil),  // 14: skiff.v1.RotateEncryptionKeyRequest
+	(*RotateEncryptionKeyProgress)(nil), // 15: skiff.v1.RotateEncryptionKeyProgress
 }
 var file_skiff_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: skiff.v1.SignNodeCertificateRequest.usage:type_name -> skiff.v1.CertificateUsage
 	6,  // 1: skiff.v1.ListTokensResponse.tokens:type_name -> skiff.v1.JoinToken
-	1,  // 2: skiff.v1.Cluster.CA:input_type -> skiff.v1.CARequest
-	3,  // 3: skiff.v1.Cluster.SignNodeCertificate:input_type -> skiff.v1.SignNodeCertificateRequest
-	5,  // 4: skiff.v1.Cluster.CreateToken:input_type -> skiff.v1.CreateTokenRequest
-	7,  // 5: skiff.v1.Cluster.ListTokens:input_type -> skiff.v1.ListTokensRequest
-	9,  // 6: skiff.v1.Cluster.DeleteToken:input_type -> skiff.v1.DeleteTokenRequest
-	2,  // 7: skiff.v1.Cluster.CA:output_type -> skiff.v1.CAResponse
-	4,  // 8: skiff.v1.Cluster.SignNodeCertificate:output_type -> skiff.v1.SignNodeCertificateResponse
-	6,  // 9: skiff.v1.Cluster.CreateToken:output_type -> skiff.v1.JoinToken
-	8,  // 10: skiff.v1.Cluster.ListTokens:output_type -> skiff.v1.ListTokensResponse
-	10, // 11: skiff.v1.Cluster.DeleteToken:output_type -> skiff.v1.DeleteTokenResponse
-	7,  // [7:12] is the sub-list for method output_type
-	2,  // [2:7] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	13, // 2: skiff.v1.EncryptionStatusResponse.keys:type_name -> skiff.v1.EncryptionKeyStatus
+	1,  // 3: skiff.v1.Cluster.CA:input_type -> skiff.v1.CARequest
+	3,  // 4: skiff.v1.Cluster.SignNodeCertificate:input_type -> skiff.v1.SignNodeCertificateRequest
+	5,  // 5: skiff.v1.Cluster.CreateToken:input_type -> skiff.v1.CreateTokenRequest
+	7,  // 6: skiff.v1.Cluster.ListTokens:input_type -> skiff.v1.ListTokensRequest
+	9,  // 7: skiff.v1.Cluster.DeleteToken:input_type -> skiff.v1.DeleteTokenRequest
+	11, // 8: skiff.v1.Cluster.EncryptionStatus:input_type -> skiff.v1.EncryptionStatusRequest
+	14, // 9: skiff.v1.Cluster.RotateEncryptionKey:input_type -> skiff.v1.RotateEncryptionKeyRequest
+	2,  // 10: skiff.v1.Cluster.CA:output_type -> skiff.v1.CAResponse
+	4,  // 11: skiff.v1.Cluster.SignNodeCertificate:output_type -> skiff.v1.SignNodeCertificateResponse
+	6,  // 12: skiff.v1.Cluster.CreateToken:output_type -> skiff.v1.JoinToken
+	8,  // 13: skiff.v1.Cluster.ListTokens:output_type -> skiff.v1.ListTokensResponse
+	10, // 14: skiff.v1.Cluster.DeleteToken:output_type -> skiff.v1.DeleteTokenResponse
+	12, // 15: skiff.v1.Cluster.EncryptionStatus:output_type -> skiff.v1.EncryptionStatusResponse
+	15, // 16: skiff.v1.Cluster.RotateEncryptionKey:output_type -> skiff.v1.RotateEncryptionKeyProgress
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_cluster_proto_init() }
@@ -669,7 +1064,7 @@ func file_skiff_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_cluster_proto_rawDesc), len(file_skiff_v1_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,8 @@ const (
 	Cluster_CreateToken_FullMethodName         = "/skiff.v1.Cluster/CreateToken"
 	Cluster_ListTokens_FullMethodName          = "/skiff.v1.Cluster/ListTokens"
 	Cluster_DeleteToken_FullMethodName         = "/skiff.v1.Cluster/DeleteToken"
+	Cluster_EncryptionStatus_FullMethodName    = "/skiff.v1.Cluster/EncryptionStatus"
+	Cluster_RotateEncryptionKey_FullMethodName = "/skiff.v1.Cluster/RotateEncryptionKey"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -32,7 +34,8 @@ const (
 //
 // Cluster is how machines join a cluster and how its credentials are
 // kept: the CA that every certificate chains to, the signing of nodes'
-// certificates, and the join tokens. It is served by the API server on the
+// certificates, the join tokens, and the keys that encrypt Secrets at
+// rest. It is served by the API server on the
 // same TLS port as skiff.v1.API, behind the same authentication and
 // authorization.
 type ClusterClient interface {
@@ -51,6 +54,19 @@ type ClusterClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// DeleteToken deletes a join token: machines can no longer join with it.
 	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error)
+	// EncryptionStatus says how objects are encrypted at rest: which
+	// resources, the keys (the first encrypts), and how many stored objects
+	// each key encrypts. It reads the stored values' prefixes, never
+	// decrypting them.
+	EncryptionStatus(ctx context.Context, in *EncryptionStatusRequest, opts ...grpc.CallOption) (*EncryptionStatusResponse, error)
+	// RotateEncryptionKey makes a new key the one that encrypts, writes
+	// every encrypted object again so that the new key encrypts it, checks
+	// that no stored object needs an older key, and then retires the older
+	// keys. Objects stay readable throughout. It streams its progress; a
+	// rotation interrupted (the caller gone, the server stopped) keeps
+	// every key, so nothing becomes unreadable, and is finished by running
+	// it again.
+	RotateEncryptionKey(ctx context.Context, in *RotateEncryptionKeyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RotateEncryptionKeyProgress], error)
 }
 
 type clusterClient struct {
@@ -111,13 +127,43 @@ func (c *clusterClient) DeleteToken(ctx context.Context, in *DeleteTokenRequest,
 	return out, nil
 }
 
+func (c *clusterClient) EncryptionStatus(ctx context.Context, in *EncryptionStatusRequest, opts ...grpc.CallOption) (*EncryptionStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EncryptionStatusResponse)
+	err := c.cc.Invoke(ctx, Cluster_EncryptionStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) RotateEncryptionKey(ctx context.Context, in *RotateEncryptionKeyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RotateEncryptionKeyProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cluster_ServiceDesc.Streams[0], Cluster_RotateEncryptionKey_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RotateEncryptionKeyRequest, RotateEncryptionKeyProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_RotateEncryptionKeyClient = grpc.ServerStreamingClient[RotateEncryptionKeyProgress]
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
 //
 // Cluster is how machines join a cluster and how its credentials are
 // kept: the CA that every certificate chains to, the signing of nodes'
-// certificates, and the join tokens. It is served by the API server on the
+// certificates, the join tokens, and the keys that encrypt Secrets at
+// rest. It is served by the API server on the
 // same TLS port as skiff.v1.API, behind the same authentication and
 // authorization.
 type ClusterServer interface {
@@ -136,6 +182,19 @@ type ClusterServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// DeleteToken deletes a join token: machines can no longer join with it.
 	DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error)
+	// EncryptionStatus says how objects are encrypted at rest: which
+	// resources, the keys (the first encrypts), and how many stored objects
+	// each key encrypts. It reads the stored values' prefixes, never
+	// decrypting them.
+	EncryptionStatus(context.Context, *EncryptionStatusRequest) (*EncryptionStatusResponse, error)
+	// RotateEncryptionKey makes a new key the one that encrypts, writes
+	// every encrypted object again so that the new key encrypts it, checks
+	// that no stored object needs an older key, and then retires the older
+	// keys. Objects stay readable throughout. It streams its progress; a
+	// rotation interrupted (the caller gone, the server stopped) keeps
+	// every key, so nothing becomes unreadable, and is finished by running
+	// it again.
+	RotateEncryptionKey(*RotateEncryptionKeyRequest, grpc.ServerStreamingServer[RotateEncryptionKeyProgress]) error
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -160,6 +219,12 @@ func (UnimplementedClusterServer) ListTokens(context.Context, *ListTokensRequest
 }
 func (UnimplementedClusterServer) DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteToken not implemented")
+}
+func (UnimplementedClusterServer) EncryptionStatus(context.Context, *EncryptionStatusRequest) (*EncryptionStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EncryptionStatus not implemented")
+}
+func (UnimplementedClusterServer) RotateEncryptionKey(*RotateEncryptionKeyRequest, grpc.ServerStreamingServer[RotateEncryptionKeyProgress]) error {
+	return status.Error(codes.Unimplemented, "method RotateEncryptionKey not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -272,6 +337,35 @@ func _Cluster_DeleteToken_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_EncryptionStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EncryptionStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).EncryptionStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_EncryptionStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).EncryptionStatus(ctx, req.(*EncryptionStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_RotateEncryptionKey_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RotateEncryptionKeyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServer).RotateEncryptionKey(m, &grpc.GenericServerStream[RotateEncryptionKeyRequest, RotateEncryptionKeyProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_RotateEncryptionKeyServer = grpc.ServerStreamingServer[RotateEncryptionKeyProgress]
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -299,7 +393,17 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeleteToken",
 			Handler:    _Cluster_DeleteToken_Handler,
 		},
+		{
+			MethodName: "EncryptionStatus",
+			Handler:    _Cluster_EncryptionStatus_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "RotateEncryptionKey",
+			Handler:       _Cluster_RotateEncryptionKey_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "skiff/v1/cluster.proto",
 }
