@@ -162,7 +162,7 @@ func TestDaemonSetGetAndDescribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.Events("ds-get").Create(ctx, &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Name: "agent.1"},
+		ObjectMeta:     metav1.ObjectMeta{Name: "agent.1"},
 		InvolvedObject: corev1.ObjectReference{Kind: "DaemonSet", APIVersion: "apps/v1", Namespace: "ds-get", Name: "agent", UID: ds.UID},
 		Type:           corev1.EventTypeNormal, Reason: "SuccessfulCreate", Message: "Created pod: agent-a",
 		Source:         corev1.EventSource{Component: "daemonset-controller"},
