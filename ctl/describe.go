@@ -57,9 +57,9 @@ endpoints, a node's pods) and their recent events.
 With TYPE NAME, an object called NAME is described, or if there is none,
 every object whose name starts with NAME. With TYPE alone, every object of
 that type (matching -l) is; TYPE may also be a category such as "all".
-Pods, deployments, replicasets, services, nodes, namespaces, configmaps,
-secrets and serviceaccounts have their own layout; other types are shown
-field by field. A secret's values are never shown, only their sizes.`,
+Pods, deployments, replicasets, daemonsets, services, nodes, namespaces,
+configmaps, secrets and serviceaccounts have their own layout; other types
+are shown field by field. A secret's values are never shown, only their sizes.`,
 		Example: describeExample,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return d.run(cmd.Context(), args)
@@ -219,6 +219,12 @@ func describeObject(ctx context.Context, c *client.Client, info *scheme.Resource
 			return "", err
 		}
 		return describeReplicaSet(o, counts, events, now), nil
+	case *appsv1.DaemonSet:
+		counts, err := podPhases(ctx, c, o.Namespace, o.Spec.Selector, o.UID)
+		if err != nil {
+			return "", err
+		}
+		return describeDaemonSet(o, counts, events, now), nil
 	case *corev1.Service:
 		slices, err := c.EndpointSlices(o.Namespace).List(ctx, metav1.ListOptions{
 			LabelSelector: labels.Set{discoveryv1.LabelServiceName: o.Name}.String(),

@@ -64,7 +64,8 @@ func resolveTypes(arg string) (resources []*scheme.ResourceInfo, category bool, 
 
 // categoryMembers lists the resources in a category in kubectl's order:
 // the core group first, then the other groups, each group's resources in
-// alphabetical order ("all": pods, services, deployments, replicasets).
+// alphabetical order ("all": pods, services, daemonsets, deployments,
+// replicasets).
 func categoryMembers(category string) []*scheme.ResourceInfo {
 	var members []*scheme.ResourceInfo
 	for i := range scheme.Resources {

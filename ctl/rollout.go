@@ -33,7 +33,9 @@ var rolloutClock = time.Now
 
 const rolloutLong = `Manage the rollout of one or many resources, as kubectl does.
 
-Valid resource types are deployments (deployment, deploy, deployments.apps).`
+Valid resource types are deployments (deployment, deploy, deployments.apps)
+and, for status, history and undo, daemonsets (daemonset, ds,
+daemonsets.apps).`
 
 const rolloutExample = `  # Wait for the rollout of a deployment to finish
   skiffctl rollout status deployment/web
@@ -41,6 +43,9 @@ const rolloutExample = `  # Wait for the rollout of a deployment to finish
   # Roll back to the previous revision, or to revision 3
   skiffctl rollout undo deployment/web
   skiffctl rollout undo deployment/web --to-revision=3
+
+  # The revisions of a daemon set
+  skiffctl rollout history daemonset/log-shipper -n kube-system
 
   # Replace every pod of a deployment, one rollout step after the other
   skiffctl rollout restart deployment/web`
@@ -177,6 +182,22 @@ func kindOf(info *scheme.ResourceInfo) string {
 // rolloutFlags registers -f/-R on a rollout subcommand.
 func rolloutFlags(cmd *cobra.Command, f *fileOptions, what string) {
 	fileFlags(cmd, &f.files, &f.recursive, what)
+}
+
+// eachRolloutTarget runs fn on every target and carries on after the
+// targets that fail; the errors come after, one a line.
+func (o *Options) eachRolloutTarget(ctx context.Context, ts []objectTarget, fn func(c *client.Client, t objectTarget) error) error {
+	c, err := o.Client()
+	if err != nil {
+		return err
+	}
+	var fails failures
+	for _, t := range ts {
+		if err := fn(c, t); err != nil && !fails.add(err) {
+			break
+		}
+	}
+	return fails.err()
 }
 
 // eachDeployment runs fn on every target, a Deployment that it reads

@@ -15,13 +15,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/skiffdev/skiff/ctl/printers"
 	"github.com/skiffdev/skiff/internal/client"
 )
 
 // This file holds `rollout history` and `rollout undo`: both read a
 // Deployment's revisions from the replica sets it controls, each of which
 // carries its revision in the deployment.kubernetes.io/revision
-// annotation.
+// annotation; a DaemonSet's come from its ControllerRevisions
+// (rollout_daemonset.go).
 
 // changeCauseAnnotation is the cause of a change that kubectl's --record
 // wrote on an object and the controller copies to the replica set.
@@ -66,8 +68,9 @@ func newRolloutHistoryCommand(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history RESOURCE",
 		Short: "View rollout history",
-		Long: `View the rollout history of a deployment: its revisions, from the replica
-sets it controls, with the cause of each change (the
+		Long: `View the rollout history of a deployment or a daemon set: its revisions,
+from the replica sets a deployment controls or the controller revisions of
+a daemon set, with the cause of each change (the
 kubernetes.io/change-cause annotation). With --revision, the pod template
 of that revision.`,
 		Example: `  # The revisions of a deployment
@@ -84,16 +87,12 @@ of that revision.`,
 				return err
 			}
 			for _, t := range ts {
-				if !t.isDeployment() {
+				if !t.isDeployment() && !t.isDaemonSet() {
 					return fmt.Errorf("no history viewer has been implemented for %q", kindOf(t.info))
 				}
 			}
-			return o.eachDeployment(cmd.Context(), ts, "", func(c *client.Client, t objectTarget, d *appsv1.Deployment) error {
-				byRevision, err := revisions(cmd.Context(), c, d)
-				if err != nil {
-					return err
-				}
-				text, err := historyText(byRevision, revision)
+			return o.eachRolloutTarget(cmd.Context(), ts, func(c *client.Client, t objectTarget) error {
+				text, err := o.historyOf(cmd.Context(), c, t, revision)
 				if err != nil {
 					return err
 				}
@@ -133,8 +132,18 @@ func historyText(byRevision map[int64]*appsv1.ReplicaSet, revision int64) (strin
 	if len(byRevision) == 0 {
 		return "No rollout history found.", nil
 	}
-	var revs []int64
-	for v := range byRevision {
+	causes := map[int64]string{}
+	for v, rs := range byRevision {
+		causes[v] = rs.Annotations[changeCauseAnnotation]
+	}
+	return revisionTable(causes), nil
+}
+
+// revisionTable is the REVISION and CHANGE-CAUSE table of a history, by
+// revision number.
+func revisionTable(causes map[int64]string) string {
+	revs := make([]int64, 0, len(causes))
+	for v := range causes {
 		revs = append(revs, v)
 	}
 	slices.Sort(revs)
@@ -142,14 +151,35 @@ func historyText(byRevision map[int64]*appsv1.ReplicaSet, revision int64) (strin
 	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "REVISION\tCHANGE-CAUSE\n")
 	for _, v := range revs {
-		cause := byRevision[v].Annotations[changeCauseAnnotation]
-		if cause == "" {
-			cause = "<none>"
-		}
-		fmt.Fprintf(tw, "%d\t%s\n", v, terminalEscaper.Replace(cause))
+		fmt.Fprintf(tw, "%d\t%s\n", v, terminalEscaper.Replace(printers.OrNone(causes[v])))
 	}
 	tw.Flush()
-	return buf.String(), nil
+	return buf.String()
+}
+
+// historyOf is the history text of a Deployment or a DaemonSet, read
+// from the server.
+func (o *Options) historyOf(ctx context.Context, c *client.Client, t objectTarget, revision int64) (string, error) {
+	if t.isDaemonSet() {
+		ds, err := c.DaemonSets(t.namespace).Get(ctx, t.name)
+		if err != nil {
+			return "", err
+		}
+		byRevision, err := daemonSetRevisions(ctx, c, ds)
+		if err != nil {
+			return "", err
+		}
+		return daemonSetHistoryText(ds, byRevision, revision)
+	}
+	d, err := c.Deployments(t.namespace).Get(ctx, t.name)
+	if err != nil {
+		return "", err
+	}
+	byRevision, err := revisions(ctx, c, d)
+	if err != nil {
+		return "", err
+	}
+	return historyText(byRevision, revision)
 }
 
 func newRolloutUndoCommand(o *Options) *cobra.Command {
@@ -160,7 +190,9 @@ func newRolloutUndoCommand(o *Options) *cobra.Command {
 		Short: "Undo a previous rollout",
 		Long: `Roll back to a previous rollout: the pod template of the revision given
 with --to-revision, by default the revision before the latest, is put back
-in the deployment, which rolls it out again as a new revision.`,
+in the deployment or daemon set, which rolls it out again as a new
+revision. A daemon set's revision is applied as the strategic merge patch
+its controller revision holds.`,
 		Example: `  # Roll back to the previous revision
   skiffctl rollout undo deployment/web
 
@@ -175,14 +207,30 @@ in the deployment, which rolls it out again as a new revision.`,
 				return err
 			}
 			for _, t := range ts {
-				if !t.isDeployment() {
+				if !t.isDeployment() && !t.isDaemonSet() {
 					return fmt.Errorf("no rollbacker has been implemented for %q", kindOf(t.info))
 				}
 			}
-			return o.eachDeployment(cmd.Context(), ts, "", func(c *client.Client, t objectTarget, d *appsv1.Deployment) error {
-				msg, err := undo(cmd.Context(), c, d, toRevision)
-				if err != nil {
-					return err
+			return o.eachRolloutTarget(cmd.Context(), ts, func(c *client.Client, t objectTarget) error {
+				var msg string
+				if t.isDaemonSet() {
+					ds, err := c.DaemonSets(t.namespace).Get(cmd.Context(), t.name)
+					if err != nil {
+						return err
+					}
+					msg, err = undoDaemonSet(cmd.Context(), c, ds, toRevision)
+					if err != nil {
+						return err
+					}
+				} else {
+					d, err := c.Deployments(t.namespace).Get(cmd.Context(), t.name)
+					if err != nil {
+						return err
+					}
+					msg, err = undo(cmd.Context(), c, d, toRevision)
+					if err != nil {
+						return err
+					}
 				}
 				fmt.Fprintf(o.Out, "%s %s\n", t.qualifiedName(), msg)
 				return nil

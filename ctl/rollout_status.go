@@ -10,8 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiffdev/skiff/internal/client"
@@ -39,11 +41,14 @@ func newRolloutStatusCommand(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status RESOURCE",
 		Short: "Show the status of the rollout",
-		Long: `Show the status of the rollout, as kubectl does.
+		Long: `Show the status of the rollout of a deployment or a daemon set, as kubectl
+does.
 
 By default it watches the rollout until it is done, printing a line at
-each change: how many replicas have been updated, how many old ones are
-still to terminate, how many updated ones are available. It judges only
+each change: how many replicas (a daemon set: pods) have been updated,
+how many old ones are still to terminate, how many updated ones are
+available. A daemon set's rollout is watched only with the RollingUpdate
+strategy. It judges only
 a spec that the controller has observed (status.observedGeneration), and
 fails when the deployment exceeded its progress deadline. Use
 --watch=false to print the current status once.`,
@@ -73,7 +78,7 @@ func (s *rolloutStatusOptions) run(ctx context.Context, args []string) error {
 		return fmt.Errorf("rollout status is only supported on individual resources and resource collections, but %d resources were found", len(ts))
 	}
 	t := ts[0]
-	if !t.isDeployment() {
+	if !t.isDeployment() && !t.isDaemonSet() {
 		return fmt.Errorf("no status viewer has been implemented for %s", kindOf(t.info))
 	}
 	if s.revision < 0 {
@@ -88,26 +93,72 @@ func (s *rolloutStatusOptions) run(ctx context.Context, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
-	err = s.watchRollout(ctx, c, t)
+	v := deploymentViewer(c, t, s.revision)
+	if t.isDaemonSet() {
+		v = daemonSetViewer(c, t)
+	}
+	err = s.watchRollout(ctx, t, v)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return errors.New("timed out waiting for the condition")
 	}
 	return err
 }
 
-// watchRollout prints the status of the Deployment, then, with --watch,
-// its status at each change until the rollout is done. A line equal to
-// the one before is not repeated.
-func (s *rolloutStatusOptions) watchRollout(ctx context.Context, c *client.Client, t objectTarget) error {
+// statusViewer reads and watches the object whose rollout status is
+// watched, and judges it: a line to print, whether the rollout is done, or
+// why it failed.
+type statusViewer struct {
+	get    func(ctx context.Context) (runtime.Object, error)
+	watch  func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	status func(obj runtime.Object) (string, bool, error)
+}
+
+// deploymentViewer judges a Deployment's rollout, pinned to revision when
+// it is not 0.
+func deploymentViewer(c *client.Client, t objectTarget, revision int64) statusViewer {
 	dc := c.Deployments(t.namespace)
-	d, err := dc.Get(ctx, t.name)
+	return statusViewer{
+		get:   func(ctx context.Context) (runtime.Object, error) { return dc.Get(ctx, t.name) },
+		watch: dc.Watch,
+		status: func(obj runtime.Object) (string, bool, error) {
+			d, ok := obj.(*appsv1.Deployment)
+			if !ok {
+				return "", false, fmt.Errorf("got a %T, want a Deployment", obj)
+			}
+			return deploymentRolloutStatus(d, revision)
+		},
+	}
+}
+
+// daemonSetViewer judges a DaemonSet's rollout. As in kubectl, --revision
+// does not apply to it.
+func daemonSetViewer(c *client.Client, t objectTarget) statusViewer {
+	dc := c.DaemonSets(t.namespace)
+	return statusViewer{
+		get:   func(ctx context.Context) (runtime.Object, error) { return dc.Get(ctx, t.name) },
+		watch: dc.Watch,
+		status: func(obj runtime.Object) (string, bool, error) {
+			ds, ok := obj.(*appsv1.DaemonSet)
+			if !ok {
+				return "", false, fmt.Errorf("got a %T, want a DaemonSet", obj)
+			}
+			return daemonSetRolloutStatus(ds)
+		},
+	}
+}
+
+// watchRollout prints the status of the object, then, with --watch, its
+// status at each change until the rollout is done. A line equal to the
+// one before is not repeated.
+func (s *rolloutStatusOptions) watchRollout(ctx context.Context, t objectTarget, v statusViewer) error {
+	d, err := v.get(ctx)
 	if err != nil {
 		return err
 	}
 	last := ""
-	// judge prints d's status and reports whether the watch is over.
-	judge := func(d *appsv1.Deployment) (bool, error) {
-		line, done, err := deploymentRolloutStatus(d, s.revision)
+	// judge prints obj's status and reports whether the watch is over.
+	judge := func(obj runtime.Object) (bool, error) {
+		line, done, err := v.status(obj)
 		if err != nil {
 			return true, err
 		}
@@ -120,12 +171,12 @@ func (s *rolloutStatusOptions) watchRollout(ctx context.Context, c *client.Clien
 	if over, err := judge(d); over || err != nil {
 		return err
 	}
-	rv := d.ResourceVersion
+	rv := resourceVersionOf(d)
 	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", t.name).String()}
 	for {
 		opts.ResourceVersion = rv
 		opts.AllowWatchBookmarks = true
-		w, err := dc.Watch(ctx, opts)
+		w, err := v.watch(ctx, opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -143,14 +194,14 @@ func (s *rolloutStatusOptions) watchRollout(ctx context.Context, c *client.Clien
 		if newRV == "" {
 			// The history is gone (410): read the object again, and go
 			// on from it.
-			d, err := dc.Get(ctx, t.name)
+			d, err := v.get(ctx)
 			if err != nil {
 				return err
 			}
 			if over, err := judge(d); over || err != nil {
 				return err
 			}
-			newRV = d.ResourceVersion
+			newRV = resourceVersionOf(d)
 		} else if newRV == rv {
 			// The watch ended without news: pause before the next, so
 			// that a failing server is not called in a loop.
@@ -164,10 +215,19 @@ func (s *rolloutStatusOptions) watchRollout(ctx context.Context, c *client.Clien
 	}
 }
 
-// follow judges the Deployment at each event of w until the rollout is
+// resourceVersionOf is obj's resourceVersion, or "" when it has none.
+func resourceVersionOf(obj runtime.Object) string {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return ""
+	}
+	return m.GetResourceVersion()
+}
+
+// follow judges the object at each event of w until the rollout is
 // done, the watch ends or ctx does. It returns the last resourceVersion
 // seen, or "" when the server no longer has the history to go on from.
-func (s *rolloutStatusOptions) follow(ctx context.Context, w watch.Interface, t objectTarget, judge func(*appsv1.Deployment) (bool, error)) (over bool, rv string, err error) {
+func (s *rolloutStatusOptions) follow(ctx context.Context, w watch.Interface, t objectTarget, judge func(runtime.Object) (bool, error)) (over bool, rv string, err error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -186,16 +246,12 @@ func (s *rolloutStatusOptions) follow(ctx context.Context, w watch.Interface, t 
 			case watch.Deleted:
 				return true, rv, fmt.Errorf("%s has been deleted", t.resourceName())
 			case watch.Bookmark:
-				if d, ok := ev.Object.(*appsv1.Deployment); ok {
-					rv = d.ResourceVersion
+				if v := resourceVersionOf(ev.Object); v != "" {
+					rv = v
 				}
 			case watch.Added, watch.Modified:
-				d, ok := ev.Object.(*appsv1.Deployment)
-				if !ok {
-					continue
-				}
-				rv = d.ResourceVersion
-				if over, err := judge(d); over || err != nil {
+				rv = resourceVersionOf(ev.Object)
+				if over, err := judge(ev.Object); over || err != nil {
 					return true, rv, err
 				}
 			}

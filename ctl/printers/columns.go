@@ -42,6 +42,18 @@ var tables = map[schema.GroupResource]printer{
 		},
 		row: replicaSetRow,
 	},
+	{Group: "apps", Resource: "daemonsets"}: {
+		columns: []column{
+			{header: "NAME", name: true}, {header: "DESIRED"}, {header: "CURRENT"}, {header: "READY"}, {header: "UP-TO-DATE"}, {header: "AVAILABLE"},
+			{header: "NODE SELECTOR"}, {header: "AGE"},
+			{header: "CONTAINERS", wide: true}, {header: "IMAGES", wide: true}, {header: "SELECTOR", wide: true},
+		},
+		row: daemonSetRow,
+	},
+	{Group: "apps", Resource: "controllerrevisions"}: {
+		columns: []column{{header: "NAME", name: true}, {header: "CONTROLLER"}, {header: "REVISION"}, {header: "AGE"}},
+		row:     controllerRevisionRow,
+	},
 	{Resource: "services"}: {
 		columns: []column{
 			{header: "NAME", name: true}, {header: "TYPE"}, {header: "CLUSTER-IP"}, {header: "EXTERNAL-IP"}, {header: "PORT(S)"}, {header: "AGE"},
@@ -179,6 +191,38 @@ func replicaSetRow(obj runtime.Object, _ bool, now time.Time) []string {
 		HumanAge(rs.CreationTimestamp, now),
 		names, images, metav1.FormatLabelSelector(rs.Spec.Selector),
 	}
+}
+
+func daemonSetRow(obj runtime.Object, _ bool, now time.Time) []string {
+	ds := obj.(*appsv1.DaemonSet)
+	names, images := containerCells(ds.Spec.Template.Spec.Containers)
+	st := ds.Status
+	return []string{
+		ds.Name,
+		strconv.Itoa(int(st.DesiredNumberScheduled)),
+		strconv.Itoa(int(st.CurrentNumberScheduled)),
+		strconv.Itoa(int(st.NumberReady)),
+		strconv.Itoa(int(st.UpdatedNumberScheduled)),
+		strconv.Itoa(int(st.NumberAvailable)),
+		labels.FormatLabels(ds.Spec.Template.Spec.NodeSelector),
+		HumanAge(ds.CreationTimestamp, now),
+		names, images, metav1.FormatLabelSelector(ds.Spec.Selector),
+	}
+}
+
+// controllerRevisionRow names a revision's controller with its kind and
+// group, as kubectl does: "daemonset.apps/fluentd".
+func controllerRevisionRow(obj runtime.Object, _ bool, now time.Time) []string {
+	cr := obj.(*appsv1.ControllerRevision)
+	controller := "<none>"
+	if ref := metav1.GetControllerOf(cr); ref != nil {
+		kind := ref.Kind
+		if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil && gv.Group != "" {
+			kind += "." + gv.Group
+		}
+		controller = strings.ToLower(kind) + "/" + ref.Name
+	}
+	return []string{cr.Name, controller, strconv.FormatInt(cr.Revision, 10), HumanAge(cr.CreationTimestamp, now)}
 }
 
 func serviceRow(obj runtime.Object, wide bool, now time.Time) []string {

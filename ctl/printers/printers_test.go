@@ -240,6 +240,40 @@ func testReplicaSets() []runtime.Object {
 	}
 }
 
+func testDaemonSets() []runtime.Object {
+	return []runtime.Object{
+		&appsv1.DaemonSet{ObjectMeta: objMeta("kube-system", "log-shipper", 6*24*time.Hour, map[string]string{"app": "log-shipper"}),
+			Spec: appsv1.DaemonSetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "log-shipper"}},
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: containers("shipper", "metrics")}}},
+			Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, NumberReady: 2,
+				UpdatedNumberScheduled: 1, NumberAvailable: 2, NumberMisscheduled: 1}},
+		&appsv1.DaemonSet{ObjectMeta: objMeta("default", "gpu-agent", 45*time.Second, nil),
+			Spec: appsv1.DaemonSetSpec{
+				Selector: &metav1.LabelSelector{
+					MatchLabels:      map[string]string{"app": "gpu-agent"},
+					MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}},
+				},
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: containers("agent"),
+					NodeSelector: map[string]string{"accelerator": "gpu", "kubernetes.io/os": "linux"}}}}},
+	}
+}
+
+func testControllerRevisions() []runtime.Object {
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "log-shipper", UID: "ds-uid"}}
+	owner := []metav1.OwnerReference{*metav1.NewControllerRef(ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))}
+	v1 := objMeta("kube-system", "log-shipper-5d8f7c9b4", 6*24*time.Hour, nil)
+	v1.OwnerReferences = owner
+	v2 := objMeta("kube-system", "log-shipper-7b6c5d4f8", 10*time.Minute, nil)
+	v2.OwnerReferences = owner
+	return []runtime.Object{
+		&appsv1.ControllerRevision{ObjectMeta: v1, Revision: 1},
+		&appsv1.ControllerRevision{ObjectMeta: v2, Revision: 2},
+		// A revision whose controller is gone (orphaned) has none.
+		&appsv1.ControllerRevision{ObjectMeta: objMeta("default", "orphan-6c7d8e9f0", time.Hour, nil), Revision: 4},
+	}
+}
+
 func testServices() []runtime.Object {
 	port := func(p, node int32) corev1.ServicePort {
 		return corev1.ServicePort{Port: p, NodePort: node, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(p)}
@@ -384,6 +418,8 @@ func TestTables(t *testing.T) {
 		{"pods", testPods()},
 		{"deployments", testDeployments()},
 		{"replicasets", testReplicaSets()},
+		{"daemonsets", testDaemonSets()},
+		{"controllerrevisions", testControllerRevisions()},
 		{"services", testServices()},
 		{"nodes", testNodes()},
 		{"namespaces", testNamespaces()},
