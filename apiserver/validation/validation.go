@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -25,6 +26,10 @@ func ValidateObject(obj runtime.Object) field.ErrorList {
 		return validateDeployment(o)
 	case *appsv1.ReplicaSet:
 		return validateReplicaSet(o)
+	case *batchv1.Job:
+		return validateJob(o)
+	case *batchv1.CronJob:
+		return validateCronJob(o)
 	case *corev1.Service:
 		return validateService(o)
 	case *corev1.Namespace:
@@ -62,6 +67,10 @@ func ValidateObjectUpdate(obj, old runtime.Object) field.ErrorList {
 		return withOld(o, old, validateDeploymentUpdate)
 	case *appsv1.ReplicaSet:
 		return withOld(o, old, validateReplicaSetUpdate)
+	case *batchv1.Job:
+		return withOld(o, old, validateJobUpdate)
+	case *batchv1.CronJob:
+		return withOld(o, old, validateCronJobUpdate)
 	case *corev1.Service:
 		return withOld(o, old, validateServiceUpdate)
 	case *corev1.Namespace:
@@ -98,6 +107,10 @@ func ValidateStatusUpdate(obj, old runtime.Object) field.ErrorList {
 		return withOld(o, old, validateDeploymentStatusUpdate)
 	case *appsv1.ReplicaSet:
 		return withOld(o, old, validateReplicaSetStatusUpdate)
+	case *batchv1.Job:
+		return withOld(o, old, validateJobStatusUpdate)
+	case *batchv1.CronJob:
+		return withOld(o, old, validateCronJobStatusUpdate)
 	case *corev1.Service:
 		return withOld(o, old, validateServiceStatusUpdate)
 	case *corev1.Namespace:

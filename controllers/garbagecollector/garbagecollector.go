@@ -51,6 +51,8 @@ func OwnerUIDIndexFunc(obj any) ([]string, error) {
 var Resources = []schema.GroupResource{
 	{Group: "apps", Resource: "deployments"},
 	{Group: "apps", Resource: "replicasets"},
+	{Group: "batch", Resource: "cronjobs"},
+	{Group: "batch", Resource: "jobs"},
 	{Resource: "pods"},
 	{Resource: "services"},
 	{Group: "discovery.k8s.io", Resource: "endpointslices"},
@@ -65,6 +67,10 @@ func informerFor(f *informers.Factory, gr schema.GroupResource) (cache.SharedInd
 		return f.Deployments(), nil
 	case "replicasets.apps":
 		return f.ReplicaSets(), nil
+	case "cronjobs.batch":
+		return f.CronJobs(), nil
+	case "jobs.batch":
+		return f.Jobs(), nil
 	case "pods":
 		return f.Pods(), nil
 	case "services":
