@@ -7,6 +7,7 @@ import (
 	"github.com/skiffdev/skiff/controllers/deployment"
 	"github.com/skiffdev/skiff/controllers/endpointslice"
 	"github.com/skiffdev/skiff/controllers/garbagecollector"
+	"github.com/skiffdev/skiff/controllers/job"
 	"github.com/skiffdev/skiff/controllers/namespace"
 	"github.com/skiffdev/skiff/controllers/nodeipam"
 	"github.com/skiffdev/skiff/controllers/nodelifecycle"
@@ -23,6 +24,7 @@ var all = []entry{
 	{deployment.Name, newDeployment},             // rolls a Deployment's pod template out through one ReplicaSet per template
 	{endpointslice.Name, newEndpointSlice},       // lists each Service's pods in EndpointSlices, for the proxies
 	{garbagecollector.Name, newGarbageCollector}, // deletes objects whose owners are gone, as their deletion's propagation policy says
+	{job.Name, newJob},                           // runs each Job's pods to completion, counts them once, deletes it after its TTL
 	{namespace.Name, newNamespace},               // empties a namespace being deleted, then lets it go
 	{nodeipam.Name, newNodeIPAM},                 // gives every node its own pod CIDR out of --cluster-cidr
 	{nodelifecycle.Name, newNodeLifecycle},       // marks nodes that stop renewing their Lease not ready, taints them, evicts their pods
@@ -55,6 +57,12 @@ func newGarbageCollector(d controller.Deps, c *Config) (Controller, error) {
 	cfg := garbagecollector.DefaultConfig()
 	cfg.Workers = c.Workers
 	return garbagecollector.New(d, cfg)
+}
+
+func newJob(d controller.Deps, c *Config) (Controller, error) {
+	cfg := job.DefaultConfig()
+	cfg.Workers = c.Workers
+	return job.New(d, cfg)
 }
 
 func newNamespace(d controller.Deps, c *Config) (Controller, error) {
