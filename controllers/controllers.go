@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/skiffdev/skiff/controllers/controller"
+	"github.com/skiffdev/skiff/controllers/cronjob"
 	"github.com/skiffdev/skiff/controllers/deployment"
 	"github.com/skiffdev/skiff/controllers/endpointslice"
 	"github.com/skiffdev/skiff/controllers/garbagecollector"
@@ -21,6 +22,7 @@ import (
 // watches and writes, and why. Adding a controller is adding a row here
 // and there.
 var all = []entry{
+	{cronjob.Name, newCronJob},                   // starts a CronJob's Jobs on its schedule, once per scheduled time
 	{deployment.Name, newDeployment},             // rolls a Deployment's pod template out through one ReplicaSet per template
 	{endpointslice.Name, newEndpointSlice},       // lists each Service's pods in EndpointSlices, for the proxies
 	{garbagecollector.Name, newGarbageCollector}, // deletes objects whose owners are gone, as their deletion's propagation policy says
@@ -40,6 +42,12 @@ type entry struct {
 
 // Each controller's constructor, from the manager's Config: its own
 // defaults, with the manager's flags where it has them.
+
+func newCronJob(d controller.Deps, c *Config) (Controller, error) {
+	cfg := cronjob.DefaultConfig()
+	cfg.Workers = c.Workers
+	return cronjob.New(d, cfg)
+}
 
 func newDeployment(d controller.Deps, c *Config) (Controller, error) {
 	cfg := deployment.DefaultConfig()
