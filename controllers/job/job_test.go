@@ -18,6 +18,7 @@ import (
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers/controller"
 	"github.com/skiffdev/skiff/controllers/garbagecollector"
+	"github.com/skiffdev/skiff/controllers/namespace"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/informers"
 	"github.com/skiffdev/skiff/internal/logging"
@@ -29,7 +30,8 @@ const waitTimeout = 45 * time.Second
 
 // cluster is a test cluster with a scheduler, three simulated nodes (which
 // run pods but never finish them: the test does, through pod status), and
-// the Job controller with the garbage collector.
+// the Job controller with the garbage collector and the namespace
+// controller.
 type cluster struct {
 	*testenv.Cluster
 }
@@ -71,6 +73,10 @@ func (cl *cluster) startControllers(afterStatus func(st batchv1.JobStatus, stop 
 	if err != nil {
 		cl.T.Fatal(err)
 	}
+	nc, err := namespace.New(deps, namespace.DefaultConfig())
+	if err != nil {
+		cl.T.Fatal(err)
+	}
 	return cl.Start("controllers", func(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -81,6 +87,7 @@ func (cl *cluster) startControllers(afterStatus func(st batchv1.JobStatus, stop 
 		var wg sync.WaitGroup
 		wg.Go(func() { jc.Run(ctx) })
 		wg.Go(func() { gc.Run(ctx) })
+		wg.Go(func() { nc.Run(ctx) })
 		wg.Wait()
 		f.Wait()
 		rec.Stop()
@@ -482,5 +489,34 @@ func TestJobDeletedTakesItsPods(t *testing.T) {
 	cl.Await(waitTimeout, "pods deleted", func() (bool, error) {
 		n := len(cl.pods("gone"))
 		return n == 0, fmt.Errorf("%d pods left", n)
+	})
+}
+
+// TestJobNamespaceDeleted deletes a namespace with a running Job: the
+// namespace controller deletes the Job and its pods, and the pods' tracking
+// finalizers do not keep the namespace forever.
+func TestJobNamespaceDeleted(t *testing.T) {
+	cl := startCluster(t)
+	cl.startControllers(nil)
+	if _, err := cl.Client.Namespaces().Create(cl.Ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "batch"}}); err != nil {
+		t.Fatal(err)
+	}
+	j := newJob("work", new(int32(3)), new(int32(3)))
+	j.Namespace = "batch"
+	cl.create(j)
+	cl.Await(waitTimeout, "3 pods running", func() (bool, error) {
+		list, err := cl.Client.Pods("batch").List(cl.Ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		n := len(running(list.Items))
+		return n == 3, fmt.Errorf("%d running", n)
+	})
+	if err := cl.Client.Namespaces().Delete(cl.Ctx, "batch", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cl.Await(waitTimeout, "the namespace gone", func() (bool, error) {
+		_, err := cl.Client.Namespaces().Get(cl.Ctx, "batch")
+		return apierrors.IsNotFound(err), fmt.Errorf("get: %v", err)
 	})
 }
