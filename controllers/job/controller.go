@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,7 +147,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 		}),
 		c.Watch(podInformer, cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.addPod,
-			UpdateFunc: func(_, obj any) { c.updatePod(obj) },
+			UpdateFunc: c.updatePod,
 			DeleteFunc: c.deletePod,
 		}),
 	)
@@ -180,10 +181,24 @@ func jobRef(pod *corev1.Pod) *metav1.OwnerReference {
 // Event handlers: they only tick off expectations and removals, and
 // enqueue the owning Job's key.
 
+// orphanPrefix starts the queue key of a pod that has the tracking
+// finalizer but no Job as controller any more ("pod:namespace/name"):
+// orphaned by a deletion with propagation Orphan, or released by hand.
+const orphanPrefix = "pod:"
+
+// enqueueOrphan queues a pod that holds the tracking finalizer without
+// a Job controlling it, for the finalizer to be removed.
+func (c *Controller) enqueueOrphan(pod *corev1.Pod) {
+	if hasFinalizer(pod) {
+		c.Queue().Add(orphanPrefix + pod.Namespace + "/" + pod.Name)
+	}
+}
+
 func (c *Controller) addPod(obj any) {
 	pod := obj.(*corev1.Pod)
 	ref := jobRef(pod)
 	if ref == nil {
+		c.enqueueOrphan(pod)
 		return
 	}
 	key := pod.Namespace + "/" + ref.Name
@@ -195,10 +210,15 @@ func (c *Controller) addPod(obj any) {
 	c.Queue().Add(key)
 }
 
-func (c *Controller) updatePod(obj any) {
+func (c *Controller) updatePod(oldObj, obj any) {
 	pod := obj.(*corev1.Pod)
 	ref := jobRef(pod)
+	if old := jobRef(oldObj.(*corev1.Pod)); old != nil && (ref == nil || ref.UID != old.UID) {
+		// Released: its Job has one pod less.
+		c.Queue().Add(pod.Namespace + "/" + old.Name)
+	}
 	if ref == nil {
+		c.enqueueOrphan(pod)
 		return
 	}
 	key := pod.Namespace + "/" + ref.Name
@@ -233,6 +253,9 @@ func (c *Controller) deletePod(obj any) {
 // from the caches, decides (Decide), and carries the plan out in the
 // order its documentation gives.
 func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Result, error) {
+	if podKey, ok := strings.CutPrefix(key, orphanPrefix); ok {
+		return controller.Result{}, c.releaseOrphan(ctx, podKey)
+	}
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return controller.Result{}, nil
@@ -321,6 +344,20 @@ func (c *Controller) releaseOrphans(ctx context.Context, namespace, name string,
 		}
 	}
 	return c.removeFinalizers(ctx, orphans)
+}
+
+// releaseOrphan removes the tracking finalizer from the pod called key
+// if no Job controls it: no Job will ever count it.
+func (c *Controller) releaseOrphan(ctx context.Context, key string) error {
+	obj, exists, err := c.podIndexer.GetByKey(key)
+	if err != nil || !exists {
+		return err
+	}
+	pod := obj.(*corev1.Pod)
+	if jobRef(pod) != nil || !hasFinalizer(pod) || c.removed.has(pod.UID) {
+		return nil
+	}
+	return c.removeFinalizers(ctx, []*corev1.Pod{pod})
 }
 
 // removeFinalizers removes the tracking finalizer from pods, at most 8

@@ -11,6 +11,12 @@
 // waits to see: pod creations and deletions (expectations, as in the
 // ReplicaSet controller) and removed finalizers.
 //
+// A pod that keeps the tracking finalizer while no Job controls it (its
+// owner reference removed by hand) is queued under its own key,
+// "pod:namespace/name", and Reconcile removes the finalizer: no Job will
+// count it. A pod released from its Job also enqueues that Job, which
+// replaces it.
+//
 // Reconcile(ctx, key) does the work, in this order:
 //
 //  1. Read the Job from the cache. If it is gone, remove the

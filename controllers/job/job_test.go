@@ -520,3 +520,43 @@ func TestJobNamespaceDeleted(t *testing.T) {
 		return apierrors.IsNotFound(err), fmt.Errorf("get: %v", err)
 	})
 }
+
+// TestJobDeletedOrphansItsPods releases a pod of a running Job by hand,
+// then deletes the Job with propagation Orphan: the pods stay, without
+// an owner, and lose their tracking finalizer, since no Job will count
+// them.
+func TestJobDeletedOrphansItsPods(t *testing.T) {
+	cl := startCluster(t)
+	cl.startControllers(nil)
+	cl.create(newJob("left", new(int32(2)), new(int32(2))))
+	pods := cl.awaitRunning("left", 2, 2)
+
+	// A pod released by hand (its owner reference removed) is no longer
+	// the Job's to count: it loses the finalizer, and the Job replaces it.
+	released := pods[0].Name
+	if _, err := cl.Client.Pods("default").Patch(cl.Ctx, released, types.MergePatchType, []byte(`{"metadata":{"ownerReferences":null}}`)); err != nil {
+		t.Fatal(err)
+	}
+	cl.Await(waitTimeout, "the released pod without the finalizer", func() (bool, error) {
+		p, err := cl.Client.Pods("default").Get(cl.Ctx, released)
+		if err != nil {
+			return false, err
+		}
+		return !slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer), fmt.Errorf("finalizers %v", p.Finalizers)
+	})
+	cl.awaitRunning("left", 3, 3) // the released pod still has the job's labels
+
+	orphan := metav1.DeletePropagationOrphan
+	if err := cl.Client.Jobs("default").Delete(cl.Ctx, "left", metav1.DeleteOptions{PropagationPolicy: &orphan}); err != nil {
+		t.Fatal(err)
+	}
+	cl.Await(waitTimeout, "pods orphaned, without the finalizer", func() (bool, error) {
+		pods := cl.pods("left")
+		for _, p := range pods {
+			if len(p.OwnerReferences) > 0 || slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) || p.DeletionTimestamp != nil {
+				return false, fmt.Errorf("pod %s: owners %v finalizers %v", p.Name, p.OwnerReferences, p.Finalizers)
+			}
+		}
+		return len(pods) == 3, fmt.Errorf("%d pods", len(pods))
+	})
+}
