@@ -4,10 +4,12 @@ import (
 	"net/netip"
 
 	"github.com/skiffdev/skiff/controllers/controller"
+	"github.com/skiffdev/skiff/controllers/cronjob"
 	"github.com/skiffdev/skiff/controllers/daemonset"
 	"github.com/skiffdev/skiff/controllers/deployment"
 	"github.com/skiffdev/skiff/controllers/endpointslice"
 	"github.com/skiffdev/skiff/controllers/garbagecollector"
+	"github.com/skiffdev/skiff/controllers/job"
 	"github.com/skiffdev/skiff/controllers/namespace"
 	"github.com/skiffdev/skiff/controllers/nodeipam"
 	"github.com/skiffdev/skiff/controllers/nodelifecycle"
@@ -23,9 +25,11 @@ import (
 // and there.
 var all = []entry{
 	{daemonset.Name, newDaemonSet},               // runs one pod of every DaemonSet on each node it belongs on, and rolls out new templates node by node
+	{cronjob.Name, newCronJob},                   // starts a CronJob's Jobs on its schedule, once per scheduled time
 	{deployment.Name, newDeployment},             // rolls a Deployment's pod template out through one ReplicaSet per template
 	{endpointslice.Name, newEndpointSlice},       // lists each Service's pods in EndpointSlices, for the proxies
 	{garbagecollector.Name, newGarbageCollector}, // deletes objects whose owners are gone, as their deletion's propagation policy says
+	{job.Name, newJob},                           // runs each Job's pods to completion, counts them once, deletes it after its TTL
 	{namespace.Name, newNamespace},               // empties a namespace being deleted, then lets it go
 	{nodeipam.Name, newNodeIPAM},                 // gives every node its own pod CIDR out of --cluster-cidr
 	{nodelifecycle.Name, newNodeLifecycle},       // marks nodes that stop renewing their Lease not ready, taints them, evicts their pods
@@ -49,6 +53,12 @@ func newDaemonSet(d controller.Deps, c *Config) (Controller, error) {
 	return daemonset.New(d, cfg)
 }
 
+func newCronJob(d controller.Deps, c *Config) (Controller, error) {
+	cfg := cronjob.DefaultConfig()
+	cfg.Workers = c.Workers
+	return cronjob.New(d, cfg)
+}
+
 func newDeployment(d controller.Deps, c *Config) (Controller, error) {
 	cfg := deployment.DefaultConfig()
 	cfg.Workers = c.Workers
@@ -65,6 +75,12 @@ func newGarbageCollector(d controller.Deps, c *Config) (Controller, error) {
 	cfg := garbagecollector.DefaultConfig()
 	cfg.Workers = c.Workers
 	return garbagecollector.New(d, cfg)
+}
+
+func newJob(d controller.Deps, c *Config) (Controller, error) {
+	cfg := job.DefaultConfig()
+	cfg.Workers = c.Workers
+	return job.New(d, cfg)
 }
 
 func newNamespace(d controller.Deps, c *Config) (Controller, error) {

@@ -14,6 +14,10 @@ import (
 
 func init() { register(newCreateCommand) }
 
+// createSubcommands make the objects of `create KIND NAME ...` from
+// flags; each file that adds one appends it in its init.
+var createSubcommands []func(*Options) *cobra.Command
+
 type createOptions struct {
 	*Options
 	files      []string
@@ -48,6 +52,9 @@ registry credentials (secret docker-registry).`,
   skiffctl create secret generic db --from-literal=password='S3cr3t!'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cr.run(cmd.Context()) },
+	}
+	for _, sub := range createSubcommands {
+		cmd.AddCommand(sub(o))
 	}
 	fileFlags(cmd, &cr.files, &cr.recursive, "that contains the objects to create")
 	dryRunFlag(cmd, &cr.dryRun)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -225,6 +226,10 @@ func describeObject(ctx context.Context, c *client.Client, info *scheme.Resource
 			return "", err
 		}
 		return describeDaemonSet(o, counts, events, now), nil
+	case *batchv1.Job:
+		return describeJob(o, events, now), nil
+	case *batchv1.CronJob:
+		return describeCronJob(o, events, now), nil
 	case *corev1.Service:
 		slices, err := c.EndpointSlices(o.Namespace).List(ctx, metav1.ListOptions{
 			LabelSelector: labels.Set{discoveryv1.LabelServiceName: o.Name}.String(),

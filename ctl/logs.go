@@ -41,7 +41,7 @@ file.
 
 The container may be left out when the pod has only one, or names its
 default in the kubectl.kubernetes.io/default-container annotation. TYPE/NAME
-may name a pod, or a deployment or replica set: the logs are then those of
+may name a pod, or a deployment, replica set or job: the logs are then those of
 one of its pods.`,
 		Example: `  # The logs of the only container of pod web-1
   skiffctl logs web-1
@@ -128,8 +128,8 @@ func (l *logsOptions) run(ctx context.Context, args []string) error {
 }
 
 // podFor turns the POD or TYPE/NAME argument of logs and exec into the
-// name of a pod: a pod's own name, or one pod of a deployment or replica
-// set (kubectl's choice in spirit: running and ready pods first, then the
+// name of a pod: a pod's own name, or one pod of a deployment, replica
+// set or job (kubectl's choice in spirit: running and ready pods first, then the
 // oldest). When there are several it says which it took on ErrOut.
 func (o *Options) podFor(ctx context.Context, c *client.Client, ns, arg string) (string, error) {
 	typ, name, ok := strings.Cut(arg, "/")
@@ -159,8 +159,14 @@ func (o *Options) podFor(ctx context.Context, c *client.Client, ns, arg string) 
 			return "", err
 		}
 		selector = rs.Spec.Selector
+	case "jobs.batch":
+		j, err := c.Jobs(ns).Get(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		selector = j.Spec.Selector
 	default:
-		return "", fmt.Errorf("cannot find the pods of %s: only pods, deployments and replica sets are supported", kindName(info, name))
+		return "", fmt.Errorf("cannot find the pods of %s: only pods, deployments, replica sets and jobs are supported", kindName(info, name))
 	}
 	sel, err := metav1.LabelSelectorAsSelector(selector)
 	if err != nil {

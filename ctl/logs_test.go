@@ -76,7 +76,7 @@ func TestLogs(t *testing.T) {
 	fails(`Error from server (BadRequest): container c is not valid for pod two`, "logs", "two", "-c", "c")
 	fails("error: at most one of `sinceTime` or `sinceSeconds` may be specified", "logs", "web", "--since", "1m", "--since-time", "2024-01-01T00:00:00Z")
 	fails("error: expected 'logs [-f] [-p] (POD | TYPE/NAME) [-c CONTAINER]'.\nPOD or TYPE/NAME is a required argument for the logs command", "logs")
-	fails(`error: cannot find the pods of service "web": only pods, deployments and replica sets are supported`, "logs", "svc/web")
+	fails(`error: cannot find the pods of service "web": only pods, deployments, replica sets and jobs are supported`, "logs", "svc/web")
 
 	t.Run("follow", func(t *testing.T) {
 		servertest.RunningPod(t, c, "default", "tailed", "node-1", "app")

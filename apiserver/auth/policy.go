@@ -48,6 +48,7 @@ var (
 const (
 	coreGroup         = ""
 	appsGroup         = "apps"
+	batchGroup        = "batch"
 	discoveryGroup    = "discovery.k8s.io"
 	coordinationGroup = "coordination.k8s.io"
 )
@@ -187,12 +188,15 @@ var policyRules = []policyRule{
 	// (namespace.go, deleteContents).
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: coreGroup, resources: []string{"namespaces", "nodes", "pods", "services", "events", "configmaps", "secrets", "serviceaccounts"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: appsGroup, resources: []string{"deployments", "replicasets", "daemonsets", "controllerrevisions"}},
+	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: batchGroup, resources: []string{"jobs", "cronjobs"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: discoveryGroup, resources: []string{"endpointslices"}},
 	{who: userIs(ControllersUser), verbs: readVerbs, apiGroup: coordinationGroup, resources: []string{"leases"}},
 
 	// Pods: the ReplicaSet controller creates and deletes them and
-	// patches their ownerReferences (adoption, release); the garbage
-	// collector patches metadata and deletes orphans; podgc deletes
+	// patches their ownerReferences (adoption, release); the Job
+	// controller creates and deletes them and patches away its
+	// batch.kubernetes.io/job-tracking finalizer (job/controller.go); the
+	// garbage collector patches metadata and deletes orphans; podgc deletes
 	// pods of vanished nodes; the node lifecycle controller evicts
 	// (deletes) pods from unreachable nodes; the namespace controller
 	// deletes what is left in a terminating namespace.
@@ -249,6 +253,22 @@ var policyRules = []policyRule{
 	// (history.go); the garbage collector and the namespace controller
 	// patch and delete.
 	{who: userIs(ControllersUser), verbs: []string{"create", "update", "patch", "delete"}, apiGroup: appsGroup, resources: []string{"controllerrevisions"}},
+	// Jobs: the CronJob controller creates one per scheduled run and
+	// deletes those beyond the history limits and those Replace
+	// replaces (cronjob/controller.go); the Job controller deletes a
+	// Job whose ttlSecondsAfterFinished has passed (job/controller.go,
+	// expire) and writes status; the garbage collector and the
+	// namespace controller patch and delete. The Job controller's pod
+	// writes (create, delete, and the patch that removes the
+	// batch.kubernetes.io/job-tracking finalizer) are covered by the
+	// pod rule above.
+	{who: userIs(ControllersUser), verbs: []string{"create", "update", "patch", "delete"}, apiGroup: batchGroup, resources: []string{"jobs"}},
+	{who: userIs(ControllersUser), verbs: []string{"update", "patch"}, apiGroup: batchGroup, resources: []string{"jobs/status"}},
+	// CronJobs: the CronJob controller writes status (active,
+	// lastScheduleTime, lastSuccessfulTime); the garbage collector and
+	// the namespace controller patch and delete.
+	{who: userIs(ControllersUser), verbs: writeVerbs, apiGroup: batchGroup, resources: []string{"cronjobs"}},
+	{who: userIs(ControllersUser), verbs: []string{"update", "patch"}, apiGroup: batchGroup, resources: []string{"cronjobs/status"}},
 	// EndpointSlices: written wholly by the EndpointSlice controller.
 	{who: userIs(ControllersUser), verbs: []string{"create", "update", "patch", "delete"}, apiGroup: discoveryGroup, resources: []string{"endpointslices"}},
 	// Leases in any namespace: the garbage collector deletes the Lease

@@ -2,6 +2,7 @@ package defaults
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,6 +20,10 @@ func Default(obj runtime.Object) {
 		DefaultReplicaSet(o)
 	case *appsv1.DaemonSet:
 		DefaultDaemonSet(o)
+	case *batchv1.Job:
+		DefaultJob(o)
+	case *batchv1.CronJob:
+		DefaultCronJob(o)
 	case *corev1.Service:
 		DefaultService(o)
 	case *corev1.Namespace:

@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -118,13 +119,20 @@ var strategies = map[schema.GroupResource]strategy{
 			}
 		},
 	},
-	{Resource: "configmaps"}:                                {},
-	{Resource: "secrets"}:                                   {fields: func(obj runtime.Object) fields.Set { return fields.Set{"type": string(obj.(*corev1.Secret).Type)} }},
-	{Resource: "serviceaccounts"}:                           {},
-	{Group: "apps", Resource: "deployments"}:                {},
-	{Group: "apps", Resource: "replicasets"}:                {},
-	{Group: "apps", Resource: "daemonsets"}:                 {},
-	{Group: "apps", Resource: "controllerrevisions"}:        {},
+	{Resource: "configmaps"}:                         {},
+	{Resource: "secrets"}:                            {fields: func(obj runtime.Object) fields.Set { return fields.Set{"type": string(obj.(*corev1.Secret).Type)} }},
+	{Resource: "serviceaccounts"}:                    {},
+	{Group: "apps", Resource: "deployments"}:         {},
+	{Group: "apps", Resource: "replicasets"}:         {},
+	{Group: "apps", Resource: "daemonsets"}:          {},
+	{Group: "apps", Resource: "controllerrevisions"}: {},
+	{Group: "batch", Resource: "jobs"}: {
+		fields: func(obj runtime.Object) fields.Set {
+			return fields.Set{"status.successful": fmt.Sprint(obj.(*batchv1.Job).Status.Succeeded)}
+		},
+		prepareForCreate: prepareJobForCreate,
+	},
+	{Group: "batch", Resource: "cronjobs"}:                  {},
 	{Group: "discovery.k8s.io", Resource: "endpointslices"}: {},
 	{Group: "coordination.k8s.io", Resource: "leases"}:      {},
 }

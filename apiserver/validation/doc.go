@@ -31,7 +31,8 @@
 //
 // The package is pure: no I/O, no global state, no clock. Each file holds
 // one kind: pod.go (with container.go, volume.go and scheduling.go for the
-// parts of a pod spec), deployment.go, replicaset.go, service.go, node.go,
+// parts of a pod spec), deployment.go, replicaset.go, job.go (Jobs and
+// CronJobs), service.go, node.go,
 // namespace.go, endpointslice.go, lease.go, event.go and scale.go;
 // meta.go holds the rules every kind shares and warnings.go the list of
 // fields Skiff does not implement yet.

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -29,6 +30,10 @@ func ValidateObject(obj runtime.Object) field.ErrorList {
 		return validateDaemonSet(o)
 	case *appsv1.ControllerRevision:
 		return validateControllerRevision(o)
+	case *batchv1.Job:
+		return validateJob(o)
+	case *batchv1.CronJob:
+		return validateCronJob(o)
 	case *corev1.Service:
 		return validateService(o)
 	case *corev1.Namespace:
@@ -70,6 +75,10 @@ func ValidateObjectUpdate(obj, old runtime.Object) field.ErrorList {
 		return withOld(o, old, validateDaemonSetUpdate)
 	case *appsv1.ControllerRevision:
 		return withOld(o, old, validateControllerRevisionUpdate)
+	case *batchv1.Job:
+		return withOld(o, old, validateJobUpdate)
+	case *batchv1.CronJob:
+		return withOld(o, old, validateCronJobUpdate)
 	case *corev1.Service:
 		return withOld(o, old, validateServiceUpdate)
 	case *corev1.Namespace:
@@ -108,6 +117,10 @@ func ValidateStatusUpdate(obj, old runtime.Object) field.ErrorList {
 		return withOld(o, old, validateReplicaSetStatusUpdate)
 	case *appsv1.DaemonSet:
 		return withOld(o, old, validateDaemonSetStatusUpdate)
+	case *batchv1.Job:
+		return withOld(o, old, validateJobStatusUpdate)
+	case *batchv1.CronJob:
+		return withOld(o, old, validateCronJobStatusUpdate)
 	case *corev1.Service:
 		return withOld(o, old, validateServiceStatusUpdate)
 	case *corev1.Namespace:

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -30,6 +31,10 @@ func Warnings(obj runtime.Object) []string {
 		w.podSpec(&o.Spec.Template.Spec, specPath.Child("template", "spec"))
 	case *appsv1.DaemonSet:
 		w.podSpec(&o.Spec.Template.Spec, specPath.Child("template", "spec"))
+	case *batchv1.Job:
+		w.jobSpec(&o.Spec, specPath)
+	case *batchv1.CronJob:
+		w.jobSpec(&o.Spec.JobTemplate.Spec, specPath.Child("jobTemplate", "spec"))
 	case *corev1.Service:
 		w.service(o)
 	case *corev1.Node:
@@ -170,6 +175,17 @@ func (w *warnings) container(c *corev1.Container, path *field.Path) {
 		w.setIf(sc.AppArmorProfile != nil, p.Child("appArmorProfile"))
 		w.setIf(sc.ProcMount != nil, p.Child("procMount"))
 	}
+}
+
+// jobSpec lists what the Job controller does not implement, and what
+// the scheduler and the kubelet do not in its pod template.
+func (w *warnings) jobSpec(spec *batchv1.JobSpec, path *field.Path) {
+	w.setIf(spec.PodFailurePolicy != nil, path.Child("podFailurePolicy"))
+	w.setIf(spec.SuccessPolicy != nil, path.Child("successPolicy"))
+	w.setIf(spec.BackoffLimitPerIndex != nil, path.Child("backoffLimitPerIndex"))
+	w.setIf(spec.MaxFailedIndexes != nil, path.Child("maxFailedIndexes"))
+	w.setIf(spec.ManagedBy != nil && *spec.ManagedBy != batchv1.JobControllerName, path.Child("managedBy"))
+	w.podSpec(&spec.Template.Spec, path.Child("template", "spec"))
 }
 
 // service lists what the proxy and the allocators do not implement.

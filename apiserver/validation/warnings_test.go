@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -70,6 +71,21 @@ func TestWarnings(t *testing.T) {
 			rs.Spec.Template.Spec.Affinity = nodeAffinity(corev1.NodeSelectorRequirement{Key: "zone", Operator: corev1.NodeSelectorOpExists})
 			return rs
 		}(), nil},
+		{"job with a pod failure policy and a success policy", func() runtime.Object {
+			j := newJob()
+			j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{}
+			j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{}
+			return j
+		}(), []string{
+			"spec.podFailurePolicy: not supported by Skiff yet; the field is stored but has no effect",
+			"spec.successPolicy: not supported by Skiff yet; the field is stored but has no effect",
+		}},
+		{"plain job", newJob(), nil},
+		{"cronjob managed by another controller", func() runtime.Object {
+			c := newCronJob()
+			c.Spec.JobTemplate.Spec.ManagedBy = new("example.com/queue")
+			return c
+		}(), []string{"spec.jobTemplate.spec.managedBy: not supported by Skiff yet; the field is stored but has no effect"}},
 		{"load balancer service", func() runtime.Object {
 			s := newService()
 			s.Spec.Type = corev1.ServiceTypeLoadBalancer

@@ -53,6 +53,8 @@ var Resources = []schema.GroupResource{
 	{Group: "apps", Resource: "replicasets"},
 	{Group: "apps", Resource: "daemonsets"},
 	{Group: "apps", Resource: "controllerrevisions"},
+	{Group: "batch", Resource: "cronjobs"},
+	{Group: "batch", Resource: "jobs"},
 	{Resource: "pods"},
 	{Resource: "services"},
 	{Group: "discovery.k8s.io", Resource: "endpointslices"},
@@ -71,6 +73,10 @@ func informerFor(f *informers.Factory, gr schema.GroupResource) (cache.SharedInd
 		return f.DaemonSets(), nil
 	case "controllerrevisions.apps":
 		return f.ControllerRevisions(), nil
+	case "cronjobs.batch":
+		return f.CronJobs(), nil
+	case "jobs.batch":
+		return f.Jobs(), nil
 	case "pods":
 		return f.Pods(), nil
 	case "services":

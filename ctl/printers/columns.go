@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -53,6 +54,20 @@ var tables = map[schema.GroupResource]printer{
 	{Group: "apps", Resource: "controllerrevisions"}: {
 		columns: []column{{header: "NAME", name: true}, {header: "CONTROLLER"}, {header: "REVISION"}, {header: "AGE"}},
 		row:     controllerRevisionRow,
+	},
+	{Group: "batch", Resource: "jobs"}: {
+		columns: []column{
+			{header: "NAME", name: true}, {header: "STATUS"}, {header: "COMPLETIONS"}, {header: "DURATION"}, {header: "AGE"},
+			{header: "CONTAINERS", wide: true}, {header: "IMAGES", wide: true}, {header: "SELECTOR", wide: true},
+		},
+		row: jobRow,
+	},
+	{Group: "batch", Resource: "cronjobs"}: {
+		columns: []column{
+			{header: "NAME", name: true}, {header: "SCHEDULE"}, {header: "TIMEZONE"}, {header: "SUSPEND"}, {header: "ACTIVE"}, {header: "LAST SCHEDULE"}, {header: "AGE"},
+			{header: "CONTAINERS", wide: true}, {header: "IMAGES", wide: true}, {header: "SELECTOR", wide: true},
+		},
+		row: cronJobRow,
 	},
 	{Resource: "services"}: {
 		columns: []column{
@@ -177,6 +192,89 @@ func deploymentRow(obj runtime.Object, _ bool, now time.Time) []string {
 		strconv.Itoa(int(d.Status.AvailableReplicas)),
 		HumanAge(d.CreationTimestamp, now),
 		names, images, selector,
+	}
+}
+
+func jobRow(obj runtime.Object, _ bool, now time.Time) []string {
+	j := obj.(*batchv1.Job)
+	names, images := containerCells(j.Spec.Template.Spec.Containers)
+	return []string{
+		j.Name, JobStatus(j), JobCompletions(j), JobDuration(j, now), HumanAge(j.CreationTimestamp, now),
+		names, images, OrNone(metav1.FormatLabelSelector(j.Spec.Selector)),
+	}
+}
+
+// JobStatus is a Job's STATUS cell, as kubectl words it: Complete,
+// Failed, Terminating, Suspended, FailureTarget, SuccessCriteriaMet or
+// Running, the first that holds.
+func JobStatus(j *batchv1.Job) string {
+	has := func(t batchv1.JobConditionType) bool {
+		for _, c := range j.Status.Conditions {
+			if c.Type == t && c.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has(batchv1.JobComplete):
+		return "Complete"
+	case has(batchv1.JobFailed):
+		return "Failed"
+	case j.DeletionTimestamp != nil:
+		return "Terminating"
+	case has(batchv1.JobSuspended):
+		return "Suspended"
+	case has(batchv1.JobFailureTarget):
+		return "FailureTarget"
+	case has(batchv1.JobSuccessCriteriaMet):
+		return "SuccessCriteriaMet"
+	}
+	return "Running"
+}
+
+// JobCompletions is the COMPLETIONS cell: "2/5", or for a work queue
+// without completions "0/1 of 3" (succeeded of one, out of parallelism).
+func JobCompletions(j *batchv1.Job) string {
+	switch {
+	case j.Spec.Completions != nil:
+		return fmt.Sprintf("%d/%d", j.Status.Succeeded, *j.Spec.Completions)
+	case j.Spec.Parallelism != nil && *j.Spec.Parallelism > 1:
+		return fmt.Sprintf("%d/1 of %d", j.Status.Succeeded, *j.Spec.Parallelism)
+	}
+	return fmt.Sprintf("%d/1", j.Status.Succeeded)
+}
+
+// JobDuration is the DURATION cell: from start to completion, or to now
+// while the Job has not completed; empty before it starts.
+func JobDuration(j *batchv1.Job, now time.Time) string {
+	switch {
+	case j.Status.StartTime == nil:
+		return ""
+	case j.Status.CompletionTime == nil:
+		return duration.HumanDuration(now.Sub(j.Status.StartTime.Time))
+	}
+	return duration.HumanDuration(j.Status.CompletionTime.Sub(j.Status.StartTime.Time))
+}
+
+func cronJobRow(obj runtime.Object, _ bool, now time.Time) []string {
+	cj := obj.(*batchv1.CronJob)
+	names, images := containerCells(cj.Spec.JobTemplate.Spec.Template.Spec.Containers)
+	tz := "<none>"
+	if cj.Spec.TimeZone != nil {
+		tz = *cj.Spec.TimeZone
+	}
+	suspend := "False"
+	if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
+		suspend = "True"
+	}
+	last := "<none>"
+	if cj.Status.LastScheduleTime != nil {
+		last = HumanAge(*cj.Status.LastScheduleTime, now)
+	}
+	return []string{
+		cj.Name, cj.Spec.Schedule, tz, suspend, strconv.Itoa(len(cj.Status.Active)), last, HumanAge(cj.CreationTimestamp, now),
+		names, images, OrNone(metav1.FormatLabelSelector(cj.Spec.JobTemplate.Spec.Selector)),
 	}
 }
 

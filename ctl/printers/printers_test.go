@@ -3,6 +3,7 @@ package printers
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -408,6 +410,53 @@ func testServiceAccounts() []runtime.Object {
 	}
 }
 
+// testJobs covers each STATUS kubectl shows and the COMPLETIONS forms.
+func testJobs() []runtime.Object {
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"batch.kubernetes.io/controller-uid": "4b1f2c"}}
+	started := func(d time.Duration) *metav1.Time { t := ago(d); return &t }
+	cond := func(t batchv1.JobConditionType) []batchv1.JobCondition {
+		return []batchv1.JobCondition{{Type: t, Status: corev1.ConditionTrue}}
+	}
+	job := func(name string, age time.Duration, completions, parallelism *int32, st batchv1.JobStatus) *batchv1.Job {
+		return &batchv1.Job{ObjectMeta: objMeta("default", name, age, map[string]string{"job-name": name}),
+			Spec: batchv1.JobSpec{Completions: completions, Parallelism: parallelism, Selector: sel,
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: containers("pi")}}},
+			Status: st}
+	}
+	five, two, three := new(int32(5)), new(int32(2)), new(int32(3))
+	terminating := job("going", time.Hour, five, two, batchv1.JobStatus{StartTime: started(time.Hour)})
+	terminating.DeletionTimestamp = started(time.Second)
+	return []runtime.Object{
+		job("pi", 3*time.Minute, five, two, batchv1.JobStatus{Succeeded: 2, Active: 2, StartTime: started(3 * time.Minute)}),
+		job("done", 2*time.Hour, five, two, batchv1.JobStatus{Succeeded: 5, StartTime: started(2 * time.Hour),
+			CompletionTime: started(2*time.Hour - 95*time.Second), Conditions: cond(batchv1.JobComplete)}),
+		job("flaky", 10*time.Minute, nil, nil, batchv1.JobStatus{Failed: 7, StartTime: started(10 * time.Minute), Conditions: cond(batchv1.JobFailed)}),
+		job("queue", 30*time.Second, nil, three, batchv1.JobStatus{Active: 3, StartTime: started(30 * time.Second)}),
+		job("later", time.Minute, five, two, batchv1.JobStatus{Conditions: cond(batchv1.JobSuspended)}),
+		job("stopping", time.Minute, five, two, batchv1.JobStatus{StartTime: started(time.Minute), Conditions: cond(batchv1.JobFailureTarget)}),
+		terminating,
+	}
+}
+
+func testCronJobs() []runtime.Object {
+	cj := func(name, schedule string, tz *string, suspend bool, active int, last *metav1.Time, age time.Duration) *batchv1.CronJob {
+		c := &batchv1.CronJob{ObjectMeta: objMeta("default", name, age, map[string]string{"team": "ops"}),
+			Spec: batchv1.CronJobSpec{Schedule: schedule, TimeZone: tz, Suspend: new(suspend),
+				JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: containers("backup")}}}}}}
+		for i := range active {
+			c.Status.Active = append(c.Status.Active, corev1.ObjectReference{Name: fmt.Sprintf("%s-%d", name, i)})
+		}
+		c.Status.LastScheduleTime = last
+		return c
+	}
+	last := ago(4 * time.Minute)
+	return []runtime.Object{
+		cj("backup", "0 3 * * *", new("Europe/Paris"), false, 1, &last, 48*time.Hour),
+		cj("hello", "*/5 * * * *", nil, false, 0, nil, 2*time.Minute),
+		cj("paused", "@hourly", nil, true, 0, &last, time.Hour),
+	}
+}
+
 // TestTables renders each resource's table in each layout and compares
 // it with the golden files testdata/<resource>-<layout>.golden.
 func TestTables(t *testing.T) {
@@ -420,6 +469,8 @@ func TestTables(t *testing.T) {
 		{"replicasets", testReplicaSets()},
 		{"daemonsets", testDaemonSets()},
 		{"controllerrevisions", testControllerRevisions()},
+		{"jobs", testJobs()},
+		{"cronjobs", testCronJobs()},
 		{"services", testServices()},
 		{"nodes", testNodes()},
 		{"namespaces", testNamespaces()},

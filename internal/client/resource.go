@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -247,6 +248,16 @@ func (c *Client) Secrets(namespace string) *ResourceClient[*corev1.Secret, *core
 // ServiceAccounts returns the client for serviceaccounts in namespace.
 func (c *Client) ServiceAccounts(namespace string) *ResourceClient[*corev1.ServiceAccount, *corev1.ServiceAccountList] {
 	return Resource[*corev1.ServiceAccount, *corev1.ServiceAccountList](c, namespace)
+}
+
+// Jobs returns the client for jobs in namespace.
+func (c *Client) Jobs(namespace string) *ResourceClient[*batchv1.Job, *batchv1.JobList] {
+	return Resource[*batchv1.Job, *batchv1.JobList](c, namespace)
+}
+
+// CronJobs returns the client for cronjobs in namespace.
+func (c *Client) CronJobs(namespace string) *ResourceClient[*batchv1.CronJob, *batchv1.CronJobList] {
+	return Resource[*batchv1.CronJob, *batchv1.CronJobList](c, namespace)
 }
 
 // Deployments returns the client for deployments in namespace.

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -169,6 +170,16 @@ func (f *Factory) DaemonSets() cache.SharedIndexInformer {
 // ControllerRevisions returns the shared controllerrevision informer.
 func (f *Factory) ControllerRevisions() cache.SharedIndexInformer {
 	return informerFor(f, nil, client.Resource[*appsv1.ControllerRevision, *appsv1.ControllerRevisionList])
+}
+
+// Jobs returns the shared job informer.
+func (f *Factory) Jobs() cache.SharedIndexInformer {
+	return informerFor(f, nil, client.Resource[*batchv1.Job, *batchv1.JobList])
+}
+
+// CronJobs returns the shared cronjob informer.
+func (f *Factory) CronJobs() cache.SharedIndexInformer {
+	return informerFor(f, nil, client.Resource[*batchv1.CronJob, *batchv1.CronJobList])
 }
 
 // EndpointSlices returns the shared endpointslice informer.
