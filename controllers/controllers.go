@@ -24,8 +24,8 @@ import (
 // watches and writes, and why. Adding a controller is adding a row here
 // and there.
 var all = []entry{
-	{daemonset.Name, newDaemonSet},               // runs one pod of every DaemonSet on each node it belongs on, and rolls out new templates node by node
 	{cronjob.Name, newCronJob},                   // starts a CronJob's Jobs on its schedule, once per scheduled time
+	{daemonset.Name, newDaemonSet},               // runs one pod of every DaemonSet on each node it belongs on, and rolls out new templates node by node
 	{deployment.Name, newDeployment},             // rolls a Deployment's pod template out through one ReplicaSet per template
 	{endpointslice.Name, newEndpointSlice},       // lists each Service's pods in EndpointSlices, for the proxies
 	{garbagecollector.Name, newGarbageCollector}, // deletes objects whose owners are gone, as their deletion's propagation policy says
