@@ -122,6 +122,10 @@ func TestNodeReadsOnlyWhatItsPodsUse(t *testing.T) {
 		forbidden(t, "list secrets", err, `secrets is forbidden: User "system:node:a" cannot list resource "secrets" in API group "" in the namespace "default": No Object name found`)
 		_, err = nodeA.Secrets("").List(ctx, metav1.ListOptions{})
 		forbidden(t, "list all secrets", err, `secrets is forbidden: User "system:node:a" cannot list resource "secrets" in API group "" at the cluster scope: No Object name found`)
+		// One name in every namespace would be that name's objects
+		// everywhere, not only the one its pod uses.
+		_, err = nodeA.Secrets("").List(ctx, byName("for-a"))
+		forbidden(t, "list one name in every namespace", err, `secrets "for-a" is forbidden: User "system:node:a" cannot list resource "secrets" in API group "" at the cluster scope: can only read namespaced object by name`)
 		_, err = nodeA.ConfigMaps("default").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name!=for-b"})
 		forbidden(t, "list by a selector that names no object", err, `configmaps is forbidden: User "system:node:a" cannot list resource "configmaps" in API group "" in the namespace "default": No Object name found`)
 	})

@@ -217,6 +217,12 @@ func (z NodeAuthorizer) inScope(scope nodeScope, node string, a Attributes) (Dec
 			// single object by metadata.name.
 			return Deny, "No Object name found", nil
 		}
+		if a.Namespace == "" {
+			// metadata.name across all namespaces would return every
+			// object of that name, of any namespace, if one pod of the
+			// node in any of them referred to it.
+			return Deny, "can only read namespaced object by name", nil
+		}
 		for _, pod := range z.Pods.PodsOnNode(a.Namespace, node) {
 			if podrefs.RefersTo(&pod.Spec, a.Resource, a.Name) {
 				return Allow, "", nil

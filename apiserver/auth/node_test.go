@@ -231,6 +231,9 @@ func TestNodeAuthorizer(t *testing.T) {
 		{name: "node watches every secret of the cluster",
 			attrs: Attributes{User: nodeA, Verb: "watch", Resource: "secrets"}, want: Deny,
 			msg: `secrets is forbidden: User "system:node:a" cannot watch resource "secrets" in API group "" at the cluster scope: No Object name found`},
+		{name: "node lists one secret name in every namespace",
+			attrs: Attributes{User: nodeA, Verb: "list", Resource: "secrets", Name: "a-secret"}, want: Deny,
+			msg: `secrets "a-secret" is forbidden: User "system:node:a" cannot list resource "secrets" in API group "" at the cluster scope: can only read namespaced object by name`},
 		{name: "node writes its pod's secret",
 			attrs: Attributes{User: nodeA, Verb: "update", Resource: "secrets", Namespace: "default", Name: "a-secret"}, want: Deny,
 			msg: `secrets "a-secret" is forbidden: User "system:node:a" cannot update resource "secrets" in API group "" in the namespace "default": not among the requests a node may make`},
@@ -395,6 +398,16 @@ func TestNodeRestriction(t *testing.T) {
 				p.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db"}}}}
 			}),
 			want: `pods "web" is forbidden: node "a" can not create pods that reference secrets`},
+		{name: "mirror pod with an image pull secret",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) {
+				p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "victim"}}
+			}),
+			want: `pods "web" is forbidden: node "a" can not create pods that reference secrets`},
+		{name: "mirror pod with a configmap in its env",
+			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) {
+				p.Spec.Containers = []corev1.Container{{Name: "c", Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "k"}}}}}}
+			}),
+			want: `pods "web" is forbidden: node "a" can not create pods that reference configmaps`},
 		{name: "mirror pod with a service account",
 			user: nodeA, verb: "create", res: "pods", obj: pod("a", mirror, func(p *corev1.Pod) { p.Spec.ServiceAccountName = "builder" }),
 			want: `pods "web" is forbidden: node "a" can not create pods that reference serviceaccounts`},

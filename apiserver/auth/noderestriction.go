@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiffdev/skiff/internal/podrefs"
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
@@ -109,35 +110,29 @@ func admitMirrorPod(node string, obj runtime.Object) error {
 	}
 	// A mirror pod runs what a file on the node says; it may not name
 	// the cluster's objects, whose contents the node would then be
-	// allowed to read.
-	if pod.Spec.ServiceAccountName != "" {
-		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference serviceaccounts", node))
+	// allowed to read. podrefs is the very list the Node authorizer
+	// answers from, so the two cannot drift apart.
+	refuse := func(what string) error {
+		return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference %s", node, what))
 	}
-	for _, v := range pod.Spec.Volumes {
+	spec := &pod.Spec
+	switch {
+	case spec.ServiceAccountName != "":
+		return refuse("serviceaccounts")
+	case len(podrefs.Secrets(spec)) > 0 || len(podrefs.PullSecrets(spec)) > 0:
+		return refuse("secrets")
+	case len(podrefs.ConfigMaps(spec)) > 0:
+		return refuse("configmaps")
+	}
+	for _, v := range spec.Volumes {
 		switch {
-		case v.Secret != nil:
-			return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets", node))
-		case v.ConfigMap != nil:
-			return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference configmaps", node))
 		case v.PersistentVolumeClaim != nil || v.Ephemeral != nil:
-			return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference persistentvolumeclaims", node))
+			return refuse("persistentvolumeclaims")
 		case v.Projected != nil:
 			for _, src := range v.Projected.Sources {
-				if src.Secret != nil || src.ConfigMap != nil || src.ServiceAccountToken != nil {
-					return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets, configmaps or serviceaccounts", node))
+				if src.ServiceAccountToken != nil {
+					return refuse("serviceaccounts")
 				}
-			}
-		}
-	}
-	for _, c := range append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
-		for _, e := range c.EnvFrom {
-			if e.SecretRef != nil || e.ConfigMapRef != nil {
-				return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets or configmaps", node))
-			}
-		}
-		for _, e := range c.Env {
-			if e.ValueFrom != nil && (e.ValueFrom.SecretKeyRef != nil || e.ValueFrom.ConfigMapKeyRef != nil) {
-				return admissionForbidden("pods", pod.Name, fmt.Errorf("node %q can not create pods that reference secrets or configmaps", node))
 			}
 		}
 	}
