@@ -28,6 +28,7 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/scheme"
 	"github.com/skiffdev/skiff/internal/testenv"
+	"github.com/skiffdev/skiff/internal/wait"
 	skiffv1 "github.com/skiffdev/skiff/proto/skiff/v1"
 )
 
@@ -444,7 +445,9 @@ func TestEncryptionKeyRotation(t *testing.T) {
 	started := time.Now()
 	err = c.RotateEncryptionKey(ctx, 50, func(p *skiffv1.RotateEncryptionKeyProgress) { progress = append(progress, p) })
 	took := time.Since(started)
-	time.Sleep(200 * time.Millisecond) // reads after the rotation, too
+	// Reads after the rotation, too: a few hundred more.
+	more := readers.reads.Load() + 300
+	wait.For(t, 30*time.Second, "reads after the rotation", func() (bool, error) { return readers.reads.Load() >= more, nil })
 	stopWriter()
 	<-writerDone
 	reads, errs := readers.finish()

@@ -45,7 +45,8 @@ const (
 // version is deleted. A path with directories (items' path "a/b") is
 // reached through its first component: dir/a -> ..data/a.
 //
-// Nothing is written when dir already holds files: changed is false.
+// Nothing is written when the version in use already holds exactly
+// these files, contents and modes: changed is false.
 // A program that keeps a file open, or a subPath mount of one, keeps the
 // version it had; one that opens it again gets the new one.
 func writeAtomic(dir string, files map[string]volumeFile) (changed bool, err error) {

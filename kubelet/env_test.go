@@ -127,10 +127,16 @@ func TestContainerEnv(t *testing.T) {
 
 func TestEnvironmentOrderAndExpansion(t *testing.T) {
 	pod := testPod()
-	own := []envVar{{name: "level", value: "3"}, {name: "MSG", value: "at $(level) on $(HOSTNAME), $$(level)", expand: true}, {name: "RAW", value: "$(level)"}}
-	env, _ := environment(pod, &pod.Spec.Containers[0], images.ImageConfig{Env: []string{"PATH=/bin", "level=0"}}, own)
-	want := "PATH=/bin level=3 HOSTNAME=web MSG=at 3 on web, $(level) RAW=$(level)"
+	// $(NAME) sees the container's own variables only, as in Kubernetes:
+	// not the image's PATH, nor HOSTNAME (the runtime's).
+	own := []envVar{{name: "level", value: "3"}, {name: "MSG", value: "at $(level) on $(HOSTNAME) in $(PATH), $$(level)", expand: true}, {name: "RAW", value: "$(level)"}}
+	env, vars := environment(pod, &pod.Spec.Containers[0], images.ImageConfig{Env: []string{"PATH=/bin", "level=0"}}, own)
+	want := "PATH=/bin level=3 HOSTNAME=web MSG=at 3 on $(HOSTNAME) in $(PATH), $(level) RAW=$(level)"
 	if got := strings.Join(env, " "); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// Command and args expand against the same variables.
+	if _, ok := vars["PATH"]; ok || vars["level"] != "3" || len(vars) != 3 {
+		t.Errorf("variables for command and args: %v, want level, MSG and RAW only", vars)
 	}
 }

@@ -65,7 +65,10 @@ func processArgs(c *corev1.Container, img images.ImageConfig, env map[string]str
 
 // environment builds the container's environment: the image's, then
 // HOSTNAME, then the container's own variables (containerEnv), those of
-// env each able to refer to earlier ones as $(NAME).
+// env each able to refer to earlier ones as $(NAME). As in Kubernetes,
+// $(NAME) sees only the container's own variables, never the image's
+// (a $(PATH) stays as written); the map returned, for command and args,
+// holds those alone too.
 func environment(pod *corev1.Pod, c *corev1.Container, img images.ImageConfig, own []envVar) ([]string, map[string]string) {
 	vals := map[string]string{}
 	var order []string
@@ -80,18 +83,20 @@ func environment(pod *corev1.Pod, c *corev1.Container, img images.ImageConfig, o
 		set(k, v)
 	}
 	set("HOSTNAME", pod.Name)
+	ownVals := make(map[string]string, len(own))
 	for _, e := range own {
 		v := e.value
 		if e.expand {
-			v = expand(v, vals)
+			v = expand(v, ownVals)
 		}
+		ownVals[e.name] = v
 		set(e.name, v)
 	}
 	env := make([]string, 0, len(order))
 	for _, k := range order {
 		env = append(env, k+"="+vals[k])
 	}
-	return env, vals
+	return env, ownVals
 }
 
 // envVar is one variable of a container's own environment.

@@ -2,6 +2,8 @@ package validation
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
@@ -93,7 +95,7 @@ func validateSecret(s *corev1.Secret) field.ErrorList {
 		if v, ok := s.Data[key]; ok {
 			var any map[string]any
 			if err := json.Unmarshal(v, &any); err != nil {
-				errs = append(errs, field.Invalid(dataPath.Key(key), redacted, err.Error()))
+				errs = append(errs, field.Invalid(dataPath.Key(key), redacted, jsonErrorDetail(err)))
 			}
 		}
 	}
@@ -156,3 +158,20 @@ func validateServiceAccountUpdate(sa, old *corev1.ServiceAccount) field.ErrorLis
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// jsonErrorDetail says what is wrong with a secret's JSON without quoting
+// any of it: encoding/json's messages include the offending character.
+func jsonErrorDetail(err error) string {
+	const truncated = "unexpected end of JSON input" // quotes nothing
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err.Error() == truncated:
+		return truncated
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("invalid JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		return "must be a JSON object"
+	}
+	return "invalid JSON"
+}

@@ -77,6 +77,11 @@ func TestSecret(t *testing.T) {
 			[]string{`data[.dockerconfigjson]: Required value`}},
 		{"docker json broken", &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeDockerConfigJson, StringData: map[string]string{".dockerconfigjson": `{"auths":`}},
 			[]string{`data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": unexpected end of JSON input`}},
+		// encoding/json would quote the character: the message must not.
+		{"docker json with a secret character", &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeDockerConfigJson, StringData: map[string]string{".dockerconfigjson": `{"auths": p4ss}`}},
+			[]string{`data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": invalid JSON at byte 11`}},
+		{"docker json not an object", &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeDockerConfigJson, StringData: map[string]string{".dockerconfigjson": `"hunter2"`}},
+			[]string{`data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": must be a JSON object`}},
 		{"dockercfg", &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeDockercfg},
 			[]string{`data[.dockercfg]: Required value`}},
 		{"basic auth, password only", &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeBasicAuth, StringData: map[string]string{"password": "p"}}, nil},
