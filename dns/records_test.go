@@ -547,3 +547,61 @@ func TestAnswerEdges(t *testing.T) {
 		t.Errorf("once filled: %v", r)
 	}
 }
+
+// Authority over reverse names follows the prefixes themselves, not the
+// whole labels around them: with the service range 10.96.0.0/12, a PTR
+// question for a LAN host in 10/8 goes upstream; one in the range is
+// answered, NXDOMAIN with the SOA of the address's /16 when nothing has
+// it.
+func TestLookupReverseAuthority(t *testing.T) {
+	services, sliceCache := testCaches(t, testObjects()...)
+	r := &Records{
+		Domain:       "cluster.local.",
+		TTL:          5,
+		ReverseZones: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("10.244.0.0/22"), netip.MustParsePrefix("fd00:96::/62")},
+		Services:     services,
+		Slices:       sliceCache,
+	}
+	const fwd = "forwarded"
+	for _, tc := range []struct {
+		name  string
+		rcode string // or fwd
+		zone  string // the SOA owner of an authoritative answer
+		want  []string
+	}{
+		{"3.2.1.10.in-addr.arpa.", fwd, "", nil},   // 10.1.2.3, a LAN host
+		{"1.0.95.10.in-addr.arpa.", fwd, "", nil},  // just below the range
+		{"1.0.112.10.in-addr.arpa.", fwd, "", nil}, // just above
+		{"1.0.0.11.in-addr.arpa.", fwd, "", nil},
+		{"10.in-addr.arpa.", fwd, "", nil}, // more than the range
+		{"1.10.in-addr.arpa.", fwd, "", nil},
+		{"10.0.96.10.in-addr.arpa.", "NOERROR", "96.10.in-addr.arpa.", []string{"10.0.96.10.in-addr.arpa. PTR web.default.svc.cluster.local."}},
+		{"1.2.100.10.in-addr.arpa.", "NXDOMAIN", "100.10.in-addr.arpa.", nil}, // in the range, nothing has it
+		{"1.2.111.10.in-addr.arpa.", "NXDOMAIN", "111.10.in-addr.arpa.", nil},
+		{"100.10.in-addr.arpa.", "NXDOMAIN", "100.10.in-addr.arpa.", nil},
+		{"x.2.100.10.in-addr.arpa.", "NXDOMAIN", "100.10.in-addr.arpa.", nil}, // not an address, inside the range
+		// A /22: its four /24s are the server's, the /16 is not.
+		{"9.2.244.10.in-addr.arpa.", "NOERROR", "2.244.10.in-addr.arpa.", []string{"9.2.244.10.in-addr.arpa. PTR db-1.db.default.svc.cluster.local."}},
+		{"9.3.244.10.in-addr.arpa.", "NXDOMAIN", "3.244.10.in-addr.arpa.", nil},
+		{"9.4.244.10.in-addr.arpa.", fwd, "", nil},
+		{"244.10.in-addr.arpa.", fwd, "", nil},
+		// IPv6: nibbles.
+		{"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa.", "NOERROR", "0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa.",
+			[]string{"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa. PTR dual.default.svc.cluster.local."}},
+		{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa.", fwd, "", nil}, // fd00:96:0:4::1
+	} {
+		a, found := r.Lookup(tc.name, miekg.TypePTR)
+		switch {
+		case tc.rcode == fwd && found:
+			t.Errorf("%s: %s (SOA %s), want it forwarded", tc.name, miekg.RcodeToString[a.Rcode], a.Zone)
+		case tc.rcode == fwd:
+		case !found:
+			t.Errorf("%s: forwarded, want %s", tc.name, tc.rcode)
+		case miekg.RcodeToString[a.Rcode] != tc.rcode || a.Zone != tc.zone || !slices.Equal(show(a.Records), tc.want):
+			t.Errorf("%s: %s, zone %s, %v; want %s, zone %s, %v", tc.name, miekg.RcodeToString[a.Rcode], a.Zone, show(a.Records), tc.rcode, tc.zone, tc.want)
+		}
+		if got := r.InZone(tc.name); got != (tc.rcode != fwd) {
+			t.Errorf("InZone(%s) = %v", tc.name, got)
+		}
+	}
+}
