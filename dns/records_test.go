@@ -449,17 +449,38 @@ func TestForwarderFailures(t *testing.T) {
 	if got := f.Upstreams(); !slices.Equal(got, []string{"127.0.0.1:53"}) {
 		t.Errorf("upstreams %v, want [127.0.0.1:53] (not the server's own address)", got)
 	}
-	// A closed port on loopback: the question fails.
+	// The failures below: with loopback upstreams only (on the test's
+	// port, 169.254.20.10 would be an upstream, off loopback).
+	conf = filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f = NewForwarder(conf, nil, time.Second, 10)
+	req := new(miekg.Msg).SetQuestion("www.example.org.", miekg.TypeA)
+	// An upstream that refuses or fails: the question fails, saying so.
+	for _, rcode := range []int{miekg.RcodeRefused, miekg.RcodeServerFailure} {
+		up := serveTest(t, miekg.HandlerFunc(func(w miekg.ResponseWriter, r *miekg.Msg) {
+			_ = w.WriteMsg(new(miekg.Msg).SetRcode(r, rcode))
+		}))
+		_, f.port, _ = net.SplitHostPort(up.UDPAddr.String())
+		f.reload(true)
+		if _, err := f.Forward(context.Background(), req, false); err == nil || !strings.Contains(err.Error(), miekg.RcodeToString[rcode]) {
+			t.Errorf("Forward to an upstream answering %s: %v, want an error saying so", miekg.RcodeToString[rcode], err)
+		}
+	}
+	// An upstream that never answers (a socket kept bound, never read,
+	// so no other test can take its port): the question fails once the
+	// timeout passes.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, f.port, _ = net.SplitHostPort(pc.LocalAddr().String())
-	pc.Close()
-	f.reload(true)
-	req := new(miekg.Msg).SetQuestion("www.example.org.", miekg.TypeA)
-	if _, err := f.Forward(context.Background(), req, false); err == nil {
-		t.Errorf("Forward to a closed port: no error")
+	t.Cleanup(func() { pc.Close() })
+	silent := NewForwarder(conf, nil, 100*time.Millisecond, 10)
+	_, silent.port, _ = net.SplitHostPort(pc.LocalAddr().String())
+	silent.reload(true)
+	if _, err := silent.Forward(context.Background(), req, false); err == nil {
+		t.Errorf("Forward to an upstream that never answers: no error")
 	}
 	// A missing resolv.conf: no upstreams, and the error says why.
 	g := NewForwarder(filepath.Join(t.TempDir(), "missing"), nil, time.Second, 10)
