@@ -71,7 +71,7 @@ func (c *Cache) Len() int {
 }
 
 // Get returns a copy of the cached answer to req, its TTLs aged and its
-// ID req's, or nil.
+// ID and question req's (in req's spelling, see echoQuestion), or nil.
 func (c *Cache) Get(req *miekg.Msg) *miekg.Msg {
 	k := keyOf(req)
 	now := c.now()
@@ -93,6 +93,7 @@ func (c *Cache) Get(req *miekg.Msg) *miekg.Msg {
 
 	m := e.msg.Copy()
 	m.Id = req.Id
+	echoQuestion(m, req)
 	age := uint32(now.Sub(e.stored) / time.Second)
 	for _, section := range [][]miekg.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range section {
@@ -165,4 +166,31 @@ func cacheTTL(resp *miekg.Msg) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// echoQuestion puts req's question, as req spells it, into resp, and that
+// spelling into the owner names of resp's records that are the question's
+// name. Clients that randomize the case of their questions (DNS 0x20)
+// check that the answer repeats it; a cached answer, or an upstream's,
+// may spell the name otherwise.
+func echoQuestion(resp, req *miekg.Msg) {
+	if len(req.Question) == 0 {
+		return
+	}
+	var old string
+	if len(resp.Question) > 0 {
+		old = resp.Question[0].Name
+	}
+	resp.Question = []miekg.Question{req.Question[0]}
+	name := req.Question[0].Name
+	if old == "" || old == name {
+		return
+	}
+	for _, section := range [][]miekg.RR{resp.Answer, resp.Ns, resp.Extra} {
+		for _, rr := range section {
+			if h := rr.Header(); h.Rrtype != miekg.TypeOPT && strings.EqualFold(h.Name, old) {
+				h.Name = name
+			}
+		}
+	}
 }

@@ -18,8 +18,12 @@ import (
 // 169.254.20.10) put on the pod bridge as a /32. Pods reach it through
 // their default gateway, the bridge; it is outside the service range, so
 // the proxy, which drops traffic to service addresses no Service has,
-// leaves it alone; and no other machine can reach it, as link-local
-// packets are never routed.
+// leaves it alone; and pods on other nodes have their own server at the
+// same address, as a link-local address stays on its link. Another
+// machine could still send the node a packet for it (Linux accepts a
+// packet for any of its addresses on any interface), so the server
+// refuses questions from anyone but the node itself and the pods of
+// ClusterCIDR (see Clients).
 const DefaultAddress = "169.254.20.10"
 
 // Config configures a node-local DNS server.
@@ -46,6 +50,10 @@ type Config struct {
 	// names the server answers itself, with NXDOMAIN for addresses no
 	// Service or endpoint has; either may be empty.
 	ServiceCIDR string
+	// ClusterCIDR is also the pod network whose questions the server
+	// answers: from any other address but the node's own (loopback, its
+	// interfaces' addresses), questions get REFUSED. Empty, only the node
+	// itself is answered.
 	ClusterCIDR string
 
 	// Listening, when set, is called with the server's UDP and TCP
@@ -78,7 +86,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.TTL, "dns-ttl", c.TTL, "time to live of cluster DNS records and of negative answers for cluster names")
 	fs.IntVar(&c.CacheSize, "dns-cache-size", c.CacheSize, "how many answers of the upstream resolvers the DNS server caches at most")
 	fs.StringVar(&c.ServiceCIDR, "service-cidr", c.ServiceCIDR, "ClusterIP range, whose reverse names the DNS server answers")
-	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "pod address range, whose reverse names the DNS server answers")
+	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "pod address range: the pods whose questions the DNS server answers (besides the node itself; others get REFUSED), and whose reverse names it answers")
 }
 
 // Validate checks the configuration.
@@ -119,6 +127,14 @@ func (c *Config) Validate() error {
 // domain is the cluster domain as a lower-case FQDN.
 func (c *Config) domain() string {
 	return miekg.Fqdn(strings.ToLower(c.ClusterDomain))
+}
+
+// clientNetworks is the parsed ClusterCIDR, whose pods the server answers.
+func (c *Config) clientNetworks() []netip.Prefix {
+	if p, err := netip.ParsePrefix(c.ClusterCIDR); err == nil {
+		return []netip.Prefix{p.Masked()}
+	}
+	return nil
 }
 
 // reverseZones are the parsed ServiceCIDR and ClusterCIDR.

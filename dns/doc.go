@@ -39,6 +39,9 @@
 // so pods reach it through their default gateway; the server binds with
 // IP_FREEBIND and so starts before or after the bridge exists. The
 // kubelet writes the same address as the nameserver of ClusterFirst pods.
+// Only the node itself and the pods of Config.ClusterCIDR are answered;
+// anyone else (a LAN neighbour routing the address through the node) gets
+// REFUSED (see Clients).
 //
 // # The pieces
 //

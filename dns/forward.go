@@ -155,6 +155,7 @@ func (f *Forwarder) Forward(ctx context.Context, req *miekg.Msg, overTCP bool) (
 		}
 		f.cache.Put(req, resp)
 		resp.Id = req.Id
+		echoQuestion(resp, req)
 		return resp, nil
 	}
 	return nil, errors.Join(append([]error{ErrNoUpstream}, errs...)...)

@@ -416,14 +416,29 @@ func (r *Records) lookupReverse(name string, qtype uint16) (Answer, bool) {
 	return a, true
 }
 
-// reverseZone returns the apex of the reverse zone of ReverseZones that
-// holds name, if any.
+// reverseZone decides whether Records is the authority for a reverse
+// name: when the addresses it stands for (one address, or the range a
+// shorter name covers) lie inside one of ReverseZones. It returns the
+// apex of the zone for the SOA: the whole-label name of the smallest
+// range that holds the name and lies inside the prefix (for 10.96.0.0/12,
+// the /16 of the address: 96.10.in-addr.arpa.). Addresses outside the
+// prefixes, and names covering more than a prefix (10.in-addr.arpa.),
+// are not the server's: they go upstream.
 func (r *Records) reverseZone(name string) (string, bool) {
+	q, _, ok := reversePrefix(name)
+	if !ok {
+		return "", false
+	}
 	for _, p := range r.ReverseZones {
-		z := reverseZoneName(p)
-		if miekg.IsSubDomain(z, name) {
-			return z, true
+		if q.Bits() < p.Bits() || !p.Contains(q.Addr()) {
+			continue
 		}
+		step := 8
+		if p.Addr().Is6() {
+			step = 4
+		}
+		bits := (p.Bits() + step - 1) / step * step
+		return reverseZoneName(netip.PrefixFrom(q.Addr(), bits).Masked()), true
 	}
 	return "", false
 }
@@ -560,47 +575,66 @@ func dashed(ip netip.Addr) string {
 // parseReverse turns a PTR name (5.1.244.10.in-addr.arpa. or the nibbles
 // of ip6.arpa.) into the address it names.
 func parseReverse(name string) (netip.Addr, bool) {
-	switch {
-	case strings.HasSuffix(name, ".in-addr.arpa."):
-		parts := strings.Split(strings.TrimSuffix(name, ".in-addr.arpa."), ".")
-		if len(parts) != 4 {
-			return netip.Addr{}, false
-		}
-		var b [4]byte
-		for i, p := range parts {
-			n, err := strconv.ParseUint(p, 10, 8)
-			if err != nil || (len(p) > 1 && p[0] == '0') {
-				return netip.Addr{}, false
-			}
-			b[3-i] = byte(n)
-		}
-		return netip.AddrFrom4(b), true
-	case strings.HasSuffix(name, ".ip6.arpa."):
-		parts := strings.Split(strings.TrimSuffix(name, ".ip6.arpa."), ".")
-		if len(parts) != 32 {
-			return netip.Addr{}, false
-		}
-		var b [16]byte
-		for i, p := range parts {
-			n, err := strconv.ParseUint(p, 16, 4)
-			if err != nil || len(p) != 1 {
-				return netip.Addr{}, false
-			}
-			pos := 31 - i
-			if pos%2 == 0 {
-				b[pos/2] |= byte(n) << 4
-			} else {
-				b[pos/2] |= byte(n)
-			}
-		}
-		return netip.AddrFrom16(b), true
+	p, full, ok := reversePrefix(name)
+	if !ok || !full {
+		return netip.Addr{}, false
 	}
-	return netip.Addr{}, false
+	return p.Addr(), true
 }
 
-// reverseZoneName is the reverse zone holding the PTR names of p's
-// addresses, rounded out to a whole label: 10.96.0.0/16 →
-// 96.10.in-addr.arpa., 10.96.0.0/12 → 10.in-addr.arpa.
+// reversePrefix is the address range a reverse name lies in: its longest
+// suffix below in-addr.arpa. (ip6.arpa.) whose labels are octets
+// (nibbles), as a prefix — 96.10.in-addr.arpa. is 10.96.0.0/16, and so is
+// x.96.10.in-addr.arpa. full says the whole name is one address.
+func reversePrefix(name string) (p netip.Prefix, full, ok bool) {
+	var rest string
+	var v6 bool
+	switch {
+	case name == "in-addr.arpa." || strings.HasSuffix(name, ".in-addr.arpa."):
+		rest = strings.TrimSuffix(name, "in-addr.arpa.")
+	case name == "ip6.arpa." || strings.HasSuffix(name, ".ip6.arpa."):
+		rest, v6 = strings.TrimSuffix(name, "ip6.arpa."), true
+	default:
+		return netip.Prefix{}, false, false
+	}
+	var labels []string
+	if rest != "" {
+		labels = strings.Split(strings.TrimSuffix(rest, "."), ".")
+		slices.Reverse(labels) // most significant first
+	}
+	var b [16]byte
+	n := 0 // labels taken
+	for _, l := range labels {
+		if v6 {
+			v, err := strconv.ParseUint(l, 16, 4)
+			if n == 32 || err != nil || len(l) != 1 {
+				break
+			}
+			if n%2 == 0 {
+				b[n/2] |= byte(v) << 4
+			} else {
+				b[n/2] |= byte(v)
+			}
+		} else {
+			v, err := strconv.ParseUint(l, 10, 8)
+			if n == 4 || err != nil || (len(l) > 1 && l[0] == '0') {
+				break
+			}
+			b[n] = byte(v)
+		}
+		n++
+	}
+	full = n == len(labels)
+	if v6 {
+		return netip.PrefixFrom(netip.AddrFrom16(b), n*4), full && n == 32, true
+	}
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte(b[:4])), n*8), full && n == 4, true
+}
+
+// reverseZoneName is the reverse name of p's whole labels (octets, or
+// nibbles for IPv6): 10.96.0.0/16 → 96.10.in-addr.arpa.; a prefix that
+// ends inside a label is cut to the labels before it (10.96.0.0/12 →
+// 10.in-addr.arpa.), so reverseZone calls it with whole-label prefixes.
 func reverseZoneName(p netip.Prefix) string {
 	p = p.Masked()
 	b := p.Addr().AsSlice()

@@ -449,17 +449,38 @@ func TestForwarderFailures(t *testing.T) {
 	if got := f.Upstreams(); !slices.Equal(got, []string{"127.0.0.1:53"}) {
 		t.Errorf("upstreams %v, want [127.0.0.1:53] (not the server's own address)", got)
 	}
-	// A closed port on loopback: the question fails.
+	// The failures below: with loopback upstreams only (on the test's
+	// port, 169.254.20.10 would be an upstream, off loopback).
+	conf = filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f = NewForwarder(conf, nil, time.Second, 10)
+	req := new(miekg.Msg).SetQuestion("www.example.org.", miekg.TypeA)
+	// An upstream that refuses or fails: the question fails, saying so.
+	for _, rcode := range []int{miekg.RcodeRefused, miekg.RcodeServerFailure} {
+		up := serveTest(t, miekg.HandlerFunc(func(w miekg.ResponseWriter, r *miekg.Msg) {
+			_ = w.WriteMsg(new(miekg.Msg).SetRcode(r, rcode))
+		}))
+		_, f.port, _ = net.SplitHostPort(up.UDPAddr.String())
+		f.reload(true)
+		if _, err := f.Forward(context.Background(), req, false); err == nil || !strings.Contains(err.Error(), miekg.RcodeToString[rcode]) {
+			t.Errorf("Forward to an upstream answering %s: %v, want an error saying so", miekg.RcodeToString[rcode], err)
+		}
+	}
+	// An upstream that never answers (a socket kept bound, never read,
+	// so no other test can take its port): the question fails once the
+	// timeout passes.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, f.port, _ = net.SplitHostPort(pc.LocalAddr().String())
-	pc.Close()
-	f.reload(true)
-	req := new(miekg.Msg).SetQuestion("www.example.org.", miekg.TypeA)
-	if _, err := f.Forward(context.Background(), req, false); err == nil {
-		t.Errorf("Forward to a closed port: no error")
+	t.Cleanup(func() { pc.Close() })
+	silent := NewForwarder(conf, nil, 100*time.Millisecond, 10)
+	_, silent.port, _ = net.SplitHostPort(pc.LocalAddr().String())
+	silent.reload(true)
+	if _, err := silent.Forward(context.Background(), req, false); err == nil {
+		t.Errorf("Forward to an upstream that never answers: no error")
 	}
 	// A missing resolv.conf: no upstreams, and the error says why.
 	g := NewForwarder(filepath.Join(t.TempDir(), "missing"), nil, time.Second, 10)
@@ -545,5 +566,63 @@ func TestAnswerEdges(t *testing.T) {
 	h.Ready = func() bool { return true }
 	if r := h.Answer(context.Background(), q, false); r.Rcode != miekg.RcodeSuccess || len(r.Answer) != 1 {
 		t.Errorf("once filled: %v", r)
+	}
+}
+
+// Authority over reverse names follows the prefixes themselves, not the
+// whole labels around them: with the service range 10.96.0.0/12, a PTR
+// question for a LAN host in 10/8 goes upstream; one in the range is
+// answered, NXDOMAIN with the SOA of the address's /16 when nothing has
+// it.
+func TestLookupReverseAuthority(t *testing.T) {
+	services, sliceCache := testCaches(t, testObjects()...)
+	r := &Records{
+		Domain:       "cluster.local.",
+		TTL:          5,
+		ReverseZones: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("10.244.0.0/22"), netip.MustParsePrefix("fd00:96::/62")},
+		Services:     services,
+		Slices:       sliceCache,
+	}
+	const fwd = "forwarded"
+	for _, tc := range []struct {
+		name  string
+		rcode string // or fwd
+		zone  string // the SOA owner of an authoritative answer
+		want  []string
+	}{
+		{"3.2.1.10.in-addr.arpa.", fwd, "", nil},   // 10.1.2.3, a LAN host
+		{"1.0.95.10.in-addr.arpa.", fwd, "", nil},  // just below the range
+		{"1.0.112.10.in-addr.arpa.", fwd, "", nil}, // just above
+		{"1.0.0.11.in-addr.arpa.", fwd, "", nil},
+		{"10.in-addr.arpa.", fwd, "", nil}, // more than the range
+		{"1.10.in-addr.arpa.", fwd, "", nil},
+		{"10.0.96.10.in-addr.arpa.", "NOERROR", "96.10.in-addr.arpa.", []string{"10.0.96.10.in-addr.arpa. PTR web.default.svc.cluster.local."}},
+		{"1.2.100.10.in-addr.arpa.", "NXDOMAIN", "100.10.in-addr.arpa.", nil}, // in the range, nothing has it
+		{"1.2.111.10.in-addr.arpa.", "NXDOMAIN", "111.10.in-addr.arpa.", nil},
+		{"100.10.in-addr.arpa.", "NXDOMAIN", "100.10.in-addr.arpa.", nil},
+		{"x.2.100.10.in-addr.arpa.", "NXDOMAIN", "100.10.in-addr.arpa.", nil}, // not an address, inside the range
+		// A /22: its four /24s are the server's, the /16 is not.
+		{"9.2.244.10.in-addr.arpa.", "NOERROR", "2.244.10.in-addr.arpa.", []string{"9.2.244.10.in-addr.arpa. PTR db-1.db.default.svc.cluster.local."}},
+		{"9.3.244.10.in-addr.arpa.", "NXDOMAIN", "3.244.10.in-addr.arpa.", nil},
+		{"9.4.244.10.in-addr.arpa.", fwd, "", nil},
+		{"244.10.in-addr.arpa.", fwd, "", nil},
+		// IPv6: nibbles.
+		{"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa.", "NOERROR", "0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa.",
+			[]string{"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa. PTR dual.default.svc.cluster.local."}},
+		{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa.", fwd, "", nil}, // fd00:96:0:4::1
+	} {
+		a, found := r.Lookup(tc.name, miekg.TypePTR)
+		switch {
+		case tc.rcode == fwd && found:
+			t.Errorf("%s: %s (SOA %s), want it forwarded", tc.name, miekg.RcodeToString[a.Rcode], a.Zone)
+		case tc.rcode == fwd:
+		case !found:
+			t.Errorf("%s: forwarded, want %s", tc.name, tc.rcode)
+		case miekg.RcodeToString[a.Rcode] != tc.rcode || a.Zone != tc.zone || !slices.Equal(show(a.Records), tc.want):
+			t.Errorf("%s: %s, zone %s, %v; want %s, zone %s, %v", tc.name, miekg.RcodeToString[a.Rcode], a.Zone, show(a.Records), tc.rcode, tc.zone, tc.want)
+		}
+		if got := r.InZone(tc.name); got != (tc.rcode != fwd) {
+			t.Errorf("InZone(%s) = %v", tc.name, got)
+		}
 	}
 }

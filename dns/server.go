@@ -39,10 +39,18 @@ type Handler struct {
 	// Log is where failures to forward are logged (at debug level: a
 	// resolver that does not answer is the network's business).
 	Log *slog.Logger
+	// Clients are whose questions ServeDNS answers; the others get
+	// REFUSED, and nothing is forwarded for them. Nil answers everyone
+	// (NewHandler sets it).
+	Clients *Clients
 }
 
 // ServeDNS answers one message.
 func (h *Handler) ServeDNS(w miekg.ResponseWriter, req *miekg.Msg) {
+	if h.Clients != nil && !h.Clients.Allowed(remoteAddr(w.RemoteAddr())) {
+		_ = w.WriteMsg(refused(req))
+		return
+	}
 	_, overTCP := w.RemoteAddr().(*net.TCPAddr)
 	resp := h.Answer(context.Background(), req, overTCP)
 	size := 65535
@@ -142,6 +150,17 @@ func (h *Handler) forward(ctx context.Context, req *miekg.Msg, overTCP bool) *mi
 		}
 	}
 	return new(miekg.Msg).SetRcode(req, miekg.RcodeServerFailure)
+}
+
+// refused is the answer to a client the server does not serve: REFUSED,
+// without recursion available (RFC 5358).
+func refused(req *miekg.Msg) *miekg.Msg {
+	resp := new(miekg.Msg).SetRcode(req, miekg.RcodeRefused)
+	resp.RecursionDesired = req.RecursionDesired
+	if opt := req.IsEdns0(); opt != nil {
+		resp.SetEdns0(serverBufSize, opt.Do())
+	}
+	return resp
 }
 
 // finish sets what every response has: recursion available, and an OPT
@@ -291,5 +310,6 @@ func NewHandler(cfg Config, services, slices cache.Indexer) (*Handler, error) {
 			Slices:       slices,
 		},
 		Forwarder: fwd,
+		Clients:   &Clients{Networks: cfg.clientNetworks()},
 	}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/skiffdev/skiff/dns"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/version"
+	"github.com/skiffdev/skiff/kubelet/network"
 )
 
 // newDNSCommand builds "skiff dns": the node-local DNS server alone, for
@@ -31,7 +32,7 @@ func newDNSCommand() *cobra.Command {
 				}
 				cfg.NodeName = host
 			}
-			if err := validateNodeDNS(cfg); err != nil {
+			if err := validateNodeDNS(cfg, network.DefaultBridge); err != nil {
 				return err
 			}
 			ccfg, err := conn.resolve("dns/" + version.Get().GitVersion)

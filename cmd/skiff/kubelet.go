@@ -24,6 +24,7 @@ import (
 	"github.com/skiffdev/skiff/internal/logging"
 	"github.com/skiffdev/skiff/internal/version"
 	"github.com/skiffdev/skiff/kubelet"
+	"github.com/skiffdev/skiff/kubelet/network"
 	"github.com/skiffdev/skiff/proxy"
 )
 
@@ -163,7 +164,7 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 		if pcfg != nil {
 			d.ServiceCIDR = pcfg.ServiceCIDR
 		}
-		if err := validateNodeDNS(d); err != nil {
+		if err := validateNodeDNS(d, cfg.Bridge); err != nil {
 			return err
 		}
 		cfg.LocalDNS = d.Address
@@ -232,18 +233,73 @@ func runNode(ctx context.Context, jf joinFlags, cfg kubelet.Config, pcfg *proxy.
 }
 
 // validateNodeDNS checks the node-local DNS server's configuration and
-// that its address is one the node can serve: an IPv4 address outside
-// the service range (where the proxy drops what no Service has).
-func validateNodeDNS(d dns.Config) error {
+// that its address is one the node can serve: an IPv4 link-local unicast
+// address, which the kubelet puts on the pod bridge (bridge) as a /32,
+// and not one the node already has on another interface.
+func validateNodeDNS(d dns.Config, bridge string) error {
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
-	a := netip.MustParseAddr(d.Address)
-	if !a.Is4() {
-		return fmt.Errorf("--cluster-dns %s: the node-local DNS server needs an IPv4 address, such as %s", a, dns.DefaultAddress)
+	if d.ClusterCIDR == "" {
+		return errors.New("dns: --cluster-cidr is required: the node-local DNS server answers only the node itself and the pods of the cluster CIDR")
 	}
-	if p, err := netip.ParsePrefix(d.ServiceCIDR); err == nil && p.Contains(a) {
+	if bridge == "" {
+		bridge = network.DefaultBridge
+	}
+	own, err := interfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("dns: listing the node's addresses: %w", err)
+	}
+	return checkNodeDNSAddress(netip.MustParseAddr(d.Address), d.ServiceCIDR, bridge, own)
+}
+
+// metadataAddress is the cloud instance metadata service, which the node
+// must keep reaching.
+var metadataAddress = netip.MustParseAddr("169.254.169.254")
+
+// checkNodeDNSAddress checks the node-local DNS server's address against
+// the service range and the node's own addresses (address → interface).
+// Unspecified, loopback and multicast addresses, and the node's own, would
+// expose the server to the LAN or break the node's traffic; only a
+// link-local unicast address (169.254.0.0/16) stays on the pod bridge.
+func checkNodeDNSAddress(a netip.Addr, serviceCIDR, bridge string, own map[netip.Addr]string) error {
+	if !a.Is4() {
+		return fmt.Errorf("--cluster-dns %s: the node-local DNS server needs an IPv4 link-local address, such as %s", a, dns.DefaultAddress)
+	}
+	if p, err := netip.ParsePrefix(serviceCIDR); err == nil && p.Contains(a) {
 		return fmt.Errorf("--cluster-dns %s is in the service range %s, where the proxy drops what no Service has: use a link-local address such as %s, or --disable-dns to use a DNS Service at that address", a, p, dns.DefaultAddress)
 	}
+	if !a.IsLinkLocalUnicast() {
+		return fmt.Errorf("--cluster-dns %s: the node-local DNS server needs a link-local unicast address (169.254.0.0/16), such as %s, which stays on the pod bridge; or --disable-dns to use a DNS server elsewhere at that address", a, dns.DefaultAddress)
+	}
+	if a == metadataAddress {
+		return fmt.Errorf("--cluster-dns %s is the cloud metadata service's address, which the node and its pods would no longer reach: use another, such as %s", a, dns.DefaultAddress)
+	}
+	if ifName, ok := own[a]; ok && ifName != bridge {
+		return fmt.Errorf("--cluster-dns %s is an address of this node's interface %s: use one the node does not have, such as %s", a, ifName, dns.DefaultAddress)
+	}
 	return nil
+}
+
+// interfaceAddrs maps the node's addresses to their interfaces' names.
+func interfaceAddrs() (map[netip.Addr]string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	out := map[netip.Addr]string{}
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			return nil, err
+		}
+		for _, ia := range addrs {
+			if n, ok := ia.(*net.IPNet); ok {
+				if a, ok := netip.AddrFromSlice(n.IP); ok {
+					out[a.Unmap()] = ifc.Name
+				}
+			}
+		}
+	}
+	return out, nil
 }
