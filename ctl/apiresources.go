@@ -9,8 +9,6 @@ import (
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
-func init() { register(newAPIResourcesCommand) }
-
 func newAPIResourcesCommand(o *Options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "api-resources",

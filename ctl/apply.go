@@ -19,8 +19,6 @@ import (
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
-func init() { register(newApplyCommand) }
-
 // applyAttempts bounds how often apply recomputes its patch when the
 // object changes under it (a Conflict), or appears just after apply found
 // it missing (AlreadyExists).

@@ -12,11 +12,14 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 )
 
-func init() { register(newCreateCommand) }
-
 // createSubcommands make the objects of `create KIND NAME ...` from
-// flags; each file that adds one appends it in its init.
-var createSubcommands []func(*Options) *cobra.Command
+// flags, each in a file of its own.
+var createSubcommands = []func(*Options) *cobra.Command{
+	newCreateConfigMapCommand, // create_config.go
+	newCreateSecretCommand,    // create_config.go: generic, tls, docker-registry
+	newCreateJobCommand,       // create_job.go
+	newCreateCronJobCommand,   // create_job.go
+}
 
 type createOptions struct {
 	*Options
@@ -29,8 +32,8 @@ type createOptions struct {
 func newCreateCommand(o *Options) *cobra.Command {
 	cr := &createOptions{Options: o}
 	cmd := &cobra.Command{
-		Use:   "create -f FILENAME | create configmap|secret NAME ...",
-		Short: "Create objects from files or standard input, or config maps and secrets from the command line",
+		Use:   "create -f FILENAME | create configmap|secret|job|cronjob NAME ...",
+		Short: "Create objects from files or standard input, or config maps, secrets, jobs and cron jobs from the command line",
 		Long: `Create objects from files or standard input.
 
 An object that exists already is an error (AlreadyExists); use apply to
@@ -59,7 +62,6 @@ registry credentials (secret docker-registry).`,
 	fileFlags(cmd, &cr.files, &cr.recursive, "that contains the objects to create")
 	dryRunFlag(cmd, &cr.dryRun)
 	cmd.Flags().BoolVar(&cr.saveConfig, "save-config", false, "record the configuration in the "+lastAppliedAnnotation+" annotation, so that apply can update the objects later")
-	cmd.AddCommand(newCreateConfigMapCommand(o), newCreateSecretCommand(o))
 	return cmd
 }
 

@@ -16,10 +16,6 @@ import (
 // This file holds `create job` and `create cronjob`, which make the
 // object from flags, as kubectl's do.
 
-func init() {
-	createSubcommands = append(createSubcommands, newCreateJobCommand, newCreateCronJobCommand)
-}
-
 type createJobOptions struct {
 	*Options
 	image, from string

@@ -23,8 +23,6 @@ import (
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
-func init() { register(newDeleteCommand) }
-
 // defaultDeleteWait is how long delete waits for the objects to go when
 // --timeout is 0. It is kubectl's (a week): in effect, until they are gone
 // or the user gives up.

@@ -25,8 +25,6 @@ import (
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
-func init() { register(newDescribeCommand) }
-
 // describeOptions are the flags of `describe`.
 type describeOptions struct {
 	*Options

@@ -14,8 +14,6 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 )
 
-func init() { register(newExecCommand) }
-
 // execOptions are the flags of `exec`.
 type execOptions struct {
 	*Options

@@ -21,8 +21,6 @@ import (
 	"github.com/skiffdev/skiff/internal/scheme"
 )
 
-func init() { register(newGetCommand) }
-
 // printClock is where ages in tables and describe output are measured
 // from. Tests set it to a fixed time so that their output does not change.
 var printClock = time.Now

@@ -15,8 +15,6 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 )
 
-func init() { register(newLogsCommand) }
-
 // logsOptions are the flags of `logs`.
 type logsOptions struct {
 	*Options

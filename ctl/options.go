@@ -154,8 +154,18 @@ func (o *Options) nameServer(err error) error {
 	return &serverError{server: o.server, err: err}
 }
 
-// verbs lists the constructors of every verb; each verb's file adds
-// itself here in an init function, so that adding a verb touches one file.
-var verbs []func(*Options) *cobra.Command
-
-func register(newCmd func(*Options) *cobra.Command) { verbs = append(verbs, newCmd) }
+// verbs lists the constructors of every verb skiffctl has, in one place:
+// adding a verb is a file of its own and a line here.
+var verbs = []func(*Options) *cobra.Command{
+	newAPIResourcesCommand, // api-resources
+	newApplyCommand,        // apply -f
+	newCreateCommand,       // create -f, create configmap|secret|job|cronjob
+	newDeleteCommand,       // delete
+	newDescribeCommand,     // describe
+	newExecCommand,         // exec
+	newGetCommand,          // get
+	newLogsCommand,         // logs
+	newRolloutCommand,      // rollout status|history|undo|restart|pause|resume
+	newScaleCommand,        // scale
+	newVersionCommand,      // version
+}

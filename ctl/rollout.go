@@ -22,8 +22,6 @@ import (
 // the objects they act on. rollout_status.go watches a rollout,
 // rollout_history.go lists and restores revisions (history, undo).
 
-func init() { register(newRolloutCommand) }
-
 // restartedAtAnnotation is the pod template annotation that `rollout
 // restart` sets: a change of template, hence a new rollout. kubectl's key.
 const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"

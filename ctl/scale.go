@@ -14,8 +14,6 @@ import (
 	"github.com/skiffdev/skiff/internal/client"
 )
 
-func init() { register(newScaleCommand) }
-
 // scaleOptions are the flags of `scale`.
 type scaleOptions struct {
 	*Options

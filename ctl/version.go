@@ -9,8 +9,6 @@ import (
 	"github.com/skiffdev/skiff/internal/version"
 )
 
-func init() { register(newVersionCommand) }
-
 func newVersionCommand(o *Options) *cobra.Command {
 	var clientOnly bool
 	cmd := &cobra.Command{

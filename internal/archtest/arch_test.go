@@ -151,7 +151,6 @@ var initExempt = map[string]string{
 	"internal/scheme":    "adds the API types to the scheme before any codec is made",
 	"kubelet/runtime":    "locks a container shim's main goroutine to the main thread before main runs",
 	"apiserver/registry": "sets the JSON patch library's copy size limit, a package variable",
-	"ctl":                "registers the commands, one init per file; a table would say it in one place",
 }
 
 // TestNoInit forbids package-level func init() outside cmd/ and tests: a
