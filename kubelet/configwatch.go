@@ -86,8 +86,10 @@ type objectWatcher struct {
 
 // objectWatch is the watch of one object and the pods that need it.
 type objectWatch struct {
-	store  cache.Store
-	synced cache.InformerSynced
+	store cache.Store
+	// synced is closed once the watch has listed the object for the
+	// first time.
+	synced <-chan struct{}
 	stop   context.CancelFunc
 	pods   map[types.UID]struct{}
 	// immutable is set once the object was seen immutable and its
@@ -170,7 +172,7 @@ func (w *objectWatcher) start(r objectRef) *objectWatch {
 	ctx, cancel := context.WithCancel(w.ctx)
 	logging.From(ctx).Debug("watching an object for the pods", "object", r.String())
 	go ctrl.Run(ctx.Done())
-	return &objectWatch{store: store, synced: ctrl.HasSynced, stop: cancel, pods: map[types.UID]struct{}{}}
+	return &objectWatch{store: store, synced: ctrl.HasSyncedChecker().Done(), stop: cancel, pods: map[types.UID]struct{}{}}
 }
 
 // changed wakes the workers of the pods that refer to r, which is now
@@ -204,15 +206,16 @@ func isImmutable(obj any) bool {
 	return false
 }
 
-// syncWait bounds how long get waits for a new watch's first list: a
-// watch the API server refuses for now (the Node authorizer may not yet
-// know the pod is bound here) would otherwise hold up the pod's worker.
+// syncWait bounds how long a pod's snapshot waits for the first lists
+// of its objects' new watches, all of them together: a watch the API
+// server refuses for now (the Node authorizer may not yet know the pod is
+// bound here) would otherwise hold up the pod's worker.
 const syncWait = 10 * time.Second
 
 // get returns the object r as its watch has it: a NotFound error
 // (`configmap "x" not found`, as Kubernetes words it) when it does not
-// exist, another error when the watch could not list it yet. r must be
-// registered by some pod.
+// exist, another error when the watch could not list it before ctx was
+// done. r must be registered by some pod.
 func (w *objectWatcher) get(ctx context.Context, r objectRef) (runtime.Object, error) {
 	w.mu.Lock()
 	ow := w.watches[r]
@@ -220,17 +223,13 @@ func (w *objectWatcher) get(ctx context.Context, r objectRef) (runtime.Object, e
 	if ow == nil {
 		return nil, fmt.Errorf("%s is not watched: no pod registered for it", r)
 	}
-	if !ow.synced() {
-		ctx, cancel := context.WithTimeout(ctx, syncWait)
-		defer cancel()
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for !ow.synced() {
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("could not read %s from the API server yet", r)
-			case <-t.C:
-			}
+	select {
+	case <-ow.synced:
+	default:
+		select {
+		case <-ow.synced:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("could not read %s from the API server yet", r)
 		}
 	}
 	obj, ok, err := ow.store.GetByKey(r.namespace + "/" + r.name)
@@ -272,8 +271,11 @@ type podObjects struct {
 	errs    map[objectRef]error
 }
 
-// snapshot reads every object pod refers to.
+// snapshot reads every object pod refers to, waiting at most syncWait
+// in all for the watches that have not listed their object yet.
 func (w *objectWatcher) snapshot(ctx context.Context, pod *corev1.Pod) *podObjects {
+	ctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
 	o := &podObjects{objects: map[objectRef]runtime.Object{}, errs: map[objectRef]error{}}
 	for _, r := range podObjectRefs(pod) {
 		obj, err := w.get(ctx, r)

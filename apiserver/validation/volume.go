@@ -109,6 +109,62 @@ func validateVolumeSource(src *corev1.VolumeSource, fldPath *field.Path) field.E
 	}
 	if p := src.Projected; p != nil {
 		errs = append(errs, validateFileMode(p.DefaultMode, fldPath.Child("projected", "defaultMode"))...)
+		errs = append(errs, validateProjectionSources(p, fldPath.Child("projected"))...)
+	}
+	return errs
+}
+
+// validateProjectionSources checks a projected volume's sources: the
+// configMap and secret ones name their object and have valid items, and
+// no two items of the volume, whichever their sources, have one path.
+// The errors are Kubernetes': a clash is reported on the volume, with the
+// later source's name (a downwardAPI item's path) as the value. Clashes
+// with the keys of a whole ConfigMap or Secret, and "a" next to "a/b",
+// only the kubelet can see.
+func validateProjectionSources(p *corev1.ProjectedVolumeSource, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	paths := sets.New[string]()
+	// seen records a path, and reports whether it was seen before.
+	seen := func(path string) bool {
+		if paths.Has(path) {
+			return true
+		}
+		paths.Insert(path)
+		return false
+	}
+	for i, src := range p.Sources {
+		srcPath := fldPath.Child("sources").Index(i)
+		if s := src.Secret; s != nil {
+			sp := srcPath.Child("secret")
+			if s.Name == "" {
+				errs = append(errs, field.Required(sp.Child("name"), ""))
+			}
+			errs = append(errs, validateKeyToPaths(s.Items, sp.Child("items"))...)
+			for _, it := range s.Items {
+				if it.Path != "" && seen(it.Path) {
+					errs = append(errs, field.Invalid(fldPath, s.Name, "conflicting duplicate paths"))
+				}
+			}
+		}
+		if c := src.ConfigMap; c != nil {
+			cp := srcPath.Child("configMap")
+			if c.Name == "" {
+				errs = append(errs, field.Required(cp.Child("name"), ""))
+			}
+			errs = append(errs, validateKeyToPaths(c.Items, cp.Child("items"))...)
+			for _, it := range c.Items {
+				if it.Path != "" && seen(it.Path) {
+					errs = append(errs, field.Invalid(fldPath, c.Name, "conflicting duplicate paths"))
+				}
+			}
+		}
+		if d := src.DownwardAPI; d != nil {
+			for _, it := range d.Items {
+				if it.Path != "" && seen(it.Path) {
+					errs = append(errs, field.Invalid(fldPath, it.Path, "conflicting duplicate paths"))
+				}
+			}
+		}
 	}
 	return errs
 }
