@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 
 	"github.com/moby/sys/mountinfo"
@@ -127,38 +124,25 @@ func setUpFailed(volume string, err error) error {
 // volumeFiles computes the files of a configMap, secret, downwardAPI or
 // projected volume from the pod and the objects of this sync. It decides
 // and writes nothing, so the tests call it without root.
-//
-// Two files at one path, or a file at a path another file needs as its
-// directory ("a" and "a/b"), fail the volume with a configError naming
-// both. The API server refuses two items at one path in a projected
-// volume's spec, as Kubernetes' does; the rest, and the keys of a whole
-// ConfigMap or Secret, are only known here. (Kubernetes' kubelet lets the
-// last one win, silently; Skiff says so instead.)
 func volumeFiles(pod *corev1.Pod, v *corev1.Volume, f podFacts) (map[string]volumeFile, error) {
-	files, objs := &fileSet{volume: v.Name, files: map[string]volumeFile{}, from: map[string]string{}}, f.objs
+	files, objs := map[string]volumeFile{}, f.objs
 	var err error
 	switch {
 	case v.ConfigMap != nil:
-		files.source = fmt.Sprintf("configMap %q", v.ConfigMap.Name)
 		err = configMapFiles(files, pod, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, fileMode(v.ConfigMap.DefaultMode), objs)
 	case v.Secret != nil:
-		files.source = fmt.Sprintf("secret %q", v.Secret.SecretName)
 		err = secretFiles(files, pod, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, fileMode(v.Secret.DefaultMode), objs)
 	case v.DownwardAPI != nil:
-		files.source = "downwardAPI"
 		err = downwardFiles(files, pod, v.DownwardAPI.Items, fileMode(v.DownwardAPI.DefaultMode), f)
 	case v.Projected != nil:
 		mode := fileMode(v.Projected.DefaultMode)
 		for i, s := range v.Projected.Sources {
 			switch {
 			case s.ConfigMap != nil:
-				files.source = fmt.Sprintf("source %d (configMap %q)", i, s.ConfigMap.Name)
 				err = configMapFiles(files, pod, s.ConfigMap.Name, s.ConfigMap.Items, s.ConfigMap.Optional, mode, objs)
 			case s.Secret != nil:
-				files.source = fmt.Sprintf("source %d (secret %q)", i, s.Secret.Name)
 				err = secretFiles(files, pod, s.Secret.Name, s.Secret.Items, s.Secret.Optional, mode, objs)
 			case s.DownwardAPI != nil:
-				files.source = fmt.Sprintf("source %d (downwardAPI)", i)
 				err = downwardFiles(files, pod, s.DownwardAPI.Items, mode, f)
 			case s.ServiceAccountToken != nil:
 				// Service account tokens come with the API's token
@@ -173,53 +157,13 @@ func volumeFiles(pod *corev1.Pod, v *corev1.Volume, f podFacts) (map[string]volu
 			}
 		}
 	}
-	if err == nil {
-		err = files.checkDirs()
-	}
 	if err != nil {
 		if _, ok := err.(*configError); ok {
 			return nil, err
 		}
 		return nil, setUpFailed(v.Name, err)
 	}
-	return files.files, nil
-}
-
-// fileSet gathers the files of one volume, refusing paths that clash.
-type fileSet struct {
-	volume string
-	files  map[string]volumeFile
-	// from names what put each file there, for the errors.
-	from map[string]string
-	// source is what adds files now: `configMap "x"`, `source 1
-	// (secret "y")`.
-	source string
-}
-
-// add adds the file at p, unless some file is already there: two files
-// at one path would leave one of them unseen.
-func (s *fileSet) add(p string, f volumeFile) error {
-	if prev, ok := s.from[p]; ok {
-		if prev == s.source {
-			return configErrorf("volume %q: conflicting duplicate paths: %q twice in %s", s.volume, p, prev)
-		}
-		return configErrorf("volume %q: conflicting duplicate paths: %q in %s and in %s", s.volume, p, prev, s.source)
-	}
-	s.files[p], s.from[p] = f, s.source
-	return nil
-}
-
-// checkDirs refuses a file whose path another file needs as a directory:
-// "a" next to "a/b".
-func (s *fileSet) checkDirs() error {
-	for _, p := range slices.Sorted(maps.Keys(s.files)) {
-		for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
-			if from, ok := s.from[d]; ok {
-				return configErrorf("volume %q: conflicting paths: %q of %s is a file, but %q of %s needs it to be a directory", s.volume, d, from, p, s.from[p])
-			}
-		}
-	}
-	return nil
+	return files, nil
 }
 
 // fileMode is a volume's defaultMode, or 0644.
@@ -240,7 +184,7 @@ func itemMode(m *int32, def fs.FileMode) fs.FileMode {
 
 // configMapFiles adds the files of one ConfigMap: every key of data and
 // binaryData, or only the items, each at its path.
-func configMapFiles(files *fileSet, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, mode fs.FileMode, objs *podObjects) error {
+func configMapFiles(files map[string]volumeFile, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, mode fs.FileMode, objs *podObjects) error {
 	cm, err := objs.configMap(pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && ptrTrue(optional) {
@@ -259,7 +203,7 @@ func configMapFiles(files *fileSet, pod *corev1.Pod, name string, items []corev1
 }
 
 // secretFiles adds the files of one Secret, like configMapFiles.
-func secretFiles(files *fileSet, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, mode fs.FileMode, objs *podObjects) error {
+func secretFiles(files map[string]volumeFile, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, mode fs.FileMode, objs *podObjects) error {
 	sec, err := objs.secret(pod.Namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) && ptrTrue(optional) {
@@ -273,12 +217,10 @@ func secretFiles(files *fileSet, pod *corev1.Pod, name string, items []corev1.Ke
 // keyFiles adds a file per key of data, or per item. An item whose key is
 // missing fails the volume (missingKey is Kubernetes' message) unless the
 // source is optional.
-func keyFiles(files *fileSet, data map[string][]byte, items []corev1.KeyToPath, optional *bool, mode fs.FileMode, missingKey string) error {
+func keyFiles(files map[string]volumeFile, data map[string][]byte, items []corev1.KeyToPath, optional *bool, mode fs.FileMode, missingKey string) error {
 	if len(items) == 0 {
-		for _, k := range slices.Sorted(maps.Keys(data)) {
-			if err := files.add(k, volumeFile{data: data[k], mode: mode}); err != nil {
-				return err
-			}
+		for k, v := range data {
+			files[k] = volumeFile{data: v, mode: mode}
 		}
 		return nil
 	}
@@ -290,16 +232,14 @@ func keyFiles(files *fileSet, data map[string][]byte, items []corev1.KeyToPath, 
 			}
 			return fmt.Errorf(missingKey, it.Key)
 		}
-		if err := files.add(it.Path, volumeFile{data: v, mode: itemMode(it.Mode, mode)}); err != nil {
-			return err
-		}
+		files[it.Path] = volumeFile{data: v, mode: itemMode(it.Mode, mode)}
 	}
 	return nil
 }
 
 // downwardFiles adds a file per downward API item: a field of the pod or
 // a resource of one of its containers.
-func downwardFiles(files *fileSet, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, mode fs.FileMode, f podFacts) error {
+func downwardFiles(files map[string]volumeFile, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, mode fs.FileMode, f podFacts) error {
 	for _, it := range items {
 		var v string
 		var err error
@@ -314,9 +254,7 @@ func downwardFiles(files *fileSet, pod *corev1.Pod, items []corev1.DownwardAPIVo
 		if err != nil {
 			return fmt.Errorf("item %q: %w", it.Path, err)
 		}
-		if err := files.add(it.Path, volumeFile{data: []byte(v), mode: itemMode(it.Mode, mode)}); err != nil {
-			return err
-		}
+		files[it.Path] = volumeFile{data: []byte(v), mode: itemMode(it.Mode, mode)}
 	}
 	return nil
 }
