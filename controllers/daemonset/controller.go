@@ -96,7 +96,7 @@ type Controller struct {
 	podIndexer   cache.Indexer
 	nodeIndexer  cache.Indexer
 	revIndexer   cache.Indexer
-	expectations *expectations
+	expectations *controller.Expectations
 	failedPods   *flowcontrol.Backoff
 }
 
@@ -119,7 +119,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 		podIndexer:   podInf.GetIndexer(),
 		nodeIndexer:  nodeInf.GetIndexer(),
 		revIndexer:   revInf.GetIndexer(),
-		expectations: newExpectations(cfg.ExpectationsTTL, deps.Clock),
+		expectations: controller.NewExpectations(cfg.ExpectationsTTL, deps.Clock),
 		failedPods:   flowcontrol.NewBackOff(cfg.FailedPodBackoff, cfg.FailedPodMaxBackoff),
 	}
 	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
@@ -129,7 +129,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 			UpdateFunc: func(_, obj any) { controller.Enqueue(c.Queue(), obj) },
 			DeleteFunc: func(obj any) {
 				if key, ok := controller.Key(obj); ok {
-					c.expectations.forget(key)
+					c.expectations.Forget(key)
 					c.Queue().Add(key)
 				}
 			},
@@ -180,9 +180,9 @@ func (c *Controller) podChanged(obj any, added, gone bool) {
 	key := ds.Namespace + "/" + ds.Name
 	switch {
 	case gone:
-		c.expectations.deletionObserved(key, pod.Namespace+"/"+pod.Name)
+		c.expectations.DeletionObserved(key, pod.Namespace+"/"+pod.Name)
 	case added:
-		c.expectations.creationObserved(key)
+		c.expectations.CreationObserved(key)
 	}
 	c.Queue().Add(key)
 }
@@ -245,7 +245,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 		return controller.Result{}, fmt.Errorf("daemonset %q: %w", key, err)
 	}
 	if !exists {
-		c.expectations.forget(key)
+		c.expectations.Forget(key)
 		return controller.Result{}, nil
 	}
 	ds := obj.(*appsv1.DaemonSet)
@@ -257,7 +257,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 
 	// Read the expectations before the cache: an event that arrives in
 	// between only makes this Reconcile more careful.
-	satisfied, expectWait := c.expectations.satisfied(key)
+	satisfied, expectWait := c.expectations.Satisfied(key)
 	pods := owned[*corev1.Pod](c.podIndexer, ds)
 	revs := owned[*appsv1.ControllerRevision](c.revIndexer, ds)
 	nodes := make([]*corev1.Node, 0, len(c.nodeIndexer.ListKeys()))
@@ -346,7 +346,7 @@ func (c *Controller) execute(ctx context.Context, key string, ds *appsv1.DaemonS
 	}
 	// Expect before writing: the informer may show a write before it
 	// returns.
-	c.expectations.expect(key, len(creates), podKeys)
+	c.expectations.Expect(key, len(creates), podKeys)
 	logging.From(ctx).Info("syncing nodes", "create", len(creates), "delete", len(victims))
 
 	var errs []error
@@ -355,7 +355,7 @@ func (c *Controller) execute(ctx context.Context, key string, ds *appsv1.DaemonS
 	for i, pod := range victims {
 		wg.Go(func() {
 			if err := c.deletePod(ctx, ds, pod); err != nil {
-				c.expectations.deletionObserved(key, podKeys[i])
+				c.expectations.DeletionObserved(key, podKeys[i])
 				if !apierrors.IsNotFound(err) {
 					mu.Lock()
 					errs = append(errs, err)
@@ -373,7 +373,7 @@ func (c *Controller) execute(ctx context.Context, key string, ds *appsv1.DaemonS
 		for _, node := range nodes {
 			bwg.Go(func() {
 				if err := c.createPod(ctx, ds, node, hash); err != nil {
-					c.expectations.creationObserved(key)
+					c.expectations.CreationObserved(key)
 					mu.Lock()
 					errs, failed = append(errs, err), true
 					mu.Unlock()
@@ -383,7 +383,7 @@ func (c *Controller) execute(ctx context.Context, key string, ds *appsv1.DaemonS
 		bwg.Wait()
 		if failed {
 			for range creates[start+len(nodes):] {
-				c.expectations.creationObserved(key)
+				c.expectations.CreationObserved(key)
 			}
 			break
 		}

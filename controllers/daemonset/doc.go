@@ -22,7 +22,7 @@
 //     affinity, and the taints the pod tolerates once the daemon
 //     tolerations are added.
 //  3. Execute, unless earlier writes have not been seen yet
-//     (expectations.go) or the DaemonSet is being deleted: delete pods,
+//     (controller.Expectations) or the DaemonSet is being deleted: delete pods,
 //     create pods in batches of 1, 2, 4, … each pinned to its node by a
 //     required node affinity `metadata.name In [node]` (matchFields),
 //     so that the scheduler binds it there, as in Kubernetes. At most

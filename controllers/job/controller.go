@@ -21,7 +21,6 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiffdev/skiff/controllers/controller"
-	"github.com/skiffdev/skiff/controllers/replicaset"
 	"github.com/skiffdev/skiff/internal/client"
 	"github.com/skiffdev/skiff/internal/events"
 	"github.com/skiffdev/skiff/internal/logging"
@@ -101,7 +100,7 @@ type Controller struct {
 	clock        clock.PassiveClock
 	jobIndexer   cache.Indexer
 	podIndexer   cache.Indexer
-	expectations *replicaset.Expectations
+	expectations *controller.Expectations
 	removed      *removals
 
 	// afterStatus, when set (only by tests), is called after each
@@ -130,7 +129,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 		clock:        deps.Clock,
 		jobIndexer:   jobInformer.GetIndexer(),
 		podIndexer:   podInformer.GetIndexer(),
-		expectations: replicaset.NewExpectations(cfg.ExpectationsTTL, deps.Clock),
+		expectations: controller.NewExpectations(cfg.ExpectationsTTL, deps.Clock),
 		removed:      &removals{uids: map[types.UID]bool{}},
 	}
 	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
@@ -140,7 +139,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 			UpdateFunc: func(_, obj any) { controller.Enqueue(c.Queue(), obj) },
 			DeleteFunc: func(obj any) {
 				if key, ok := controller.Key(obj); ok {
-					c.expectations.Delete(key)
+					c.expectations.Forget(key)
 					c.Queue().Add(key)
 				}
 			},
@@ -265,7 +264,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 		return controller.Result{}, fmt.Errorf("job %q: %w", key, err)
 	}
 	if !exists {
-		c.expectations.Delete(key)
+		c.expectations.Forget(key)
 		return controller.Result{}, c.releaseOrphans(ctx, namespace, name, "")
 	}
 	job := obj.(*batchv1.Job)
@@ -395,7 +394,7 @@ func (c *Controller) removeFinalizers(ctx context.Context, pods []*corev1.Pod) e
 // API server.
 func (c *Controller) createPods(ctx context.Context, key string, job *batchv1.Job, indexes []int) error {
 	indexes = indexes[:min(len(indexes), c.cfg.BurstPods)]
-	c.expectations.ExpectCreations(key, len(indexes))
+	c.expectations.Expect(key, len(indexes), nil)
 	logging.From(ctx).Info("creating pods", "count", len(indexes))
 	done := 0
 	for batch := 1; done < len(indexes); batch = min(batch*2, len(indexes)-done) {
@@ -446,7 +445,7 @@ func (c *Controller) deletePods(ctx context.Context, key string, job *batchv1.Jo
 	for i, p := range pods {
 		podKeys[i] = p.Namespace + "/" + p.Name
 	}
-	c.expectations.ExpectDeletions(key, podKeys)
+	c.expectations.Expect(key, 0, podKeys)
 	errs := make([]error, len(pods))
 	var wg sync.WaitGroup
 	for i, pod := range pods {

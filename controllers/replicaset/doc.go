@@ -17,7 +17,7 @@
 //     conditional on its resourceVersion. A ReplicaSet being deleted
 //     adopts and releases nothing.
 //  2. Manage replicas, unless earlier writes have not been seen yet (see
-//     Expectations) or the ReplicaSet is being deleted. Too few pods:
+//     controller.Expectations) or the ReplicaSet is being deleted. Too few pods:
 //     create them from the template in batches of 1, 2, 4, … (a failure
 //     stops the next batch, so a doomed create fails once, not a
 //     thousand times), each named "<replicaset>-<5 random characters>",

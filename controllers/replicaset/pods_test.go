@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	clocktesting "k8s.io/utils/clock/testing"
 )
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -217,51 +216,4 @@ func TestSlowStartBatch(t *testing.T) {
 			t.Errorf("got %d calls, %d successes, err %v; want 3, 3, context canceled", calls.Load(), ok, err)
 		}
 	})
-}
-
-func TestExpectations(t *testing.T) {
-	clk := clocktesting.NewFakePassiveClock(t0)
-	e := NewExpectations(time.Minute, clk)
-	const key = "default/web"
-	satisfied := func(want bool) {
-		t.Helper()
-		if got, _ := e.Satisfied(key); got != want {
-			t.Fatalf("satisfied: got %v, want %v", got, want)
-		}
-	}
-	satisfied(true) // nothing expected
-
-	e.ExpectCreations(key, 2)
-	satisfied(false)
-	e.CreationObserved(key)
-	satisfied(false)
-	e.CreationObserved(key)
-	satisfied(true)
-
-	e.ExpectDeletions(key, []string{"default/a", "default/b"})
-	satisfied(false)
-	e.DeletionObserved(key, "default/a")
-	e.DeletionObserved(key, "default/a") // the delete event after the update
-	satisfied(false)
-	e.DeletionObserved(key, "default/other")
-	satisfied(false)
-	e.DeletionObserved(key, "default/b")
-	satisfied(true)
-
-	// A record never satisfied expires after its TTL.
-	e.ExpectCreations(key, 1)
-	clk.SetTime(clk.Now().Add(40 * time.Second))
-	if ok, wait := e.Satisfied(key); ok || wait != 20*time.Second {
-		t.Fatalf("got %v, %v; want false, 20s", ok, wait)
-	}
-	clk.SetTime(clk.Now().Add(21 * time.Second))
-	satisfied(true)
-
-	e.ExpectCreations(key, 1)
-	e.Delete(key)
-	satisfied(true)
-	// Observations of a key with no record change nothing.
-	e.CreationObserved(key)
-	e.DeletionObserved(key, "default/a")
-	satisfied(true)
 }

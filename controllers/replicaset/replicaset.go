@@ -88,7 +88,7 @@ type Controller struct {
 	clock        clock.PassiveClock
 	rsIndexer    cache.Indexer
 	podIndexer   cache.Indexer
-	expectations *Expectations
+	expectations *controller.Expectations
 
 	// beforeCreate, when set (only by tests), is called before each pod
 	// create.
@@ -110,7 +110,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 		clock:        deps.Clock,
 		rsIndexer:    rsInformer.GetIndexer(),
 		podIndexer:   podInformer.GetIndexer(),
-		expectations: NewExpectations(cfg.ExpectationsTTL, deps.Clock),
+		expectations: controller.NewExpectations(cfg.ExpectationsTTL, deps.Clock),
 	}
 	c.Loop = controller.NewLoop(Name, cfg.Workers, c)
 	err = errors.Join(
@@ -135,7 +135,7 @@ func New(deps controller.Deps, cfg Config) (*Controller, error) {
 
 func (c *Controller) deleteReplicaSet(obj any) {
 	if key, ok := controller.Key(obj); ok {
-		c.expectations.Delete(key)
+		c.expectations.Forget(key)
 		c.Queue().Add(key)
 	}
 }
@@ -264,7 +264,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 		return controller.Result{}, fmt.Errorf("replicaset %q: %w", key, err)
 	}
 	if !exists {
-		c.expectations.Delete(key)
+		c.expectations.Forget(key)
 		return controller.Result{}, nil
 	}
 	rs := obj.(*appsv1.ReplicaSet)
@@ -461,7 +461,7 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 		n := min(-diff, c.cfg.BurstReplicas)
 		// Expect before writing: the informer may show a new pod before
 		// Create returns.
-		c.expectations.ExpectCreations(key, n)
+		c.expectations.Expect(key, n, nil)
 		logging.From(ctx).Info("creating pods", "count", n, "want", want, "have", len(owned))
 		created, err := slowStartBatch(ctx, n, 1, func() error { return c.createPod(ctx, rs) })
 		// Pods not created will never be observed.
@@ -476,7 +476,7 @@ func (c *Controller) manageReplicas(ctx context.Context, key string, rs *appsv1.
 		for i, p := range victims {
 			podKeys[i] = p.Namespace + "/" + p.Name
 		}
-		c.expectations.ExpectDeletions(key, podKeys)
+		c.expectations.Expect(key, 0, podKeys)
 		logging.From(ctx).Info("deleting pods", "count", n, "want", want, "have", len(owned))
 		var wg sync.WaitGroup
 		errs := make([]error, len(victims))

@@ -1,4 +1,4 @@
-package replicaset
+package controller
 
 import (
 	"sync"
@@ -7,13 +7,14 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// Expectations remembers, per ReplicaSet key, the pod creations and
-// deletions the controller has made and its informer has not shown yet.
+// Expectations remembers, per owner key (a ReplicaSet's, a Job's, a
+// DaemonSet's), the pod creations and deletions its controller has made
+// and its informer has not shown yet.
 //
 // The pod cache lags behind the controller's own writes: right after
 // creating 5 pods, a Reconcile that counts pods in the cache would see
 // too few and create 5 more. So before writing, the controller records
-// what it expects to see (ExpectCreations, ExpectDeletions); the pod
+// what it expects to see (Expect); the pod
 // event handlers tick the expectations off (CreationObserved,
 // DeletionObserved); and Reconcile only creates or deletes pods for a key
 // whose expectations are Satisfied.
@@ -31,11 +32,11 @@ type Expectations struct {
 
 	// mu guards records.
 	mu sync.Mutex
-	// records maps a ReplicaSet key to what it still expects to see.
+	// records maps an owner key to what it still expects to see.
 	records map[string]*expectation
 }
 
-// expectation is what one ReplicaSet still waits for.
+// expectation is what one owner still waits for.
 type expectation struct {
 	// creates counts pods created but not yet seen by the informer. It
 	// may go below zero when a create that reported an error did
@@ -56,24 +57,18 @@ func NewExpectations(ttl time.Duration, clk clock.PassiveClock) *Expectations {
 	return &Expectations{ttl: ttl, clock: clk, records: map[string]*expectation{}}
 }
 
-// ExpectCreations records that n pods of key are about to be created,
-// replacing any earlier record of key.
-func (e *Expectations) ExpectCreations(key string, n int) {
+// Expect records that creates pods of key are about to be created and
+// the pods named by deletes ("namespace/name") deleted, replacing any
+// earlier record of key. One record holds both, because one step of a
+// rolling update may do both.
+func (e *Expectations) Expect(key string, creates int, deletes []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.records[key] = &expectation{creates: n, set: e.clock.Now()}
-}
-
-// ExpectDeletions records that the pods named by podKeys are about to be
-// deleted, replacing any earlier record of key.
-func (e *Expectations) ExpectDeletions(key string, podKeys []string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	deletes := make(map[string]bool, len(podKeys))
-	for _, k := range podKeys {
-		deletes[k] = true
+	set := make(map[string]bool, len(deletes))
+	for _, k := range deletes {
+		set[k] = true
 	}
-	e.records[key] = &expectation{deletes: deletes, set: e.clock.Now()}
+	e.records[key] = &expectation{creates: creates, deletes: set, set: e.clock.Now()}
 }
 
 // CreationObserved ticks off one creation of key: the informer has shown
@@ -113,8 +108,8 @@ func (e *Expectations) Satisfied(key string) (ok bool, wait time.Duration) {
 	return false, left
 }
 
-// Delete forgets key, when its ReplicaSet is deleted.
-func (e *Expectations) Delete(key string) {
+// Forget drops key's record, when its owner is deleted.
+func (e *Expectations) Forget(key string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.records, key)
