@@ -225,6 +225,47 @@ func (o *Options) eachDeployment(ctx context.Context, ts []objectTarget, notSupp
 	return fails.err()
 }
 
+// restart patches the restartedAt annotation into the pod template of
+// each Deployment (unless paused) and DaemonSet in ts.
+func (o *Options) restart(ctx context.Context, ts []objectTarget) error {
+	c, err := o.Client()
+	if err != nil {
+		return err
+	}
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{
+			restartedAtAnnotation: rolloutClock().Format(time.RFC3339),
+		}},
+	}}})
+	if err != nil {
+		return err
+	}
+	var fails failures
+	for _, t := range ts {
+		switch {
+		case t.isDeployment():
+			var d *appsv1.Deployment
+			if d, err = c.Deployments(t.namespace).Get(ctx, t.name); err == nil {
+				if d.Spec.Paused {
+					err = fmt.Errorf("%s can't restart paused deployment (run rollout resume first)", t.resourceName())
+				} else {
+					_, err = c.Deployments(t.namespace).Patch(ctx, t.name, types.MergePatchType, patch)
+				}
+			}
+		case t.isDaemonSet():
+			_, err = c.DaemonSets(t.namespace).Patch(ctx, t.name, types.MergePatchType, patch)
+		default:
+			err = fmt.Errorf("%s restarting is not supported", t.resourceName())
+		}
+		if err == nil {
+			fmt.Fprintf(o.Out, "%s restarted\n", t.qualifiedName())
+		} else if !fails.add(err) {
+			break
+		}
+	}
+	return fails.err()
+}
+
 // newRolloutPauseCommand: `rollout pause`.
 func newRolloutPauseCommand(o *Options) *cobra.Command {
 	return newPausedCommand(o, true)
@@ -291,30 +332,13 @@ func newRolloutRestartCommand(o *Options) *cobra.Command {
 		Long: `Restart a resource: its pods are replaced by a new rollout, as for any
 change of the pod template. The change is the template's annotation
 kubectl.kubernetes.io/restartedAt, set to the current time.`,
-		Example: "  skiffctl rollout restart deployment/web",
+		Example: "  skiffctl rollout restart deployment/web\n  skiffctl rollout restart daemonset/log-shipper",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ts, err := o.targets(args, f, "rollout restart")
 			if err != nil {
 				return err
 			}
-			return o.eachDeployment(cmd.Context(), ts, "restarting is not supported", func(c *client.Client, t objectTarget, d *appsv1.Deployment) error {
-				if d.Spec.Paused {
-					return fmt.Errorf("%s can't restart paused deployment (run rollout resume first)", t.resourceName())
-				}
-				patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{
-					"metadata": map[string]any{"annotations": map[string]string{
-						restartedAtAnnotation: rolloutClock().Format(time.RFC3339),
-					}},
-				}}})
-				if err != nil {
-					return err
-				}
-				if _, err := c.Deployments(t.namespace).Patch(cmd.Context(), t.name, types.MergePatchType, patch); err != nil {
-					return err
-				}
-				fmt.Fprintf(o.Out, "%s restarted\n", t.qualifiedName())
-				return nil
-			})
+			return o.restart(cmd.Context(), ts)
 		},
 	}
 	rolloutFlags(cmd, &f, "naming the resources to restart")

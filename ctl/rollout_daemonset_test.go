@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -427,4 +428,33 @@ func TestRolloutUndoDaemonSet(t *testing.T) {
 			t.Errorf("image %q, want agent:1", got)
 		}
 	})
+}
+
+func TestRolloutRestartDaemonSet(t *testing.T) {
+	srv := testenv.StartServer(t)
+	kubeconfig := ctlKubeconfig(t, srv)
+	c := testenv.NewClient(t, srv)
+	ctlNamespace(t, c, "ds-restart")
+	testDaemonSet(t, c, "ds-restart", "agent:1")
+
+	start := time.Now().Add(-time.Second)
+	out, _, err := ctlRun(t, kubeconfig, "", "rollout", "restart", "daemonset/agent", "-n", "ds-restart")
+	if err != nil || out != "daemonset.apps/agent restarted\n" {
+		t.Fatalf("got %q, %v", out, err)
+	}
+	ds, err := c.DaemonSets("ds-restart").Get(testenv.Context(t), "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339, ds.Spec.Template.Annotations[restartedAtAnnotation])
+	if err != nil || at.Before(start.Truncate(time.Second)) || at.After(time.Now()) {
+		t.Errorf("restartedAt %v, %v: want the time of the restart", at, err)
+	}
+	if ds.Generation != 2 {
+		t.Errorf("generation %d after restart, want 2", ds.Generation)
+	}
+	_, _, err = ctlRun(t, kubeconfig, "", "rollout", "restart", "rs/x", "-n", "ds-restart")
+	if got, want := FormatError(err), `error: replicasets.apps "x" restarting is not supported`; got != want {
+		t.Errorf("restart of a replica set: %q, want %q", got, want)
+	}
 }
