@@ -38,7 +38,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
@@ -195,56 +194,16 @@ func runDaemonSet(b *testing.B, ctx context.Context, admin *client.Client, ns st
 	return create, rollout
 }
 
-// waitDaemonSet watches the DaemonSet "bench" in ns from resourceVersion
-// until done reports true, for at most benchWait, and returns it with the
-// resourceVersion reached. A watch that ends is resumed.
+// waitDaemonSet watches the DaemonSet "bench" in ns from resourceVersion until
+// done reports true, for at most benchWait (testenv.WatchUntil).
 func waitDaemonSet(b *testing.B, ctx context.Context, c *client.Client, ns, resourceVersion, what string, done func(*appsv1.DaemonSet) bool) (*appsv1.DaemonSet, string) {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(ctx, benchWait)
-	defer cancel()
-	var last *appsv1.DaemonSet
-	fail := func(format string, args ...any) {
-		b.Helper()
-		state := "nothing seen"
-		if last != nil {
-			s := last.Status
-			state = fmt.Sprintf("generation %d observed %d, desired %d current %d updated %d ready %d available %d",
-				last.Generation, s.ObservedGeneration, s.DesiredNumberScheduled, s.CurrentNumberScheduled, s.UpdatedNumberScheduled, s.NumberReady, s.NumberAvailable)
-		}
-		b.Fatalf("waiting for %s: %s (last: %s)", what, fmt.Sprintf(format, args...), state)
+	describe := func(o *appsv1.DaemonSet) string {
+		s := o.Status
+		return fmt.Sprintf("generation %d observed %d, desired %d current %d updated %d ready %d available %d",
+			o.Generation, s.ObservedGeneration, s.DesiredNumberScheduled, s.CurrentNumberScheduled, s.UpdatedNumberScheduled, s.NumberReady, s.NumberAvailable)
 	}
-	for {
-		w, err := c.DaemonSets(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: resourceVersion, AllowWatchBookmarks: true})
-		if err != nil {
-			if ctx.Err() != nil {
-				fail("timed out after %v", benchWait)
-			}
-			fail("watch: %v", err)
-		}
-		for ev := range w.ResultChan() {
-			if ev.Type == watch.Error {
-				w.Stop()
-				fail("watch error: %v", ev.Object)
-			}
-			ds, ok := ev.Object.(*appsv1.DaemonSet)
-			if !ok {
-				continue
-			}
-			resourceVersion = ds.ResourceVersion
-			if ev.Type == watch.Bookmark || ds.Name != "bench" {
-				continue
-			}
-			last = ds
-			if done(ds) {
-				w.Stop()
-				return ds, resourceVersion
-			}
-		}
-		w.Stop()
-		if ctx.Err() != nil {
-			fail("timed out after %v", benchWait)
-		}
-	}
+	return testenv.WatchUntil(b, ctx, c.DaemonSets(ns), "bench", resourceVersion, what, benchWait, describe, done)
 }
 
 // benchDaemonSet is a DaemonSet whose pods ask for 100m cpu and 128Mi of

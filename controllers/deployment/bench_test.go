@@ -36,7 +36,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiffdev/skiff/apiserver/auth"
 	"github.com/skiffdev/skiff/controllers"
@@ -61,7 +60,7 @@ func BenchmarkDeployment1000(b *testing.B) {
 		testenv.WithTimeout(time.Duration(b.N)*4*benchWait+2*benchWait), testenv.WithStopTimeout(30*time.Second))
 	ctx, admin := cl.Ctx, cl.Client
 
-	// Simulated nodes: 8 cpu, 32Gi, 110 pods each, pods Running at once,
+	// Simulated nodes: 16 cpu, 64Gi, 110 pods each, pods Running at once,
 	// on a connection of their own, as in their own process.
 	simCfg := cl.SimNodes(benchNodes)
 	simCfg.Client = testenv.NewClient(b, cl.Server)
@@ -180,56 +179,16 @@ func runDeployment(b *testing.B, ctx context.Context, admin *client.Client, ns s
 	return create, rollout
 }
 
-// waitDeployment watches the Deployment "bench" in ns from resourceVersion
-// until done reports true, for at most benchWait, and returns it with the
-// resourceVersion reached. A watch that ends is resumed.
+// waitDeployment watches the Deployment "bench" in ns from resourceVersion until
+// done reports true, for at most benchWait (testenv.WatchUntil).
 func waitDeployment(b *testing.B, ctx context.Context, c *client.Client, ns, resourceVersion, what string, done func(*appsv1.Deployment) bool) (*appsv1.Deployment, string) {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(ctx, benchWait)
-	defer cancel()
-	var last *appsv1.Deployment
-	fail := func(format string, args ...any) {
-		b.Helper()
-		state := "nothing seen"
-		if last != nil {
-			s := last.Status
-			state = fmt.Sprintf("generation %d observed %d, replicas %d updated %d ready %d available %d unavailable %d",
-				last.Generation, s.ObservedGeneration, s.Replicas, s.UpdatedReplicas, s.ReadyReplicas, s.AvailableReplicas, s.UnavailableReplicas)
-		}
-		b.Fatalf("waiting for %s: %s (last: %s)", what, fmt.Sprintf(format, args...), state)
+	describe := func(o *appsv1.Deployment) string {
+		s := o.Status
+		return fmt.Sprintf("generation %d observed %d, replicas %d updated %d ready %d available %d unavailable %d",
+			o.Generation, s.ObservedGeneration, s.Replicas, s.UpdatedReplicas, s.ReadyReplicas, s.AvailableReplicas, s.UnavailableReplicas)
 	}
-	for {
-		w, err := c.Deployments(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: resourceVersion, AllowWatchBookmarks: true})
-		if err != nil {
-			if ctx.Err() != nil {
-				fail("timed out after %v", benchWait)
-			}
-			fail("watch: %v", err)
-		}
-		for ev := range w.ResultChan() {
-			if ev.Type == watch.Error {
-				w.Stop()
-				fail("watch error: %v", ev.Object)
-			}
-			d, ok := ev.Object.(*appsv1.Deployment)
-			if !ok {
-				continue
-			}
-			resourceVersion = d.ResourceVersion
-			if ev.Type == watch.Bookmark || d.Name != "bench" {
-				continue
-			}
-			last = d
-			if done(d) {
-				w.Stop()
-				return d, resourceVersion
-			}
-		}
-		w.Stop()
-		if ctx.Err() != nil {
-			fail("timed out after %v", benchWait)
-		}
-	}
+	return testenv.WatchUntil(b, ctx, c.Deployments(ns), "bench", resourceVersion, what, benchWait, describe, done)
 }
 
 // benchDeployment is a Deployment of replicas pods, each one container
